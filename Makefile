@@ -1,0 +1,85 @@
+# The two commands a new user needs: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF := node_modules/.bin/buf
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS := True
+export HF_HUB_OFFLINE := 1
+
+.PHONY: help install tools system-deps run migrate proto proto-check lint test test-only bench clean
+
+help:
+	@echo "make run    - install, migrate and serve on 127.0.0.1:50051"
+	@echo "make test   - install everything the tests need and run lint + all tests"
+	@echo "make proto  - regenerate Python and TypeScript stubs from protos/"
+	@echo "make lint   - ruff, mypy --strict, buf lint/format, generated-code check"
+	@echo "make bench  - benchmarks (not part of the tests)"
+
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ./clients/python -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+clients/typescript/node_modules/.installed: clients/typescript/package.json clients/typescript/package-lock.json
+	cd clients/typescript && npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+tools: install node_modules/.installed clients/typescript/node_modules/.installed
+
+# Debian packages the tests use (Redis for the scale-out path from the later issues).
+system-deps:
+	@if ! command -v redis-server >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server >/dev/null; fi; \
+	fi
+
+run: install
+	$(VENV)/bin/ai-orchestration serve
+
+migrate: install
+	$(VENV)/bin/ai-orchestration migrate
+
+proto: install node_modules/.installed
+	$(PY) tools/vendor_protos.py
+	$(BUF) format -w
+	$(PY) tools/gen_python.py
+	$(BUF) generate
+
+# Generated code must match the protos: regenerate into the tree and fail on any difference.
+proto-check: proto
+	@git diff --exit-code --stat -- third_party clients/python/src clients/typescript/src/gen \
+	  || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- third_party clients/python/src clients/typescript/src/gen)" \
+	  || { echo "untracked generated files: run 'make proto' and commit"; git status --short; exit 1; }
+
+lint: tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(BUF) lint
+	$(BUF) format --exit-code > /dev/null || { $(BUF) format -d; exit 1; }
+	./tools/buf-breaking
+
+test: tools system-deps proto-check lint
+	$(VENV)/bin/pytest -q
+
+test-only: install
+	$(VENV)/bin/pytest -q
+
+bench: install
+	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(PY) $$b; done || echo "no benchmarks yet"
+
+clean:
+	rm -rf $(VENV) node_modules clients/typescript/node_modules clients/typescript/dist data

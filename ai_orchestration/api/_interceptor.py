@@ -1,0 +1,199 @@
+"""The server interceptor every RPC passes through.
+
+Per call, in order: a correlation id; authentication and the role check (``security``); request
+validation from the protos' ``buf.validate`` rules; the handler; then errors mapped to status
+codes with ``google.rpc.Status`` details (``_errors``) and the call counted in the metrics.
+Unexpected exceptions become INTERNAL with a fixed message; the exception is logged with the
+correlation id, which goes back in the ``x-correlation-id`` trailer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn
+
+import grpc
+import grpc.aio
+from google.protobuf.message import Message
+
+from ai_orchestration import errors
+from ai_orchestration.api._errors import (
+    CORRELATION_KEY,
+    STATUS_DETAILS_KEY,
+    internal_status,
+    rich_status,
+)
+from ai_orchestration.api._validation import validate_request
+from ai_orchestration.observability import Metrics
+from ai_orchestration.security import Authenticator
+from ai_orchestration.security._principal import set_principal
+
+_log = logging.getLogger(__name__)
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class _Call:
+    """State of one RPC passing through the pipeline."""
+
+    def __init__(
+        self, pipeline: ServicePipeline, method: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        self.pipeline = pipeline
+        self.method = method
+        self.context = context
+        self.started = time.perf_counter()
+        self.code = grpc.StatusCode.OK
+        self.recorded = False
+        metadata = tuple(context.invocation_metadata() or ())
+        self.metadata = metadata
+        offered = next((str(v) for k, v in metadata if k in (CORRELATION_KEY, "x-request-id")), "")
+        # A caller-supplied id is reused (so logs join up across services) only if it is tame.
+        self.correlation_id = offered if _SAFE_ID.match(offered) else uuid.uuid4().hex
+
+    def enter(self, request: Message | None) -> None:
+        principal = self.pipeline.authenticator.authenticate(self.method, self.metadata)
+        # Each RPC runs in its own task with a copied context, so the binding cannot leak to
+        # another call; it is not reset because a cancelled stream may be closed from another
+        # context, where ContextVar.reset would raise.
+        set_principal(principal)
+        if request is not None:
+            validate_request(request)
+
+    def exit(self) -> None:
+        if self.recorded:
+            return
+        self.recorded = True
+        elapsed = time.perf_counter() - self.started
+        self.pipeline.metrics.observe(self.method, self.code.name, elapsed)
+
+    async def fail(self, error: Exception) -> NoReturn:
+        if isinstance(error, errors.OrchestrationError):
+            code, status = rich_status(error, self.correlation_id)
+            if code is grpc.StatusCode.INTERNAL or code is grpc.StatusCode.UNKNOWN:
+                _log.error("%s failed [%s]: %s", self.method, self.correlation_id, error)
+        else:
+            code, status = grpc.StatusCode.INTERNAL, internal_status(self.correlation_id)
+            _log.exception("%s crashed [%s]", self.method, self.correlation_id)
+        self.code = code
+        # Counted before the status goes out, so whoever sees the status also sees the count.
+        self.exit()
+        await self.context.abort(
+            code,
+            status.message,
+            trailing_metadata=(
+                (STATUS_DETAILS_KEY, status.SerializeToString()),
+                (CORRELATION_KEY, self.correlation_id),
+            ),
+        )
+        raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
+
+    @contextlib.asynccontextmanager
+    async def guard(self) -> AsyncIterator[None]:
+        """The boundary around a handler: nothing but a status leaves it."""
+        try:
+            yield
+        except grpc.aio.AbortError:
+            self.note_abort()
+            raise
+        except Exception as error:
+            await self.fail(error)
+        finally:
+            self.exit()
+
+    def note_abort(self) -> None:
+        # A handler aborted by itself (context.abort): keep its code for the metrics.
+        code = self.context.code()
+        self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
+async def _validated(requests: AsyncIterator[Message]) -> AsyncIterator[Message]:
+    async for request in requests:
+        validate_request(request)
+        yield request
+
+
+class ServicePipeline(grpc.aio.ServerInterceptor):
+    """The one interceptor: auth, validation, error mapping, metrics."""
+
+    def __init__(self, *, authenticator: Authenticator, metrics: Metrics) -> None:
+        self.authenticator = authenticator
+        self.metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method: str = handler_call_details.method
+        return self._wrap(handler, method)
+
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        kwargs: dict[str, Any] = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary_response(method, handler.unary_unary, streaming=False), **kwargs
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary_response(method, handler.stream_unary, streaming=True), **kwargs
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream_response(method, handler.unary_stream, streaming=False), **kwargs
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._stream_response(method, handler.stream_stream, streaming=True), **kwargs
+            )
+        return handler
+
+    def _unary_response(
+        self, method: str, behavior: Callable[..., Any], *, streaming: bool
+    ) -> Callable[..., Awaitable[Any]]:
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            call = _Call(self, method, context)
+            async with call.guard():
+                call.enter(None if streaming else request)
+                arg = _validated(request) if streaming else request
+                return await behavior(arg, context)
+            raise AssertionError("unreachable: guard() re-raises")  # pragma: no cover
+
+        return wrapped
+
+    def _stream_response(
+        self, method: str, behavior: Callable[..., Any], *, streaming: bool
+    ) -> Callable[..., AsyncIterator[Any]]:
+        generates = inspect.isasyncgenfunction(behavior)
+
+        async def wrapped(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            call = _Call(self, method, context)
+            async with call.guard():
+                call.enter(None if streaming else request)
+                arg = _validated(request) if streaming else request
+                if generates:
+                    async for response in behavior(arg, context):
+                        yield response
+                else:
+                    # Handlers may also stream by awaiting context.write() (the health
+                    # service's Watch does); those return a coroutine, not an iterator.
+                    await behavior(arg, context)
+
+        return wrapped

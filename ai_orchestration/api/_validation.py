@@ -1,0 +1,49 @@
+"""Request validation from the ``buf.validate`` rules declared in the protos."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import protovalidate
+from google.protobuf.message import Message
+
+from ai_orchestration.errors import FieldViolation, InvalidArgumentError
+
+_validator = protovalidate.Validator()
+
+
+def _field_path(violation: protovalidate.Violation) -> str:
+    parts: list[str] = []
+    path = violation.proto.field
+    for element in path.elements if path is not None else ():
+        part = element.field_name
+        subscript: Any = element.subscript
+        if subscript is not None:
+            key = subscript.value
+            part += f'["{key}"]' if isinstance(key, str) else f"[{int(key)}]"
+        parts.append(part)
+    return ".".join(parts)
+
+
+def _rule_reason(rule_id: str) -> str:
+    # google.rpc.BadRequest.FieldViolation.reason is UPPER_SNAKE_CASE: "string.min_len" ->
+    # "STRING_MIN_LEN".
+    return "".join(ch if ch.isalnum() else "_" for ch in rule_id).upper()
+
+
+def validate_request(message: Message) -> None:
+    """Raise :class:`InvalidArgumentError` listing every violated rule of ``message``."""
+    violations = _validator.collect_violations(message)
+    if not violations:
+        return
+    fields = [
+        FieldViolation(
+            field=_field_path(violation),
+            description=violation.proto.message or violation.proto.rule_id,
+            rule=_rule_reason(violation.proto.rule_id),
+        )
+        for violation in violations
+    ]
+    summary = "; ".join(f"{item.field}: {item.description}" for item in fields[:5])
+    more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
+    raise InvalidArgumentError(f"invalid {message.DESCRIPTOR.name}: {summary}{more}", fields)

@@ -1,0 +1,86 @@
+"""Service configuration, read from ``AIO_*`` environment variables (and an optional ``.env``).
+
+Every field is documented in the README's configuration table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "is_loopback"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and any 127.0.0.0/8 or ::1 address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Typed, frozen settings; construct with keyword overrides in tests."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AIO_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    """Address to bind. Anything but loopback requires authentication to be configured."""
+    port: int = Field(default=50051, ge=0, le=65535)
+    """Port to bind; 0 picks a free one (printed at start-up)."""
+    data_dir: Path = Path("data")
+    """Directory for the embedded SQLite database and other local state."""
+    database_url: str = ""
+    """SQLAlchemy URL; empty means ``sqlite+aiosqlite:///<data_dir>/ai-orchestration.db``.
+    ``DATABASE_URL`` (no prefix) is read too, for platform conventions."""
+
+    auth_hs256_secret: str = ""
+    """Shared secret for HS256 tokens."""
+    auth_public_key_file: Path | None = None
+    """PEM public key for RS256 tokens."""
+    auth_jwks_file: Path | None = None
+    """JWKS file (RS256 keys selected by ``kid``)."""
+    auth_issuer: str = ""
+    """Required ``iss`` claim, if set."""
+    auth_audience: str = ""
+    """Required ``aud`` claim, if set."""
+    auth_leeway_seconds: int = Field(default=30, ge=0, le=600)
+    """Clock skew tolerated on ``exp``/``nbf``."""
+
+    shutdown_grace_seconds: float = Field(default=15.0, ge=0, le=600)
+    """On SIGTERM, how long in-flight RPCs may finish before they are cancelled."""
+    max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    """Largest request or response message."""
+    max_concurrent_streams: int = Field(default=1000, ge=1)
+    """HTTP/2 streams per connection."""
+    keepalive_time_seconds: int = Field(default=60, ge=10)
+    """Server keepalive ping interval on idle connections."""
+    keepalive_timeout_seconds: int = Field(default=20, ge=1)
+    """Time to wait for a keepalive ack before closing the connection."""
+    max_connection_age_seconds: int = Field(default=1800, ge=0)
+    """Connections are closed gracefully after this age so load balancers rebalance; 0 = never."""
+
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    """Port for the Prometheus ``/metrics`` endpoint on ``host``; 0 disables it."""
+    log_level: str = "INFO"
+    """Root log level."""
+
+    @property
+    def auth_configured(self) -> bool:
+        """Whether any token verification key is configured."""
+        return bool(self.auth_hs256_secret or self.auth_public_key_file or self.auth_jwks_file)
+
+    def resolved_database_url(self, environ_database_url: str = "") -> str:
+        """The database URL to use: explicit, then ``DATABASE_URL``, then embedded SQLite."""
+        if self.database_url:
+            return self.database_url
+        if environ_database_url:
+            return environ_database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ai-orchestration.db').resolve()}"

@@ -1,0 +1,157 @@
+"""The grpc.aio server: contract services, health, reflection, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from ai_orchestration.api import ServicePipeline, register_services
+from ai_orchestration.config import Settings, is_loopback
+from ai_orchestration.errors import FailedPreconditionError
+from ai_orchestration.observability import Metrics
+from ai_orchestration.security import Authenticator, TokenVerifier
+from ai_orchestration.storage import Database
+
+_log = logging.getLogger(__name__)
+
+
+def _server_options(settings: Settings) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
+        ("grpc.keepalive_time_ms", settings.keepalive_time_seconds * 1000),
+        ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_seconds * 1000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # Accept client keepalive pings every 10 s or more without calling them abusive.
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.max_connection_age_ms", settings.max_connection_age_seconds * 1000 or 2**31 - 1),
+        ("grpc.max_connection_age_grace_ms", 30_000),
+        # Never share a port with another process by accident.
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def build_authenticator(settings: Settings) -> Authenticator:
+    """Token verification from settings, or dev mode — which only loopback may use."""
+    if settings.auth_configured:
+        return Authenticator(verifier=TokenVerifier.from_settings(settings))
+    if not is_loopback(settings.host):
+        raise FailedPreconditionError(
+            f"refusing to serve on {settings.host} without authentication: set "
+            "AIO_AUTH_HS256_SECRET, AIO_AUTH_PUBLIC_KEY_FILE or AIO_AUTH_JWKS_FILE, or bind "
+            "127.0.0.1 for dev mode",
+            reason="AUTH_REQUIRED_OFF_LOOPBACK",
+        )
+    _log.warning("no authentication configured: dev mode, every caller is tenant 'dev'")
+    return Authenticator(verifier=None)
+
+
+class Server:
+    """One serving process. ``async with Server(...)`` starts it; ``stop()`` is idempotent."""
+
+    def __init__(
+        self, *, settings: Settings, database: Database, metrics: Metrics | None = None
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.metrics = metrics or Metrics()
+        self.authenticator = build_authenticator(settings)
+        self.health = HealthServicer()
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._service_names: list[str] = []
+        self._stopped = asyncio.Event()
+
+    @property
+    def address(self) -> str:
+        """``host:port`` the server listens on."""
+        return f"{self.settings.host}:{self.port}"
+
+    async def start(self) -> int:
+        """Bind, register services and mark them SERVING; returns the bound port."""
+        server = grpc.aio.server(
+            interceptors=[ServicePipeline(authenticator=self.authenticator, metrics=self.metrics)],
+            options=_server_options(self.settings),
+        )
+        self._service_names = register_services(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (
+                *self._service_names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        host = self.settings.host
+        bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        self.port = server.add_insecure_port(f"{bind_host}:{self.settings.port}")
+        await server.start()
+        self._server = server
+        for name in ("", *self._service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.settings.metrics_port:
+            self.metrics.serve_http(host, self.settings.metrics_port)
+        _log.info("serving on %s (pid %d)", self.address, os.getpid())
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING first (so balancers drain us), then let in-flight RPCs finish for
+        ``grace`` seconds (default from settings) before cancelling them."""
+        if self._server is None or self._stopped.is_set():
+            return
+        self._stopped.set()
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        _log.info("stopped")
+
+    async def wait(self) -> None:
+        """Wait until the server has stopped."""
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def serve(settings: Settings, *, database_url: str) -> None:
+    """Migrate, serve until SIGTERM/SIGINT, then shut down gracefully."""
+    async with Database.from_url(database_url) as database:
+        await database.migrate()
+        server = Server(settings=settings, database=database)
+        await server.start()
+        # Printed (not only logged) so scripts and tests can find a port-0 server.
+        print(f"ai-orchestration listening on {server.address}", flush=True)
+        loop = asyncio.get_running_loop()
+        stopping: set[asyncio.Task[None]] = set()
+
+        def _on_signal(signum: int) -> None:
+            _log.info("received %s: draining", signal.Signals(signum).name)
+            stopping.add(loop.create_task(server.stop()))
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, _on_signal, signum)
+        await server.wait()
+        if stopping:
+            await asyncio.gather(*stopping)

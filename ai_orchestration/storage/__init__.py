@@ -1,0 +1,34 @@
+"""Storage: SQLAlchemy models, repositories and Alembic migrations on SQLite or PostgreSQL.
+
+Every repository method takes the tenant as its first argument and filters on it; there is no
+way to read another tenant's rows through this package.
+"""
+
+from __future__ import annotations
+
+from ai_orchestration.storage._common import Clock, JsonValue, utc_now
+from ai_orchestration.storage._engine import Backend, Database
+from ai_orchestration.storage._idempotency import (
+    IdempotencyRecord,
+    IdempotencyRepository,
+    compute_request_digest,
+)
+from ai_orchestration.storage._models import Base
+from ai_orchestration.storage._settings import TenantSettingsRepository
+from ai_orchestration.storage._types import UTCDateTime
+from ai_orchestration.storage._urls import normalize_database_url
+
+__all__ = [
+    "Backend",
+    "Base",
+    "Clock",
+    "Database",
+    "IdempotencyRecord",
+    "IdempotencyRepository",
+    "JsonValue",
+    "TenantSettingsRepository",
+    "UTCDateTime",
+    "compute_request_digest",
+    "normalize_database_url",
+    "utc_now",
+]

@@ -1,0 +1,127 @@
+"""The :class:`Database`: one engine and session factory per process, with an explicit lifecycle."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Literal, Self
+
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from ai_orchestration.storage import _migrate
+from ai_orchestration.storage._sqlite import install_sqlite_hooks
+from ai_orchestration.storage._urls import normalize_database_url, sqlite_file_path
+
+__all__ = ["Backend", "Database"]
+
+Backend = Literal["sqlite", "postgresql"]
+
+
+class Database:
+    """Owns an :class:`AsyncEngine` and the session factory repositories use.
+
+    Build it with :meth:`from_url` and close it when done, preferably with ``async with``::
+
+        async with Database.from_url("sqlite:///data/service.db") as db:
+            await db.migrate()
+            settings = TenantSettingsRepository(database=db)
+
+    :meth:`close` is safe to call more than once.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        """Wrap an engine built elsewhere; prefer :meth:`from_url`, which configures it."""
+        backend = engine.dialect.name
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database dialect {backend!r}")
+        self._backend: Backend = "sqlite" if backend == "sqlite" else "postgresql"
+        self._engine = engine
+        # Repositories hand out plain dataclasses, so nothing is read after commit: skip expiry.
+        self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str | URL, *, echo: bool = False) -> Database:
+        """Create a database handle for ``url`` without connecting yet.
+
+        Plain ``sqlite://`` and ``postgresql://`` URLs are switched to their async drivers (see
+        :func:`normalize_database_url`). For a SQLite file, missing parent directories are
+        created and every connection gets WAL, foreign keys and a busy timeout.
+
+        Raises:
+            ValueError: the URL names an unsupported backend or driver.
+        """
+        normalized = normalize_database_url(url)
+        if normalized.get_backend_name() == "sqlite":
+            path = sqlite_file_path(normalized)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(normalized, echo=echo)
+            install_sqlite_hooks(engine.sync_engine)
+        else:
+            # Replicas outlive database restarts and failovers: test connections on checkout.
+            engine = create_async_engine(normalized, echo=echo, pool_pre_ping=True)
+        return cls(engine)
+
+    @property
+    def backend(self) -> Backend:
+        """Which database this is: ``"sqlite"`` or ``"postgresql"``."""
+        return self._backend
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The underlying engine, for code that needs Core access (tests, maintenance)."""
+        self._check_open()
+        return self._engine
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        """Session factory; ``async with db.sessionmaker.begin() as session`` commits on exit."""
+        self._check_open()
+        return self._sessionmaker
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._closed
+
+    async def migrate(self) -> None:
+        """Apply every Alembic migration up to head; a no-op when already there.
+
+        Safe to call from several processes (a database lock) or tasks (a process lock) at once.
+        """
+        self._check_open()
+        await _migrate.migrate(self._engine)
+
+    async def close(self) -> None:
+        """Dispose of the engine's connections. Calling it again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        url = self._engine.url.render_as_string(hide_password=True)
+        state = "closed" if self._closed else "open"
+        return f"<Database {url} {state}>"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the Database is closed")

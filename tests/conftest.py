@@ -1,0 +1,82 @@
+"""Shared fixtures: a real in-process grpc.aio server on port 0 with HS256 auth."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import grpc.aio
+import jwt
+import pytest
+
+from ai_orchestration.config import Settings
+from ai_orchestration.server import Server
+from ai_orchestration.storage import Database
+
+pytest_plugins = ["tests.fixtures.postgres"]
+
+# litellm must never reach for the network (later issues); set before anything imports it.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SECRET = "test-secret-with-at-least-32-bytes-of-entropy!"
+
+TokenFactory = Callable[..., str]
+
+
+def make_token(
+    *,
+    tenant_id: str = "acme",
+    roles: Sequence[str] = ("admin",),
+    secret: str = SECRET,
+    expires_in: float = 300,
+    **claims: object,
+) -> str:
+    """An HS256 token as an identity provider would issue it."""
+    payload: dict[str, object] = {
+        "sub": "svc-test",
+        "tenant_id": tenant_id,
+        "roles": list(roles),
+        "exp": int(time.time() + expires_in),
+        **claims,
+    }
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+@pytest.fixture
+def token() -> TokenFactory:
+    """Factory of signed tokens (tenant, roles, expiry configurable)."""
+    return make_token
+
+
+@contextlib.asynccontextmanager
+async def running_server(settings: Settings) -> AsyncIterator[Server]:
+    """Migrate the settings' database and serve until the block ends."""
+    async with Database.from_url(settings.resolved_database_url()) as database:
+        await database.migrate()
+        async with Server(settings=settings, database=database) as running:
+            yield running
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    """A real server with HS256 auth on 127.0.0.1:<free port>, SQLite under tmp_path."""
+    settings = Settings(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path,
+        auth_hs256_secret=SECRET,
+        shutdown_grace_seconds=1,
+    )
+    async with running_server(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def channel(server: Server) -> AsyncIterator[grpc.aio.Channel]:
+    """A plaintext channel to the server (no credentials attached)."""
+    async with grpc.aio.insecure_channel(server.address) as chan:
+        yield chan

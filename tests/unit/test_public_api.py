@@ -1,0 +1,78 @@
+"""Public names are re-exported from private modules; these tests pin them."""
+
+from __future__ import annotations
+
+import crm_ai_client
+import pytest
+
+from ai_orchestration import api, errors, observability, security, server
+from ai_orchestration.api._errors import STATUS_CODES
+from ai_orchestration.config import Settings, is_loopback
+
+
+@pytest.mark.parametrize(
+    ("module", "names"),
+    [
+        (api, ["SERVICES", "ServiceEntry", "ServicePipeline", "register_services"]),
+        (
+            security,
+            [
+                "DEV_TENANT",
+                "REQUIRED_ROLE",
+                "Authenticator",
+                "Principal",
+                "TokenVerifier",
+                "current_principal",
+                "dev_principal",
+                "effective_roles",
+                "is_public",
+            ],
+        ),
+        (server, ["Server", "build_authenticator", "serve"]),
+        (observability, ["Metrics", "configure_logging"]),
+        (
+            crm_ai_client,
+            ["DEFAULT_SERVICE_CONFIG", "FieldViolation", "ServiceError", "aio_channel", "channel"],
+        ),
+    ],
+)
+def test_exports(module: object, names: list[str]) -> None:
+    exported = list(module.__all__)  # type: ignore[attr-defined]
+    assert exported == names
+    assert exported == sorted(exported, key=lambda n: (not n.isupper(), n))
+    for name in exported:
+        assert getattr(module, name) is not None
+
+
+def test_every_domain_error_has_a_status_code() -> None:
+    domain = {
+        cls
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.OrchestrationError)
+    }
+    assert domain - {errors.OrchestrationError} == set(STATUS_CODES)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("10.0.0.5", False),
+        ("::", False),
+        ("example.internal", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_database_url_precedence() -> None:
+    explicit = Settings(database_url="postgresql://x/y")
+    assert explicit.resolved_database_url("postgresql://env/db") == "postgresql://x/y"
+    assert Settings().resolved_database_url("postgresql://env/db") == "postgresql://env/db"
+    assert Settings().resolved_database_url("").startswith("sqlite+aiosqlite:///")
