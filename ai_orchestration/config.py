@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     max_connection_age_seconds: int = Field(default=1800, ge=0)
     """Connections are closed gracefully after this age so load balancers rebalance; 0 = never."""
 
+    scoring_bootstrap_rows: int = Field(default=50_000, ge=5_000, le=1_000_000)
+    """Synthetic leads the global scoring model is trained on at first start (a few seconds for
+    50k); also the global data mixed into a small tenant's training."""
+
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Port for the Prometheus ``/metrics`` endpoint on ``host``; 0 disables it."""
     log_level: str = "INFO"

@@ -2,5 +2,6 @@
 
 from ai_orchestration.api._interceptor import ServicePipeline
 from ai_orchestration.api._registry import SERVICES, ServiceEntry, register_services
+from ai_orchestration.api._scoring import ScoringServicer
 
-__all__ = ["SERVICES", "ServiceEntry", "ServicePipeline", "register_services"]
+__all__ = ["SERVICES", "ScoringServicer", "ServiceEntry", "ServicePipeline", "register_services"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc.aio
-from crm.ai.v1 import insight_pb2, scoring_pb2, workflow_pb2
+from crm.ai.v1 import insight_pb2, scoring_pb2, scoring_pb2_grpc, workflow_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
+from ai_orchestration.api._scoring import ScoringServicer
 from ai_orchestration.api._unimplemented import unimplemented_service
 
 
@@ -20,15 +21,27 @@ class ServiceEntry:
 
 
 SERVICES: tuple[ServiceEntry, ...] = (
-    ServiceEntry(scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"], issue=3),
+    ServiceEntry(scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"], issue=None),
     ServiceEntry(workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"], issue=5),
     ServiceEntry(insight_pb2.DESCRIPTOR.services_by_name["InsightService"], issue=None),
 )
 
 
-def register_services(server: grpc.aio.Server) -> list[str]:
-    """Add every contract service to ``server``; returns their full names."""
+SCORING: str = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
+
+
+def register_services(server: grpc.aio.Server, *, scoring: ScoringServicer) -> list[str]:
+    """Add every contract service to ``server``; returns their full names.
+
+    Built services are served by their servicers; the others answer UNIMPLEMENTED naming the
+    issue that builds them.
+    """
+    scoring_pb2_grpc.add_ScoringServiceServicer_to_server(scoring, server)
     server.add_generic_rpc_handlers(
-        tuple(unimplemented_service(entry.descriptor, entry.issue) for entry in SERVICES)
+        tuple(
+            unimplemented_service(entry.descriptor, entry.issue)
+            for entry in SERVICES
+            if entry.descriptor.full_name != SCORING
+        )
     )
     return [entry.descriptor.full_name for entry in SERVICES]

@@ -7,7 +7,7 @@ The scoring core never sees protobuf messages: the gRPC adapter maps a ``Lead`` 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -200,3 +200,32 @@ def to_matrix(leads: Sequence[LeadFeatures]) -> npt.NDArray[np.float64]:
     # impossible (the API requires >= 1), but clip anyway so bad data cannot produce -inf.
     matrix[:, log_column] = np.log(np.clip(matrix[:, log_column], 1.0, None))
     return matrix
+
+
+def features_to_json(lead: LeadFeatures) -> dict[str, object]:
+    """The lead's known values as JSON-ready data (missing fields left out), for storage."""
+    document: dict[str, object] = {}
+    for name in LeadFeatures.__dataclass_fields__:
+        value = getattr(lead, name)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, StrEnum):
+            value = value.value
+        document[name] = value
+    return document
+
+
+def features_from_json(document: Mapping[str, object]) -> LeadFeatures:
+    """Inverse of :func:`features_to_json`; unknown keys are ignored (older or newer rows)."""
+    values: dict[str, object] = {
+        key: value for key, value in document.items() if key in LeadFeatures.__dataclass_fields__
+    }
+    if isinstance(seniority := values.get("seniority"), str):
+        values["seniority"] = Seniority(seniority)
+    if isinstance(source := values.get("source"), str):
+        values["source"] = LeadSource(source)
+    if isinstance(created := values.get("create_time"), str):
+        values["create_time"] = datetime.fromisoformat(created)
+    return LeadFeatures(**values)  # type: ignore[arg-type]

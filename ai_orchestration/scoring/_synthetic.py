@@ -28,6 +28,7 @@ tested on the most recent 20% faces slightly different data than it was trained 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -152,7 +153,7 @@ class SyntheticLeads:
     created_days: npt.NDArray[np.float64]
     """Days between :data:`START` and each lead's creation (also in ``create_time``)."""
     drivers: dict[str, float]
-    """The true coefficients (:data:`DRIVERS`)."""
+    """The true coefficients (:data:`DRIVERS` unless overridden)."""
     top_drivers: tuple[str, ...]
     """The three strongest true drivers (:data:`TOP_DRIVERS`)."""
 
@@ -164,8 +165,19 @@ def _choice(
     return rng.choice(len(probabilities), size=n, p=probabilities / probabilities.sum())
 
 
-def generate_leads(n: int, *, seed: int) -> SyntheticLeads:
-    """Generates ``n`` leads and their outcomes; the same ``seed`` gives the same leads."""
+def generate_leads(
+    n: int, *, seed: int, drivers: Mapping[str, float] | None = None
+) -> SyntheticLeads:
+    """Generates ``n`` leads and their outcomes; the same ``seed`` gives the same leads.
+
+    ``drivers`` overrides some of the true coefficients of :data:`DRIVERS` (e.g. a market where
+    demo requests are a bad sign), for testing that a model learns a different world; the
+    returned ``top_drivers`` then is empty, since the ranking is only worked out for the default.
+    """
+    unknown = set(drivers or {}) - set(DRIVERS)
+    if unknown:
+        raise ValueError(f"unknown drivers: {sorted(unknown)}")
+    coefficients = {**DRIVERS, **(drivers or {})}
     rng = np.random.default_rng(seed)
     created = np.sort(rng.uniform(0.0, SPAN_DAYS, size=n))
     years = created / 365.0
@@ -190,13 +202,13 @@ def generate_leads(n: int, *, seed: int) -> SyntheticLeads:
     logit = (
         INTERCEPT
         + DRIFT_PER_YEAR * years
-        + DRIVERS["demo_requested"] * demo
-        + (DRIVERS["pricing_page_visits"] + PRICING_DRIFT_PER_YEAR * years) * np.log1p(pricing)
-        + DRIVERS["seniority_level"] * level
-        + DRIVERS["personal_email"] * personal
-        + DRIVERS["days_since_last_touch"] * np.minimum(days, 90.0)
-        + DRIVERS["page_visits"] * np.log1p(visits)
-        + DRIVERS["log_employee_count"] * (np.log(employees) - np.log(200.0))
+        + coefficients["demo_requested"] * demo
+        + (coefficients["pricing_page_visits"] + PRICING_DRIFT_PER_YEAR * years) * np.log1p(pricing)
+        + coefficients["seniority_level"] * level
+        + coefficients["personal_email"] * personal
+        + coefficients["days_since_last_touch"] * np.minimum(days, 90.0)
+        + coefficients["page_visits"] * np.log1p(visits)
+        + coefficients["log_employee_count"] * (np.log(employees) - np.log(200.0))
         + np.array([SOURCE_EFFECTS[s] for s in source_values])[source]
         + np.array([INDUSTRY_EFFECTS[i] for i in industry_names])[industry]
         + rng.normal(0.0, NOISE_SD, size=n)
@@ -249,6 +261,6 @@ def generate_leads(n: int, *, seed: int) -> SyntheticLeads:
         leads=leads,
         converted=converted,
         created_days=created,
-        drivers=dict(DRIVERS),
-        top_drivers=TOP_DRIVERS,
+        drivers=coefficients,
+        top_drivers=TOP_DRIVERS if coefficients == DRIVERS else (),
     )

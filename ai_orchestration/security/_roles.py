@@ -17,6 +17,8 @@ REQUIRED_ROLE: Mapping[str, str] = {
     "/crm.ai.v1.ScoringService/ListScoringModels": "scoring.reader",
     "/crm.ai.v1.ScoringService/RecordLeadOutcome": "scoring.writer",
     "/crm.ai.v1.ScoringService/TrainScoringModel": "scoring.admin",
+    "/crm.ai.v1.ScoringService/GetScoringSettings": "scoring.reader",
+    "/crm.ai.v1.ScoringService/UpdateScoringSettings": "scoring.admin",
     "/crm.ai.v1.WorkflowService/ListWorkflows": "workflow.reader",
     "/crm.ai.v1.WorkflowService/GetRun": "workflow.reader",
     "/crm.ai.v1.WorkflowService/ListRuns": "workflow.reader",

@@ -15,12 +15,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from ai_orchestration.api import ServicePipeline, register_services
+from ai_orchestration.api import ScoringServicer, ServicePipeline, register_services
 from ai_orchestration.config import Settings, is_loopback
 from ai_orchestration.errors import FailedPreconditionError
 from ai_orchestration.observability import Metrics
 from ai_orchestration.security import Authenticator, TokenVerifier
-from ai_orchestration.storage import Database
+from ai_orchestration.scoring import ScoringEngine
+from ai_orchestration.storage import Database, IdempotencyRepository
 
 _log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class Server:
         self.metrics = metrics or Metrics()
         self.authenticator = build_authenticator(settings)
         self.health = HealthServicer()
+        self.scoring = ScoringEngine(
+            database=database, bootstrap_rows=settings.scoring_bootstrap_rows
+        )
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._service_names: list[str] = []
@@ -80,12 +84,16 @@ class Server:
         return f"{self.settings.host}:{self.port}"
 
     async def start(self) -> int:
-        """Bind, register services and mark them SERVING; returns the bound port."""
+        """Load the models, bind, register services and mark them SERVING; returns the port."""
+        await self.scoring.start()
         server = grpc.aio.server(
             interceptors=[ServicePipeline(authenticator=self.authenticator, metrics=self.metrics)],
             options=_server_options(self.settings),
         )
-        self._service_names = register_services(server)
+        self._service_names = register_services(
+            server,
+            scoring=ScoringServicer(self.scoring, IdempotencyRepository(database=self.database)),
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (

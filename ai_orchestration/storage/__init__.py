@@ -14,18 +14,42 @@ from ai_orchestration.storage._idempotency import (
     compute_request_digest,
 )
 from ai_orchestration.storage._models import Base
+from ai_orchestration.storage._scoring import (
+    GLOBAL_OWNER,
+    MODEL_STATES,
+    InvalidPageTokenError,
+    LeadOutcomeRepository,
+    LeadScoreRepository,
+    NewScoringModel,
+    OutcomeRecord,
+    ScoredOutcome,
+    ScoreRecord,
+    ScoringModelRepository,
+    StoredScoringModel,
+)
 from ai_orchestration.storage._settings import TenantSettingsRepository
 from ai_orchestration.storage._types import UTCDateTime
 from ai_orchestration.storage._urls import normalize_database_url
 
 __all__ = [
+    "GLOBAL_OWNER",
+    "MODEL_STATES",
     "Backend",
     "Base",
     "Clock",
     "Database",
     "IdempotencyRecord",
     "IdempotencyRepository",
+    "InvalidPageTokenError",
     "JsonValue",
+    "LeadOutcomeRepository",
+    "LeadScoreRepository",
+    "NewScoringModel",
+    "OutcomeRecord",
+    "ScoreRecord",
+    "ScoredOutcome",
+    "ScoringModelRepository",
+    "StoredScoringModel",
     "TenantSettingsRepository",
     "UTCDateTime",
     "compute_request_digest",

@@ -9,13 +9,29 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, LargeBinary, MetaData, PrimaryKeyConstraint, String
+from sqlalchemy import (
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ai_orchestration.storage._common import JsonValue
 from ai_orchestration.storage._types import PortableJSON, UTCDateTime
 
-__all__ = ["Base", "IdempotencyRecordModel", "TenantSettingModel"]
+__all__ = [
+    "Base",
+    "IdempotencyRecordModel",
+    "LeadOutcomeModel",
+    "LeadScoreModel",
+    "ScoringModelModel",
+    "TenantSettingModel",
+]
 
 # Deterministic constraint names let later migrations drop or alter constraints by name on both
 # backends (SQLite otherwise leaves them unnamed).
@@ -64,3 +80,79 @@ class TenantSettingModel(Base):
     # JSON null is refused by the repository (delete the key instead), so the column is NOT NULL.
     value: Mapped[JsonValue] = mapped_column(PortableJSON, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ScoringModelModel(Base):
+    """One version of a trained lead-scoring model, owned by a tenant or shared by all.
+
+    ``owner`` plays the part of ``tenant_id``: a tenant id, or ``"*"`` for a global model.
+    """
+
+    __tablename__ = "scoring_models"
+    __table_args__ = (
+        PrimaryKeyConstraint("owner", "version"),
+        Index("ix_scoring_models_owner_trained_at", "owner", "trained_at"),
+    )
+
+    owner: Mapped[str] = mapped_column(String())
+    version: Mapped[str] = mapped_column(String())
+    state: Mapped[str] = mapped_column(String())
+    artifact: Mapped[bytes] = mapped_column(LargeBinary())
+    metrics: Mapped[dict[str, JsonValue]] = mapped_column(PortableJSON, nullable=False)
+    features: Mapped[list[str]] = mapped_column(PortableJSON, nullable=False)
+    trained_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(String())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LeadScoreModel(Base):
+    """One score given to one lead: the result, the model that produced it and its inputs."""
+
+    __tablename__ = "lead_scores"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "score_id"),
+        Index(
+            "ix_lead_scores_tenant_id_lead_id_scored_at_score_id",
+            "tenant_id",
+            "lead_id",
+            "scored_at",
+            "score_id",
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String())
+    score_id: Mapped[str] = mapped_column(String())
+    lead_id: Mapped[str] = mapped_column(String())
+    score: Mapped[int] = mapped_column(Integer())
+    grade: Mapped[str] = mapped_column(String(1))
+    probability: Mapped[float] = mapped_column(Float())
+    confidence: Mapped[float] = mapped_column(Float())
+    positive_factors: Mapped[list[dict[str, JsonValue]]] = mapped_column(
+        PortableJSON, nullable=False
+    )
+    negative_factors: Mapped[list[dict[str, JsonValue]]] = mapped_column(
+        PortableJSON, nullable=False
+    )
+    model_version: Mapped[str] = mapped_column(String())
+    experiment_arm: Mapped[str] = mapped_column(String())
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    input_digest: Mapped[str] = mapped_column(String())
+    features: Mapped[dict[str, JsonValue]] = mapped_column(PortableJSON, nullable=False)
+
+
+class LeadOutcomeModel(Base):
+    """Whether a lead converted: at most one row per lead, the latest report replacing earlier ones."""
+
+    __tablename__ = "lead_outcomes"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "lead_id"),)
+
+    tenant_id: Mapped[str] = mapped_column(String())
+    lead_id: Mapped[str] = mapped_column(String())
+    outcome_id: Mapped[str] = mapped_column(String())
+    converted: Mapped[bool] = mapped_column(Boolean())
+    outcome_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # SQL NULL when no snapshot was taken (the repository never stores a JSON null here).
+    features: Mapped[dict[str, JsonValue] | None] = mapped_column(PortableJSON, nullable=True)

@@ -13,7 +13,10 @@ from ai_orchestration.config import Settings, is_loopback
 @pytest.mark.parametrize(
     ("module", "names"),
     [
-        (api, ["SERVICES", "ServiceEntry", "ServicePipeline", "register_services"]),
+        (
+            api,
+            ["SERVICES", "ScoringServicer", "ServiceEntry", "ServicePipeline", "register_services"],
+        ),
         (
             security,
             [

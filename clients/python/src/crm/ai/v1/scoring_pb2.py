@@ -23,10 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63rm/ai/v1/scoring.proto\x12\tcrm.ai.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x05\n\x04Lead\x12\x32\n\x07lead_id\x18\x01 \x01(\tB!\xbaH\x1er\x19\x10\x01\x18\x80\x01\x32\x12^[A-Za-z0-9._:-]+$\xc8\x01\x01\x12\x1c\n\x05\x65mail\x18\x02 \x01(\tB\r\xbaH\nr\x05\x18\xc0\x02`\x01\xd8\x01\x01\x12\x1e\n\x0c\x63ompany_name\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12\x19\n\x08industry\x18\x04 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12)\n\x0e\x65mployee_count\x18\x05 \x01(\x05\x42\x0c\xbaH\t\x1a\x07\x18\x80\xad\xe2\x04(\x01H\x00\x88\x01\x01\x12\x31\n\tseniority\x18\x06 \x01(\x0e\x32\x14.crm.ai.v1.SeniorityB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12/\n\x06source\x18\x07 \x01(\x0e\x32\x15.crm.ai.v1.LeadSourceB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12%\n\x0bpage_visits\x18\x08 \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\xc0\x84=(\x00H\x01\x88\x01\x01\x12-\n\x13pricing_page_visits\x18\t \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\xc0\x84=(\x00H\x02\x88\x01\x01\x12\x1b\n\x0e\x64\x65mo_requested\x18\n \x01(\x08H\x03\x88\x01\x01\x12/\n\x15\x64\x61ys_since_last_touch\x18\x0b \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\x94\x9d\x02(\x00H\x04\x88\x01\x01\x12%\n\x07\x63ountry\x18\x0c \x01(\tB\x14\xbaH\x11r\x0c\x32\n^[A-Z]{2}$\xd8\x01\x01\x12\x1b\n\tjob_title\x18\r \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12\x33\n\x14\x65stimated_deal_value\x18\x0e \x01(\x01\x42\x10\xbaH\r\x12\x0b)\x00\x00\x00\x00\x00\x00\x00\x00@\x01H\x05\x88\x01\x01\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x11\n\x0f_employee_countB\x0e\n\x0c_page_visitsB\x16\n\x14_pricing_page_visitsB\x11\n\x0f_demo_requestedB\x18\n\x16_days_since_last_touchB\x17\n\x15_estimated_deal_value\"c\n\x0bScoreFactor\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontribution\x18\x03 \x01(\x01\x12\x0e\n\x06points\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x91\x03\n\tLeadScore\x12\x10\n\x08score_id\x18\x01 \x01(\t\x12\x0f\n\x07lead_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x05\x12\x1f\n\x05grade\x18\x04 \x01(\x0e\x32\x10.crm.ai.v1.Grade\x12\x13\n\x0bprobability\x18\x05 \x01(\x01\x12\x12\n\nconfidence\x18\x06 \x01(\x01\x12\x30\n\x10positive_factors\x18\x07 \x03(\x0b\x32\x16.crm.ai.v1.ScoreFactor\x12\x30\n\x10negative_factors\x18\x08 \x03(\x0b\x32\x16.crm.ai.v1.ScoreFactor\x12\x15\n\rmodel_version\x18\t \x01(\t\x12\x16\n\x0e\x65xperiment_arm\x18\n \x01(\t\x12.\n\nscore_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cinput_digest\x18\r \x01(\t\"9\n\x10ScoreLeadRequest\x12%\n\x04lead\x18\x01 \x01(\x0b\x32\x0f.crm.ai.v1.LeadB\x06\xbaH\x03\xc8\x01\x01\"E\n\x16\x42\x61tchScoreLeadsRequest\x12+\n\x05leads\x18\x01 \x03(\x0b\x32\x0f.crm.ai.v1.LeadB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\x90N\"r\n\x15ListLeadScoresRequest\x12\x1c\n\x07lead_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"W\n\x16ListLeadScoresResponse\x12$\n\x06scores\x18\x01 \x03(\x0b\x32\x14.crm.ai.v1.LeadScore\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9b\x02\n\x0bLeadOutcome\x12\x12\n\noutcome_id\x18\x01 \x01(\t\x12\x0f\n\x07lead_id\x18\x02 \x01(\t\x12/\n\x07outcome\x18\x03 \x01(\x0e\x32\x1e.crm.ai.v1.LeadOutcome.Outcome\x12\x30\n\x0coutcome_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecord_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_CONVERTED\x10\x01\x12\x18\n\x14OUTCOME_DISQUALIFIED\x10\x02\"\xe7\x01\n\x18RecordLeadOutcomeRequest\x12\x1f\n\nrequest_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\x12\x1c\n\x07lead_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12;\n\x07outcome\x18\x03 \x01(\x0e\x32\x1e.crm.ai.v1.LeadOutcome.OutcomeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12\x30\n\x0coutcome_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x04lead\x18\x05 \x01(\x0b\x32\x0f.crm.ai.v1.Lead\"\x85\x03\n\x0cScoringModel\x12\x0f\n\x07version\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.crm.ai.v1.ScoringModel.State\x12\x0e\n\x06global\x18\x03 \x01(\x08\x12(\n\x07metrics\x18\x04 \x01(\x0b\x32\x17.crm.ai.v1.ModelMetrics\x12\x10\n\x08\x66\x65\x61tures\x18\x05 \x03(\t\x12.\n\ntrain_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rtraffic_share\x18\x07 \x01(\x01\x12\x32\n\x0f\x61rm_performance\x18\x08 \x03(\x0b\x32\x19.crm.ai.v1.ArmPerformance\"o\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATE_CANDIDATE\x10\x01\x12\x13\n\x0fSTATE_PUBLISHED\x10\x02\x12\x11\n\rSTATE_RETIRED\x10\x03\x12\x12\n\x0eSTATE_REJECTED\x10\x04\"s\n\x0cModelMetrics\x12\x0b\n\x03\x61uc\x18\x01 \x01(\x01\x12\x13\n\x0b\x62rier_score\x18\x02 \x01(\x01\x12\x17\n\x0f\x63onversion_rate\x18\x03 \x01(\x01\x12\x15\n\rtraining_rows\x18\x04 \x01(\x03\x12\x11\n\ttest_rows\x18\x05 \x01(\x03\"k\n\x0e\x41rmPerformance\x12\x0b\n\x03\x61rm\x18\x01 \x01(\t\x12\x14\n\x0cscored_leads\x18\x02 \x01(\x03\x12\x10\n\x08outcomes\x18\x03 \x01(\x03\x12\x17\n\x0f\x63onversion_rate\x18\x04 \x01(\x01\x12\x0b\n\x03\x61uc\x18\x05 \x01(\x01\"W\n\x18ListScoringModelsRequest\x12\x1d\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"]\n\x19ListScoringModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.crm.ai.v1.ScoringModel\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\";\n\x18TrainScoringModelRequest\x12\x1f\n\nrequest_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\"\x7f\n\x16TrainScoringModelEvent\x12/\n\x08progress\x18\x01 \x01(\x0b\x32\x1b.crm.ai.v1.TrainingProgressH\x00\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.crm.ai.v1.TrainingResultH\x00\x42\x07\n\x05\x65vent\"\x80\x02\n\x10TrainingProgress\x12\x30\n\x05stage\x18\x01 \x01(\x0e\x32!.crm.ai.v1.TrainingProgress.Stage\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\x0c\n\x04\x66old\x18\x03 \x01(\x05\x12\r\n\x05\x66olds\x18\x04 \x01(\x05\x12\x0b\n\x03\x61uc\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\"q\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x11\n\rSTAGE_LOADING\x10\x01\x12\x11\n\rSTAGE_FITTING\x10\x02\x12\x15\n\x11STAGE_CALIBRATING\x10\x03\x12\x14\n\x10STAGE_EVALUATING\x10\x04\"q\n\x0eTrainingResult\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.crm.ai.v1.ScoringModel\x12\x11\n\tpublished\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0cprevious_auc\x18\x04 \x01(\x01*\xa4\x01\n\tSeniority\x12\x19\n\x15SENIORITY_UNSPECIFIED\x10\x00\x12$\n SENIORITY_INDIVIDUAL_CONTRIBUTOR\x10\x01\x12\x15\n\x11SENIORITY_MANAGER\x10\x02\x12\x16\n\x12SENIORITY_DIRECTOR\x10\x03\x12\x10\n\x0cSENIORITY_VP\x10\x04\x12\x15\n\x11SENIORITY_C_LEVEL\x10\x05*\x9f\x01\n\nLeadSource\x12\x1b\n\x17LEAD_SOURCE_UNSPECIFIED\x10\x00\x12\x13\n\x0fLEAD_SOURCE_WEB\x10\x01\x12\x14\n\x10LEAD_SOURCE_PAID\x10\x02\x12\x18\n\x14LEAD_SOURCE_OUTBOUND\x10\x03\x12\x15\n\x11LEAD_SOURCE_EVENT\x10\x04\x12\x18\n\x14LEAD_SOURCE_REFERRAL\x10\x05*R\n\x05Grade\x12\x15\n\x11GRADE_UNSPECIFIED\x10\x00\x12\x0b\n\x07GRADE_A\x10\x01\x12\x0b\n\x07GRADE_B\x10\x02\x12\x0b\n\x07GRADE_C\x10\x03\x12\x0b\n\x07GRADE_D\x10\x04\x32\x86\x04\n\x0eScoringService\x12>\n\tScoreLead\x12\x1b.crm.ai.v1.ScoreLeadRequest\x1a\x14.crm.ai.v1.LeadScore\x12L\n\x0f\x42\x61tchScoreLeads\x12!.crm.ai.v1.BatchScoreLeadsRequest\x1a\x14.crm.ai.v1.LeadScore0\x01\x12U\n\x0eListLeadScores\x12 .crm.ai.v1.ListLeadScoresRequest\x1a!.crm.ai.v1.ListLeadScoresResponse\x12P\n\x11RecordLeadOutcome\x12#.crm.ai.v1.RecordLeadOutcomeRequest\x1a\x16.crm.ai.v1.LeadOutcome\x12^\n\x11ListScoringModels\x12#.crm.ai.v1.ListScoringModelsRequest\x1a$.crm.ai.v1.ListScoringModelsResponse\x12]\n\x11TrainScoringModel\x12#.crm.ai.v1.TrainScoringModelRequest\x1a!.crm.ai.v1.TrainScoringModelEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63rm/ai/v1/scoring.proto\x12\tcrm.ai.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x05\n\x04Lead\x12\x32\n\x07lead_id\x18\x01 \x01(\tB!\xbaH\x1er\x19\x10\x01\x18\x80\x01\x32\x12^[A-Za-z0-9._:-]+$\xc8\x01\x01\x12\x1c\n\x05\x65mail\x18\x02 \x01(\tB\r\xbaH\nr\x05\x18\xc0\x02`\x01\xd8\x01\x01\x12\x1e\n\x0c\x63ompany_name\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12\x19\n\x08industry\x18\x04 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12)\n\x0e\x65mployee_count\x18\x05 \x01(\x05\x42\x0c\xbaH\t\x1a\x07\x18\x80\xad\xe2\x04(\x01H\x00\x88\x01\x01\x12\x31\n\tseniority\x18\x06 \x01(\x0e\x32\x14.crm.ai.v1.SeniorityB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12/\n\x06source\x18\x07 \x01(\x0e\x32\x15.crm.ai.v1.LeadSourceB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12%\n\x0bpage_visits\x18\x08 \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\xc0\x84=(\x00H\x01\x88\x01\x01\x12-\n\x13pricing_page_visits\x18\t \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\xc0\x84=(\x00H\x02\x88\x01\x01\x12\x1b\n\x0e\x64\x65mo_requested\x18\n \x01(\x08H\x03\x88\x01\x01\x12/\n\x15\x64\x61ys_since_last_touch\x18\x0b \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\x94\x9d\x02(\x00H\x04\x88\x01\x01\x12%\n\x07\x63ountry\x18\x0c \x01(\tB\x14\xbaH\x11r\x0c\x32\n^[A-Z]{2}$\xd8\x01\x01\x12\x1b\n\tjob_title\x18\r \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12\x33\n\x14\x65stimated_deal_value\x18\x0e \x01(\x01\x42\x10\xbaH\r\x12\x0b)\x00\x00\x00\x00\x00\x00\x00\x00@\x01H\x05\x88\x01\x01\x12/\n\x0b\x63reate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x11\n\x0f_employee_countB\x0e\n\x0c_page_visitsB\x16\n\x14_pricing_page_visitsB\x11\n\x0f_demo_requestedB\x18\n\x16_days_since_last_touchB\x17\n\x15_estimated_deal_value\"c\n\x0bScoreFactor\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontribution\x18\x03 \x01(\x01\x12\x0e\n\x06points\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x91\x03\n\tLeadScore\x12\x10\n\x08score_id\x18\x01 \x01(\t\x12\x0f\n\x07lead_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x05\x12\x1f\n\x05grade\x18\x04 \x01(\x0e\x32\x10.crm.ai.v1.Grade\x12\x13\n\x0bprobability\x18\x05 \x01(\x01\x12\x12\n\nconfidence\x18\x06 \x01(\x01\x12\x30\n\x10positive_factors\x18\x07 \x03(\x0b\x32\x16.crm.ai.v1.ScoreFactor\x12\x30\n\x10negative_factors\x18\x08 \x03(\x0b\x32\x16.crm.ai.v1.ScoreFactor\x12\x15\n\rmodel_version\x18\t \x01(\t\x12\x16\n\x0e\x65xperiment_arm\x18\n \x01(\t\x12.\n\nscore_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cinput_digest\x18\r \x01(\t\"9\n\x10ScoreLeadRequest\x12%\n\x04lead\x18\x01 \x01(\x0b\x32\x0f.crm.ai.v1.LeadB\x06\xbaH\x03\xc8\x01\x01\"E\n\x16\x42\x61tchScoreLeadsRequest\x12+\n\x05leads\x18\x01 \x03(\x0b\x32\x0f.crm.ai.v1.LeadB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\x90N\"r\n\x15ListLeadScoresRequest\x12\x1c\n\x07lead_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"W\n\x16ListLeadScoresResponse\x12$\n\x06scores\x18\x01 \x03(\x0b\x32\x14.crm.ai.v1.LeadScore\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9b\x02\n\x0bLeadOutcome\x12\x12\n\noutcome_id\x18\x01 \x01(\t\x12\x0f\n\x07lead_id\x18\x02 \x01(\t\x12/\n\x07outcome\x18\x03 \x01(\x0e\x32\x1e.crm.ai.v1.LeadOutcome.Outcome\x12\x30\n\x0coutcome_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecord_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_CONVERTED\x10\x01\x12\x18\n\x14OUTCOME_DISQUALIFIED\x10\x02\"\xe7\x01\n\x18RecordLeadOutcomeRequest\x12\x1f\n\nrequest_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\x12\x1c\n\x07lead_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12;\n\x07outcome\x18\x03 \x01(\x0e\x32\x1e.crm.ai.v1.LeadOutcome.OutcomeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12\x30\n\x0coutcome_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x04lead\x18\x05 \x01(\x0b\x32\x0f.crm.ai.v1.Lead\"\x85\x03\n\x0cScoringModel\x12\x0f\n\x07version\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.crm.ai.v1.ScoringModel.State\x12\x0e\n\x06global\x18\x03 \x01(\x08\x12(\n\x07metrics\x18\x04 \x01(\x0b\x32\x17.crm.ai.v1.ModelMetrics\x12\x10\n\x08\x66\x65\x61tures\x18\x05 \x03(\t\x12.\n\ntrain_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rtraffic_share\x18\x07 \x01(\x01\x12\x32\n\x0f\x61rm_performance\x18\x08 \x03(\x0b\x32\x19.crm.ai.v1.ArmPerformance\"o\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATE_CANDIDATE\x10\x01\x12\x13\n\x0fSTATE_PUBLISHED\x10\x02\x12\x11\n\rSTATE_RETIRED\x10\x03\x12\x12\n\x0eSTATE_REJECTED\x10\x04\"s\n\x0cModelMetrics\x12\x0b\n\x03\x61uc\x18\x01 \x01(\x01\x12\x13\n\x0b\x62rier_score\x18\x02 \x01(\x01\x12\x17\n\x0f\x63onversion_rate\x18\x03 \x01(\x01\x12\x15\n\rtraining_rows\x18\x04 \x01(\x03\x12\x11\n\ttest_rows\x18\x05 \x01(\x03\"k\n\x0e\x41rmPerformance\x12\x0b\n\x03\x61rm\x18\x01 \x01(\t\x12\x14\n\x0cscored_leads\x18\x02 \x01(\x03\x12\x10\n\x08outcomes\x18\x03 \x01(\x03\x12\x17\n\x0f\x63onversion_rate\x18\x04 \x01(\x01\x12\x0b\n\x03\x61uc\x18\x05 \x01(\x01\"W\n\x18ListScoringModelsRequest\x12\x1d\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"]\n\x19ListScoringModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.crm.ai.v1.ScoringModel\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"n\n\x18TrainScoringModelRequest\x12\x1f\n\nrequest_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\xb0\x01\x01\xc8\x01\x01\x12\x31\n\x10\x63hallenger_share\x18\x02 \x01(\x01\x42\x17\xbaH\x14\x12\x12\x11\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00\"\x7f\n\x16TrainScoringModelEvent\x12/\n\x08progress\x18\x01 \x01(\x0b\x32\x1b.crm.ai.v1.TrainingProgressH\x00\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.crm.ai.v1.TrainingResultH\x00\x42\x07\n\x05\x65vent\"\x80\x02\n\x10TrainingProgress\x12\x30\n\x05stage\x18\x01 \x01(\x0e\x32!.crm.ai.v1.TrainingProgress.Stage\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\x0c\n\x04\x66old\x18\x03 \x01(\x05\x12\r\n\x05\x66olds\x18\x04 \x01(\x05\x12\x0b\n\x03\x61uc\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\"q\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x11\n\rSTAGE_LOADING\x10\x01\x12\x11\n\rSTAGE_FITTING\x10\x02\x12\x15\n\x11STAGE_CALIBRATING\x10\x03\x12\x14\n\x10STAGE_EVALUATING\x10\x04\"q\n\x0eTrainingResult\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.crm.ai.v1.ScoringModel\x12\x11\n\tpublished\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0cprevious_auc\x18\x04 \x01(\x01\"\xa4\x02\n\x0fScoringSettings\x12$\n\x11grade_a_min_score\x18\x01 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12$\n\x11grade_b_min_score\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12$\n\x11grade_c_min_score\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12,\n\tscore_ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12$\n\x12\x63hallenger_version\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x31\n\x10\x63hallenger_share\x18\x06 \x01(\x01\x42\x17\xbaH\x14\x12\x12\x11\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00\x12\x18\n\x10\x63hampion_version\x18\x07 \x01(\t\"\x1b\n\x19GetScoringSettingsRequest\"\x85\x01\n\x1cUpdateScoringSettingsRequest\x12\x34\n\x08settings\x18\x01 \x01(\x0b\x32\x1a.crm.ai.v1.ScoringSettingsB\x06\xbaH\x03\xc8\x01\x01\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask*\xa4\x01\n\tSeniority\x12\x19\n\x15SENIORITY_UNSPECIFIED\x10\x00\x12$\n SENIORITY_INDIVIDUAL_CONTRIBUTOR\x10\x01\x12\x15\n\x11SENIORITY_MANAGER\x10\x02\x12\x16\n\x12SENIORITY_DIRECTOR\x10\x03\x12\x10\n\x0cSENIORITY_VP\x10\x04\x12\x15\n\x11SENIORITY_C_LEVEL\x10\x05*\x9f\x01\n\nLeadSource\x12\x1b\n\x17LEAD_SOURCE_UNSPECIFIED\x10\x00\x12\x13\n\x0fLEAD_SOURCE_WEB\x10\x01\x12\x14\n\x10LEAD_SOURCE_PAID\x10\x02\x12\x18\n\x14LEAD_SOURCE_OUTBOUND\x10\x03\x12\x15\n\x11LEAD_SOURCE_EVENT\x10\x04\x12\x18\n\x14LEAD_SOURCE_REFERRAL\x10\x05*R\n\x05Grade\x12\x15\n\x11GRADE_UNSPECIFIED\x10\x00\x12\x0b\n\x07GRADE_A\x10\x01\x12\x0b\n\x07GRADE_B\x10\x02\x12\x0b\n\x07GRADE_C\x10\x03\x12\x0b\n\x07GRADE_D\x10\x04\x32\xbc\x05\n\x0eScoringService\x12>\n\tScoreLead\x12\x1b.crm.ai.v1.ScoreLeadRequest\x1a\x14.crm.ai.v1.LeadScore\x12L\n\x0f\x42\x61tchScoreLeads\x12!.crm.ai.v1.BatchScoreLeadsRequest\x1a\x14.crm.ai.v1.LeadScore0\x01\x12U\n\x0eListLeadScores\x12 .crm.ai.v1.ListLeadScoresRequest\x1a!.crm.ai.v1.ListLeadScoresResponse\x12P\n\x11RecordLeadOutcome\x12#.crm.ai.v1.RecordLeadOutcomeRequest\x1a\x16.crm.ai.v1.LeadOutcome\x12^\n\x11ListScoringModels\x12#.crm.ai.v1.ListScoringModelsRequest\x1a$.crm.ai.v1.ListScoringModelsResponse\x12]\n\x11TrainScoringModel\x12#.crm.ai.v1.TrainScoringModelRequest\x1a!.crm.ai.v1.TrainScoringModelEvent0\x01\x12V\n\x12GetScoringSettings\x12$.crm.ai.v1.GetScoringSettingsRequest\x1a\x1a.crm.ai.v1.ScoringSettings\x12\\\n\x15UpdateScoringSettings\x12\'.crm.ai.v1.UpdateScoringSettingsRequest\x1a\x1a.crm.ai.v1.ScoringSettingsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -81,54 +83,74 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSCORINGMODELSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\010'
   _globals['_TRAINSCORINGMODELREQUEST'].fields_by_name['request_id']._loaded_options = None
   _globals['_TRAINSCORINGMODELREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\010r\003\260\001\001\310\001\001'
-  _globals['_SENIORITY']._serialized_start=3583
-  _globals['_SENIORITY']._serialized_end=3747
-  _globals['_LEADSOURCE']._serialized_start=3750
-  _globals['_LEADSOURCE']._serialized_end=3909
-  _globals['_GRADE']._serialized_start=3911
-  _globals['_GRADE']._serialized_end=3993
-  _globals['_LEAD']._serialized_start=101
-  _globals['_LEAD']._serialized_end=854
-  _globals['_SCOREFACTOR']._serialized_start=856
-  _globals['_SCOREFACTOR']._serialized_end=955
-  _globals['_LEADSCORE']._serialized_start=958
-  _globals['_LEADSCORE']._serialized_end=1359
-  _globals['_SCORELEADREQUEST']._serialized_start=1361
-  _globals['_SCORELEADREQUEST']._serialized_end=1418
-  _globals['_BATCHSCORELEADSREQUEST']._serialized_start=1420
-  _globals['_BATCHSCORELEADSREQUEST']._serialized_end=1489
-  _globals['_LISTLEADSCORESREQUEST']._serialized_start=1491
-  _globals['_LISTLEADSCORESREQUEST']._serialized_end=1605
-  _globals['_LISTLEADSCORESRESPONSE']._serialized_start=1607
-  _globals['_LISTLEADSCORESRESPONSE']._serialized_end=1694
-  _globals['_LEADOUTCOME']._serialized_start=1697
-  _globals['_LEADOUTCOME']._serialized_end=1980
-  _globals['_LEADOUTCOME_OUTCOME']._serialized_start=1897
-  _globals['_LEADOUTCOME_OUTCOME']._serialized_end=1980
-  _globals['_RECORDLEADOUTCOMEREQUEST']._serialized_start=1983
-  _globals['_RECORDLEADOUTCOMEREQUEST']._serialized_end=2214
-  _globals['_SCORINGMODEL']._serialized_start=2217
-  _globals['_SCORINGMODEL']._serialized_end=2606
-  _globals['_SCORINGMODEL_STATE']._serialized_start=2495
-  _globals['_SCORINGMODEL_STATE']._serialized_end=2606
-  _globals['_MODELMETRICS']._serialized_start=2608
-  _globals['_MODELMETRICS']._serialized_end=2723
-  _globals['_ARMPERFORMANCE']._serialized_start=2725
-  _globals['_ARMPERFORMANCE']._serialized_end=2832
-  _globals['_LISTSCORINGMODELSREQUEST']._serialized_start=2834
-  _globals['_LISTSCORINGMODELSREQUEST']._serialized_end=2921
-  _globals['_LISTSCORINGMODELSRESPONSE']._serialized_start=2923
-  _globals['_LISTSCORINGMODELSRESPONSE']._serialized_end=3016
-  _globals['_TRAINSCORINGMODELREQUEST']._serialized_start=3018
-  _globals['_TRAINSCORINGMODELREQUEST']._serialized_end=3077
-  _globals['_TRAINSCORINGMODELEVENT']._serialized_start=3079
-  _globals['_TRAINSCORINGMODELEVENT']._serialized_end=3206
-  _globals['_TRAININGPROGRESS']._serialized_start=3209
-  _globals['_TRAININGPROGRESS']._serialized_end=3465
-  _globals['_TRAININGPROGRESS_STAGE']._serialized_start=3352
-  _globals['_TRAININGPROGRESS_STAGE']._serialized_end=3465
-  _globals['_TRAININGRESULT']._serialized_start=3467
-  _globals['_TRAININGRESULT']._serialized_end=3580
-  _globals['_SCORINGSERVICE']._serialized_start=3996
-  _globals['_SCORINGSERVICE']._serialized_end=4514
+  _globals['_TRAINSCORINGMODELREQUEST'].fields_by_name['challenger_share']._loaded_options = None
+  _globals['_TRAINSCORINGMODELREQUEST'].fields_by_name['challenger_share']._serialized_options = b'\272H\024\022\022\021\000\000\000\000\000\000\360?)\000\000\000\000\000\000\000\000'
+  _globals['_SCORINGSETTINGS'].fields_by_name['grade_a_min_score']._loaded_options = None
+  _globals['_SCORINGSETTINGS'].fields_by_name['grade_a_min_score']._serialized_options = b'\272H\006\032\004\030d(\000'
+  _globals['_SCORINGSETTINGS'].fields_by_name['grade_b_min_score']._loaded_options = None
+  _globals['_SCORINGSETTINGS'].fields_by_name['grade_b_min_score']._serialized_options = b'\272H\006\032\004\030d(\000'
+  _globals['_SCORINGSETTINGS'].fields_by_name['grade_c_min_score']._loaded_options = None
+  _globals['_SCORINGSETTINGS'].fields_by_name['grade_c_min_score']._serialized_options = b'\272H\006\032\004\030d(\000'
+  _globals['_SCORINGSETTINGS'].fields_by_name['challenger_version']._loaded_options = None
+  _globals['_SCORINGSETTINGS'].fields_by_name['challenger_version']._serialized_options = b'\272H\005r\003\030\200\001'
+  _globals['_SCORINGSETTINGS'].fields_by_name['challenger_share']._loaded_options = None
+  _globals['_SCORINGSETTINGS'].fields_by_name['challenger_share']._serialized_options = b'\272H\024\022\022\021\000\000\000\000\000\000\360?)\000\000\000\000\000\000\000\000'
+  _globals['_UPDATESCORINGSETTINGSREQUEST'].fields_by_name['settings']._loaded_options = None
+  _globals['_UPDATESCORINGSETTINGSREQUEST'].fields_by_name['settings']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_SENIORITY']._serialized_start=4160
+  _globals['_SENIORITY']._serialized_end=4324
+  _globals['_LEADSOURCE']._serialized_start=4327
+  _globals['_LEADSOURCE']._serialized_end=4486
+  _globals['_GRADE']._serialized_start=4488
+  _globals['_GRADE']._serialized_end=4570
+  _globals['_LEAD']._serialized_start=167
+  _globals['_LEAD']._serialized_end=920
+  _globals['_SCOREFACTOR']._serialized_start=922
+  _globals['_SCOREFACTOR']._serialized_end=1021
+  _globals['_LEADSCORE']._serialized_start=1024
+  _globals['_LEADSCORE']._serialized_end=1425
+  _globals['_SCORELEADREQUEST']._serialized_start=1427
+  _globals['_SCORELEADREQUEST']._serialized_end=1484
+  _globals['_BATCHSCORELEADSREQUEST']._serialized_start=1486
+  _globals['_BATCHSCORELEADSREQUEST']._serialized_end=1555
+  _globals['_LISTLEADSCORESREQUEST']._serialized_start=1557
+  _globals['_LISTLEADSCORESREQUEST']._serialized_end=1671
+  _globals['_LISTLEADSCORESRESPONSE']._serialized_start=1673
+  _globals['_LISTLEADSCORESRESPONSE']._serialized_end=1760
+  _globals['_LEADOUTCOME']._serialized_start=1763
+  _globals['_LEADOUTCOME']._serialized_end=2046
+  _globals['_LEADOUTCOME_OUTCOME']._serialized_start=1963
+  _globals['_LEADOUTCOME_OUTCOME']._serialized_end=2046
+  _globals['_RECORDLEADOUTCOMEREQUEST']._serialized_start=2049
+  _globals['_RECORDLEADOUTCOMEREQUEST']._serialized_end=2280
+  _globals['_SCORINGMODEL']._serialized_start=2283
+  _globals['_SCORINGMODEL']._serialized_end=2672
+  _globals['_SCORINGMODEL_STATE']._serialized_start=2561
+  _globals['_SCORINGMODEL_STATE']._serialized_end=2672
+  _globals['_MODELMETRICS']._serialized_start=2674
+  _globals['_MODELMETRICS']._serialized_end=2789
+  _globals['_ARMPERFORMANCE']._serialized_start=2791
+  _globals['_ARMPERFORMANCE']._serialized_end=2898
+  _globals['_LISTSCORINGMODELSREQUEST']._serialized_start=2900
+  _globals['_LISTSCORINGMODELSREQUEST']._serialized_end=2987
+  _globals['_LISTSCORINGMODELSRESPONSE']._serialized_start=2989
+  _globals['_LISTSCORINGMODELSRESPONSE']._serialized_end=3082
+  _globals['_TRAINSCORINGMODELREQUEST']._serialized_start=3084
+  _globals['_TRAINSCORINGMODELREQUEST']._serialized_end=3194
+  _globals['_TRAINSCORINGMODELEVENT']._serialized_start=3196
+  _globals['_TRAINSCORINGMODELEVENT']._serialized_end=3323
+  _globals['_TRAININGPROGRESS']._serialized_start=3326
+  _globals['_TRAININGPROGRESS']._serialized_end=3582
+  _globals['_TRAININGPROGRESS_STAGE']._serialized_start=3469
+  _globals['_TRAININGPROGRESS_STAGE']._serialized_end=3582
+  _globals['_TRAININGRESULT']._serialized_start=3584
+  _globals['_TRAININGRESULT']._serialized_end=3697
+  _globals['_SCORINGSETTINGS']._serialized_start=3700
+  _globals['_SCORINGSETTINGS']._serialized_end=3992
+  _globals['_GETSCORINGSETTINGSREQUEST']._serialized_start=3994
+  _globals['_GETSCORINGSETTINGSREQUEST']._serialized_end=4021
+  _globals['_UPDATESCORINGSETTINGSREQUEST']._serialized_start=4024
+  _globals['_UPDATESCORINGSETTINGSREQUEST']._serialized_end=4157
+  _globals['_SCORINGSERVICE']._serialized_start=4573
+  _globals['_SCORINGSERVICE']._serialized_end=5273
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,8 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -789,16 +791,22 @@ class TrainScoringModelRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CHALLENGER_SHARE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen UUID; a retry with the same id does not start a second training."""
+    challenger_share: _builtins.float
+    """When above 0, a new version that passes the publication gate starts an A/B experiment as
+    the challenger serving this share of leads, instead of replacing the current version.
+    """
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
+        challenger_share: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenger_share", b"challenger_share", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -944,3 +952,104 @@ class TrainingResult(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TrainingResult: _TypeAlias = TrainingResult  # noqa: Y015
+
+@_typing.final
+class ScoringSettings(_message.Message):
+    """Per-tenant scoring settings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRADE_A_MIN_SCORE_FIELD_NUMBER: _builtins.int
+    GRADE_B_MIN_SCORE_FIELD_NUMBER: _builtins.int
+    GRADE_C_MIN_SCORE_FIELD_NUMBER: _builtins.int
+    SCORE_TTL_FIELD_NUMBER: _builtins.int
+    CHALLENGER_VERSION_FIELD_NUMBER: _builtins.int
+    CHALLENGER_SHARE_FIELD_NUMBER: _builtins.int
+    CHAMPION_VERSION_FIELD_NUMBER: _builtins.int
+    grade_a_min_score: _builtins.int
+    """Lowest score graded A (default 75)."""
+    grade_b_min_score: _builtins.int
+    """Lowest score graded B (default 50); must be below grade_a_min_score."""
+    grade_c_min_score: _builtins.int
+    """Lowest score graded C (default 25); must be below grade_b_min_score. Lower scores are D."""
+    challenger_version: _builtins.str
+    """Version that scores `challenger_share` of leads in an A/B experiment (arm `challenger`);
+    empty when no experiment runs.
+    """
+    challenger_share: _builtins.float
+    """Share of leads, chosen by a hash of lead_id, that the challenger scores (0 to 1 exclusive)."""
+    champion_version: _builtins.str
+    """The version scoring every other lead (arm `control`). Output only: it changes when a
+    training run publishes a better version.
+    """
+    @_builtins.property
+    def score_ttl(self) -> _duration_pb2.Duration:
+        """How long a score stays fresh: expire_time = score_time + score_ttl (default 24 h,
+        1 minute to 365 days).
+        """
+
+    def __init__(
+        self,
+        *,
+        grade_a_min_score: _builtins.int = ...,
+        grade_b_min_score: _builtins.int = ...,
+        grade_c_min_score: _builtins.int = ...,
+        score_ttl: _duration_pb2.Duration | None = ...,
+        challenger_version: _builtins.str = ...,
+        challenger_share: _builtins.float = ...,
+        champion_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["score_ttl", b"score_ttl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenger_share", b"challenger_share", "challenger_version", b"challenger_version", "champion_version", b"champion_version", "grade_a_min_score", b"grade_a_min_score", "grade_b_min_score", b"grade_b_min_score", "grade_c_min_score", b"grade_c_min_score", "score_ttl", b"score_ttl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScoringSettings: _TypeAlias = ScoringSettings  # noqa: Y015
+
+@_typing.final
+class GetScoringSettingsRequest(_message.Message):
+    """Request of ScoringService.GetScoringSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetScoringSettingsRequest: _TypeAlias = GetScoringSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateScoringSettingsRequest(_message.Message):
+    """Request of ScoringService.UpdateScoringSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___ScoringSettings:
+        """The new values."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Fields of `settings` to change (e.g. `grade_a_min_score`); empty means all settable ones."""
+
+    def __init__(
+        self,
+        *,
+        settings: Global___ScoringSettings | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateScoringSettingsRequest: _TypeAlias = UpdateScoringSettingsRequest  # noqa: Y015

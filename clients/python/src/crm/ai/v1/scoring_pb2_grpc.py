@@ -70,6 +70,16 @@ class ScoringServiceStub:
                 request_serializer=crm_dot_ai_dot_v1_dot_scoring__pb2.TrainScoringModelRequest.SerializeToString,
                 response_deserializer=crm_dot_ai_dot_v1_dot_scoring__pb2.TrainScoringModelEvent.FromString,
                 _registered_method=True)
+        self.GetScoringSettings = channel.unary_unary(
+                '/crm.ai.v1.ScoringService/GetScoringSettings',
+                request_serializer=crm_dot_ai_dot_v1_dot_scoring__pb2.GetScoringSettingsRequest.SerializeToString,
+                response_deserializer=crm_dot_ai_dot_v1_dot_scoring__pb2.ScoringSettings.FromString,
+                _registered_method=True)
+        self.UpdateScoringSettings = channel.unary_unary(
+                '/crm.ai.v1.ScoringService/UpdateScoringSettings',
+                request_serializer=crm_dot_ai_dot_v1_dot_scoring__pb2.UpdateScoringSettingsRequest.SerializeToString,
+                response_deserializer=crm_dot_ai_dot_v1_dot_scoring__pb2.ScoringSettings.FromString,
+                _registered_method=True)
 
 
 class ScoringServiceServicer:
@@ -128,6 +138,23 @@ class ScoringServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetScoringSettings(self, request, context):
+        """Returns the tenant's scoring settings (defaults until they are first updated).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateScoringSettings(self, request, context):
+        """Changes the tenant's scoring settings: grade cut-offs, score freshness and the A/B
+        experiment. Fields outside `update_mask` keep their values (an empty mask replaces all
+        settable fields). Inconsistent settings (cut-offs not descending, an unknown or rejected
+        challenger) are INVALID_ARGUMENT and change nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScoringServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -160,6 +187,16 @@ def add_ScoringServiceServicer_to_server(servicer, server):
                     servicer.TrainScoringModel,
                     request_deserializer=crm_dot_ai_dot_v1_dot_scoring__pb2.TrainScoringModelRequest.FromString,
                     response_serializer=crm_dot_ai_dot_v1_dot_scoring__pb2.TrainScoringModelEvent.SerializeToString,
+            ),
+            'GetScoringSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetScoringSettings,
+                    request_deserializer=crm_dot_ai_dot_v1_dot_scoring__pb2.GetScoringSettingsRequest.FromString,
+                    response_serializer=crm_dot_ai_dot_v1_dot_scoring__pb2.ScoringSettings.SerializeToString,
+            ),
+            'UpdateScoringSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateScoringSettings,
+                    request_deserializer=crm_dot_ai_dot_v1_dot_scoring__pb2.UpdateScoringSettingsRequest.FromString,
+                    response_serializer=crm_dot_ai_dot_v1_dot_scoring__pb2.ScoringSettings.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -330,6 +367,60 @@ class ScoringService:
             '/crm.ai.v1.ScoringService/TrainScoringModel',
             crm_dot_ai_dot_v1_dot_scoring__pb2.TrainScoringModelRequest.SerializeToString,
             crm_dot_ai_dot_v1_dot_scoring__pb2.TrainScoringModelEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetScoringSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.ai.v1.ScoringService/GetScoringSettings',
+            crm_dot_ai_dot_v1_dot_scoring__pb2.GetScoringSettingsRequest.SerializeToString,
+            crm_dot_ai_dot_v1_dot_scoring__pb2.ScoringSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateScoringSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.ai.v1.ScoringService/UpdateScoringSettings',
+            crm_dot_ai_dot_v1_dot_scoring__pb2.UpdateScoringSettingsRequest.SerializeToString,
+            crm_dot_ai_dot_v1_dot_scoring__pb2.ScoringSettings.FromString,
             options,
             channel_credentials,
             insecure,

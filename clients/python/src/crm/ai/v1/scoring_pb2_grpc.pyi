@@ -60,6 +60,14 @@ class ScoringServiceStub:
     is published only if its held-out AUC is at least the current one's; the last event says
     whether it was and why.
     """
+    GetScoringSettings: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.GetScoringSettingsRequest, _scoring_pb2.ScoringSettings]
+    """Returns the tenant's scoring settings (defaults until they are first updated)."""
+    UpdateScoringSettings: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.UpdateScoringSettingsRequest, _scoring_pb2.ScoringSettings]
+    """Changes the tenant's scoring settings: grade cut-offs, score freshness and the A/B
+    experiment. Fields outside `update_mask` keep their values (an empty mask replaces all
+    settable fields). Inconsistent settings (cut-offs not descending, an unknown or rejected
+    challenger) are INVALID_ARGUMENT and change nothing.
+    """
 
 @_typing.type_check_only
 class ScoringServiceAsyncStub(ScoringServiceStub):
@@ -92,6 +100,14 @@ class ScoringServiceAsyncStub(ScoringServiceStub):
     """Retrains the tenant's model on its recorded outcomes and streams progress. The new version
     is published only if its held-out AUC is at least the current one's; the last event says
     whether it was and why.
+    """
+    GetScoringSettings: _aio.UnaryUnaryMultiCallable[_scoring_pb2.GetScoringSettingsRequest, _scoring_pb2.ScoringSettings]  # type: ignore[assignment]
+    """Returns the tenant's scoring settings (defaults until they are first updated)."""
+    UpdateScoringSettings: _aio.UnaryUnaryMultiCallable[_scoring_pb2.UpdateScoringSettingsRequest, _scoring_pb2.ScoringSettings]  # type: ignore[assignment]
+    """Changes the tenant's scoring settings: grade cut-offs, score freshness and the A/B
+    experiment. Fields outside `update_mask` keep their values (an empty mask replaces all
+    settable fields). Inconsistent settings (cut-offs not descending, an unknown or rejected
+    challenger) are INVALID_ARGUMENT and change nothing.
     """
 
 class ScoringServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -158,6 +174,26 @@ class ScoringServiceServicer(metaclass=_abc_1.ABCMeta):
         """Retrains the tenant's model on its recorded outcomes and streams progress. The new version
         is published only if its held-out AUC is at least the current one's; the last event says
         whether it was and why.
+        """
+
+    @_abc_1.abstractmethod
+    def GetScoringSettings(
+        self,
+        request: _scoring_pb2.GetScoringSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scoring_pb2.ScoringSettings, _abc.Awaitable[_scoring_pb2.ScoringSettings]]:
+        """Returns the tenant's scoring settings (defaults until they are first updated)."""
+
+    @_abc_1.abstractmethod
+    def UpdateScoringSettings(
+        self,
+        request: _scoring_pb2.UpdateScoringSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scoring_pb2.ScoringSettings, _abc.Awaitable[_scoring_pb2.ScoringSettings]]:
+        """Changes the tenant's scoring settings: grade cut-offs, score freshness and the A/B
+        experiment. Fields outside `update_mask` keep their values (an empty mask replaces all
+        settable fields). Inconsistent settings (cut-offs not descending, an unknown or rejected
+        challenger) are INVALID_ARGUMENT and change nothing.
         """
 
 def add_ScoringServiceServicer_to_server(servicer: ScoringServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,248 @@
+"""ScoringService: a thin adapter from ``crm.ai.v1`` messages onto the scoring core.
+
+Authentication, the role check, request validation (protovalidate) and error mapping happen in
+the interceptor before and after these methods; the tenant is the caller's, never a field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, timedelta
+from typing import Final
+
+import grpc.aio
+from crm.ai.v1 import scoring_pb2, scoring_pb2_grpc
+from google.protobuf.message import Message
+
+from ai_orchestration import errors
+from ai_orchestration.api._scoring_messages import (
+    duration,
+    lead_features,
+    lead_outcome,
+    lead_score,
+    scoring_model,
+    settings_message,
+    training_event,
+)
+from ai_orchestration.scoring import LeadInput, ScoringEngine, TrainingResult, checked_settings
+from ai_orchestration.security import current_principal
+from ai_orchestration.storage import (
+    IdempotencyRepository,
+    InvalidPageTokenError,
+    compute_request_digest,
+    utc_now,
+)
+
+_SERVICE: Final[str] = "/crm.ai.v1.ScoringService/"
+DEFAULT_PAGE_SIZE: Final[int] = 50
+IDEMPOTENCY_TTL: Final[timedelta] = timedelta(days=7)
+"""How long a ``request_id`` replays its first response."""
+_SETTABLE: Final[frozenset[str]] = frozenset(
+    {
+        "grade_a_min_score",
+        "grade_b_min_score",
+        "grade_c_min_score",
+        "score_ttl",
+        "challenger_version",
+        "challenger_share",
+    }
+)
+
+Context = grpc.aio.ServicerContext[Message, Message]
+
+
+def _page_size(requested: int) -> int:
+    return requested or DEFAULT_PAGE_SIZE
+
+
+def _bad_token(error: InvalidPageTokenError) -> errors.InvalidArgumentError:
+    return errors.InvalidArgumentError(
+        "invalid page token",
+        [
+            errors.FieldViolation(
+                "page_token",
+                f"{error}; pass the next_page_token of the previous page unchanged, or omit it "
+                "for the first page",
+                "page_token_valid",
+            )
+        ],
+    )
+
+
+class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
+    """Serves ``crm.ai.v1.ScoringService`` from a :class:`ScoringEngine`."""
+
+    def __init__(self, engine: ScoringEngine, idempotency: IdempotencyRepository) -> None:
+        self.engine = engine
+        self.idempotency = idempotency
+
+    async def ScoreLead(  # noqa: N802 - gRPC method name
+        self, request: scoring_pb2.ScoreLeadRequest, context: Context
+    ) -> scoring_pb2.LeadScore:
+        tenant = current_principal().tenant_id
+        lead = LeadInput(request.lead.lead_id, lead_features(request.lead))
+        return lead_score(await self.engine.scorer.score_one(tenant, lead))
+
+    async def BatchScoreLeads(  # noqa: N802 - gRPC method name
+        self, request: scoring_pb2.BatchScoreLeadsRequest, context: Context
+    ) -> AsyncIterator[scoring_pb2.LeadScore]:
+        tenant = current_principal().tenant_id
+        leads = [LeadInput(lead.lead_id, lead_features(lead)) for lead in request.leads]
+        async for records in self.engine.scorer.score_stream(tenant, leads):
+            for record in records:
+                yield lead_score(record)
+
+    async def ListLeadScores(  # noqa: N802 - gRPC method name
+        self, request: scoring_pb2.ListLeadScoresRequest, context: Context
+    ) -> scoring_pb2.ListLeadScoresResponse:
+        tenant = current_principal().tenant_id
+        try:
+            records, token = await self.engine.scores.list_for_lead(
+                tenant,
+                request.lead_id,
+                page_size=_page_size(request.page_size),
+                page_token=request.page_token,
+            )
+        except InvalidPageTokenError as error:
+            raise _bad_token(error) from error
+        return scoring_pb2.ListLeadScoresResponse(
+            scores=[lead_score(r) for r in records], next_page_token=token
+        )
+
+    async def _idempotent(
+        self,
+        method: str,
+        request: scoring_pb2.RecordLeadOutcomeRequest,
+        produce: Callable[[], Awaitable[Message]],
+        parse: Callable[[bytes], Message],
+    ) -> Message:
+        request_id = request.request_id
+        tenant = current_principal().tenant_id
+        digest = compute_request_digest(request.SerializeToString(deterministic=True))
+        stored = await self.idempotency.get(tenant, _SERVICE + method, request_id)
+        if stored is not None:
+            stored.ensure_same_request(digest)
+            return parse(stored.response)
+        response = await produce()
+        record = await self.idempotency.put(
+            tenant,
+            _SERVICE + method,
+            request_id,
+            request_digest=digest,
+            response=response.SerializeToString(),
+            expires_at=utc_now() + IDEMPOTENCY_TTL,
+        )
+        return parse(record.response)
+
+    async def RecordLeadOutcome(  # noqa: N802 - gRPC method name
+        self, request: scoring_pb2.RecordLeadOutcomeRequest, context: Context
+    ) -> scoring_pb2.LeadOutcome:
+        tenant = current_principal().tenant_id
+
+        async def record() -> Message:
+            outcome = await self.engine.record_outcome(
+                tenant,
+                request.lead_id,
+                converted=request.outcome == scoring_pb2.LeadOutcome.OUTCOME_CONVERTED,
+                outcome_time=(
+                    request.outcome_time.ToDatetime(tzinfo=UTC)
+                    if request.HasField("outcome_time")
+                    else None
+                ),
+                lead=lead_features(request.lead) if request.HasField("lead") else None,
+            )
+            return lead_outcome(outcome)
+
+        response = await self._idempotent(
+            "RecordLeadOutcome",
+            request,
+            record,
+            scoring_pb2.LeadOutcome.FromString,
+        )
+        assert isinstance(response, scoring_pb2.LeadOutcome)  # noqa: S101 - parse() made it
+        return response
+
+    async def ListScoringModels(  # noqa: N802 - gRPC method name
+        self, request: scoring_pb2.ListScoringModelsRequest, context: Context
+    ) -> scoring_pb2.ListScoringModelsResponse:
+        tenant = current_principal().tenant_id
+        try:
+            views, token = await self.engine.list_models(
+                tenant, page_size=_page_size(request.page_size), page_token=request.page_token
+            )
+        except InvalidPageTokenError as error:
+            raise _bad_token(error) from error
+        return scoring_pb2.ListScoringModelsResponse(
+            models=[scoring_model(v) for v in views], next_page_token=token
+        )
+
+    async def TrainScoringModel(  # noqa: N802 - gRPC method name
+        self, request: scoring_pb2.TrainScoringModelRequest, context: Context
+    ) -> AsyncIterator[scoring_pb2.TrainScoringModelEvent]:
+        tenant = current_principal().tenant_id
+        method = _SERVICE + "TrainScoringModel"
+        digest = compute_request_digest(request.SerializeToString(deterministic=True))
+        stored = await self.idempotency.get(tenant, method, request.request_id)
+        if stored is not None:  # a retry: replay the result, do not train again
+            stored.ensure_same_request(digest)
+            yield scoring_pb2.TrainScoringModelEvent.FromString(stored.response)
+            return
+        async for event in self.engine.trainer.train(
+            tenant, challenger_share=request.challenger_share
+        ):
+            if not isinstance(event, TrainingResult):
+                yield training_event(event)
+                continue
+            (view,) = await self.engine.views(tenant, [event.model])
+            message = training_event(event, view)
+            await self.idempotency.put(
+                tenant,
+                method,
+                request.request_id,
+                request_digest=digest,
+                response=message.SerializeToString(),
+                expires_at=utc_now() + IDEMPOTENCY_TTL,
+            )
+            yield message
+
+    async def GetScoringSettings(  # noqa: N802 - gRPC method name
+        self, request: scoring_pb2.GetScoringSettingsRequest, context: Context
+    ) -> scoring_pb2.ScoringSettings:
+        tenant = current_principal().tenant_id
+        return settings_message(await self.engine.settings.get(tenant))
+
+    async def UpdateScoringSettings(  # noqa: N802 - gRPC method name
+        self, request: scoring_pb2.UpdateScoringSettingsRequest, context: Context
+    ) -> scoring_pb2.ScoringSettings:
+        tenant = current_principal().tenant_id
+        paths = set(request.update_mask.paths) or set(_SETTABLE)
+        unknown = sorted(paths - _SETTABLE)
+        if unknown:
+            raise errors.InvalidArgumentError(
+                "invalid update_mask",
+                [
+                    errors.FieldViolation(
+                        "update_mask.paths",
+                        f"cannot update {', '.join(unknown)}; settable fields: "
+                        f"{', '.join(sorted(_SETTABLE))}",
+                        "update_mask_settable",
+                    )
+                ],
+            )
+        merged = settings_message(await self.engine.settings.get(tenant))
+        for path in paths:
+            if path == "score_ttl":
+                merged.score_ttl.CopyFrom(request.settings.score_ttl)
+            else:
+                setattr(merged, path, getattr(request.settings, path))
+        settings = checked_settings(
+            grade_a=merged.grade_a_min_score,
+            grade_b=merged.grade_b_min_score,
+            grade_c=merged.grade_c_min_score,
+            score_ttl=duration(merged.score_ttl),
+            champion_version=merged.champion_version,
+            challenger_version=merged.challenger_version,
+            challenger_share=merged.challenger_share,
+            field_prefix="settings.",
+        )
+        return settings_message(await self.engine.update_settings(tenant, settings))

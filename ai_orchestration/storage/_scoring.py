@@ -1,0 +1,738 @@
+"""Lead scoring storage: model versions, the scores given to leads, and what became of the leads.
+
+Three repositories share this module because they share one vocabulary (model versions,
+experiment arms, leads) and one pagination scheme:
+
+- :class:`ScoringModelRepository`: trained models, owned by a tenant or global (``"*"``).
+- :class:`LeadScoreRepository`: every score handed out, with its inputs for audit and training.
+- :class:`LeadOutcomeRepository`: one conversion outcome per lead, the latest report winning.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, TypeVar, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    and_,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
+
+from ai_orchestration.errors import ConflictError
+from ai_orchestration.storage._common import (
+    Clock,
+    JsonValue,
+    dialect_insert,
+    require_aware,
+    require_tenant,
+    require_text,
+    utc_now,
+)
+from ai_orchestration.storage._engine import Database
+from ai_orchestration.storage._models import LeadOutcomeModel, LeadScoreModel, ScoringModelModel
+
+__all__ = [
+    "GLOBAL_OWNER",
+    "MODEL_STATES",
+    "InvalidPageTokenError",
+    "LeadOutcomeRepository",
+    "LeadScoreRepository",
+    "NewScoringModel",
+    "OutcomeRecord",
+    "ScoreRecord",
+    "ScoredOutcome",
+    "ScoringModelRepository",
+    "StoredScoringModel",
+]
+
+GLOBAL_OWNER: Final[str] = "*"
+"""Owner of the models shared by every tenant; no tenant id can be ``"*"``."""
+
+MODEL_STATES: Final[tuple[str, ...]] = ("candidate", "published", "retired", "rejected")
+"""The states a scoring model can be in."""
+
+_T = TypeVar("_T")
+_Model = ScoringModelModel
+_Score = LeadScoreModel
+_Outcome = LeadOutcomeModel
+
+
+class InvalidPageTokenError(ValueError):
+    """A page token this repository did not issue (or for another query)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring models
+
+
+@dataclass(frozen=True, slots=True)
+class NewScoringModel:
+    """A trained model to store with :meth:`ScoringModelRepository.add`."""
+
+    version: str
+    """Version name, e.g. ``global-20261123-1a2b3c``; unique per owner."""
+    state: str
+    """One of :data:`MODEL_STATES`."""
+    artifact: bytes
+    """The serialised model (opaque bytes, can be around 1 MB)."""
+    metrics: dict[str, JsonValue]
+    """Evaluation metrics from training."""
+    features: tuple[str, ...]
+    """Names of the features the model reads, in its order."""
+    trained_at: datetime
+    """When training finished (aware)."""
+    reason: str = ""
+    """Why the model is in its state (e.g. why it was rejected)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredScoringModel:
+    """A stored scoring model version."""
+
+    owner: str
+    """The tenant that owns the model, or :data:`GLOBAL_OWNER`."""
+    version: str
+    """Version name; unique per owner."""
+    state: str
+    """One of :data:`MODEL_STATES`."""
+    artifact: bytes
+    """The serialised model."""
+    metrics: dict[str, JsonValue]
+    """Evaluation metrics from training."""
+    features: tuple[str, ...]
+    """Names of the features the model reads, in its order."""
+    trained_at: datetime
+    """When training finished (aware, UTC)."""
+    reason: str
+    """Why the model is in its state."""
+    created_at: datetime
+    """When the model was stored (aware, UTC)."""
+    updated_at: datetime
+    """When the model was stored or its state last set (aware, UTC)."""
+
+    @property
+    def is_global(self) -> bool:
+        """Whether the model is shared by every tenant."""
+        return self.owner == GLOBAL_OWNER
+
+
+class ScoringModelRepository:
+    """Stores scoring model versions: each tenant's own and the global ones every tenant sees.
+
+    Tenant-facing methods take the tenant first and never change a global model; the global
+    models are managed through :meth:`add` with :data:`GLOBAL_OWNER`, :meth:`latest_global` and
+    :meth:`set_global_state`.
+    """
+
+    def __init__(self, *, database: Database, clock: Clock = utc_now) -> None:
+        """``clock`` supplies ``created_at`` and ``updated_at``."""
+        self._database = database
+        self._clock = clock
+
+    async def add(self, owner: str, model: NewScoringModel) -> StoredScoringModel:
+        """Store a new model version for ``owner`` (a tenant id or :data:`GLOBAL_OWNER`).
+
+        Raises:
+            ConflictError: ``owner`` already has this version (reason ``MODEL_VERSION_EXISTS``).
+            ValueError: an empty owner or version, an unknown state, a naive ``trained_at``, or
+                features that are not strings.
+        """
+        require_text("owner", owner)
+        require_text("version", model.version)
+        _require_state(model.state)
+        if not all(isinstance(name, str) and name for name in model.features):
+            raise ValueError("features must be non-empty strings")
+        now = require_aware("clock()", self._clock())
+        stored = StoredScoringModel(
+            owner=owner,
+            version=model.version,
+            state=model.state,
+            artifact=bytes(model.artifact),
+            metrics=dict(model.metrics),
+            features=tuple(model.features),
+            trained_at=require_aware("trained_at", model.trained_at),
+            reason=model.reason,
+            created_at=now,
+            updated_at=now,
+        )
+        values = {field.name: getattr(stored, field.name) for field in dataclasses.fields(stored)}
+        values["features"] = list(stored.features)
+        statement = (
+            dialect_insert(self._database.backend, _Model)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[_Model.owner, _Model.version])
+        )
+        async with self._database.sessionmaker.begin() as session:
+            result = await session.execute(statement)
+            inserted = cast(CursorResult[Any], result).rowcount > 0
+        if not inserted:
+            raise ConflictError(
+                f"model version {model.version!r} already exists; train under a new version",
+                reason="MODEL_VERSION_EXISTS",
+                metadata={"version": model.version},
+            )
+        return stored
+
+    async def get(self, tenant_id: str, version: str) -> StoredScoringModel | None:
+        """The model ``version`` as the tenant sees it: its own, else the global one, else ``None``."""
+        statement = select(_Model).where(
+            _Model.owner.in_((_require_tenant(tenant_id), GLOBAL_OWNER)),
+            _Model.version == require_text("version", version),
+        )
+        async with self._database.sessionmaker() as session:
+            rows = (await session.execute(statement)).scalars().all()
+        # At most two rows: the tenant's own version shadows a global one of the same name.
+        own = [row for row in rows if row.owner == tenant_id]
+        chosen = own or list(rows)
+        return _to_stored_model(chosen[0]) if chosen else None
+
+    async def latest_global(self, *, state: str = "published") -> StoredScoringModel | None:
+        """The global model in ``state`` with the newest ``trained_at``, or ``None``."""
+        statement = (
+            select(_Model)
+            .where(_Model.owner == GLOBAL_OWNER, _Model.state == _require_state(state))
+            .order_by(_Model.trained_at.desc(), _Model.version.desc())
+            .limit(1)
+        )
+        async with self._database.sessionmaker() as session:
+            row = (await session.execute(statement)).scalars().first()
+            return None if row is None else _to_stored_model(row)
+
+    async def list_visible(
+        self, tenant_id: str, *, page_size: int, page_token: str = ""
+    ) -> tuple[list[StoredScoringModel], str]:
+        """One page of the tenant's own and the global models, newest ``trained_at`` first.
+
+        Ties are broken by owner, then version. Pass the returned token back for the next page;
+        it is ``""`` after the last page.
+
+        Raises:
+            InvalidPageTokenError: ``page_token`` was not issued by this method for this tenant.
+            ValueError: an empty tenant or a ``page_size`` below 1.
+        """
+        scope = ("scoring_models.list_visible", _require_tenant(tenant_id))
+        _require_page_size(page_size)
+        statement = select(_Model).where(_Model.owner.in_((tenant_id, GLOBAL_OWNER)))
+        if page_token:
+            trained_at, owner, version = _decode_page_token(page_token, scope, _model_cursor)
+            statement = statement.where(
+                or_(
+                    _Model.trained_at < trained_at,
+                    and_(
+                        _Model.trained_at == trained_at,
+                        or_(
+                            _Model.owner > owner,
+                            and_(_Model.owner == owner, _Model.version > version),
+                        ),
+                    ),
+                )
+            )
+        statement = statement.order_by(
+            _Model.trained_at.desc(), _Model.owner, _Model.version
+        ).limit(page_size + 1)
+        async with self._database.sessionmaker() as session:
+            rows = (await session.execute(statement)).scalars().all()
+        page = [_to_stored_model(row) for row in rows[:page_size]]
+        if len(rows) <= page_size:
+            return page, ""
+        last = page[-1]
+        cursor: list[JsonValue] = [last.trained_at.isoformat(), last.owner, last.version]
+        return page, _encode_page_token(scope, cursor)
+
+    async def set_state(self, tenant_id: str, version: str, state: str, *, reason: str = "") -> bool:
+        """Move the tenant's own model ``version`` to ``state``; global models are never touched.
+
+        Returns:
+            Whether the tenant has such a model (``False`` also for a global-only version).
+        """
+        return await self._set_state(_require_tenant(tenant_id), version, state, reason)
+
+    async def set_global_state(self, version: str, state: str, *, reason: str = "") -> bool:
+        """Move the global model ``version`` to ``state``; return whether it exists."""
+        return await self._set_state(GLOBAL_OWNER, version, state, reason)
+
+    async def _set_state(self, owner: str, version: str, state: str, reason: str) -> bool:
+        statement = (
+            update(_Model)
+            .where(_Model.owner == owner, _Model.version == require_text("version", version))
+            .values(
+                state=_require_state(state),
+                reason=reason,
+                updated_at=require_aware("clock()", self._clock()),
+            )
+        )
+        async with self._database.sessionmaker.begin() as session:
+            result = await session.execute(statement)
+            return cast(CursorResult[Any], result).rowcount > 0
+
+
+# --------------------------------------------------------------------------------------------
+# Lead scores
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRecord:
+    """One score given to one lead."""
+
+    score_id: str
+    """Unique id of this score within the tenant."""
+    lead_id: str
+    """The scored lead."""
+    score: int
+    """The score, 0 to 100."""
+    grade: str
+    """The grade, one letter (``"A"`` to ``"D"``)."""
+    probability: float
+    """Predicted conversion probability."""
+    confidence: float
+    """How much to trust the prediction, 0 to 1."""
+    positive_factors: list[dict[str, JsonValue]]
+    """Inputs that raised the score, most influential first."""
+    negative_factors: list[dict[str, JsonValue]]
+    """Inputs that lowered the score, most influential first."""
+    model_version: str
+    """Version of the model that produced the score."""
+    experiment_arm: str
+    """The experiment arm the lead was assigned to (may be empty)."""
+    scored_at: datetime
+    """When the score was computed (aware, UTC when read back)."""
+    expires_at: datetime
+    """When the score should be recomputed (aware, UTC when read back)."""
+    input_digest: str
+    """Digest of the inputs, to tell whether a lead changed since it was scored."""
+    features: dict[str, JsonValue]
+    """The lead's inputs as given (for audit, and later as training rows)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredOutcome:
+    """A lead's latest score under one (model version, arm) next to whether it converted."""
+
+    lead_id: str
+    """The lead."""
+    model_version: str
+    """Model version that scored the lead."""
+    experiment_arm: str
+    """Experiment arm the lead was scored under."""
+    probability: float
+    """Probability of the lead's latest score under that version and arm."""
+    converted: bool
+    """Whether the lead converted."""
+
+
+class LeadScoreRepository:
+    """Appends and reads the scores given to a tenant's leads."""
+
+    def __init__(self, *, database: Database) -> None:
+        """Scores carry their own timestamps, so no clock is needed."""
+        self._database = database
+
+    async def add_many(self, tenant_id: str, records: Sequence[ScoreRecord]) -> None:
+        """Store ``records`` with one multi-row INSERT in one transaction; all or nothing.
+
+        Raises:
+            ValueError: an empty id or model version, a grade that is not one character, a naive
+                datetime, or a ``score_id`` given twice.
+            sqlalchemy.exc.IntegrityError: a ``score_id`` the tenant already stored (nothing of
+                the batch is stored then).
+        """
+        require_tenant(tenant_id)
+        if not records:
+            return
+        rows = [_score_row(tenant_id, record) for record in records]
+        if len({row["score_id"] for row in rows}) != len(rows):
+            raise ValueError("score_id must be unique within a batch")
+        async with self._database.sessionmaker.begin() as session:
+            await session.execute(insert(_Score), rows)
+
+    async def list_for_lead(
+        self, tenant_id: str, lead_id: str, *, page_size: int, page_token: str = ""
+    ) -> tuple[list[ScoreRecord], str]:
+        """One page of the lead's scores, newest ``scored_at`` first (ties: ``score_id`` desc).
+
+        Pass the returned token back for the next page; it is ``""`` after the last page.
+
+        Raises:
+            InvalidPageTokenError: ``page_token`` was not issued by this method for this lead.
+            ValueError: an empty tenant or lead id, or a ``page_size`` below 1.
+        """
+        scope = ("lead_scores.list_for_lead", require_tenant(tenant_id))
+        scope += (require_text("lead_id", lead_id),)
+        _require_page_size(page_size)
+        statement = select(_Score).where(_Score.tenant_id == tenant_id, _Score.lead_id == lead_id)
+        if page_token:
+            scored_at, score_id = _decode_page_token(page_token, scope, _score_cursor)
+            statement = statement.where(
+                or_(
+                    _Score.scored_at < scored_at,
+                    and_(_Score.scored_at == scored_at, _Score.score_id < score_id),
+                )
+            )
+        statement = statement.order_by(_Score.scored_at.desc(), _Score.score_id.desc()).limit(
+            page_size + 1
+        )
+        async with self._database.sessionmaker() as session:
+            rows = (await session.execute(statement)).scalars().all()
+        page = [_to_score_record(row) for row in rows[:page_size]]
+        if len(rows) <= page_size:
+            return page, ""
+        cursor: list[JsonValue] = [page[-1].scored_at.isoformat(), page[-1].score_id]
+        return page, _encode_page_token(scope, cursor)
+
+    async def latest_features(self, tenant_id: str, lead_id: str) -> dict[str, JsonValue] | None:
+        """The inputs of the lead's newest score, or ``None`` when it was never scored."""
+        statement = (
+            select(_Score.features)
+            .where(
+                _Score.tenant_id == require_tenant(tenant_id),
+                _Score.lead_id == require_text("lead_id", lead_id),
+            )
+            .order_by(_Score.scored_at.desc(), _Score.score_id.desc())
+            .limit(1)
+        )
+        async with self._database.sessionmaker() as session:
+            features = (await session.execute(statement)).scalars().first()
+        return None if features is None else dict(features)
+
+    async def arm_counts(self, tenant_id: str) -> dict[tuple[str, str], int]:
+        """How many distinct leads were scored under each (model version, experiment arm)."""
+        statement = (
+            select(_Score.model_version, _Score.experiment_arm, func.count(_Score.lead_id.distinct()))
+            .where(_Score.tenant_id == require_tenant(tenant_id))
+            .group_by(_Score.model_version, _Score.experiment_arm)
+        )
+        async with self._database.sessionmaker() as session:
+            rows = await session.execute(statement)
+            return {(version, arm): count for version, arm, count in rows}
+
+    async def scored_outcomes(
+        self, tenant_id: str, *, limit: int = 200_000
+    ) -> list[ScoredOutcome]:
+        """Predictions next to what happened, for evaluating models and experiment arms.
+
+        For every lead with an outcome and every (model version, arm) it was scored under: the
+        probability of its latest score under that version and arm, with ``converted`` from the
+        outcome. Ordered by lead, version and arm; at most ``limit`` entries.
+
+        Raises:
+            ValueError: an empty tenant or a ``limit`` below 1.
+        """
+        require_tenant(tenant_id)
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        newest_first = func.row_number().over(
+            partition_by=(_Score.lead_id, _Score.model_version, _Score.experiment_arm),
+            order_by=(_Score.scored_at.desc(), _Score.score_id.desc()),
+        )
+        ranked = (
+            select(
+                _Score.lead_id,
+                _Score.model_version,
+                _Score.experiment_arm,
+                _Score.probability,
+                _Outcome.converted,
+                newest_first.label("rank"),
+            )
+            .join(
+                _Outcome,
+                and_(_Outcome.tenant_id == _Score.tenant_id, _Outcome.lead_id == _Score.lead_id),
+            )
+            .where(_Score.tenant_id == tenant_id)
+            .subquery()
+        )
+        statement = (
+            select(
+                ranked.c.lead_id,
+                ranked.c.model_version,
+                ranked.c.experiment_arm,
+                ranked.c.probability,
+                ranked.c.converted,
+            )
+            .where(ranked.c.rank == 1)
+            .order_by(ranked.c.lead_id, ranked.c.model_version, ranked.c.experiment_arm)
+            .limit(limit)
+        )
+        async with self._database.sessionmaker() as session:
+            rows = await session.execute(statement)
+            return [
+                ScoredOutcome(
+                    lead_id=lead_id,
+                    model_version=version,
+                    experiment_arm=arm,
+                    probability=float(probability),
+                    converted=bool(converted),
+                )
+                for lead_id, version, arm, probability, converted in rows
+            ]
+
+
+# --------------------------------------------------------------------------------------------
+# Lead outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRecord:
+    """Whether a lead converted, as last reported."""
+
+    outcome_id: str
+    """Id of the report (e.g. the CRM event that closed the lead)."""
+    lead_id: str
+    """The lead."""
+    converted: bool
+    """Whether the lead converted."""
+    outcome_time: datetime
+    """When the outcome happened (aware, UTC when read back)."""
+    recorded_at: datetime
+    """When the outcome was reported (aware, UTC when read back)."""
+    features: dict[str, JsonValue] | None
+    """Snapshot of the lead's inputs used for training, if one was taken."""
+
+
+class LeadOutcomeRepository:
+    """Keeps one outcome per lead of a tenant; recording again replaces it."""
+
+    def __init__(self, *, database: Database) -> None:
+        """Outcomes carry their own timestamps, so no clock is needed."""
+        self._database = database
+
+    async def record(self, tenant_id: str, outcome: OutcomeRecord) -> OutcomeRecord:
+        """Store ``outcome`` as the lead's outcome, replacing any earlier one (last write wins).
+
+        Returns:
+            The stored outcome, datetimes in UTC.
+
+        Raises:
+            ValueError: an empty tenant, outcome or lead id, or a naive datetime.
+        """
+        require_tenant(tenant_id)
+        stored = dataclasses.replace(
+            outcome,
+            outcome_id=require_text("outcome_id", outcome.outcome_id),
+            lead_id=require_text("lead_id", outcome.lead_id),
+            converted=bool(outcome.converted),
+            outcome_time=require_aware("outcome_time", outcome.outcome_time),
+            recorded_at=require_aware("recorded_at", outcome.recorded_at),
+            features=None if outcome.features is None else dict(outcome.features),
+        )
+        values: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "lead_id": stored.lead_id,
+            "outcome_id": stored.outcome_id,
+            "converted": stored.converted,
+            "outcome_time": stored.outcome_time,
+            "recorded_at": stored.recorded_at,
+            # SQL NULL rather than a JSON null, so "no snapshot" is one thing in the table.
+            "features": null() if stored.features is None else stored.features,
+        }
+        insert_ = dialect_insert(self._database.backend, _Outcome).values(values)
+        replaced = [name for name in values if name not in ("tenant_id", "lead_id")]
+        upsert = insert_.on_conflict_do_update(
+            index_elements=[_Outcome.tenant_id, _Outcome.lead_id],
+            set_={name: insert_.excluded[name] for name in replaced},
+        )
+        async with self._database.sessionmaker.begin() as session:
+            await session.execute(upsert)
+        return stored
+
+    async def get(self, tenant_id: str, lead_id: str) -> OutcomeRecord | None:
+        """The lead's outcome, or ``None`` when none was recorded."""
+        statement = select(_Outcome).where(
+            _Outcome.tenant_id == require_tenant(tenant_id),
+            _Outcome.lead_id == require_text("lead_id", lead_id),
+        )
+        async with self._database.sessionmaker() as session:
+            row = (await session.execute(statement)).scalar_one_or_none()
+            return None if row is None else _to_outcome_record(row)
+
+    async def list_all(self, tenant_id: str, *, limit: int = 1_000_000) -> list[OutcomeRecord]:
+        """The tenant's outcomes ordered by ``outcome_time`` then ``lead_id``; at most ``limit``.
+
+        Raises:
+            ValueError: an empty tenant or a ``limit`` below 1.
+        """
+        require_tenant(tenant_id)
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        statement = (
+            select(_Outcome)
+            .where(_Outcome.tenant_id == tenant_id)
+            .order_by(_Outcome.outcome_time, _Outcome.lead_id)
+            .limit(limit)
+        )
+        async with self._database.sessionmaker() as session:
+            rows = (await session.execute(statement)).scalars().all()
+            return [_to_outcome_record(row) for row in rows]
+
+    async def counts(self, tenant_id: str) -> tuple[int, int]:
+        """``(leads with an outcome, leads that converted)`` of the tenant."""
+        converted: ColumnElement[int] = func.count().filter(_Outcome.converted.is_(True))
+        statement = select(func.count(), converted).where(
+            _Outcome.tenant_id == require_tenant(tenant_id)
+        )
+        async with self._database.sessionmaker() as session:
+            total, converted_count = (await session.execute(statement)).one()
+            return int(total), int(converted_count)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+_TOKEN_SEAL_CHARS = 32
+
+
+def _require_tenant(tenant_id: str) -> str:
+    require_tenant(tenant_id)
+    if tenant_id == GLOBAL_OWNER:
+        raise ValueError(f"tenant_id cannot be {GLOBAL_OWNER!r}, which marks global models")
+    return tenant_id
+
+
+def _require_state(state: str) -> str:
+    if state not in MODEL_STATES:
+        raise ValueError(f"state must be one of {', '.join(MODEL_STATES)}; got {state!r}")
+    return state
+
+
+def _require_page_size(page_size: int) -> None:
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise ValueError(f"page_size must be an integer of at least 1, got {page_size!r}")
+
+
+def _seal(scope: Sequence[str], cursor: list[JsonValue]) -> str:
+    # Binds the cursor to the query it came from and catches edited tokens. Not a secret: a
+    # forged token could only move the cursor within rows the query shows the caller anyway.
+    material = json.dumps([list(scope), cursor], separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(material.encode()).hexdigest()[:_TOKEN_SEAL_CHARS]
+
+
+def _encode_page_token(scope: Sequence[str], cursor: list[JsonValue]) -> str:
+    """An opaque token: urlsafe base64 (unpadded) of ``[cursor, seal]``."""
+    body = json.dumps([cursor, _seal(scope, cursor)], separators=(",", ":"), ensure_ascii=True)
+    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+
+
+def _decode_page_token(
+    token: str, scope: Sequence[str], parse: Callable[[list[JsonValue]], _T]
+) -> _T:
+    """The cursor in ``token``, checked against ``scope`` and converted by ``parse``."""
+    invalid = InvalidPageTokenError(
+        "page_token was not issued for this query; pass the next_page_token of the previous "
+        "page unchanged, or an empty token for the first page"
+    )
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        decoded = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True))
+        cursor, seal = decoded
+        if not isinstance(cursor, list) or not isinstance(seal, str):
+            raise invalid
+        if not hmac.compare_digest(seal, _seal(scope, cursor)):
+            raise invalid
+        return parse(cursor)
+    except InvalidPageTokenError:
+        raise
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise invalid from None
+
+
+def _cursor_time(value: JsonValue) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError("cursor time must be a string")
+    return require_aware("cursor", datetime.fromisoformat(value))
+
+
+def _cursor_text(value: JsonValue) -> str:
+    if not isinstance(value, str):
+        raise TypeError("cursor key must be a string")
+    return value
+
+
+def _model_cursor(cursor: list[JsonValue]) -> tuple[datetime, str, str]:
+    trained_at, owner, version = cursor
+    return _cursor_time(trained_at), _cursor_text(owner), _cursor_text(version)
+
+
+def _score_cursor(cursor: list[JsonValue]) -> tuple[datetime, str]:
+    scored_at, score_id = cursor
+    return _cursor_time(scored_at), _cursor_text(score_id)
+
+
+def _to_stored_model(row: ScoringModelModel) -> StoredScoringModel:
+    return StoredScoringModel(
+        owner=row.owner,
+        version=row.version,
+        state=row.state,
+        artifact=bytes(row.artifact),
+        metrics=row.metrics,
+        features=tuple(row.features),
+        trained_at=row.trained_at,
+        reason=row.reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _score_row(tenant_id: str, record: ScoreRecord) -> dict[str, Any]:
+    if not isinstance(record.grade, str) or len(record.grade) != 1:
+        raise ValueError(f"grade must be one character, got {record.grade!r}")
+    return {
+        "tenant_id": tenant_id,
+        "score_id": require_text("score_id", record.score_id),
+        "lead_id": require_text("lead_id", record.lead_id),
+        "score": record.score,
+        "grade": record.grade,
+        "probability": record.probability,
+        "confidence": record.confidence,
+        "positive_factors": record.positive_factors,
+        "negative_factors": record.negative_factors,
+        "model_version": require_text("model_version", record.model_version),
+        "experiment_arm": record.experiment_arm,
+        "scored_at": require_aware("scored_at", record.scored_at),
+        "expires_at": require_aware("expires_at", record.expires_at),
+        "input_digest": record.input_digest,
+        "features": record.features,
+    }
+
+
+def _to_score_record(row: LeadScoreModel) -> ScoreRecord:
+    return ScoreRecord(
+        score_id=row.score_id,
+        lead_id=row.lead_id,
+        score=row.score,
+        grade=row.grade,
+        probability=row.probability,
+        confidence=row.confidence,
+        positive_factors=row.positive_factors,
+        negative_factors=row.negative_factors,
+        model_version=row.model_version,
+        experiment_arm=row.experiment_arm,
+        scored_at=row.scored_at,
+        expires_at=row.expires_at,
+        input_digest=row.input_digest,
+        features=row.features,
+    )
+
+
+def _to_outcome_record(row: LeadOutcomeModel) -> OutcomeRecord:
+    return OutcomeRecord(
+        outcome_id=row.outcome_id,
+        lead_id=row.lead_id,
+        converted=row.converted,
+        outcome_time=row.outcome_time,
+        recorded_at=row.recorded_at,
+        features=row.features,
+    )
