@@ -159,7 +159,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             record,
             scoring_pb2.LeadOutcome.FromString,
         )
-        assert isinstance(response, scoring_pb2.LeadOutcome)  # noqa: S101 - parse() made it
+        assert isinstance(response, scoring_pb2.LeadOutcome)
         return response
 
     async def ListScoringModels(  # noqa: N802 - gRPC method name

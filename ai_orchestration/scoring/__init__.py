@@ -5,6 +5,20 @@ or generated protobuf code; the gRPC servicer adapts ``crm.ai.v1`` messages onto
 :class:`LeadFeatures` and calls :class:`ScoringEngine`.
 """
 
+from ai_orchestration.scoring._engine import ArmStats, ModelView, ScoringEngine
+from ai_orchestration.scoring._explain import (
+    CHALLENGER_ARM,
+    CONTROL_ARM,
+    MAX_FACTORS,
+    Explanation,
+    Factor,
+    GradeCutoffs,
+    confidence_of,
+    experiment_arm,
+    explain,
+    input_digest,
+    to_score,
+)
 from ai_orchestration.scoring._features import (
     CATEGORICAL_FEATURES,
     FEATURES,
@@ -20,20 +34,6 @@ from ai_orchestration.scoring._features import (
     is_personal_email,
     normalise_industry,
     to_matrix,
-)
-from ai_orchestration.scoring._engine import ArmStats, ModelView, ScoringEngine
-from ai_orchestration.scoring._explain import (
-    CHALLENGER_ARM,
-    CONTROL_ARM,
-    MAX_FACTORS,
-    Explanation,
-    Factor,
-    GradeCutoffs,
-    confidence_of,
-    experiment_arm,
-    explain,
-    input_digest,
-    to_score,
 )
 from ai_orchestration.scoring._model import (
     ModelFormatError,
@@ -58,6 +58,7 @@ from ai_orchestration.scoring._settings import (
     ScoringSettingsStore,
     checked_settings,
 )
+from ai_orchestration.scoring._synthetic import DRIVERS, TOP_DRIVERS, SyntheticLeads, generate_leads
 from ai_orchestration.scoring._training import (
     MIN_OUTCOMES,
     MIN_TENANT_CONVERSIONS,
@@ -66,7 +67,6 @@ from ai_orchestration.scoring._training import (
     ModelTrainer,
     TrainingResult,
 )
-from ai_orchestration.scoring._synthetic import DRIVERS, TOP_DRIVERS, SyntheticLeads, generate_leads
 
 __all__ = [
     "BOOTSTRAP_SEED",

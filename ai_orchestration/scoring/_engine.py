@@ -60,13 +60,11 @@ class ModelView:
     arms: tuple[ArmStats, ...]
 
 
-def _arm_stats(
-    arm: str, scored: int, outcomes: list[ScoredOutcome]
-) -> ArmStats:
+def _arm_stats(arm: str, scored: int, outcomes: list[ScoredOutcome]) -> ArmStats:
     labels = np.array([o.converted for o in outcomes], dtype=bool)
     conversion = float(labels.mean()) if len(labels) else 0.0
     auc = 0.0
-    if len(np.unique(labels)) == 2:  # noqa: PLR2004 - both outcomes
+    if len(np.unique(labels)) == 2:
         auc = float(roc_auc_score(labels, [o.probability for o in outcomes]))
     return ArmStats(arm, scored, len(outcomes), conversion, auc)
 
@@ -85,7 +83,9 @@ class ScoringEngine:
         self.models = ScoringModelRepository(database=database, clock=clock)
         self.scores = LeadScoreRepository(database=database)
         self.outcomes = LeadOutcomeRepository(database=database)
-        self.settings = ScoringSettingsStore(TenantSettingsRepository(database=database, clock=clock))
+        self.settings = ScoringSettingsStore(
+            TenantSettingsRepository(database=database, clock=clock)
+        )
         self.registry = ModelRegistry(
             models=self.models, settings=self.settings, refresh_seconds=refresh_seconds
         )
@@ -154,7 +154,9 @@ class ScoringEngine:
             views.append(ModelView(stored, state, share, arms))
         return views
 
-    def _state_for(self, stored: StoredScoringModel, settings: ScoringSettings) -> tuple[str, float]:
+    def _state_for(
+        self, stored: StoredScoringModel, settings: ScoringSettings
+    ) -> tuple[str, float]:
         champion = settings.champion_version or self.registry.global_model.version
         challenger_share = settings.challenger_share if settings.challenger_version else 0.0
         if stored.version == settings.challenger_version:

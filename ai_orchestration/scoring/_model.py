@@ -27,6 +27,8 @@ TEST_FRACTION: Final[float] = 0.2
 """The most recent share of rows held out for the reported metrics."""
 CALIBRATION_FRACTION: Final[float] = 0.15
 """The most recent share of the remaining rows used for early stopping and calibration."""
+PROBABILITY_FLOOR: Final[float] = 0.005
+"""Calibrated probabilities stay within [PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR]."""
 _FORMAT: Final[int] = 1
 _MAX_ROUNDS: Final[int] = 2000
 _EARLY_STOPPING_ROUNDS: Final[int] = 50
@@ -332,7 +334,11 @@ def train_model(
         TrainingStep("fitting", 0, folds, None, f"{best_iteration} trees on {len(split.fit)} rows")
     )
 
-    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    # Bounded away from 0 and 1: the extreme bins of the calibration rows are often pure, and a
+    # lead is never certain to convert or not.
+    isotonic = IsotonicRegression(
+        y_min=PROBABILITY_FLOOR, y_max=1.0 - PROBABILITY_FLOOR, out_of_bounds="clip"
+    )
     isotonic.fit(_raw(booster, x[split.calibration]), labels[split.calibration])
     calibrator = _Calibrator(
         thresholds=np.asarray(isotonic.X_thresholds_, dtype=np.float64),

@@ -143,7 +143,7 @@ class ModelRegistry:
                 stored = await self.models.add(GLOBAL_OWNER, new)
             except errors.ConflictError:  # another replica stored the same model first
                 stored = await self.models.latest_global()
-                assert stored is not None  # noqa: S101 - it was just written
+                assert stored is not None
             _log.info(
                 "trained global model %s on %d synthetic leads in %.1f s (AUC %.3f)",
                 stored.version,
@@ -158,7 +158,9 @@ class ModelRegistry:
     def global_model(self) -> ServingModel:
         """The published global model (after :meth:`bootstrap`)."""
         if self._global is None:
-            raise errors.UnavailableError("the scoring model is not loaded yet", reason="WARMING_UP")
+            raise errors.UnavailableError(
+                "the scoring model is not loaded yet", reason="WARMING_UP"
+            )
         return self._global
 
     async def _load(self, stored: StoredScoringModel) -> ServingModel:

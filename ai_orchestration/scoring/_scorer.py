@@ -52,7 +52,7 @@ def _factor_json(factor: Factor) -> dict[str, JsonValue]:
     }
 
 
-def _record(  # noqa: PLR0913, PLR0917 - one call site, all parts of the record
+def _record(  # noqa: PLR0917 - one call site, all parts of the record
     lead: LeadInput,
     explanation: Explanation,
     model: str,
@@ -159,7 +159,7 @@ class LeadScorer:
             for tenant_id, items in by_tenant.items():
                 try:
                     records = await self.score_many(tenant_id, [item.lead for item in items])
-                except Exception as error:  # noqa: BLE001 - handed to every waiting caller
+                except Exception as error:
                     for item in items:
                         if not item.future.done():
                             item.future.set_exception(error)
@@ -188,7 +188,7 @@ class LeadScorer:
         upcoming = start(chunks[0]) if chunks else None
         try:
             for index in range(len(chunks)):
-                assert upcoming is not None  # noqa: S101 - set for every chunk
+                assert upcoming is not None
                 records = await upcoming
                 upcoming = start(chunks[index + 1]) if index + 1 < len(chunks) else None
                 await self.scores.add_many(tenant_id, records)

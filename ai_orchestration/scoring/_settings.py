@@ -88,7 +88,7 @@ def checked_settings(
 ) -> ScoringSettings:
     """Builds settings, reporting every inconsistency as a field violation at once."""
     violations: list[FieldViolation] = []
-    if not 0 <= grade_c < grade_b < grade_a <= 100:  # noqa: PLR2004 - the score scale
+    if not 0 <= grade_c < grade_b < grade_a <= 100:
         violations.append(
             FieldViolation(
                 f"{field_prefix}grade_b_min_score",

@@ -150,7 +150,7 @@ class ModelTrainer:
     async def _load(self, tenant_id: str) -> tuple[_Data, Loading]:
         tenant = _tenant_data(await self.outcomes.list_all(tenant_id))
         rows, conversions = len(tenant.y), int(tenant.y.sum())
-        if rows < MIN_OUTCOMES or conversions == 0 or conversions == rows:
+        if rows < MIN_OUTCOMES or conversions in {0, rows}:
             raise errors.FailedPreconditionError(
                 f"training needs at least {MIN_OUTCOMES} recorded outcomes with lead data, both "
                 f"converted and disqualified; the tenant has {rows} ({conversions} converted). "
@@ -220,7 +220,7 @@ class ModelTrainer:
             raise errors.FailedPreconditionError(
                 f"cannot train on these outcomes: {error}", reason="UNTRAINABLE_OUTCOMES"
             ) from error
-        assert model is not None  # noqa: S101 - _fit always ends with the model
+        assert model is not None
         yield await self._publish(tenant_id, data, model, challenger_share)
 
     async def _publish(
@@ -235,7 +235,9 @@ class ModelTrainer:
         published = new_auc >= current_auc
         compared = f"on the same {len(test)} most recent leads"
         if published:
-            reason = f"held-out AUC {new_auc:.4f} >= {current_auc:.4f} of {current.version} {compared}"
+            reason = (
+                f"held-out AUC {new_auc:.4f} >= {current_auc:.4f} of {current.version} {compared}"
+            )
         else:
             reason = (
                 f"not published: held-out AUC {new_auc:.4f} < {current_auc:.4f} of the current "
@@ -263,7 +265,9 @@ class ModelTrainer:
         settings = await registry.settings.get(tenant_id)
         replaced = [settings.challenger_version]
         if challenger_share > 0.0:
-            settings = replace(settings, challenger_version=version, challenger_share=challenger_share)
+            settings = replace(
+                settings, challenger_version=version, challenger_share=challenger_share
+            )
         else:
             replaced.append(settings.champion_version)
             settings = replace(

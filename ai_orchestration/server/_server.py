@@ -19,8 +19,8 @@ from ai_orchestration.api import ScoringServicer, ServicePipeline, register_serv
 from ai_orchestration.config import Settings, is_loopback
 from ai_orchestration.errors import FailedPreconditionError
 from ai_orchestration.observability import Metrics
-from ai_orchestration.security import Authenticator, TokenVerifier
 from ai_orchestration.scoring import ScoringEngine
+from ai_orchestration.security import Authenticator, TokenVerifier
 from ai_orchestration.storage import Database, IdempotencyRepository
 
 _log = logging.getLogger(__name__)

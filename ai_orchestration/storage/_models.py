@@ -143,7 +143,7 @@ class LeadScoreModel(Base):
 
 
 class LeadOutcomeModel(Base):
-    """Whether a lead converted: at most one row per lead, the latest report replacing earlier ones."""
+    """Whether a lead converted: one row per lead, a later report replacing the earlier one."""
 
     __tablename__ = "lead_outcomes"
     __table_args__ = (PrimaryKeyConstraint("tenant_id", "lead_id"),)

@@ -189,7 +189,10 @@ class ScoringModelRepository:
         return stored
 
     async def get(self, tenant_id: str, version: str) -> StoredScoringModel | None:
-        """The model ``version`` as the tenant sees it: its own, else the global one, else ``None``."""
+        """The model ``version`` as the tenant sees it: its own, else the global one, or ``None``.
+
+        A tenant model shadows a global model of the same version.
+        """
         statement = select(_Model).where(
             _Model.owner.in_((_require_tenant(tenant_id), GLOBAL_OWNER)),
             _Model.version == require_text("version", version),
@@ -254,7 +257,9 @@ class ScoringModelRepository:
         cursor: list[JsonValue] = [last.trained_at.isoformat(), last.owner, last.version]
         return page, _encode_page_token(scope, cursor)
 
-    async def set_state(self, tenant_id: str, version: str, state: str, *, reason: str = "") -> bool:
+    async def set_state(
+        self, tenant_id: str, version: str, state: str, *, reason: str = ""
+    ) -> bool:
         """Move the tenant's own model ``version`` to ``state``; global models are never touched.
 
         Returns:
@@ -371,8 +376,11 @@ class LeadScoreRepository:
             InvalidPageTokenError: ``page_token`` was not issued by this method for this lead.
             ValueError: an empty tenant or lead id, or a ``page_size`` below 1.
         """
-        scope = ("lead_scores.list_for_lead", require_tenant(tenant_id))
-        scope += (require_text("lead_id", lead_id),)
+        scope = (
+            "lead_scores.list_for_lead",
+            require_tenant(tenant_id),
+            require_text("lead_id", lead_id),
+        )
         _require_page_size(page_size)
         statement = select(_Score).where(_Score.tenant_id == tenant_id, _Score.lead_id == lead_id)
         if page_token:
@@ -412,7 +420,11 @@ class LeadScoreRepository:
     async def arm_counts(self, tenant_id: str) -> dict[tuple[str, str], int]:
         """How many distinct leads were scored under each (model version, experiment arm)."""
         statement = (
-            select(_Score.model_version, _Score.experiment_arm, func.count(_Score.lead_id.distinct()))
+            select(
+                _Score.model_version,
+                _Score.experiment_arm,
+                func.count(_Score.lead_id.distinct()),
+            )
             .where(_Score.tenant_id == require_tenant(tenant_id))
             .group_by(_Score.model_version, _Score.experiment_arm)
         )
@@ -420,9 +432,7 @@ class LeadScoreRepository:
             rows = await session.execute(statement)
             return {(version, arm): count for version, arm, count in rows}
 
-    async def scored_outcomes(
-        self, tenant_id: str, *, limit: int = 200_000
-    ) -> list[ScoredOutcome]:
+    async def scored_outcomes(self, tenant_id: str, *, limit: int = 200_000) -> list[ScoredOutcome]:
         """Predictions next to what happened, for evaluating models and experiment arms.
 
         For every lead with an outcome and every (model version, arm) it was scored under: the

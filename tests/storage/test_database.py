@@ -15,15 +15,27 @@ from ai_orchestration.storage._sqlite import SQLITE_BUSY_TIMEOUT_MS
 
 
 def test_exported_names_are_pinned_and_sorted() -> None:
-    assert storage.__all__ == sorted(storage.__all__)
+    # isort-style, as ruff's RUF022 wants: constants first, then the rest.
+    assert storage.__all__ == sorted(storage.__all__, key=lambda n: (not n.isupper(), n))
     assert set(storage.__all__) == {
+        "GLOBAL_OWNER",
+        "MODEL_STATES",
         "Backend",
         "Base",
         "Clock",
         "Database",
         "IdempotencyRecord",
         "IdempotencyRepository",
+        "InvalidPageTokenError",
         "JsonValue",
+        "LeadOutcomeRepository",
+        "LeadScoreRepository",
+        "NewScoringModel",
+        "OutcomeRecord",
+        "ScoreRecord",
+        "ScoredOutcome",
+        "ScoringModelRepository",
+        "StoredScoringModel",
         "TenantSettingsRepository",
         "UTCDateTime",
         "compute_request_digest",

@@ -18,7 +18,14 @@ import ai_orchestration
 from ai_orchestration.storage import Base, Database, TenantSettingsRepository
 from ai_orchestration.storage._migrate import current_revision, head_revision
 
-TABLES = {"alembic_version", "idempotency_records", "tenant_settings"}
+TABLES = {
+    "alembic_version",
+    "idempotency_records",
+    "lead_outcomes",
+    "lead_scores",
+    "scoring_models",
+    "tenant_settings",
+}
 _WRITES = re.compile(r"^\s*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 _REPO_ROOT = Path(ai_orchestration.__file__).resolve().parents[1]
 

@@ -37,9 +37,7 @@ def upgrade() -> None:
         sa.Column("updated_at", _TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("owner", "version", name="pk_scoring_models"),
     )
-    op.create_index(
-        "ix_scoring_models_owner_trained_at", "scoring_models", ["owner", "trained_at"]
-    )
+    op.create_index("ix_scoring_models_owner_trained_at", "scoring_models", ["owner", "trained_at"])
     op.create_table(
         "lead_scores",
         sa.Column("tenant_id", sa.String(), nullable=False),
