@@ -115,18 +115,18 @@ def test_cold_lead_is_explained_by_what_it_lacks(trained: Trained) -> None:
 
 
 def test_points_add_up_to_the_distance_from_the_base_score(trained: Trained) -> None:
-    # A lead with some good and some bad signs, so that every feature's factor is shown.
-    mixed = dataclasses.replace(COLD, demo_requested=True, pricing_page_visits=2, page_visits=6)
-    explanation, base_probability = _explain(trained, mixed)
-    x = to_matrix([mixed])
-    _, _, contributions = trained.model.predict(x)
-    nonzero = int(np.count_nonzero(contributions[0, :-1]))
-    shown = [*explanation.positive, *explanation.negative]
-    assert len(shown) == min(nonzero, 10)
-    # Every feature's points (rounded each) add up to score - base score within rounding.
-    total = sum(f.points for f in shown)
+    explanation, base_probability = _explain(trained, HOT)
+    _, raw, contributions = trained.model.predict(to_matrix([HOT]))
+    demo = explanation.positive[0]
+    assert demo.feature == "demo_requested"
+    points_per_logit = demo.points / demo.contribution  # one scale for every feature
+    all_points = points_per_logit * (raw[0] - contributions[0, -1])
     expected = 100 * (explanation.probability - base_probability)
-    assert abs(total - expected) <= len(FEATURES) / 2 + 1
+    assert all_points == pytest.approx(expected, abs=0.02 * abs(expected) + 1)
+    for factor in [*explanation.positive, *explanation.negative]:
+        assert factor.points == round(factor.contribution * points_per_logit) or abs(
+            factor.points - factor.contribution * points_per_logit
+        ) <= 1
 
 
 def test_missing_values_lower_confidence(trained: Trained) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -302,7 +303,7 @@ async def test_a_page_token_of_another_tenant_is_rejected(repo: ScoringModelRepo
         await repo.list_visible(B, page_size=1, page_token=token_a)
     with pytest.raises(InvalidPageTokenError):
         await repo.list_visible(A, page_size=1, page_token=token_b)
-    assert InvalidPageTokenError.__mro__[1] is ValueError
+    assert issubclass(InvalidPageTokenError, ValueError)
 
 
 async def test_set_state_changes_only_the_tenants_own_model(
@@ -400,13 +401,14 @@ async def test_other_methods_reject_bad_arguments(repo: ScoringModelRepository) 
     with pytest.raises(ValueError, match="version"):
         await repo.get(A, "")
     # "*" is the global owner, never a tenant: it cannot reach global models as one.
-    for call in (
-        repo.get(GLOBAL_OWNER, "v1"),
-        repo.list_visible(GLOBAL_OWNER, page_size=1),
-        repo.set_state(GLOBAL_OWNER, "v1", "retired"),
-    ):
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: repo.get(GLOBAL_OWNER, "v1"),
+        lambda: repo.list_visible(GLOBAL_OWNER, page_size=1),
+        lambda: repo.set_state(GLOBAL_OWNER, "v1", "retired"),
+    ]
+    for call in calls:
         with pytest.raises(ValueError, match="tenant_id"):
-            await call
+            await call()
     stored = await repo.get(A, "v1")
     assert stored is not None
     assert stored.state == "published"
