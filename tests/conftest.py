@@ -23,6 +23,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SECRET = "test-secret-with-at-least-32-bytes-of-entropy!"
+BOOTSTRAP_ROWS = 20_000
+"""Synthetic leads behind the test servers' global model (trained once per test process)."""
 
 TokenFactory = Callable[..., str]
 
@@ -70,6 +72,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
         data_dir=tmp_path,
         auth_hs256_secret=SECRET,
         shutdown_grace_seconds=1,
+        scoring_bootstrap_rows=BOOTSTRAP_ROWS,
     )
     async with running_server(settings) as running:
         yield running

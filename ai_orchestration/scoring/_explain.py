@@ -91,19 +91,20 @@ def to_score(probability: float) -> int:
     return min(100, max(0, round(100.0 * probability)))
 
 
-def confidence_of(row: FloatArray, feature_ranges: FloatArray) -> float:
-    """How far to trust a score, 0..1: the share of features the CRM knew, lowered by up to half
-    for each known numeric value outside the 1st..99th percentile of the training rows."""
-    present = ~np.isnan(row)
-    if not present.any():
-        return 0.0
+def confidence_of(x: FloatArray, feature_ranges: FloatArray) -> FloatArray:
+    """How far to trust each row's score, 0..1: the share of features the CRM knew, lowered by up
+    to half for known numeric values outside the 1st..99th percentile of the training rows.
+
+    ``x`` is a feature matrix (one row per lead); one vectorised pass for the whole batch.
+    """
+    present = ~np.isnan(x)
     numeric = np.ones(len(FEATURES), dtype=bool)
     numeric[list(CATEGORICAL_FEATURES)] = False
-    checked = present & numeric & ~np.isnan(feature_ranges[:, 0])
+    checked = present & (numeric & ~np.isnan(feature_ranges[:, 0]))
     with np.errstate(invalid="ignore"):
-        outside = checked & ((row < feature_ranges[:, 0]) | (row > feature_ranges[:, 1]))
-    out_share = outside.sum() / max(1, int(checked.sum()))
-    return round(float(present.mean()) * (1.0 - 0.5 * float(out_share)), 3)
+        outside = checked & ((x < feature_ranges[:, 0]) | (x > feature_ranges[:, 1]))
+    out_share = outside.sum(axis=1) / np.maximum(1, checked.sum(axis=1))
+    return np.round(present.mean(axis=1) * (1.0 - 0.5 * out_share), 3)
 
 
 _SENIORITY_TEXT: Final[dict[Seniority, str]] = {

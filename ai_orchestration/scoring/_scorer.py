@@ -92,7 +92,7 @@ def compute_scores(
     for model, arm, indices in groups.values():
         x = to_matrix([leads[i].features for i in indices])
         probability, raw, contributions = model.model.predict(x)
-        ranges = model.model.feature_ranges
+        confidence = confidence_of(x, model.model.feature_ranges).tolist()
         for row, index in enumerate(indices):
             explanation = explain(
                 leads[index].features,
@@ -100,7 +100,7 @@ def compute_scores(
                 raw=float(raw[row]),
                 contributions=contributions[row],
                 base_probability=model.base_probability,
-                confidence=confidence_of(x[row], ranges),
+                confidence=confidence[row],
                 cutoffs=cutoffs,
             )
             records[index] = _record(leads[index], explanation, model.version, arm, now, deployment)

@@ -100,11 +100,22 @@ async def test_reader_may_not_train(channel: grpc.aio.Channel, token: TokenFacto
 
 
 async def test_implied_role_passes_auth(channel: grpc.aio.Channel, token: TokenFactory) -> None:
-    # scoring.admin implies scoring.reader, so the call gets past auth to the (open) RPC.
-    err = await _score(channel, token(roles=["scoring.admin"]))
+    # scoring.admin implies scoring.reader, so the call gets past auth and is served.
+    stub = scoring_pb2_grpc.ScoringServiceStub(channel)
+    md = (("authorization", f"Bearer {token(roles=['scoring.admin'])}"),)
+    reply = await stub.ScoreLead(VALID, metadata=md)
+    assert reply.lead_id == "L-1"
+
+
+async def test_unbuilt_rpc_names_its_issue(channel: grpc.aio.Channel, token: TokenFactory) -> None:
+    stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
+    md = (("authorization", f"Bearer {token(roles=['workflow.reader'])}"),)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListWorkflows(workflow_pb2.ListWorkflowsRequest(), metadata=md)
+    err = ServiceError.from_rpc_error(caught.value)
     assert err.code is grpc.StatusCode.UNIMPLEMENTED
     assert err.reason == "NOT_IMPLEMENTED"
-    assert err.metadata["issue"] == "3"
+    assert err.metadata["issue"] == "5"
 
 
 async def test_health_and_reflection_need_no_token(channel: grpc.aio.Channel) -> None:
@@ -140,8 +151,12 @@ async def _rs256_server_call(tmp_path: Path, settings: Settings, token: str) -> 
         running_server(settings) as server,
         grpc.aio.insecure_channel(server.address) as channel,
     ):
-        err = await _score(channel, token)
-        return err.code
+        stub = scoring_pb2_grpc.ScoringServiceStub(channel)
+        try:
+            await stub.ScoreLead(VALID, metadata=(("authorization", f"Bearer {token}"),))
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
 
 
 async def test_rs256_public_key_file(tmp_path: Path) -> None:
@@ -159,7 +174,7 @@ async def test_rs256_public_key_file(tmp_path: Path) -> None:
     claims = {"tenant_id": "acme", "roles": ["scoring.reader"], "exp": 4102444800}
     good = jwt.encode({**claims, "iss": "https://idp.example"}, key, algorithm="RS256")
     wrong_issuer = jwt.encode({**claims, "iss": "https://evil.example"}, key, algorithm="RS256")
-    assert await _rs256_server_call(tmp_path, settings, good) is grpc.StatusCode.UNIMPLEMENTED
+    assert await _rs256_server_call(tmp_path, settings, good) is grpc.StatusCode.OK
     assert (
         await _rs256_server_call(tmp_path, settings, wrong_issuer)
         is grpc.StatusCode.UNAUTHENTICATED
@@ -192,7 +207,7 @@ async def test_rs256_jwks_file_selects_key_by_kid(tmp_path: Path) -> None:
     claims = {"tenant_id": "acme", "roles": ["scoring.reader"], "exp": 4102444800}
     signed_b = jwt.encode(claims, key_b, algorithm="RS256", headers={"kid": "b"})
     mislabelled = jwt.encode(claims, key_b, algorithm="RS256", headers={"kid": "a"})
-    assert await _rs256_server_call(tmp_path, settings, signed_b) is grpc.StatusCode.UNIMPLEMENTED
+    assert await _rs256_server_call(tmp_path, settings, signed_b) is grpc.StatusCode.OK
     assert (
         await _rs256_server_call(tmp_path, settings, mislabelled) is grpc.StatusCode.UNAUTHENTICATED
     )

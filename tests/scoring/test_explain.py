@@ -11,7 +11,6 @@ from ai_orchestration.errors import InvalidArgumentError
 from ai_orchestration.scoring import (
     CHALLENGER_ARM,
     CONTROL_ARM,
-    FEATURES,
     Explanation,
     GradeCutoffs,
     LeadFeatures,
@@ -65,7 +64,7 @@ def _explain(trained: Trained, lead: LeadFeatures) -> tuple[Explanation, float]:
         raw=float(raw[0]),
         contributions=contributions[0],
         base_probability=base_probability,
-        confidence=confidence_of(x[0], trained.model.feature_ranges),
+        confidence=float(confidence_of(x, trained.model.feature_ranges)[0]),
         cutoffs=GradeCutoffs(),
     ), base_probability
 
@@ -124,9 +123,10 @@ def test_points_add_up_to_the_distance_from_the_base_score(trained: Trained) -> 
     expected = 100 * (explanation.probability - base_probability)
     assert all_points == pytest.approx(expected, abs=0.02 * abs(expected) + 1)
     for factor in [*explanation.positive, *explanation.negative]:
-        assert factor.points == round(factor.contribution * points_per_logit) or abs(
-            factor.points - factor.contribution * points_per_logit
-        ) <= 1
+        assert (
+            factor.points == round(factor.contribution * points_per_logit)
+            or abs(factor.points - factor.contribution * points_per_logit) <= 1
+        )
 
 
 def test_missing_values_lower_confidence(trained: Trained) -> None:

@@ -83,13 +83,16 @@ describe("crm.ai.v1 over gRPC", () => {
     assert.ok(fields.includes("lead.lead_id"), `expected a violation of lead.lead_id, got: ${fields.join(", ")}`);
   });
 
-  test("ScoringService.ScoreLead with a valid lead is UNIMPLEMENTED", async () => {
+  test("ScoringService.ScoreLead scores a lead and explains it", async () => {
     const { scoring } = clients();
-    const err = await connectErrorOf(() => scoring.scoreLead({ lead: { leadId: "L-1" } }, CALL_OPTIONS));
-    assert.equal(
-      err.code,
-      Code.Unimplemented,
-      `expected UNIMPLEMENTED, got ${codeName(err.code)}: ${err.rawMessage}`,
+    const score = await scoring.scoreLead(
+      { lead: { leadId: "L-1", demoRequested: true, email: "cto@bigco.example" } },
+      CALL_OPTIONS,
     );
+    assert.equal(score.leadId, "L-1");
+    assert.ok(score.score >= 0 && score.score <= 100, `score out of range: ${score.score}`);
+    assert.ok(score.modelVersion.length > 0, "expected a model version");
+    const demo = score.positiveFactors.find((f) => f.feature === "demo_requested");
+    assert.ok(demo, "expected the demo request among the positive factors");
+    assert.match(demo.reason, /^Requested a demo \(\+\d+\)$/);
   });
-});
