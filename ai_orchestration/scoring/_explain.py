@@ -104,7 +104,8 @@ def confidence_of(x: FloatArray, feature_ranges: FloatArray) -> FloatArray:
     with np.errstate(invalid="ignore"):
         outside = checked & ((x < feature_ranges[:, 0]) | (x > feature_ranges[:, 1]))
     out_share = outside.sum(axis=1) / np.maximum(1, checked.sum(axis=1))
-    return np.round(present.mean(axis=1) * (1.0 - 0.5 * out_share), 3)
+    confidence: FloatArray = np.round(present.mean(axis=1) * (1.0 - 0.5 * out_share), 3)
+    return confidence
 
 
 _SENIORITY_TEXT: Final[dict[Seniority, str]] = {

@@ -460,7 +460,7 @@ class LeadScoreRepository:
             )
             .join(
                 _Outcome,
-                _Outcome.lead_id == _Score.lead_id,
+                and_(_Outcome.tenant_id == _Score.tenant_id, _Outcome.lead_id == _Score.lead_id),
             )
             .where(_Score.tenant_id == tenant_id)
             .subquery()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
 
 import grpc
 import grpc.aio
@@ -31,7 +31,7 @@ HOT = scoring_pb2.Lead(
 
 
 @pytest.fixture
-def stub(channel: grpc.aio.Channel) -> scoring_pb2_grpc.ScoringServiceStub:
+def stub(channel: grpc.aio.Channel) -> scoring_pb2_grpc.ScoringServiceAsyncStub:
     return scoring_pb2_grpc.ScoringServiceStub(channel)
 
 
@@ -42,7 +42,7 @@ async def _error(call: object) -> ServiceError:
 
 
 async def test_score_lead_is_explained_and_persisted(
-    stub: scoring_pb2_grpc.ScoringServiceStub, token: TokenFactory
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, token: TokenFactory
 ) -> None:
     md = metadata(token(roles=["scoring.reader"]))
     score = await stub.ScoreLead(scoring_pb2.ScoreLeadRequest(lead=HOT), metadata=md)
@@ -68,7 +68,7 @@ async def test_score_lead_is_explained_and_persisted(
 
 
 async def test_missing_fields_are_scored_with_lower_confidence(
-    stub: scoring_pb2_grpc.ScoringServiceStub, token: TokenFactory
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, token: TokenFactory
 ) -> None:
     md = metadata(token())
     bare = await stub.ScoreLead(
@@ -82,7 +82,7 @@ async def test_missing_fields_are_scored_with_lower_confidence(
 
 
 async def test_same_input_same_digest_different_input_different_digest(
-    stub: scoring_pb2_grpc.ScoringServiceStub, token: TokenFactory
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, token: TokenFactory
 ) -> None:
     md = metadata(token())
     first = await stub.ScoreLead(scoring_pb2.ScoreLeadRequest(lead=HOT), metadata=md)
@@ -96,7 +96,7 @@ async def test_same_input_same_digest_different_input_different_digest(
 
 
 async def test_batch_streams_every_lead_in_order_and_names_the_true_drivers(
-    stub: scoring_pb2_grpc.ScoringServiceStub, token: TokenFactory
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, token: TokenFactory
 ) -> None:
     leads = lead_messages(generate_leads(2500, seed=11).leads, "batch")
     request = scoring_pb2.BatchScoreLeadsRequest(leads=leads)
@@ -105,11 +105,12 @@ async def test_batch_streams_every_lead_in_order_and_names_the_true_drivers(
     assert len({s.score_id for s in scores}) == len(leads)
     # Explanations name the generator's true top drivers: summed over the batch, the factors
     # with the largest absolute contributions are the three strongest true drivers.
-    strongest: Counter[str] = Counter()
+    strongest: defaultdict[str, float] = defaultdict(float)
     for s in scores:
         for factor in [*s.positive_factors, *s.negative_factors]:
             strongest[factor.feature] += abs(factor.contribution)
-    assert {feature for feature, _ in strongest.most_common(3)} == set(TOP_DRIVERS)
+    top = sorted(strongest, key=strongest.__getitem__, reverse=True)[:3]
+    assert set(top) == set(TOP_DRIVERS)
     history = await stub.ListLeadScores(
         scoring_pb2.ListLeadScoresRequest(lead_id="batch-2499"), metadata=metadata(token())
     )
@@ -117,7 +118,7 @@ async def test_batch_streams_every_lead_in_order_and_names_the_true_drivers(
 
 
 async def test_batch_limit_is_invalid_argument(
-    stub: scoring_pb2_grpc.ScoringServiceStub, token: TokenFactory
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, token: TokenFactory
 ) -> None:
     leads = [scoring_pb2.Lead(lead_id=f"L-{i}") for i in range(10_001)]
     call = stub.BatchScoreLeads(
@@ -132,7 +133,7 @@ async def test_batch_limit_is_invalid_argument(
 
 
 async def test_cancelled_batch_stops(
-    stub: scoring_pb2_grpc.ScoringServiceStub, token: TokenFactory
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, token: TokenFactory
 ) -> None:
     leads = [scoring_pb2.Lead(lead_id=f"C-{i}") for i in range(10_000)]
     call = stub.BatchScoreLeads(
@@ -153,7 +154,7 @@ async def test_cancelled_batch_stops(
 
 
 async def test_history_is_paginated_newest_first(
-    stub: scoring_pb2_grpc.ScoringServiceStub, token: TokenFactory
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, token: TokenFactory
 ) -> None:
     md = metadata(token())
     ids = []
@@ -188,7 +189,7 @@ async def test_history_is_paginated_newest_first(
 
 
 async def test_record_outcome_is_idempotent(
-    stub: scoring_pb2_grpc.ScoringServiceStub, token: TokenFactory
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, token: TokenFactory
 ) -> None:
     md = metadata(token(roles=["scoring.writer"]))
     request = scoring_pb2.RecordLeadOutcomeRequest(
@@ -215,7 +216,7 @@ async def test_record_outcome_is_idempotent(
 
 
 async def test_outcome_needs_a_defined_outcome(
-    stub: scoring_pb2_grpc.ScoringServiceStub, token: TokenFactory
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, token: TokenFactory
 ) -> None:
     request = scoring_pb2.RecordLeadOutcomeRequest(request_id=new_request_id(), lead_id="x")
     err = await _error(stub.RecordLeadOutcome(request, metadata=metadata(token())))
@@ -224,7 +225,7 @@ async def test_outcome_needs_a_defined_outcome(
 
 
 async def test_grade_cutoffs_and_ttl_are_per_tenant(
-    stub: scoring_pb2_grpc.ScoringServiceStub, token: TokenFactory
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, token: TokenFactory
 ) -> None:
     admin = metadata(token(tenant_id="strict", roles=["scoring.admin"]))
     other = metadata(token(tenant_id="lenient"))
@@ -266,7 +267,7 @@ async def test_grade_cutoffs_and_ttl_are_per_tenant(
 
 
 async def test_inconsistent_settings_are_rejected_and_change_nothing(
-    stub: scoring_pb2_grpc.ScoringServiceStub, token: TokenFactory
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, token: TokenFactory
 ) -> None:
     admin = metadata(token(roles=["scoring.admin"]))
     err = await _error(
@@ -315,7 +316,7 @@ async def test_inconsistent_settings_are_rejected_and_change_nothing(
 
 
 async def test_tenants_never_see_each_others_scores(
-    stub: scoring_pb2_grpc.ScoringServiceStub, token: TokenFactory
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, token: TokenFactory
 ) -> None:
     a, b = metadata(token(tenant_id="tenant-a")), metadata(token(tenant_id="tenant-b"))
     lead = lead_message("shared-id", generate_leads(1, seed=5).leads[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
 
 import grpc
 import grpc.aio
@@ -15,7 +16,8 @@ from ai_orchestration.scoring import MIN_TENANT_CONVERSIONS, MIN_TENANT_LEADS, g
 from tests.api._leads import lead_messages, metadata, new_request_id
 from tests.conftest import TokenFactory
 
-Stub = scoring_pb2_grpc.ScoringServiceStub
+if TYPE_CHECKING:  # the async stub class exists only in the generated .pyi
+    Stub: TypeAlias = scoring_pb2_grpc.ScoringServiceAsyncStub
 Event = scoring_pb2.TrainScoringModelEvent
 CONVERTED = scoring_pb2.LeadOutcome.OUTCOME_CONVERTED
 DISQUALIFIED = scoring_pb2.LeadOutcome.OUTCOME_DISQUALIFIED

@@ -96,3 +96,4 @@ describe("crm.ai.v1 over gRPC", () => {
     assert.ok(demo, "expected the demo request among the positive factors");
     assert.match(demo.reason, /^Requested a demo \(\+\d+\)$/);
   });
+});
