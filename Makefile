@@ -79,7 +79,7 @@ test-only: install
 	$(VENV)/bin/pytest -q
 
 bench: install
-	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(PY) $$b; done || echo "no benchmarks yet"
+	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
 clean:
 	rm -rf $(VENV) node_modules clients/typescript/node_modules clients/typescript/dist data
