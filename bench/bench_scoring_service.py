@@ -33,12 +33,10 @@ from crm.ai.v1 import scoring_pb2, scoring_pb2_grpc
 from crm_ai_client import ServiceError
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ai_orchestration.api._scoring_messages import lead_message
 from ai_orchestration.config import Settings
 from ai_orchestration.scoring import (
-    LeadFeatures,
     LeadInput,
-    LeadSource,
-    Seniority,
     compute_scores,
     generate_leads,
     to_matrix,
@@ -65,20 +63,6 @@ CHANNEL_OPTIONS: Final[list[tuple[str, Any]]] = [
     ("grpc.max_send_message_length", MAX_MESSAGE),
 ]
 
-_SENIORITY: Final[dict[Seniority, int]] = {
-    Seniority.IC: scoring_pb2.SENIORITY_INDIVIDUAL_CONTRIBUTOR,
-    Seniority.MANAGER: scoring_pb2.SENIORITY_MANAGER,
-    Seniority.DIRECTOR: scoring_pb2.SENIORITY_DIRECTOR,
-    Seniority.VP: scoring_pb2.SENIORITY_VP,
-    Seniority.C_LEVEL: scoring_pb2.SENIORITY_C_LEVEL,
-}
-_SOURCE: Final[dict[LeadSource, int]] = {
-    LeadSource.WEB: scoring_pb2.LEAD_SOURCE_WEB,
-    LeadSource.PAID: scoring_pb2.LEAD_SOURCE_PAID,
-    LeadSource.OUTBOUND: scoring_pb2.LEAD_SOURCE_OUTBOUND,
-    LeadSource.EVENT: scoring_pb2.LEAD_SOURCE_EVENT,
-    LeadSource.REFERRAL: scoring_pb2.LEAD_SOURCE_REFERRAL,
-}
 
 Serving = tuple[Server, str]
 """The real server and the echo server's address."""
@@ -138,33 +122,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     if not 5_000 <= options.bootstrap_rows <= 1_000_000:
         parser.error("--bootstrap-rows must be 5000..1000000 (Settings.scoring_bootstrap_rows)")
     return options
-
-
-def lead_message(lead_id: str, lead: LeadFeatures) -> scoring_pb2.Lead:
-    """The ``Lead`` message a CRM would send for ``lead`` (unknown fields left unset)."""
-    message = scoring_pb2.Lead(lead_id=lead_id)
-    for name in ("email", "company_name", "industry", "country", "job_title"):
-        if (text := getattr(lead, name)) is not None:
-            setattr(message, name, text)
-    for name in (
-        "employee_count",
-        "page_visits",
-        "pricing_page_visits",
-        "demo_requested",
-        "days_since_last_touch",
-        "estimated_deal_value",
-    ):
-        if (value := getattr(lead, name)) is not None:
-            setattr(message, name, value)
-    if lead.seniority is not None:
-        message.seniority = _SENIORITY[lead.seniority]  # type: ignore[assignment]
-    if lead.source is not None:
-        message.source = _SOURCE[lead.source]  # type: ignore[assignment]
-    if lead.create_time is not None:
-        stamp = Timestamp()
-        stamp.FromDatetime(lead.create_time)
-        message.create_time.CopyFrom(stamp)
-    return message
 
 
 def echo_response() -> scoring_pb2.LeadScore:

@@ -86,6 +86,35 @@ def lead_features(lead: scoring_pb2.Lead) -> LeadFeatures:
     )
 
 
+_SENIORITY_VALUE: Final[dict[Seniority, int]] = {v: k for k, v in _SENIORITY.items()}
+_SOURCE_VALUE: Final[dict[LeadSource, int]] = {v: k for k, v in _SOURCE.items()}
+_TEXT_FIELDS: Final[tuple[str, ...]] = ("email", "company_name", "industry", "country", "job_title")
+_OPTIONAL_FIELDS: Final[tuple[str, ...]] = (
+    "employee_count",
+    "page_visits",
+    "pricing_page_visits",
+    "demo_requested",
+    "days_since_last_touch",
+    "estimated_deal_value",
+)
+
+
+def lead_message(lead_id: str, lead: LeadFeatures) -> scoring_pb2.Lead:
+    """The ``Lead`` message for ``lead`` (unknown fields left unset): the inverse of
+    :func:`lead_features`, for clients, tests and benchmarks that start from features."""
+    message = scoring_pb2.Lead(lead_id=lead_id)
+    for name in (*_TEXT_FIELDS, *_OPTIONAL_FIELDS):
+        if (value := getattr(lead, name)) is not None:
+            setattr(message, name, value)
+    if lead.seniority is not None:
+        message.seniority = _SENIORITY_VALUE[lead.seniority]  # type: ignore[assignment]
+    if lead.source is not None:
+        message.source = _SOURCE_VALUE[lead.source]  # type: ignore[assignment]
+    if lead.create_time is not None:
+        message.create_time.CopyFrom(timestamp(lead.create_time))
+    return message
+
+
 def timestamp(value: datetime) -> Timestamp:
     """A protobuf timestamp of an aware datetime."""
     stamp = Timestamp()
