@@ -6,7 +6,7 @@ the interceptor before and after these methods; the tenant is the caller's, neve
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 from typing import Final
 
@@ -49,6 +49,7 @@ _SETTABLE: Final[frozenset[str]] = frozenset(
 )
 
 Context = grpc.aio.ServicerContext[Message, Message]
+_Idempotent = scoring_pb2.RecordLeadOutcomeRequest | scoring_pb2.TrainScoringModelRequest
 
 
 def _page_size(requested: int) -> int:
@@ -109,58 +110,51 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             scores=[lead_score(r) for r in records], next_page_token=token
         )
 
-    async def _idempotent(
-        self,
-        method: str,
-        request: scoring_pb2.RecordLeadOutcomeRequest,
-        produce: Callable[[], Awaitable[Message]],
-        parse: Callable[[bytes], Message],
-    ) -> Message:
-        request_id = request.request_id
+    async def _replay(self, method: str, request: _Idempotent) -> tuple[str, bytes | None]:
+        """The request's digest, and the response stored for its ``request_id`` if this is a
+        retry (ABORTED ``REQUEST_ID_REUSED`` if the id came with a different request)."""
         tenant = current_principal().tenant_id
         digest = compute_request_digest(request.SerializeToString(deterministic=True))
-        stored = await self.idempotency.get(tenant, _SERVICE + method, request_id)
-        if stored is not None:
-            stored.ensure_same_request(digest)
-            return parse(stored.response)
-        response = await produce()
+        stored = await self.idempotency.get(tenant, _SERVICE + method, request.request_id)
+        if stored is None:
+            return digest, None
+        stored.ensure_same_request(digest)
+        return digest, stored.response
+
+    async def _remember(
+        self, method: str, request: _Idempotent, digest: str, response: Message
+    ) -> bytes:
+        """Stores the response of a ``request_id``; returns the one stored first if a
+        concurrent retry won the race."""
         record = await self.idempotency.put(
-            tenant,
+            current_principal().tenant_id,
             _SERVICE + method,
-            request_id,
+            request.request_id,
             request_digest=digest,
             response=response.SerializeToString(),
             expires_at=utc_now() + IDEMPOTENCY_TTL,
         )
-        return parse(record.response)
+        return record.response
 
     async def RecordLeadOutcome(  # noqa: N802 - gRPC method name
         self, request: scoring_pb2.RecordLeadOutcomeRequest, context: Context
     ) -> scoring_pb2.LeadOutcome:
-        tenant = current_principal().tenant_id
-
-        async def record() -> Message:
-            outcome = await self.engine.record_outcome(
-                tenant,
-                request.lead_id,
-                converted=request.outcome == scoring_pb2.LeadOutcome.OUTCOME_CONVERTED,
-                outcome_time=(
-                    request.outcome_time.ToDatetime(tzinfo=UTC)
-                    if request.HasField("outcome_time")
-                    else None
-                ),
-                lead=lead_features(request.lead) if request.HasField("lead") else None,
-            )
-            return lead_outcome(outcome)
-
-        response = await self._idempotent(
-            "RecordLeadOutcome",
-            request,
-            record,
-            scoring_pb2.LeadOutcome.FromString,
+        digest, replayed = await self._replay("RecordLeadOutcome", request)
+        if replayed is not None:
+            return scoring_pb2.LeadOutcome.FromString(replayed)
+        outcome = await self.engine.record_outcome(
+            current_principal().tenant_id,
+            request.lead_id,
+            converted=request.outcome == scoring_pb2.LeadOutcome.OUTCOME_CONVERTED,
+            outcome_time=(
+                request.outcome_time.ToDatetime(tzinfo=UTC)
+                if request.HasField("outcome_time")
+                else None
+            ),
+            lead=lead_features(request.lead) if request.HasField("lead") else None,
         )
-        assert isinstance(response, scoring_pb2.LeadOutcome)
-        return response
+        stored = await self._remember("RecordLeadOutcome", request, digest, lead_outcome(outcome))
+        return scoring_pb2.LeadOutcome.FromString(stored)
 
     async def ListScoringModels(  # noqa: N802 - gRPC method name
         self, request: scoring_pb2.ListScoringModelsRequest, context: Context
@@ -180,12 +174,9 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         self, request: scoring_pb2.TrainScoringModelRequest, context: Context
     ) -> AsyncIterator[scoring_pb2.TrainScoringModelEvent]:
         tenant = current_principal().tenant_id
-        method = _SERVICE + "TrainScoringModel"
-        digest = compute_request_digest(request.SerializeToString(deterministic=True))
-        stored = await self.idempotency.get(tenant, method, request.request_id)
-        if stored is not None:  # a retry: replay the result, do not train again
-            stored.ensure_same_request(digest)
-            yield scoring_pb2.TrainScoringModelEvent.FromString(stored.response)
+        digest, replayed = await self._replay("TrainScoringModel", request)
+        if replayed is not None:  # a retry: replay the result, do not train again
+            yield scoring_pb2.TrainScoringModelEvent.FromString(replayed)
             return
         async for event in self.engine.trainer.train(
             tenant, challenger_share=request.challenger_share
@@ -195,14 +186,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                 continue
             (view,) = await self.engine.views(tenant, [event.model])
             message = training_event(event, view)
-            await self.idempotency.put(
-                tenant,
-                method,
-                request.request_id,
-                request_digest=digest,
-                response=message.SerializeToString(),
-                expires_at=utc_now() + IDEMPOTENCY_TTL,
-            )
+            await self._remember("TrainScoringModel", request, digest, message)
             yield message
 
     async def GetScoringSettings(  # noqa: N802 - gRPC method name
