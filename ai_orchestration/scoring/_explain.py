@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -229,7 +229,7 @@ def explain(
     *,
     probability: float,
     raw: float,
-    contributions: FloatArray,
+    contributions: Sequence[float],
     base_probability: float,
     confidence: float,
     cutoffs: GradeCutoffs,

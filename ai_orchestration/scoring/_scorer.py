@@ -92,13 +92,19 @@ def compute_scores(
     for model, arm, indices in groups.values():
         x = to_matrix([leads[i].features for i in indices])
         probability, raw, contributions = model.model.predict(x)
-        confidence = confidence_of(x, model.model.feature_ranges).tolist()
+        # Plain Python floats once per chunk: indexing numpy scalars per lead and feature costs
+        # more than the prediction itself.
+        probabilities, raws = probability.tolist(), raw.tolist()
+        rows, confidence = (
+            contributions.tolist(),
+            confidence_of(x, model.model.feature_ranges).tolist(),
+        )
         for row, index in enumerate(indices):
             explanation = explain(
                 leads[index].features,
-                probability=float(probability[row]),
-                raw=float(raw[row]),
-                contributions=contributions[row],
+                probability=probabilities[row],
+                raw=raws[row],
+                contributions=rows[row],
                 base_probability=model.base_probability,
                 confidence=confidence[row],
                 cutoffs=cutoffs,

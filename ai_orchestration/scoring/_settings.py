@@ -6,7 +6,7 @@ that never changed anything gets :class:`ScoringSettings` defaults.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
@@ -119,14 +119,6 @@ def checked_settings(
                 "experiment_complete",
             )
         )
-    if challenger_version and challenger_version == champion_version:
-        violations.append(
-            FieldViolation(
-                f"{field_prefix}challenger_version",
-                f"{challenger_version} is already the champion",
-                "challenger_not_champion",
-            )
-        )
     if violations:
         raise InvalidArgumentError("invalid scoring settings", violations)
     return ScoringSettings(
@@ -151,9 +143,3 @@ class ScoringSettingsStore:
     async def put(self, tenant_id: str, settings: ScoringSettings) -> None:
         """Replaces the tenant's settings."""
         await self._repository.set(tenant_id, SETTINGS_KEY, settings.to_json())
-
-    async def end_experiment(self, tenant_id: str) -> ScoringSettings:
-        """Clears the challenger; returns the new settings."""
-        settings = replace(await self.get(tenant_id), challenger_version="", challenger_share=0.0)
-        await self.put(tenant_id, settings)
-        return settings

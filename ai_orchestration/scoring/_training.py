@@ -33,6 +33,7 @@ from ai_orchestration.scoring._model import (
     train_model,
 )
 from ai_orchestration.scoring._registry import BOOTSTRAP_SEED, ModelRegistry, stored_metrics
+from ai_orchestration.scoring._settings import ScoringSettings
 from ai_orchestration.scoring._synthetic import START, generate_leads
 from ai_orchestration.storage import (
     Clock,
@@ -257,12 +258,13 @@ class ModelTrainer:
         )
         challenger = published and challenger_share > 0.0
         if published:
-            await self._route(tenant_id, stored.version, challenger_share)
+            await self._route(tenant_id, settings, stored.version, challenger_share)
         return TrainingResult(stored, published, challenger, reason, current.version, current_auc)
 
-    async def _route(self, tenant_id: str, version: str, challenger_share: float) -> None:
+    async def _route(
+        self, tenant_id: str, settings: ScoringSettings, version: str, challenger_share: float
+    ) -> None:
         registry = self.registry
-        settings = await registry.settings.get(tenant_id)
         replaced = [settings.challenger_version]
         if challenger_share > 0.0:
             settings = replace(
