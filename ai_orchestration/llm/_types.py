@@ -1,0 +1,156 @@
+"""Value types shared by every part of the LLM gateway (no litellm, no grpc imports here).
+
+A caller builds a :class:`CompletionRequest` (logical model name, messages, a
+:class:`CallContext` saying whom the call is for) and gets back a :class:`Completion` that always
+says which deployment answered, what it cost, and whether the answer is degraded (the
+deterministic template), cached, or truncated (a stream that failed after its first token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from ai_orchestration import errors
+
+__all__ = [
+    "BudgetExceededError",
+    "CallContext",
+    "ChatMessage",
+    "Completion",
+    "CompletionRequest",
+    "LlmUnavailableError",
+    "RateLimitedError",
+    "Role",
+    "TokenDelta",
+    "Usage",
+    "UsageLedger",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+CacheKind = Literal["", "exact", "semantic"]
+
+DEGRADED_DEPLOYMENT = "fallback/template"
+"""``Completion.deployment`` of the deterministic answer given when every deployment failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One chat message, as the OpenAI chat API has it."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Whom an LLM call is for: used for budgets, rate limits, cache scoping and accounting."""
+
+    tenant_id: str
+    """The caller's tenant (from its credentials)."""
+    run_id: str = ""
+    """Workflow run the call belongs to, if any."""
+    step: str = ""
+    """Workflow step / agent that made the call, if any."""
+    template: str = ""
+    """Name of the prompt template the messages came from, if any."""
+    template_version: int = 0
+    """Version of that template."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    """A chat completion to run through the gateway."""
+
+    model: str
+    """Logical model name from the routing config (``fast``, ``smart``, ...)."""
+    messages: tuple[ChatMessage, ...]
+    """The conversation; the last message is usually the user's."""
+    context: CallContext
+    """Whom the call is for."""
+    max_tokens: int = 256
+    """Most tokens to generate."""
+    temperature: float = 0.0
+    """Sampling temperature; 0 is deterministic where the provider allows."""
+    use_cache: bool = True
+    """Per-call opt-out of the response caches."""
+    allow_degraded: bool = True
+    """Whether a deterministic template answer is acceptable when every deployment fails; if
+    not, the call raises :class:`LlmUnavailableError`."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Free-form labels recorded with the call."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens and cost of one call."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The answer to a :class:`CompletionRequest`; always says where it came from."""
+
+    text: str
+    """The generated text (the partial text when ``truncated``)."""
+    model: str
+    """The logical model that was asked for."""
+    deployment: str
+    """The deployment that answered (``DEGRADED_DEPLOYMENT`` for the template answer)."""
+    usage: Usage
+    """Tokens and cost (zero for cache hits and the degraded answer)."""
+    finish_reason: str = "stop"
+    """``stop``, ``length``, or ``error`` when truncated."""
+    degraded: bool = False
+    """True when every deployment failed and this is the deterministic template answer."""
+    cached: CacheKind = ""
+    """Which cache answered, if any."""
+    truncated: bool = False
+    """True when a stream failed after its first token: ``text`` is only what arrived."""
+    error: str = ""
+    """Why the answer is degraded or truncated (empty otherwise)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenDelta:
+    """A piece of streamed text."""
+
+    text: str
+
+
+class UsageLedger(Protocol):
+    """Where the gateway checks budgets before a call and records usage after it."""
+
+    async def check(self, context: CallContext, model: str, estimated_tokens: int) -> None:
+        """Raise :class:`BudgetExceededError` or :class:`RateLimitedError` if the call may not
+        run now."""
+
+    async def record(self, request: CompletionRequest, completion: Completion) -> None:
+        """Record the tokens and cost of a finished call."""
+
+
+class LlmUnavailableError(errors.UnavailableError):
+    """Every deployment of the logical model failed (or its circuit is open)."""
+
+    default_reason = "LLM_UNAVAILABLE"
+
+
+class BudgetExceededError(errors.ResourceExhaustedError):
+    """The tenant's monthly budget (USD or tokens) would be exceeded by the call."""
+
+    default_reason = "LLM_BUDGET_EXCEEDED"
+
+
+class RateLimitedError(errors.ResourceExhaustedError):
+    """The tenant's requests- or tokens-per-minute limit is reached; retry after a while."""
+
+    default_reason = "LLM_RATE_LIMITED"
