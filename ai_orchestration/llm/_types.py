@@ -22,6 +22,7 @@ __all__ = [
     "CompletionRequest",
     "LlmUnavailableError",
     "RateLimitedError",
+    "ResponseCache",
     "Role",
     "TokenDelta",
     "Usage",
@@ -136,6 +137,16 @@ class UsageLedger(Protocol):
 
     async def record(self, request: CompletionRequest, completion: Completion) -> None:
         """Record the tokens and cost of a finished call."""
+
+
+class ResponseCache(Protocol):
+    """A response cache the gateway consults before a call and fills after it."""
+
+    async def get(self, request: CompletionRequest) -> Completion | None:
+        """The cached answer to ``request`` (with ``cached`` set), or None."""
+
+    async def put(self, request: CompletionRequest, completion: Completion) -> None:
+        """Remember ``completion`` as the answer to ``request``."""
 
 
 class LlmUnavailableError(errors.UnavailableError):
