@@ -81,6 +81,9 @@ class CompletionRequest:
     not, the call raises :class:`LlmUnavailableError`."""
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Free-form labels recorded with the call."""
+    fallback_text: str = ""
+    """The caller's deterministic text for the degraded answer (when every deployment failed
+    and ``allow_degraded``); empty means a generic sentence saying the model is unavailable."""
 
 
 @dataclass(frozen=True, slots=True)
