@@ -16,7 +16,12 @@ from ai_orchestration.config import Settings
 from ai_orchestration.server import Server
 from ai_orchestration.storage import Database
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.redis"]
+pytest_plugins = [
+    "tests.fixtures.llm_server",
+    "tests.fixtures.network_guard",
+    "tests.fixtures.postgres",
+    "tests.fixtures.redis",
+]
 
 # litellm must never reach for the network (later issues); set before anything imports it.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
