@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 __all__ = [
     "AlreadyExistsError",
@@ -35,6 +36,7 @@ __all__ = [
     "NotImplementedYetError",
     "OrchestrationError",
     "PermissionDeniedError",
+    "QuotaViolation",
     "ResourceExhaustedError",
     "UnavailableError",
 ]
@@ -52,6 +54,16 @@ class FieldViolation:
     """What is wrong and what to send instead."""
     rule: str = ""
     """Identifier of the broken rule (the protovalidate rule id where there is one)."""
+
+
+@dataclass(frozen=True)
+class QuotaViolation:
+    """One exhausted quota (goes out as a ``google.rpc.QuotaFailure`` violation)."""
+
+    subject: str
+    """Whose quota it is, e.g. ``tenant:acme``."""
+    description: str
+    """Which limit, how much of it is used, and when it resets."""
 
 
 class OrchestrationError(Exception):
@@ -129,9 +141,26 @@ class FailedPreconditionError(OrchestrationError):
 
 
 class ResourceExhaustedError(OrchestrationError):
-    """A quota, budget or size limit was reached."""
+    """A quota, budget or size limit was reached.
+
+    ``quota_violations`` say which quotas (``google.rpc.QuotaFailure``); ``retry_after``, when
+    set, is how long to wait before retrying (``google.rpc.RetryInfo``).
+    """
 
     default_reason = "RESOURCE_EXHAUSTED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        quota_violations: Sequence[QuotaViolation] = (),
+        retry_after: timedelta | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.quota_violations: tuple[QuotaViolation, ...] = tuple(quota_violations)
+        self.retry_after = retry_after
 
 
 class UnavailableError(OrchestrationError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from ai_orchestration import errors
@@ -74,8 +74,28 @@ def rich_status(
                 )
             )
         )
+    if isinstance(error, errors.ResourceExhaustedError):
+        details.extend(_quota_details(error))
     status = status_pb2.Status(code=_rpc_code(code), message=error.message, details=details)
     return code, status
+
+
+def _quota_details(error: errors.ResourceExhaustedError) -> list[any_pb2.Any]:
+    """``QuotaFailure`` for the exhausted quotas and ``RetryInfo`` when a retry may succeed."""
+    details: list[any_pb2.Any] = []
+    if error.quota_violations:
+        violations = [
+            error_details_pb2.QuotaFailure.Violation(
+                subject=item.subject, description=item.description
+            )
+            for item in error.quota_violations
+        ]
+        details.append(_pack(error_details_pb2.QuotaFailure(violations=violations)))
+    if error.retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(error.retry_after)
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+    return details
 
 
 def internal_status(correlation_id: str) -> status_pb2.Status:

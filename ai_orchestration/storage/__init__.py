@@ -28,14 +28,34 @@ from ai_orchestration.storage._scoring import (
     StoredScoringModel,
 )
 from ai_orchestration.storage._settings import TenantSettingsRepository
+from ai_orchestration.storage._templates import (
+    PromptTemplateRepository,
+    StoredPromptExperiment,
+    StoredPromptTemplate,
+)
 from ai_orchestration.storage._types import UTCDateTime
 from ai_orchestration.storage._urls import normalize_database_url
+from ai_orchestration.storage._usage import (
+    USAGE_DIMENSIONS,
+    BudgetAlertRecord,
+    BudgetLimits,
+    NewLlmCall,
+    StoredBudget,
+    UsageDimension,
+    UsageGroup,
+    UsagePage,
+    UsageRepository,
+    UsageTotals,
+)
 
 __all__ = [
     "GLOBAL_OWNER",
     "MODEL_STATES",
+    "USAGE_DIMENSIONS",
     "Backend",
     "Base",
+    "BudgetAlertRecord",
+    "BudgetLimits",
     "Clock",
     "Database",
     "IdempotencyRecord",
@@ -44,14 +64,24 @@ __all__ = [
     "JsonValue",
     "LeadOutcomeRepository",
     "LeadScoreRepository",
+    "NewLlmCall",
     "NewScoringModel",
     "OutcomeRecord",
+    "PromptTemplateRepository",
     "ScoreRecord",
     "ScoredOutcome",
     "ScoringModelRepository",
+    "StoredBudget",
+    "StoredPromptExperiment",
+    "StoredPromptTemplate",
     "StoredScoringModel",
     "TenantSettingsRepository",
     "UTCDateTime",
+    "UsageDimension",
+    "UsageGroup",
+    "UsagePage",
+    "UsageRepository",
+    "UsageTotals",
     "compute_request_digest",
     "normalize_database_url",
     "utc_now",

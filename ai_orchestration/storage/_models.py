@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
     Index,
@@ -29,6 +30,9 @@ __all__ = [
     "IdempotencyRecordModel",
     "LeadOutcomeModel",
     "LeadScoreModel",
+    "LlmBudgetAlertModel",
+    "LlmBudgetModel",
+    "LlmCallModel",
     "ScoringModelModel",
     "TenantSettingModel",
 ]
@@ -156,3 +160,92 @@ class LeadOutcomeModel(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # SQL NULL when no snapshot was taken (the repository never stores a JSON null here).
     features: Mapped[dict[str, JsonValue] | None] = mapped_column(PortableJSON, nullable=True)
+
+
+class LlmCallModel(Base):
+    """One LLM call made for a tenant: who it was for, which model answered, tokens and cost."""
+
+    __tablename__ = "llm_calls"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "call_id"),
+        Index("ix_llm_calls_tenant_id_called_at", "tenant_id", "called_at"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String())
+    call_id: Mapped[str] = mapped_column(String())
+    called_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The UTC day as YYYY-MM-DD, stored so grouping by day is the same SQL on both backends.
+    day: Mapped[str] = mapped_column(String(10))
+    model: Mapped[str] = mapped_column(String())
+    deployment: Mapped[str] = mapped_column(String())
+    run_id: Mapped[str] = mapped_column(String())
+    step: Mapped[str] = mapped_column(String())
+    template: Mapped[str] = mapped_column(String())
+    template_version: Mapped[int] = mapped_column(Integer())
+    prompt_tokens: Mapped[int] = mapped_column(Integer())
+    completion_tokens: Mapped[int] = mapped_column(Integer())
+    cost_usd: Mapped[float] = mapped_column(Float())
+    cached: Mapped[bool] = mapped_column(Boolean())
+    degraded: Mapped[bool] = mapped_column(Boolean())
+    truncated: Mapped[bool] = mapped_column(Boolean())
+
+
+class LlmBudgetModel(Base):
+    """A tenant's monthly LLM budget and per-minute limits (0 = no limit)."""
+
+    __tablename__ = "llm_budgets"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id"),)
+
+    tenant_id: Mapped[str] = mapped_column(String())
+    monthly_limit_usd: Mapped[float] = mapped_column(Float())
+    monthly_token_limit: Mapped[int] = mapped_column(BigInteger())
+    soft_threshold: Mapped[float] = mapped_column(Float())
+    requests_per_minute: Mapped[int] = mapped_column(Integer())
+    tokens_per_minute: Mapped[int] = mapped_column(BigInteger())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LlmBudgetAlertModel(Base):
+    """The soft-threshold alert of one tenant-month; the key makes it happen once a month."""
+
+    __tablename__ = "llm_budget_alerts"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "month"),)
+
+    tenant_id: Mapped[str] = mapped_column(String())
+    # YYYY-MM of the UTC month.
+    month: Mapped[str] = mapped_column(String(7))
+    cost_usd: Mapped[float] = mapped_column(Float())
+    tokens: Mapped[int] = mapped_column(BigInteger())
+    monthly_limit_usd: Mapped[float] = mapped_column(Float())
+    monthly_token_limit: Mapped[int] = mapped_column(BigInteger())
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PromptTemplateModel(Base):
+    """One immutable version of a prompt template, global (owner ``"*"``) or a tenant's own.
+
+    ``owner`` plays the part of ``tenant_id``, as in ``scoring_models``.
+    """
+
+    __tablename__ = "prompt_templates"
+    __table_args__ = (PrimaryKeyConstraint("owner", "name", "version"),)
+
+    owner: Mapped[str] = mapped_column(String())
+    name: Mapped[str] = mapped_column(String())
+    version: Mapped[int] = mapped_column(Integer())
+    system_text: Mapped[str] = mapped_column(String())
+    user_text: Mapped[str] = mapped_column(String())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PromptExperimentModel(Base):
+    """The A/B split of one template name between its versions, for a tenant or globally."""
+
+    __tablename__ = "prompt_template_experiments"
+    __table_args__ = (PrimaryKeyConstraint("owner", "name"),)
+
+    owner: Mapped[str] = mapped_column(String())
+    name: Mapped[str] = mapped_column(String())
+    # [{"version": int, "share": float}, ...] in ascending version order.
+    arms: Mapped[list[dict[str, JsonValue]]] = mapped_column(PortableJSON, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -23,6 +23,9 @@ TABLES = {
     "idempotency_records",
     "lead_outcomes",
     "lead_scores",
+    "llm_budget_alerts",
+    "llm_budgets",
+    "llm_calls",
     "scoring_models",
     "tenant_settings",
 }
