@@ -36,6 +36,7 @@ from ai_orchestration.storage._templates import (
 from ai_orchestration.storage._types import UTCDateTime
 from ai_orchestration.storage._urls import normalize_database_url
 from ai_orchestration.storage._usage import (
+    DEFAULT_SOFT_THRESHOLD,
     USAGE_DIMENSIONS,
     BudgetAlertRecord,
     BudgetLimits,
@@ -49,6 +50,7 @@ from ai_orchestration.storage._usage import (
 )
 
 __all__ = [
+    "DEFAULT_SOFT_THRESHOLD",
     "GLOBAL_OWNER",
     "MODEL_STATES",
     "USAGE_DIMENSIONS",

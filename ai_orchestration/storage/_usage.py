@@ -30,6 +30,7 @@ from ai_orchestration.storage._scoring import (
 )
 
 __all__ = [
+    "DEFAULT_SOFT_THRESHOLD",
     "USAGE_DIMENSIONS",
     "BudgetAlertRecord",
     "BudgetLimits",
