@@ -225,6 +225,7 @@ class LocalModel:
             LocalModelIntegrityError: the file is missing or its digest is wrong.
             LocalModelUnavailableError: the model is closed or llama.cpp could not load it.
         """
+        self._check_open()
         if self._info is not None:
             return self._info
         return await self._submit(self._load_blocking)
@@ -279,7 +280,10 @@ class LocalModel:
             job.add_done_callback(_drop_result)
 
     async def aclose(self) -> None:
-        """Free the model once work already queued has finished. Calling it again does nothing."""
+        """Refuse new and queued calls, let the one in progress finish, then free the model.
+
+        Calling it again does nothing.
+        """
         if self._closed:
             return
         self._closed = True
@@ -288,8 +292,7 @@ class LocalModel:
         await asyncio.to_thread(self._worker.shutdown, wait=True)
 
     def _submit(self, fn: Callable[[], _T]) -> asyncio.Future[_T]:
-        if self._closed:
-            raise LocalModelUnavailableError(f"local model {self._settings.name!r} is closed")
+        self._check_open()
         return asyncio.get_running_loop().run_in_executor(self._worker, fn)
 
     def _load_blocking(self) -> LoadInfo:
@@ -358,7 +361,7 @@ class LocalModel:
         self._server = None
 
     def _check_open(self) -> None:
-        if self._closed or (self._info is not None and self._server is None):
+        if self._closed:
             raise LocalModelUnavailableError(f"local model {self._settings.name!r} is closed")
 
 
