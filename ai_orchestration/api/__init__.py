@@ -3,5 +3,13 @@
 from ai_orchestration.api._interceptor import ServicePipeline
 from ai_orchestration.api._registry import SERVICES, ServiceEntry, register_services
 from ai_orchestration.api._scoring import ScoringServicer
+from ai_orchestration.api._usage import UsageServicer
 
-__all__ = ["SERVICES", "ScoringServicer", "ServiceEntry", "ServicePipeline", "register_services"]
+__all__ = [
+    "SERVICES",
+    "ScoringServicer",
+    "ServiceEntry",
+    "ServicePipeline",
+    "UsageServicer",
+    "register_services",
+]

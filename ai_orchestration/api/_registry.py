@@ -5,11 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc.aio
-from crm.ai.v1 import insight_pb2, scoring_pb2, scoring_pb2_grpc, workflow_pb2
+from crm.ai.v1 import (
+    insight_pb2,
+    scoring_pb2,
+    scoring_pb2_grpc,
+    usage_pb2,
+    usage_pb2_grpc,
+    workflow_pb2,
+)
 from google.protobuf.descriptor import ServiceDescriptor
 
 from ai_orchestration.api._scoring import ScoringServicer
 from ai_orchestration.api._unimplemented import unimplemented_service
+from ai_orchestration.api._usage import UsageServicer
 
 
 @dataclass(frozen=True)
@@ -24,24 +32,29 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"], issue=None),
     ServiceEntry(workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"], issue=5),
     ServiceEntry(insight_pb2.DESCRIPTOR.services_by_name["InsightService"], issue=None),
+    ServiceEntry(usage_pb2.DESCRIPTOR.services_by_name["UsageService"], issue=None),
 )
 
 
 SCORING: str = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
+USAGE: str = usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name
 
 
-def register_services(server: grpc.aio.Server, *, scoring: ScoringServicer) -> list[str]:
+def register_services(
+    server: grpc.aio.Server, *, scoring: ScoringServicer, usage: UsageServicer
+) -> list[str]:
     """Add every contract service to ``server``; returns their full names.
 
     Built services are served by their servicers; the others answer UNIMPLEMENTED naming the
     issue that builds them.
     """
     scoring_pb2_grpc.add_ScoringServiceServicer_to_server(scoring, server)
+    usage_pb2_grpc.add_UsageServiceServicer_to_server(usage, server)
     server.add_generic_rpc_handlers(
         tuple(
             unimplemented_service(entry.descriptor, entry.issue)
             for entry in SERVICES
-            if entry.descriptor.full_name != SCORING
+            if entry.descriptor.full_name not in (SCORING, USAGE)
         )
     )
     return [entry.descriptor.full_name for entry in SERVICES]

@@ -32,6 +32,9 @@ REQUIRED_ROLE: Mapping[str, str] = {
     "/crm.ai.v1.InsightService/ListInsights": "insight.reader",
     "/crm.ai.v1.InsightService/WatchAlerts": "insight.reader",
     "/crm.ai.v1.InsightService/IngestInteractions": "insight.writer",
+    "/crm.ai.v1.UsageService/GetUsage": "usage.reader",
+    "/crm.ai.v1.UsageService/GetBudget": "usage.reader",
+    "/crm.ai.v1.UsageService/SetBudget": "usage.admin",
 }
 
 IMPLIES: Mapping[str, frozenset[str]] = {
@@ -39,6 +42,7 @@ IMPLIES: Mapping[str, frozenset[str]] = {
     "scoring.writer": frozenset({"scoring.reader"}),
     "workflow.operator": frozenset({"workflow.reader"}),
     "insight.writer": frozenset({"insight.reader"}),
+    "usage.admin": frozenset({"usage.reader"}),
     "admin": frozenset(REQUIRED_ROLE.values()),
 }
 

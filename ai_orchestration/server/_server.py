@@ -15,13 +15,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from ai_orchestration.api import ScoringServicer, ServicePipeline, register_services
+from ai_orchestration.api import (
+    ScoringServicer,
+    ServicePipeline,
+    UsageServicer,
+    register_services,
+)
 from ai_orchestration.config import Settings, is_loopback
 from ai_orchestration.errors import FailedPreconditionError
 from ai_orchestration.observability import Metrics
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.security import Authenticator, TokenVerifier
-from ai_orchestration.storage import Database, IdempotencyRepository
+from ai_orchestration.storage import Database, IdempotencyRepository, UsageRepository
 
 _log = logging.getLogger(__name__)
 
@@ -93,6 +98,7 @@ class Server:
         self._service_names = register_services(
             server,
             scoring=ScoringServicer(self.scoring, IdempotencyRepository(database=self.database)),
+            usage=UsageServicer(UsageRepository(database=self.database)),
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
