@@ -55,6 +55,8 @@ BATCH_GOAL: Final[float] = 0.50
 """BatchScoreLeads leads/s as a share of in-process prediction (the product issue)."""
 BATCH_ABSOLUTE_GOAL: Final[float] = 20_000.0
 """BatchScoreLeads leads/s (the product issue)."""
+ECHO_CHUNK: Final[int] = 1000
+"""Scores per message of the echo server's BatchScoreLeads (the service's chunk size)."""
 UNARY_TIMEOUT: Final[float] = 30.0
 BATCH_TIMEOUT: Final[float] = 120.0
 MAX_MESSAGE: Final[int] = 16 * 1024 * 1024
@@ -173,7 +175,7 @@ def echo_response() -> scoring_pb2.LeadScore:
 
 async def start_echo_server(response: scoring_pb2.LeadScore) -> tuple[grpc.aio.Server, str]:
     """An echo server on 127.0.0.1:<free port> that deserialises the request and answers
-    ScoreLead with ``response``, BatchScoreLeads with ``response`` once per lead."""
+    ScoreLead with ``response``, BatchScoreLeads with chunks of ``response``, one per lead."""
 
     async def score_lead(
         request: scoring_pb2.ScoreLeadRequest,
@@ -184,11 +186,13 @@ async def start_echo_server(response: scoring_pb2.LeadScore) -> tuple[grpc.aio.S
     async def batch_score_leads(
         request: scoring_pb2.BatchScoreLeadsRequest,
         context: grpc.aio.ServicerContext[
-            scoring_pb2.BatchScoreLeadsRequest, scoring_pb2.LeadScore
+            scoring_pb2.BatchScoreLeadsRequest, scoring_pb2.BatchScoreLeadsResponse
         ],
-    ) -> AsyncIterator[scoring_pb2.LeadScore]:
-        for _ in request.leads:
-            yield response
+    ) -> AsyncIterator[scoring_pb2.BatchScoreLeadsResponse]:
+        # Chunks of ECHO_CHUNK constant scores, as the service sends them.
+        for first in range(0, len(request.leads), ECHO_CHUNK):
+            count = min(ECHO_CHUNK, len(request.leads) - first)
+            yield scoring_pb2.BatchScoreLeadsResponse(scores=[response] * count, first_index=first)
 
     handler = grpc.method_handlers_generic_handler(
         SERVICE,
@@ -201,7 +205,7 @@ async def start_echo_server(response: scoring_pb2.LeadScore) -> tuple[grpc.aio.S
             "BatchScoreLeads": grpc.unary_stream_rpc_method_handler(
                 batch_score_leads,
                 request_deserializer=scoring_pb2.BatchScoreLeadsRequest.FromString,
-                response_serializer=scoring_pb2.LeadScore.SerializeToString,
+                response_serializer=scoring_pb2.BatchScoreLeadsResponse.SerializeToString,
             ),
         },
     )
@@ -328,10 +332,10 @@ async def batch_once(
     received, first = 0, float("nan")
     start = time.perf_counter()
     try:
-        async for _ in stub.BatchScoreLeads(request, metadata=metadata, timeout=BATCH_TIMEOUT):
+        async for chunk in stub.BatchScoreLeads(request, metadata=metadata, timeout=BATCH_TIMEOUT):
             if received == 0:
                 first = time.perf_counter() - start
-            received += 1
+            received += len(chunk.scores)
     except grpc.aio.AioRpcError as error:
         return BatchRun(received, time.perf_counter() - start, first, describe(error))
     return BatchRun(received, time.perf_counter() - start, first)
@@ -450,7 +454,7 @@ async def bench_batch(
             failures.append(f"stream echo: {run.error or f'{run.received} of {size} messages'}")
             break
         streamed = min(streamed, run.elapsed)
-    note = "info: echo server streaming one constant LeadScore per lead"
+    note = f"info: echo server streaming chunks of {ECHO_CHUNK} constant LeadScores"
     print(batch_row("stream echo", streamed, size, note))
     inputs = [LeadInput(f"batch-{i}", lead) for i, lead in enumerate(data.leads)]
     core = best_seconds(lambda: compute_scores(deployment, inputs, datetime.now(UTC)), 1)

@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from ai_orchestration import errors
 from ai_orchestration.api._scoring_messages import (
+    batch_response,
     duration,
     lead_features,
     lead_outcome,
@@ -86,12 +87,13 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
 
     async def BatchScoreLeads(  # noqa: N802 - gRPC method name
         self, request: scoring_pb2.BatchScoreLeadsRequest, context: Context
-    ) -> AsyncIterator[scoring_pb2.LeadScore]:
+    ) -> AsyncIterator[scoring_pb2.BatchScoreLeadsResponse]:
         tenant = current_principal().tenant_id
         leads = [LeadInput(lead.lead_id, lead_features(lead)) for lead in request.leads]
+        first_index = 0
         async for records in self.engine.scorer.score_stream(tenant, leads):
-            for record in records:
-                yield lead_score(record)
+            yield batch_response(records, first_index)
+            first_index += len(records)
 
     async def ListLeadScores(  # noqa: N802 - gRPC method name
         self, request: scoring_pb2.ListLeadScoresRequest, context: Context

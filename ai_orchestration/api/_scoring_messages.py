@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -54,36 +55,40 @@ _STAGE: Final[dict[str, int]] = {
 }
 
 
-def _text(value: str) -> str | None:
-    return value if value.strip() else None
+_PASSED_AS_IS: Final[frozenset[str]] = frozenset(
+    (
+        "employee_count",
+        "page_visits",
+        "pricing_page_visits",
+        "demo_requested",
+        "days_since_last_touch",
+        "estimated_deal_value",
+    )
+)
+_TEXT: Final[frozenset[str]] = frozenset(
+    ("email", "company_name", "industry", "country", "job_title")
+)
 
 
 def lead_features(lead: scoring_pb2.Lead) -> LeadFeatures:
     """A validated ``Lead`` as the model sees it; unset fields are unknown (``None``)."""
-    return LeadFeatures(
-        email=_text(lead.email),
-        company_name=_text(lead.company_name),
-        industry=_text(lead.industry),
-        employee_count=lead.employee_count if lead.HasField("employee_count") else None,
-        seniority=_SENIORITY.get(lead.seniority),
-        source=_SOURCE.get(lead.source),
-        page_visits=lead.page_visits if lead.HasField("page_visits") else None,
-        pricing_page_visits=(
-            lead.pricing_page_visits if lead.HasField("pricing_page_visits") else None
-        ),
-        demo_requested=lead.demo_requested if lead.HasField("demo_requested") else None,
-        days_since_last_touch=(
-            lead.days_since_last_touch if lead.HasField("days_since_last_touch") else None
-        ),
-        country=_text(lead.country),
-        job_title=_text(lead.job_title),
-        estimated_deal_value=(
-            lead.estimated_deal_value if lead.HasField("estimated_deal_value") else None
-        ),
-        create_time=(
-            lead.create_time.ToDatetime(tzinfo=UTC) if lead.HasField("create_time") else None
-        ),
-    )
+    # ListFields (one C call) yields only the fields that are set: unset optionals, empty
+    # strings and UNSPECIFIED enums never show up, which is exactly "unknown".
+    values: dict[str, object] = {}
+    for descriptor, value in lead.ListFields():
+        name = descriptor.name
+        if name in _PASSED_AS_IS:
+            values[name] = value
+        elif name in _TEXT:
+            if value.strip():
+                values[name] = value
+        elif name == "seniority":
+            values[name] = _SENIORITY.get(value)
+        elif name == "source":
+            values[name] = _SOURCE.get(value)
+        elif name == "create_time":
+            values[name] = value.ToDatetime(tzinfo=UTC)
+    return LeadFeatures(**values)  # type: ignore[arg-type]
 
 
 _SENIORITY_VALUE: Final[dict[Seniority, int]] = {v: k for k, v in _SENIORITY.items()}
@@ -123,6 +128,10 @@ def timestamp(value: datetime) -> Timestamp:
 
 
 def _factor(document: dict[str, JsonValue]) -> scoring_pb2.ScoreFactor:
+    try:  # as the scorer writes them: the message's own fields, no conversion needed
+        return scoring_pb2.ScoreFactor(**document)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        pass  # a row written by another version: convert field by field
     contribution = document.get("contribution", 0.0)
     points = document.get("points", 0)
     return scoring_pb2.ScoreFactor(
@@ -134,8 +143,17 @@ def _factor(document: dict[str, JsonValue]) -> scoring_pb2.ScoreFactor:
     )
 
 
-def lead_score(record: ScoreRecord) -> scoring_pb2.LeadScore:
-    """The ``LeadScore`` of a stored score."""
+def lead_score(
+    record: ScoreRecord, stamps: dict[datetime, Timestamp] | None = None
+) -> scoring_pb2.LeadScore:
+    """The ``LeadScore`` of a stored score. ``stamps`` memoises timestamps across the records
+    of a batch, which share their score and expiry times."""
+    if stamps is None:
+        stamps = {}
+    if (scored := stamps.get(record.scored_at)) is None:
+        scored = stamps[record.scored_at] = timestamp(record.scored_at)
+    if (expires := stamps.get(record.expires_at)) is None:
+        expires = stamps[record.expires_at] = timestamp(record.expires_at)
     return scoring_pb2.LeadScore(
         score_id=record.score_id,
         lead_id=record.lead_id,
@@ -147,9 +165,19 @@ def lead_score(record: ScoreRecord) -> scoring_pb2.LeadScore:
         negative_factors=[_factor(f) for f in record.negative_factors],
         model_version=record.model_version,
         experiment_arm=record.experiment_arm,
-        score_time=timestamp(record.scored_at),
-        expire_time=timestamp(record.expires_at),
+        score_time=scored,
+        expire_time=expires,
         input_digest=record.input_digest,
+    )
+
+
+def batch_response(
+    records: Sequence[ScoreRecord], first_index: int
+) -> scoring_pb2.BatchScoreLeadsResponse:
+    """One ``BatchScoreLeadsResponse`` chunk of consecutive scores."""
+    stamps: dict[datetime, Timestamp] = {}
+    return scoring_pb2.BatchScoreLeadsResponse(
+        scores=[lead_score(record, stamps) for record in records], first_index=first_index
     )
 
 

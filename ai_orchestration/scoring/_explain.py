@@ -10,15 +10,15 @@ logistic function converts log-odds to points instead.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from ai_orchestration.scoring._features import (
     CATEGORICAL_FEATURES,
@@ -87,7 +87,7 @@ class Explanation:
 
 
 def to_score(probability: float) -> int:
-    """The 0..100 score of a calibrated probability."""
+    """The 0..100 score of a calibrated probability (half to even, as numpy's ``rint``)."""
     return min(100, max(0, round(100.0 * probability)))
 
 
@@ -128,100 +128,183 @@ def _times(n: int, one: str, many: str) -> str:
     return one if n == 1 else many.format(n=n)
 
 
-def _describe_email(lead: LeadFeatures) -> tuple[str, str]:
-    if lead.email is None:
+# Each description reads one field of the lead. Values repeat a lot across leads (seniorities,
+# sources, small counts), so descriptions are memoised: building the sentences cost more than
+# the TreeSHAP contributions they explain. E-mail addresses are unique, so they are not.
+Description = tuple[str, str]
+
+
+def _describe_email(email: str | None) -> Description:
+    if email is None:
         return "unknown", "E-mail address unknown"
-    if is_personal_email(lead.email):
+    if is_personal_email(email):
         return "personal", "Uses a personal e-mail address"
     return "business", "Uses a business e-mail address"
 
 
-def _describe_size(lead: LeadFeatures) -> tuple[str, str]:
-    if lead.employee_count is None:
+@functools.lru_cache(maxsize=4096)
+def _describe_size(n: int | None) -> Description:
+    if n is None:
         return "unknown", "Company size unknown"
-    n = lead.employee_count
     return str(n), f"Company of {n:,} " + _times(n, "employee", "employees")
 
 
-def _describe_seniority(lead: LeadFeatures) -> tuple[str, str]:
-    if lead.seniority is None:
+@functools.lru_cache(maxsize=64)
+def _describe_seniority(seniority: Seniority | None) -> Description:
+    if seniority is None:
         return "unknown", "Seniority unknown"
-    return lead.seniority.value, _SENIORITY_TEXT[lead.seniority]
+    return seniority.value, _SENIORITY_TEXT[seniority]
 
 
-def _describe_industry(lead: LeadFeatures) -> tuple[str, str]:
-    if lead.industry is None or not lead.industry.strip():
+@functools.lru_cache(maxsize=1024)
+def _describe_industry(industry: str | None) -> Description:
+    if industry is None or not industry.strip():
         return "unknown", "Industry unknown"
-    name = normalise_industry(lead.industry)
+    name = normalise_industry(industry)
     if name == INDUSTRIES[-1]:
         return name, "Industry outside the known list"
     return name, f"Works in {name.replace('_', ' ')}"
 
 
-def _describe_source(lead: LeadFeatures) -> tuple[str, str]:
-    if lead.source is None:
+@functools.lru_cache(maxsize=64)
+def _describe_source(source: LeadSource | None) -> Description:
+    if source is None:
         return "unknown", "Lead source unknown"
-    return lead.source.value, _SOURCE_TEXT[lead.source]
+    return source.value, _SOURCE_TEXT[source]
 
 
-def _describe_visits(lead: LeadFeatures) -> tuple[str, str]:
-    if lead.page_visits is None:
+@functools.lru_cache(maxsize=4096)
+def _describe_visits(n: int | None) -> Description:
+    if n is None:
         return "unknown", "Website visits unknown"
-    n = lead.page_visits
     if n == 0:
         return "0", "No website visits in the last 30 days"
     return str(n), _times(n, "One website visit", "{n} website visits") + " in the last 30 days"
 
 
-def _describe_pricing(lead: LeadFeatures) -> tuple[str, str]:
-    if lead.pricing_page_visits is None:
+@functools.lru_cache(maxsize=4096)
+def _describe_pricing(n: int | None) -> Description:
+    if n is None:
         return "unknown", "Pricing page visits unknown"
-    n = lead.pricing_page_visits
     if n == 0:
         return "0", "Has not viewed the pricing page"
     return str(n), "Viewed the pricing page " + _times(n, "once", "{n} times")
 
 
-def _describe_demo(lead: LeadFeatures) -> tuple[str, str]:
-    if lead.demo_requested is None:
+def _describe_demo(requested: bool | None) -> Description:
+    if requested is None:
         return "unknown", "Demo request unknown"
-    if lead.demo_requested:
+    if requested:
         return "yes", "Requested a demo"
     return "no", "Has not requested a demo"
 
 
-def _describe_touch(lead: LeadFeatures) -> tuple[str, str]:
-    if lead.days_since_last_touch is None:
+@functools.lru_cache(maxsize=4096)
+def _describe_touch(n: int | None) -> Description:
+    if n is None:
         return "unknown", "Last touch unknown"
-    n = lead.days_since_last_touch
     if n == 0:
         return "0", "Touched today"
     return str(n), "Last touched " + _times(n, "yesterday", "{n} days ago")
 
 
-_DESCRIBE: Final[dict[str, Callable[[LeadFeatures], tuple[str, str]]]] = {
-    "personal_email": _describe_email,
-    "log_employee_count": _describe_size,
-    "seniority_level": _describe_seniority,
-    "industry": _describe_industry,
-    "source": _describe_source,
-    "page_visits": _describe_visits,
-    "pricing_page_visits": _describe_pricing,
-    "demo_requested": _describe_demo,
-    "days_since_last_touch": _describe_touch,
+_DESCRIBE: Final[dict[str, tuple[str, Callable[[Any], Description]]]] = {
+    "personal_email": ("email", _describe_email),
+    "log_employee_count": ("employee_count", _describe_size),
+    "seniority_level": ("seniority", _describe_seniority),
+    "industry": ("industry", _describe_industry),
+    "source": ("source", _describe_source),
+    "page_visits": ("page_visits", _describe_visits),
+    "pricing_page_visits": ("pricing_page_visits", _describe_pricing),
+    "demo_requested": ("demo_requested", _describe_demo),
+    "days_since_last_touch": ("days_since_last_touch", _describe_touch),
 }
+"""Per model feature: the :class:`LeadFeatures` field it comes from and its description."""
 assert tuple(_DESCRIBE) == FEATURES, "every feature needs a description"
+_DESCRIBERS: Final[tuple[tuple[int, str, str, Callable[[Any], Description]], ...]] = tuple(
+    (index, name, field, describe)
+    for index, (name, (field, describe)) in enumerate(_DESCRIBE.items())
+)
+
+
+FactorDocument = dict[str, Any]
+"""A factor as stored and sent: ``feature``, ``value``, ``contribution``, ``points``, ``reason``
+(the fields of :class:`Factor`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainedRow:
+    """Score, grade and factors of one lead of a batch (factors as documents, for storage)."""
+
+    score: int
+    grade: str
+    positive: list[FactorDocument]
+    negative: list[FactorDocument]
 
 
 def _points_per_logit(
-    probability: float, base_probability: float, raw: float, base: float
-) -> float:
-    if abs(raw - base) > 1e-9:
-        scale = 100.0 * (probability - base_probability) / (raw - base)
-        if scale > 0.0:
-            return scale
-    slope = 1.0 / (1.0 + math.exp(-raw))
-    return 100.0 * slope * (1.0 - slope)
+    probabilities: FloatArray, base_probability: float, raws: FloatArray, bases: FloatArray
+) -> FloatArray:
+    """Score points per unit of log-odds, per row: the calibrated score's distance from the base
+    score over the raw distance, or the logistic slope where that is not positive."""
+    distance = raws - bases
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = 100.0 * (probabilities - base_probability) / distance
+    slope = 1.0 / (1.0 + np.exp(-raws))
+    usable = (np.abs(distance) > 1e-9) & (scale > 0.0)
+    result: FloatArray = np.where(usable, scale, 100.0 * slope * (1.0 - slope))
+    return result
+
+
+def _factor(lead: LeadFeatures, column: int, contribution: float, points: int) -> FactorDocument:
+    _, name, field, describe = _DESCRIBERS[column]
+    value, phrase = describe(getattr(lead, field))
+    return {
+        "feature": name,
+        "value": value,
+        "contribution": contribution,
+        "points": points,
+        "reason": f"{phrase} ({points:+d})",
+    }
+
+
+def explain_batch(
+    leads: Sequence[LeadFeatures],
+    *,
+    probabilities: FloatArray,
+    raws: FloatArray,
+    contributions: FloatArray,
+    base_probability: float,
+    cutoffs: GradeCutoffs,
+) -> list[ExplainedRow]:
+    """Explains a batch of scored leads; ``contributions`` has one row per lead, base value last.
+
+    Points and the order of the factors are computed for the whole batch with numpy; the
+    per-lead Python work is only building the (at most ``2 * MAX_FACTORS``) factor documents.
+    """
+    features = contributions[:, :-1]
+    scale = _points_per_logit(probabilities, base_probability, raws, contributions[:, -1])
+    points = np.rint(features * scale[:, None]).astype(np.int64).tolist()
+    scores = np.clip(np.rint(100.0 * probabilities), 0, 100).astype(np.int64).tolist()
+    descending = np.argsort(-features, axis=1, kind="stable").tolist()
+    ascending = np.argsort(features, axis=1, kind="stable").tolist()
+    values = features.tolist()
+    rows: list[ExplainedRow] = []
+    for row, lead in enumerate(leads):
+        contribution, lead_points = values[row], points[row]
+        positive: list[FactorDocument] = []
+        for column in descending[row][:MAX_FACTORS]:
+            if contribution[column] <= 0.0:
+                break
+            positive.append(_factor(lead, column, contribution[column], lead_points[column]))
+        negative: list[FactorDocument] = []
+        for column in ascending[row][:MAX_FACTORS]:
+            if contribution[column] >= 0.0:
+                break
+            negative.append(_factor(lead, column, contribution[column], lead_points[column]))
+        score = scores[row]
+        rows.append(ExplainedRow(score, cutoffs.grade(score), positive, negative))
+    return rows
 
 
 def explain(
@@ -235,38 +318,29 @@ def explain(
     cutoffs: GradeCutoffs,
 ) -> Explanation:
     """Explains one scored lead; ``contributions`` is its row from the model, base value last."""
-    score = to_score(probability)
-    base = float(contributions[-1])
-    scale = _points_per_logit(probability, base_probability, raw, base)
-    factors: list[Factor] = []
-    for index, name in enumerate(FEATURES):
-        contribution = float(contributions[index])
-        if contribution == 0.0:
-            continue
-        points = round(contribution * scale)
-        value, phrase = _DESCRIBE[name](lead)
-        factors.append(Factor(name, value, contribution, points, f"{phrase} ({points:+d})"))
-    positive = sorted((f for f in factors if f.contribution > 0), key=lambda f: -f.contribution)
-    negative = sorted((f for f in factors if f.contribution < 0), key=lambda f: f.contribution)
+    (row,) = explain_batch(
+        [lead],
+        probabilities=np.array([probability]),
+        raws=np.array([raw]),
+        contributions=np.asarray([contributions], dtype=np.float64),
+        base_probability=base_probability,
+        cutoffs=cutoffs,
+    )
     return Explanation(
-        score=score,
-        grade=cutoffs.grade(score),
+        score=row.score,
+        grade=row.grade,
         probability=probability,
         confidence=confidence,
-        positive=tuple(positive[:MAX_FACTORS]),
-        negative=tuple(negative[:MAX_FACTORS]),
+        positive=tuple(Factor(**document) for document in row.positive),
+        negative=tuple(Factor(**document) for document in row.negative),
     )
 
 
 def input_digest(lead_id: str, features: dict[str, object]) -> str:
-    """SHA-256 (hex) of the canonical JSON of a lead's id and inputs, for the audit trail."""
-    document = json.dumps(
-        {"lead_id": lead_id, "features": features},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(document.encode()).hexdigest()
+    """SHA-256 (hex) of the canonical JSON of a lead's id and inputs, for the audit trail:
+    UTF-8, sorted keys, no whitespace (orjson's canonical form)."""
+    document = orjson.dumps({"lead_id": lead_id, "features": features}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(document).hexdigest()
 
 
 def experiment_arm(lead_id: str, challenger_share: float) -> str:

@@ -18,15 +18,14 @@ from datetime import datetime
 from typing import Final
 
 from ai_orchestration.scoring._explain import (
-    Explanation,
-    Factor,
+    ExplainedRow,
     confidence_of,
-    explain,
+    explain_batch,
     input_digest,
 )
 from ai_orchestration.scoring._features import LeadFeatures, features_to_json, to_matrix
 from ai_orchestration.scoring._registry import Deployment, ModelRegistry, ServingModel
-from ai_orchestration.storage import Clock, JsonValue, LeadScoreRepository, ScoreRecord, utc_now
+from ai_orchestration.storage import Clock, LeadScoreRepository, ScoreRecord, utc_now
 
 DEFAULT_CHUNK: Final[int] = 1000
 """Leads per inference chunk of a batch request."""
@@ -42,38 +41,30 @@ class LeadInput:
     features: LeadFeatures
 
 
-def _factor_json(factor: Factor) -> dict[str, JsonValue]:
-    return {
-        "feature": factor.feature,
-        "value": factor.value,
-        "contribution": factor.contribution,
-        "points": factor.points,
-        "reason": factor.reason,
-    }
-
-
 def _record(  # noqa: PLR0917 - one call site, all parts of the record
     lead: LeadInput,
-    explanation: Explanation,
+    row: ExplainedRow,
+    probability: float,
+    confidence: float,
     model: str,
     arm: str,
     now: datetime,
-    deployment: Deployment,
+    expires: datetime,
 ) -> ScoreRecord:
     features = features_to_json(lead.features)
     return ScoreRecord(
         score_id=uuid.uuid4().hex,
         lead_id=lead.lead_id,
-        score=explanation.score,
-        grade=explanation.grade,
-        probability=explanation.probability,
-        confidence=explanation.confidence,
-        positive_factors=[_factor_json(f) for f in explanation.positive],
-        negative_factors=[_factor_json(f) for f in explanation.negative],
+        score=row.score,
+        grade=row.grade,
+        probability=probability,
+        confidence=confidence,
+        positive_factors=row.positive,
+        negative_factors=row.negative,
         model_version=model,
         experiment_arm=arm,
         scored_at=now,
-        expires_at=now + deployment.settings.score_ttl,
+        expires_at=expires,
         input_digest=input_digest(lead.lead_id, features),
         features=features,  # type: ignore[arg-type]
     )
@@ -88,28 +79,33 @@ def compute_scores(
         model, arm = deployment.route(lead.lead_id)
         groups.setdefault(arm, (model, arm, []))[2].append(index)
     records: list[ScoreRecord | None] = [None] * len(leads)
-    cutoffs = deployment.settings.cutoffs
+    expires = now + deployment.settings.score_ttl
     for model, arm, indices in groups.values():
-        x = to_matrix([leads[i].features for i in indices])
+        features = [leads[i].features for i in indices]
+        x = to_matrix(features)
         probability, raw, contributions = model.model.predict(x)
-        # Plain Python floats once per chunk: indexing numpy scalars per lead and feature costs
-        # more than the prediction itself.
-        probabilities, raws = probability.tolist(), raw.tolist()
-        rows, confidence = (
-            contributions.tolist(),
-            confidence_of(x, model.model.feature_ranges).tolist(),
+        rows = explain_batch(
+            features,
+            probabilities=probability,
+            raws=raw,
+            contributions=contributions,
+            base_probability=model.base_probability,
+            cutoffs=deployment.settings.cutoffs,
         )
-        for row, index in enumerate(indices):
-            explanation = explain(
-                leads[index].features,
-                probability=probabilities[row],
-                raw=raws[row],
-                contributions=rows[row],
-                base_probability=model.base_probability,
-                confidence=confidence[row],
-                cutoffs=cutoffs,
+        # Plain Python floats once per chunk: numpy scalars per lead cost more than predicting.
+        probabilities = probability.tolist()
+        confidence = confidence_of(x, model.model.feature_ranges).tolist()
+        for position, index in enumerate(indices):
+            records[index] = _record(
+                leads[index],
+                rows[position],
+                probabilities[position],
+                confidence[position],
+                model.version,
+                arm,
+                now,
+                expires,
             )
-            records[index] = _record(leads[index], explanation, model.version, arm, now, deployment)
     return [record for record in records if record is not None]
 
 

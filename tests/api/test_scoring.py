@@ -100,7 +100,14 @@ async def test_batch_streams_every_lead_in_order_and_names_the_true_drivers(
 ) -> None:
     leads = lead_messages(generate_leads(2500, seed=11).leads, "batch")
     request = scoring_pb2.BatchScoreLeadsRequest(leads=leads)
-    scores = [s async for s in stub.BatchScoreLeads(request, metadata=metadata(token()))]
+    chunks = [c async for c in stub.BatchScoreLeads(request, metadata=metadata(token()))]
+    # Chunks of at most 1,000 consecutive scores, each saying where it starts.
+    assert [(c.first_index, len(c.scores)) for c in chunks] == [
+        (0, 1000),
+        (1000, 1000),
+        (2000, 500),
+    ]
+    scores = [s for chunk in chunks for s in chunk.scores]
     assert [s.lead_id for s in scores] == [lead.lead_id for lead in leads]
     assert len({s.score_id for s in scores}) == len(leads)
     # Explanations name the generator's true top drivers: summed over the batch, the factors
@@ -139,12 +146,10 @@ async def test_cancelled_batch_stops(
     call = stub.BatchScoreLeads(
         scoring_pb2.BatchScoreLeadsRequest(leads=leads), metadata=metadata(token())
     )
-    received = 0
-    async for _ in call:
-        received += 1
-        if received == 10:
-            call.cancel()
-            break
+    async for chunk in call:
+        assert chunk.first_index == 0
+        call.cancel()
+        break
     assert call.cancelled()
     # Chunks after the cancellation are not scored: the last lead has no history.
     history = await stub.ListLeadScores(
@@ -250,8 +255,12 @@ async def test_grade_cutoffs_and_ttl_are_per_tenant(
     assert (updated.grade_a_min_score, updated.grade_b_min_score) == (99, 50)
     leads = lead_messages(generate_leads(300, seed=21).leads, "graded")
     request = scoring_pb2.BatchScoreLeadsRequest(leads=leads)
-    strict_scores = [s async for s in stub.BatchScoreLeads(request, metadata=admin)]
-    lenient_scores = [s async for s in stub.BatchScoreLeads(request, metadata=other)]
+    strict_scores = [
+        s async for chunk in stub.BatchScoreLeads(request, metadata=admin) for s in chunk.scores
+    ]
+    lenient_scores = [
+        s async for chunk in stub.BatchScoreLeads(request, metadata=other) for s in chunk.scores
+    ]
 
     def grade(score: int, a: int) -> int:
         letters = [(a, scoring_pb2.GRADE_A), (50, scoring_pb2.GRADE_B), (25, scoring_pb2.GRADE_C)]

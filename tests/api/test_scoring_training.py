@@ -90,7 +90,7 @@ async def test_contradicting_outcomes_retrain_and_change_the_ranking(
 ) -> None:
     md = metadata(token(tenant_id="contrarian"))
     probe = scoring_pb2.BatchScoreLeadsRequest(leads=[_pair(True), _pair(False)])
-    before = [s async for s in stub.BatchScoreLeads(probe, metadata=md)]
+    before = [s async for chunk in stub.BatchScoreLeads(probe, metadata=md) for s in chunk.scores]
     assert before[0].score > before[1].score  # the global model: a demo request is good news
 
     # In this tenant's market a demo request is a bad sign.
@@ -115,7 +115,7 @@ async def test_contradicting_outcomes_retrain_and_change_the_ranking(
     assert result.model.state == scoring_pb2.ScoringModel.STATE_PUBLISHED
     assert not getattr(result.model, "global")
 
-    after = [s async for s in stub.BatchScoreLeads(probe, metadata=md)]
+    after = [s async for chunk in stub.BatchScoreLeads(probe, metadata=md) for s in chunk.scores]
     assert after[0].model_version == result.model.version
     assert after[0].score < after[1].score  # the ranking flipped
     demo = next(f for f in after[0].negative_factors if f.feature == "demo_requested")
@@ -123,7 +123,9 @@ async def test_contradicting_outcomes_retrain_and_change_the_ranking(
 
     # Other tenants still get the global model and never see this one.
     other = metadata(token(tenant_id="bystander"))
-    theirs = [s async for s in stub.BatchScoreLeads(probe, metadata=other)]
+    theirs = [
+        s async for chunk in stub.BatchScoreLeads(probe, metadata=other) for s in chunk.scores
+    ]
     assert theirs[0].model_version == before[0].model_version
     listed = await stub.ListScoringModels(scoring_pb2.ListScoringModelsRequest(), metadata=other)
     assert result.model.version not in {m.version for m in listed.models}
@@ -181,13 +183,13 @@ async def test_ab_experiment_splits_by_lead_and_reports_each_arm(
     leads = generate_leads(3000, seed=49)
     messages = lead_messages(leads.leads, "ab")
     request = scoring_pb2.BatchScoreLeadsRequest(leads=messages)
-    scores = [s async for s in stub.BatchScoreLeads(request, metadata=md)]
+    scores = [s async for chunk in stub.BatchScoreLeads(request, metadata=md) for s in chunk.scores]
     arms = {s.experiment_arm for s in scores}
     assert arms == {"control", "challenger"}
     share = sum(s.experiment_arm == "challenger" for s in scores) / len(scores)
     assert abs(share - 0.3) <= 0.03
     assert {s.model_version for s in scores if s.experiment_arm == "challenger"} == {challenger}
-    again = [s async for s in stub.BatchScoreLeads(request, metadata=md)]
+    again = [s async for chunk in stub.BatchScoreLeads(request, metadata=md) for s in chunk.scores]
     assert [s.experiment_arm for s in again] == [s.experiment_arm for s in scores]
 
     # Outcomes of the scored leads make the live performance of each arm.
@@ -210,7 +212,7 @@ async def test_ab_experiment_splits_by_lead_and_reports_each_arm(
     await stub.UpdateScoringSettings(
         scoring_pb2.UpdateScoringSettingsRequest(settings=settings), metadata=md
     )
-    ended = [s async for s in stub.BatchScoreLeads(request, metadata=md)]
+    ended = [s async for chunk in stub.BatchScoreLeads(request, metadata=md) for s in chunk.scores]
     assert {s.experiment_arm for s in ended} == {"control"}
     listed = await stub.ListScoringModels(scoring_pb2.ListScoringModelsRequest(), metadata=md)
     states = {m.version: m.state for m in listed.models}

@@ -33,7 +33,10 @@ def test_top_contributions_are_the_true_drivers(trained: Trained) -> None:
 def test_contributions_add_up_to_raw(trained: Trained) -> None:
     _, raw, contributions = trained.model.predict(trained.x[:2_000])
     assert contributions.shape == (2_000, len(FEATURES) + 1)
-    assert np.allclose(contributions.sum(axis=1), raw)
+    # The booster's own raw output, computed independently of the contributions.
+    booster_raw = trained.model.booster.predict(trained.x[:2_000], raw_score=True)
+    assert np.allclose(contributions.sum(axis=1), booster_raw, rtol=0, atol=1e-9)
+    assert np.allclose(raw, booster_raw, rtol=0, atol=1e-9)
     # The base value is the same for every row.
     assert np.ptp(contributions[:, -1]) == 0
 

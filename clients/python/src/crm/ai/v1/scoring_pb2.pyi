@@ -400,6 +400,38 @@ class BatchScoreLeadsRequest(_message.Message):
 Global___BatchScoreLeadsRequest: _TypeAlias = BatchScoreLeadsRequest  # noqa: Y015
 
 @_typing.final
+class BatchScoreLeadsResponse(_message.Message):
+    """One chunk of the results of ScoringService.BatchScoreLeads. Chunks carry many scores per
+    message because one message per score would cap a stream at the per-message cost of gRPC.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCORES_FIELD_NUMBER: _builtins.int
+    FIRST_INDEX_FIELD_NUMBER: _builtins.int
+    first_index: _builtins.int
+    """Index in `BatchScoreLeadsRequest.leads` of the lead scored by `scores[0]`."""
+    @_builtins.property
+    def scores(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeadScore]:
+        """Scores of consecutive leads of the request, in request order: `scores[i]` is the score of
+        `BatchScoreLeadsRequest.leads[first_index + i]`.
+        """
+
+    def __init__(
+        self,
+        *,
+        scores: _abc.Iterable[Global___LeadScore] | None = ...,
+        first_index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_index", b"first_index", "scores", b"scores"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchScoreLeadsResponse: _TypeAlias = BatchScoreLeadsResponse  # noqa: Y015
+
+@_typing.final
 class ListLeadScoresRequest(_message.Message):
     """Request of ScoringService.ListLeadScores."""
 

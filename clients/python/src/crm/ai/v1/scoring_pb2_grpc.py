@@ -48,7 +48,7 @@ class ScoringServiceStub:
         self.BatchScoreLeads = channel.unary_stream(
                 '/crm.ai.v1.ScoringService/BatchScoreLeads',
                 request_serializer=crm_dot_ai_dot_v1_dot_scoring__pb2.BatchScoreLeadsRequest.SerializeToString,
-                response_deserializer=crm_dot_ai_dot_v1_dot_scoring__pb2.LeadScore.FromString,
+                response_deserializer=crm_dot_ai_dot_v1_dot_scoring__pb2.BatchScoreLeadsResponse.FromString,
                 _registered_method=True)
         self.ListLeadScores = channel.unary_unary(
                 '/crm.ai.v1.ScoringService/ListLeadScores',
@@ -100,8 +100,10 @@ class ScoringServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def BatchScoreLeads(self, request, context):
-        """Scores many leads; scores are streamed as they are ready, in request order. Larger than
-        BatchScoreLeadsRequest.leads allows is INVALID_ARGUMENT. Cancelling the call stops the work.
+        """Scores many leads; scores are streamed in request order as soon as each chunk of up to
+        1,000 leads is scored and persisted (one BatchScoreLeadsResponse per chunk). Larger than
+        BatchScoreLeadsRequest.leads allows is INVALID_ARGUMENT. Cancelling the call or passing its
+        deadline stops the work: chunks not yet sent are neither scored nor stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -166,7 +168,7 @@ def add_ScoringServiceServicer_to_server(servicer, server):
             'BatchScoreLeads': grpc.unary_stream_rpc_method_handler(
                     servicer.BatchScoreLeads,
                     request_deserializer=crm_dot_ai_dot_v1_dot_scoring__pb2.BatchScoreLeadsRequest.FromString,
-                    response_serializer=crm_dot_ai_dot_v1_dot_scoring__pb2.LeadScore.SerializeToString,
+                    response_serializer=crm_dot_ai_dot_v1_dot_scoring__pb2.BatchScoreLeadsResponse.SerializeToString,
             ),
             'ListLeadScores': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLeadScores,
@@ -258,7 +260,7 @@ class ScoringService:
             target,
             '/crm.ai.v1.ScoringService/BatchScoreLeads',
             crm_dot_ai_dot_v1_dot_scoring__pb2.BatchScoreLeadsRequest.SerializeToString,
-            crm_dot_ai_dot_v1_dot_scoring__pb2.LeadScore.FromString,
+            crm_dot_ai_dot_v1_dot_scoring__pb2.BatchScoreLeadsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,9 +43,11 @@ class ScoringServiceStub:
     """Scores one lead. Missing feature fields are allowed (the model handles missing values);
     invalid ones are INVALID_ARGUMENT with the field path. The score is persisted.
     """
-    BatchScoreLeads: _grpc.UnaryStreamMultiCallable[_scoring_pb2.BatchScoreLeadsRequest, _scoring_pb2.LeadScore]
-    """Scores many leads; scores are streamed as they are ready, in request order. Larger than
-    BatchScoreLeadsRequest.leads allows is INVALID_ARGUMENT. Cancelling the call stops the work.
+    BatchScoreLeads: _grpc.UnaryStreamMultiCallable[_scoring_pb2.BatchScoreLeadsRequest, _scoring_pb2.BatchScoreLeadsResponse]
+    """Scores many leads; scores are streamed in request order as soon as each chunk of up to
+    1,000 leads is scored and persisted (one BatchScoreLeadsResponse per chunk). Larger than
+    BatchScoreLeadsRequest.leads allows is INVALID_ARGUMENT. Cancelling the call or passing its
+    deadline stops the work: chunks not yet sent are neither scored nor stored.
     """
     ListLeadScores: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.ListLeadScoresRequest, _scoring_pb2.ListLeadScoresResponse]
     """Lists the score history of one lead, newest first."""
@@ -84,9 +86,11 @@ class ScoringServiceAsyncStub(ScoringServiceStub):
     """Scores one lead. Missing feature fields are allowed (the model handles missing values);
     invalid ones are INVALID_ARGUMENT with the field path. The score is persisted.
     """
-    BatchScoreLeads: _aio.UnaryStreamMultiCallable[_scoring_pb2.BatchScoreLeadsRequest, _scoring_pb2.LeadScore]  # type: ignore[assignment]
-    """Scores many leads; scores are streamed as they are ready, in request order. Larger than
-    BatchScoreLeadsRequest.leads allows is INVALID_ARGUMENT. Cancelling the call stops the work.
+    BatchScoreLeads: _aio.UnaryStreamMultiCallable[_scoring_pb2.BatchScoreLeadsRequest, _scoring_pb2.BatchScoreLeadsResponse]  # type: ignore[assignment]
+    """Scores many leads; scores are streamed in request order as soon as each chunk of up to
+    1,000 leads is scored and persisted (one BatchScoreLeadsResponse per chunk). Larger than
+    BatchScoreLeadsRequest.leads allows is INVALID_ARGUMENT. Cancelling the call or passing its
+    deadline stops the work: chunks not yet sent are neither scored nor stored.
     """
     ListLeadScores: _aio.UnaryUnaryMultiCallable[_scoring_pb2.ListLeadScoresRequest, _scoring_pb2.ListLeadScoresResponse]  # type: ignore[assignment]
     """Lists the score history of one lead, newest first."""
@@ -134,9 +138,11 @@ class ScoringServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _scoring_pb2.BatchScoreLeadsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_scoring_pb2.LeadScore], _abc.AsyncIterator[_scoring_pb2.LeadScore]]:
-        """Scores many leads; scores are streamed as they are ready, in request order. Larger than
-        BatchScoreLeadsRequest.leads allows is INVALID_ARGUMENT. Cancelling the call stops the work.
+    ) -> _typing.Union[_abc.Iterator[_scoring_pb2.BatchScoreLeadsResponse], _abc.AsyncIterator[_scoring_pb2.BatchScoreLeadsResponse]]:
+        """Scores many leads; scores are streamed in request order as soon as each chunk of up to
+        1,000 leads is scored and persisted (one BatchScoreLeadsResponse per chunk). Larger than
+        BatchScoreLeadsRequest.leads allows is INVALID_ARGUMENT. Cancelling the call or passing its
+        deadline stops the work: chunks not yet sent are neither scored nor stored.
         """
 
     @_abc_1.abstractmethod

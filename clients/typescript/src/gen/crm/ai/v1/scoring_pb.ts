@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/ai/v1/scoring.proto.
  */
 export const file_crm_ai_v1_scoring: GenFile = /*@__PURE__*/
-  fileDesc("Chdjcm0vYWkvdjEvc2NvcmluZy5wcm90bxIJY3JtLmFpLnYxIvEFCgRMZWFkEjIKB2xlYWRfaWQYASABKAlCIbpIHsgBAXIZEAEYgAEyEl5bQS1aYS16MC05Ll86LV0rJBIcCgVlbWFpbBgCIAEoCUINukgK2AEBcgUYwAJgARIeCgxjb21wYW55X25hbWUYAyABKAlCCLpIBXIDGIACEhkKCGluZHVzdHJ5GAQgASgJQge6SARyAhhAEikKDmVtcGxveWVlX2NvdW50GAUgASgFQgy6SAkaBxiAreIEKAFIAIgBARIxCglzZW5pb3JpdHkYBiABKA4yFC5jcm0uYWkudjEuU2VuaW9yaXR5Qgi6SAWCAQIQARIvCgZzb3VyY2UYByABKA4yFS5jcm0uYWkudjEuTGVhZFNvdXJjZUIIukgFggECEAESJQoLcGFnZV92aXNpdHMYCCABKAVCC7pICBoGGMCEPSgASAGIAQESLQoTcHJpY2luZ19wYWdlX3Zpc2l0cxgJIAEoBUILukgIGgYYwIQ9KABIAogBARIbCg5kZW1vX3JlcXVlc3RlZBgKIAEoCEgDiAEBEi8KFWRheXNfc2luY2VfbGFzdF90b3VjaBgLIAEoBUILukgIGgYYlJ0CKABIBIgBARIlCgdjb3VudHJ5GAwgASgJQhS6SBHYAQFyDDIKXltBLVpdezJ9JBIbCglqb2JfdGl0bGUYDSABKAlCCLpIBXIDGIACEjMKFGVzdGltYXRlZF9kZWFsX3ZhbHVlGA4gASgBQhC6SA0SC0ABKQAAAAAAAAAASAWIAQESLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQhEKD19lbXBsb3llZV9jb3VudEIOCgxfcGFnZV92aXNpdHNCFgoUX3ByaWNpbmdfcGFnZV92aXNpdHNCEQoPX2RlbW9fcmVxdWVzdGVkQhgKFl9kYXlzX3NpbmNlX2xhc3RfdG91Y2hCFwoVX2VzdGltYXRlZF9kZWFsX3ZhbHVlImMKC1Njb3JlRmFjdG9yEg8KB2ZlYXR1cmUYASABKAkSDQoFdmFsdWUYAiABKAkSFAoMY29udHJpYnV0aW9uGAMgASgBEg4KBnBvaW50cxgEIAEoBRIOCgZyZWFzb24YBSABKAkikQMKCUxlYWRTY29yZRIQCghzY29yZV9pZBgBIAEoCRIPCgdsZWFkX2lkGAIgASgJEg0KBXNjb3JlGAMgASgFEh8KBWdyYWRlGAQgASgOMhAuY3JtLmFpLnYxLkdyYWRlEhMKC3Byb2JhYmlsaXR5GAUgASgBEhIKCmNvbmZpZGVuY2UYBiABKAESMAoQcG9zaXRpdmVfZmFjdG9ycxgHIAMoCzIWLmNybS5haS52MS5TY29yZUZhY3RvchIwChBuZWdhdGl2ZV9mYWN0b3JzGAggAygLMhYuY3JtLmFpLnYxLlNjb3JlRmFjdG9yEhUKDW1vZGVsX3ZlcnNpb24YCSABKAkSFgoOZXhwZXJpbWVudF9hcm0YCiABKAkSLgoKc2NvcmVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGlucHV0X2RpZ2VzdBgNIAEoCSI5ChBTY29yZUxlYWRSZXF1ZXN0EiUKBGxlYWQYASABKAsyDy5jcm0uYWkudjEuTGVhZEIGukgDyAEBIkUKFkJhdGNoU2NvcmVMZWFkc1JlcXVlc3QSKwoFbGVhZHMYASADKAsyDy5jcm0uYWkudjEuTGVhZEILukgIkgEFCAEQkE4icgoVTGlzdExlYWRTY29yZXNSZXF1ZXN0EhwKB2xlYWRfaWQYASABKAlCC7pICMgBAXIDGIABEh0KCXBhZ2Vfc2l6ZRgCIAEoBUIKukgHGgUY6AcoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJXChZMaXN0TGVhZFNjb3Jlc1Jlc3BvbnNlEiQKBnNjb3JlcxgBIAMoCzIULmNybS5haS52MS5MZWFkU2NvcmUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpsCCgtMZWFkT3V0Y29tZRISCgpvdXRjb21lX2lkGAEgASgJEg8KB2xlYWRfaWQYAiABKAkSLwoHb3V0Y29tZRgDIAEoDjIeLmNybS5haS52MS5MZWFkT3V0Y29tZS5PdXRjb21lEjAKDG91dGNvbWVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVjb3JkX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlMKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhUKEU9VVENPTUVfQ09OVkVSVEVEEAESGAoUT1VUQ09NRV9ESVNRVUFMSUZJRUQQAiLnAQoYUmVjb3JkTGVhZE91dGNvbWVSZXF1ZXN0Eh8KCnJlcXVlc3RfaWQYASABKAlCC7pICMgBAXIDsAEBEhwKB2xlYWRfaWQYAiABKAlCC7pICMgBAXIDGIABEjsKB291dGNvbWUYAyABKA4yHi5jcm0uYWkudjEuTGVhZE91dGNvbWUuT3V0Y29tZUIKukgHggEEEAEgABIwCgxvdXRjb21lX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KBGxlYWQYBSABKAsyDy5jcm0uYWkudjEuTGVhZCKFAwoMU2NvcmluZ01vZGVsEg8KB3ZlcnNpb24YASABKAkSLAoFc3RhdGUYAiABKA4yHS5jcm0uYWkudjEuU2NvcmluZ01vZGVsLlN0YXRlEg4KBmdsb2JhbBgDIAEoCBIoCgdtZXRyaWNzGAQgASgLMhcuY3JtLmFpLnYxLk1vZGVsTWV0cmljcxIQCghmZWF0dXJlcxgFIAMoCRIuCgp0cmFpbl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg10cmFmZmljX3NoYXJlGAcgASgBEjIKD2FybV9wZXJmb3JtYW5jZRgIIAMoCzIZLmNybS5haS52MS5Bcm1QZXJmb3JtYW5jZSJvCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhMKD1NUQVRFX0NBTkRJREFURRABEhMKD1NUQVRFX1BVQkxJU0hFRBACEhEKDVNUQVRFX1JFVElSRUQQAxISCg5TVEFURV9SRUpFQ1RFRBAEInMKDE1vZGVsTWV0cmljcxILCgNhdWMYASABKAESEwoLYnJpZXJfc2NvcmUYAiABKAESFwoPY29udmVyc2lvbl9yYXRlGAMgASgBEhUKDXRyYWluaW5nX3Jvd3MYBCABKAMSEQoJdGVzdF9yb3dzGAUgASgDImsKDkFybVBlcmZvcm1hbmNlEgsKA2FybRgBIAEoCRIUCgxzY29yZWRfbGVhZHMYAiABKAMSEAoIb3V0Y29tZXMYAyABKAMSFwoPY29udmVyc2lvbl9yYXRlGAQgASgBEgsKA2F1YxgFIAEoASJXChhMaXN0U2NvcmluZ01vZGVsc1JlcXVlc3QSHQoJcGFnZV9zaXplGAEgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIIl0KGUxpc3RTY29yaW5nTW9kZWxzUmVzcG9uc2USJwoGbW9kZWxzGAEgAygLMhcuY3JtLmFpLnYxLlNjb3JpbmdNb2RlbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkibgoYVHJhaW5TY29yaW5nTW9kZWxSZXF1ZXN0Eh8KCnJlcXVlc3RfaWQYASABKAlCC7pICMgBAXIDsAEBEjEKEGNoYWxsZW5nZXJfc2hhcmUYAiABKAFCF7pIFBISEQAAAAAAAPA/KQAAAAAAAAAAIn8KFlRyYWluU2NvcmluZ01vZGVsRXZlbnQSLwoIcHJvZ3Jlc3MYASABKAsyGy5jcm0uYWkudjEuVHJhaW5pbmdQcm9ncmVzc0gAEisKBnJlc3VsdBgCIAEoCzIZLmNybS5haS52MS5UcmFpbmluZ1Jlc3VsdEgAQgcKBWV2ZW50IoACChBUcmFpbmluZ1Byb2dyZXNzEjAKBXN0YWdlGAEgASgOMiEuY3JtLmFpLnYxLlRyYWluaW5nUHJvZ3Jlc3MuU3RhZ2USDAoEcm93cxgCIAEoAxIMCgRmb2xkGAMgASgFEg0KBWZvbGRzGAQgASgFEgsKA2F1YxgFIAEoARIPCgdtZXNzYWdlGAYgASgJInEKBVN0YWdlEhUKEVNUQUdFX1VOU1BFQ0lGSUVEEAASEQoNU1RBR0VfTE9BRElORxABEhEKDVNUQUdFX0ZJVFRJTkcQAhIVChFTVEFHRV9DQUxJQlJBVElORxADEhQKEFNUQUdFX0VWQUxVQVRJTkcQBCJxCg5UcmFpbmluZ1Jlc3VsdBImCgVtb2RlbBgBIAEoCzIXLmNybS5haS52MS5TY29yaW5nTW9kZWwSEQoJcHVibGlzaGVkGAIgASgIEg4KBnJlYXNvbhgDIAEoCRIUCgxwcmV2aW91c19hdWMYBCABKAEipAIKD1Njb3JpbmdTZXR0aW5ncxIkChFncmFkZV9hX21pbl9zY29yZRgBIAEoBUIJukgGGgQYZCgAEiQKEWdyYWRlX2JfbWluX3Njb3JlGAIgASgFQgm6SAYaBBhkKAASJAoRZ3JhZGVfY19taW5fc2NvcmUYAyABKAVCCbpIBhoEGGQoABIsCglzY29yZV90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJAoSY2hhbGxlbmdlcl92ZXJzaW9uGAUgASgJQgi6SAVyAxiAARIxChBjaGFsbGVuZ2VyX3NoYXJlGAYgASgBQhe6SBQSEhEAAAAAAADwPykAAAAAAAAAABIYChBjaGFtcGlvbl92ZXJzaW9uGAcgASgJIhsKGUdldFNjb3JpbmdTZXR0aW5nc1JlcXVlc3QihQEKHFVwZGF0ZVNjb3JpbmdTZXR0aW5nc1JlcXVlc3QSNAoIc2V0dGluZ3MYASABKAsyGi5jcm0uYWkudjEuU2NvcmluZ1NldHRpbmdzQga6SAPIAQESLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrKqQBCglTZW5pb3JpdHkSGQoVU0VOSU9SSVRZX1VOU1BFQ0lGSUVEEAASJAogU0VOSU9SSVRZX0lORElWSURVQUxfQ09OVFJJQlVUT1IQARIVChFTRU5JT1JJVFlfTUFOQUdFUhACEhYKElNFTklPUklUWV9ESVJFQ1RPUhADEhAKDFNFTklPUklUWV9WUBAEEhUKEVNFTklPUklUWV9DX0xFVkVMEAUqnwEKCkxlYWRTb3VyY2USGwoXTEVBRF9TT1VSQ0VfVU5TUEVDSUZJRUQQABITCg9MRUFEX1NPVVJDRV9XRUIQARIUChBMRUFEX1NPVVJDRV9QQUlEEAISGAoUTEVBRF9TT1VSQ0VfT1VUQk9VTkQQAxIVChFMRUFEX1NPVVJDRV9FVkVOVBAEEhgKFExFQURfU09VUkNFX1JFRkVSUkFMEAUqUgoFR3JhZGUSFQoRR1JBREVfVU5TUEVDSUZJRUQQABILCgdHUkFERV9BEAESCwoHR1JBREVfQhACEgsKB0dSQURFX0MQAxILCgdHUkFERV9EEAQyvAUKDlNjb3JpbmdTZXJ2aWNlEj4KCVNjb3JlTGVhZBIbLmNybS5haS52MS5TY29yZUxlYWRSZXF1ZXN0GhQuY3JtLmFpLnYxLkxlYWRTY29yZRJMCg9CYXRjaFNjb3JlTGVhZHMSIS5jcm0uYWkudjEuQmF0Y2hTY29yZUxlYWRzUmVxdWVzdBoULmNybS5haS52MS5MZWFkU2NvcmUwARJVCg5MaXN0TGVhZFNjb3JlcxIgLmNybS5haS52MS5MaXN0TGVhZFNjb3Jlc1JlcXVlc3QaIS5jcm0uYWkudjEuTGlzdExlYWRTY29yZXNSZXNwb25zZRJQChFSZWNvcmRMZWFkT3V0Y29tZRIjLmNybS5haS52MS5SZWNvcmRMZWFkT3V0Y29tZVJlcXVlc3QaFi5jcm0uYWkudjEuTGVhZE91dGNvbWUSXgoRTGlzdFNjb3JpbmdNb2RlbHMSIy5jcm0uYWkudjEuTGlzdFNjb3JpbmdNb2RlbHNSZXF1ZXN0GiQuY3JtLmFpLnYxLkxpc3RTY29yaW5nTW9kZWxzUmVzcG9uc2USXQoRVHJhaW5TY29yaW5nTW9kZWwSIy5jcm0uYWkudjEuVHJhaW5TY29yaW5nTW9kZWxSZXF1ZXN0GiEuY3JtLmFpLnYxLlRyYWluU2NvcmluZ01vZGVsRXZlbnQwARJWChJHZXRTY29yaW5nU2V0dGluZ3MSJC5jcm0uYWkudjEuR2V0U2NvcmluZ1NldHRpbmdzUmVxdWVzdBoaLmNybS5haS52MS5TY29yaW5nU2V0dGluZ3MSXAoVVXBkYXRlU2NvcmluZ1NldHRpbmdzEicuY3JtLmFpLnYxLlVwZGF0ZVNjb3JpbmdTZXR0aW5nc1JlcXVlc3QaGi5jcm0uYWkudjEuU2NvcmluZ1NldHRpbmdzYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Chdjcm0vYWkvdjEvc2NvcmluZy5wcm90bxIJY3JtLmFpLnYxIvEFCgRMZWFkEjIKB2xlYWRfaWQYASABKAlCIbpIHsgBAXIZEAEYgAEyEl5bQS1aYS16MC05Ll86LV0rJBIcCgVlbWFpbBgCIAEoCUINukgK2AEBcgUYwAJgARIeCgxjb21wYW55X25hbWUYAyABKAlCCLpIBXIDGIACEhkKCGluZHVzdHJ5GAQgASgJQge6SARyAhhAEikKDmVtcGxveWVlX2NvdW50GAUgASgFQgy6SAkaBxiAreIEKAFIAIgBARIxCglzZW5pb3JpdHkYBiABKA4yFC5jcm0uYWkudjEuU2VuaW9yaXR5Qgi6SAWCAQIQARIvCgZzb3VyY2UYByABKA4yFS5jcm0uYWkudjEuTGVhZFNvdXJjZUIIukgFggECEAESJQoLcGFnZV92aXNpdHMYCCABKAVCC7pICBoGGMCEPSgASAGIAQESLQoTcHJpY2luZ19wYWdlX3Zpc2l0cxgJIAEoBUILukgIGgYYwIQ9KABIAogBARIbCg5kZW1vX3JlcXVlc3RlZBgKIAEoCEgDiAEBEi8KFWRheXNfc2luY2VfbGFzdF90b3VjaBgLIAEoBUILukgIGgYYlJ0CKABIBIgBARIlCgdjb3VudHJ5GAwgASgJQhS6SBHYAQFyDDIKXltBLVpdezJ9JBIbCglqb2JfdGl0bGUYDSABKAlCCLpIBXIDGIACEjMKFGVzdGltYXRlZF9kZWFsX3ZhbHVlGA4gASgBQhC6SA0SC0ABKQAAAAAAAAAASAWIAQESLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQhEKD19lbXBsb3llZV9jb3VudEIOCgxfcGFnZV92aXNpdHNCFgoUX3ByaWNpbmdfcGFnZV92aXNpdHNCEQoPX2RlbW9fcmVxdWVzdGVkQhgKFl9kYXlzX3NpbmNlX2xhc3RfdG91Y2hCFwoVX2VzdGltYXRlZF9kZWFsX3ZhbHVlImMKC1Njb3JlRmFjdG9yEg8KB2ZlYXR1cmUYASABKAkSDQoFdmFsdWUYAiABKAkSFAoMY29udHJpYnV0aW9uGAMgASgBEg4KBnBvaW50cxgEIAEoBRIOCgZyZWFzb24YBSABKAkikQMKCUxlYWRTY29yZRIQCghzY29yZV9pZBgBIAEoCRIPCgdsZWFkX2lkGAIgASgJEg0KBXNjb3JlGAMgASgFEh8KBWdyYWRlGAQgASgOMhAuY3JtLmFpLnYxLkdyYWRlEhMKC3Byb2JhYmlsaXR5GAUgASgBEhIKCmNvbmZpZGVuY2UYBiABKAESMAoQcG9zaXRpdmVfZmFjdG9ycxgHIAMoCzIWLmNybS5haS52MS5TY29yZUZhY3RvchIwChBuZWdhdGl2ZV9mYWN0b3JzGAggAygLMhYuY3JtLmFpLnYxLlNjb3JlRmFjdG9yEhUKDW1vZGVsX3ZlcnNpb24YCSABKAkSFgoOZXhwZXJpbWVudF9hcm0YCiABKAkSLgoKc2NvcmVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGlucHV0X2RpZ2VzdBgNIAEoCSI5ChBTY29yZUxlYWRSZXF1ZXN0EiUKBGxlYWQYASABKAsyDy5jcm0uYWkudjEuTGVhZEIGukgDyAEBIkUKFkJhdGNoU2NvcmVMZWFkc1JlcXVlc3QSKwoFbGVhZHMYASADKAsyDy5jcm0uYWkudjEuTGVhZEILukgIkgEFCAEQkE4iVAoXQmF0Y2hTY29yZUxlYWRzUmVzcG9uc2USJAoGc2NvcmVzGAEgAygLMhQuY3JtLmFpLnYxLkxlYWRTY29yZRITCgtmaXJzdF9pbmRleBgCIAEoBSJyChVMaXN0TGVhZFNjb3Jlc1JlcXVlc3QSHAoHbGVhZF9pZBgBIAEoCUILukgIyAEBcgMYgAESHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlcKFkxpc3RMZWFkU2NvcmVzUmVzcG9uc2USJAoGc2NvcmVzGAEgAygLMhQuY3JtLmFpLnYxLkxlYWRTY29yZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkimwIKC0xlYWRPdXRjb21lEhIKCm91dGNvbWVfaWQYASABKAkSDwoHbGVhZF9pZBgCIAEoCRIvCgdvdXRjb21lGAMgASgOMh4uY3JtLmFpLnYxLkxlYWRPdXRjb21lLk91dGNvbWUSMAoMb3V0Y29tZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZWNvcmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUwoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASFQoRT1VUQ09NRV9DT05WRVJURUQQARIYChRPVVRDT01FX0RJU1FVQUxJRklFRBACIucBChhSZWNvcmRMZWFkT3V0Y29tZVJlcXVlc3QSHwoKcmVxdWVzdF9pZBgBIAEoCUILukgIyAEBcgOwAQESHAoHbGVhZF9pZBgCIAEoCUILukgIyAEBcgMYgAESOwoHb3V0Y29tZRgDIAEoDjIeLmNybS5haS52MS5MZWFkT3V0Y29tZS5PdXRjb21lQgq6SAeCAQQQASAAEjAKDG91dGNvbWVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoEbGVhZBgFIAEoCzIPLmNybS5haS52MS5MZWFkIoUDCgxTY29yaW5nTW9kZWwSDwoHdmVyc2lvbhgBIAEoCRIsCgVzdGF0ZRgCIAEoDjIdLmNybS5haS52MS5TY29yaW5nTW9kZWwuU3RhdGUSDgoGZ2xvYmFsGAMgASgIEigKB21ldHJpY3MYBCABKAsyFy5jcm0uYWkudjEuTW9kZWxNZXRyaWNzEhAKCGZlYXR1cmVzGAUgAygJEi4KCnRyYWluX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXRyYWZmaWNfc2hhcmUYByABKAESMgoPYXJtX3BlcmZvcm1hbmNlGAggAygLMhkuY3JtLmFpLnYxLkFybVBlcmZvcm1hbmNlIm8KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEwoPU1RBVEVfQ0FORElEQVRFEAESEwoPU1RBVEVfUFVCTElTSEVEEAISEQoNU1RBVEVfUkVUSVJFRBADEhIKDlNUQVRFX1JFSkVDVEVEEAQicwoMTW9kZWxNZXRyaWNzEgsKA2F1YxgBIAEoARITCgticmllcl9zY29yZRgCIAEoARIXCg9jb252ZXJzaW9uX3JhdGUYAyABKAESFQoNdHJhaW5pbmdfcm93cxgEIAEoAxIRCgl0ZXN0X3Jvd3MYBSABKAMiawoOQXJtUGVyZm9ybWFuY2USCwoDYXJtGAEgASgJEhQKDHNjb3JlZF9sZWFkcxgCIAEoAxIQCghvdXRjb21lcxgDIAEoAxIXCg9jb252ZXJzaW9uX3JhdGUYBCABKAESCwoDYXVjGAUgASgBIlcKGExpc3RTY29yaW5nTW9kZWxzUmVxdWVzdBIdCglwYWdlX3NpemUYASABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgiXQoZTGlzdFNjb3JpbmdNb2RlbHNSZXNwb25zZRInCgZtb2RlbHMYASADKAsyFy5jcm0uYWkudjEuU2NvcmluZ01vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJuChhUcmFpblNjb3JpbmdNb2RlbFJlcXVlc3QSHwoKcmVxdWVzdF9pZBgBIAEoCUILukgIyAEBcgOwAQESMQoQY2hhbGxlbmdlcl9zaGFyZRgCIAEoAUIXukgUEhIRAAAAAAAA8D8pAAAAAAAAAAAifwoWVHJhaW5TY29yaW5nTW9kZWxFdmVudBIvCghwcm9ncmVzcxgBIAEoCzIbLmNybS5haS52MS5UcmFpbmluZ1Byb2dyZXNzSAASKwoGcmVzdWx0GAIgASgLMhkuY3JtLmFpLnYxLlRyYWluaW5nUmVzdWx0SABCBwoFZXZlbnQigAIKEFRyYWluaW5nUHJvZ3Jlc3MSMAoFc3RhZ2UYASABKA4yIS5jcm0uYWkudjEuVHJhaW5pbmdQcm9ncmVzcy5TdGFnZRIMCgRyb3dzGAIgASgDEgwKBGZvbGQYAyABKAUSDQoFZm9sZHMYBCABKAUSCwoDYXVjGAUgASgBEg8KB21lc3NhZ2UYBiABKAkicQoFU3RhZ2USFQoRU1RBR0VfVU5TUEVDSUZJRUQQABIRCg1TVEFHRV9MT0FESU5HEAESEQoNU1RBR0VfRklUVElORxACEhUKEVNUQUdFX0NBTElCUkFUSU5HEAMSFAoQU1RBR0VfRVZBTFVBVElORxAEInEKDlRyYWluaW5nUmVzdWx0EiYKBW1vZGVsGAEgASgLMhcuY3JtLmFpLnYxLlNjb3JpbmdNb2RlbBIRCglwdWJsaXNoZWQYAiABKAgSDgoGcmVhc29uGAMgASgJEhQKDHByZXZpb3VzX2F1YxgEIAEoASKkAgoPU2NvcmluZ1NldHRpbmdzEiQKEWdyYWRlX2FfbWluX3Njb3JlGAEgASgFQgm6SAYaBBhkKAASJAoRZ3JhZGVfYl9taW5fc2NvcmUYAiABKAVCCbpIBhoEGGQoABIkChFncmFkZV9jX21pbl9zY29yZRgDIAEoBUIJukgGGgQYZCgAEiwKCXNjb3JlX3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIkChJjaGFsbGVuZ2VyX3ZlcnNpb24YBSABKAlCCLpIBXIDGIABEjEKEGNoYWxsZW5nZXJfc2hhcmUYBiABKAFCF7pIFBISEQAAAAAAAPA/KQAAAAAAAAAAEhgKEGNoYW1waW9uX3ZlcnNpb24YByABKAkiGwoZR2V0U2NvcmluZ1NldHRpbmdzUmVxdWVzdCKFAQocVXBkYXRlU2NvcmluZ1NldHRpbmdzUmVxdWVzdBI0CghzZXR0aW5ncxgBIAEoCzIaLmNybS5haS52MS5TY29yaW5nU2V0dGluZ3NCBrpIA8gBARIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sqpAEKCVNlbmlvcml0eRIZChVTRU5JT1JJVFlfVU5TUEVDSUZJRUQQABIkCiBTRU5JT1JJVFlfSU5ESVZJRFVBTF9DT05UUklCVVRPUhABEhUKEVNFTklPUklUWV9NQU5BR0VSEAISFgoSU0VOSU9SSVRZX0RJUkVDVE9SEAMSEAoMU0VOSU9SSVRZX1ZQEAQSFQoRU0VOSU9SSVRZX0NfTEVWRUwQBSqfAQoKTGVhZFNvdXJjZRIbChdMRUFEX1NPVVJDRV9VTlNQRUNJRklFRBAAEhMKD0xFQURfU09VUkNFX1dFQhABEhQKEExFQURfU09VUkNFX1BBSUQQAhIYChRMRUFEX1NPVVJDRV9PVVRCT1VORBADEhUKEUxFQURfU09VUkNFX0VWRU5UEAQSGAoUTEVBRF9TT1VSQ0VfUkVGRVJSQUwQBSpSCgVHcmFkZRIVChFHUkFERV9VTlNQRUNJRklFRBAAEgsKB0dSQURFX0EQARILCgdHUkFERV9CEAISCwoHR1JBREVfQxADEgsKB0dSQURFX0QQBDLKBQoOU2NvcmluZ1NlcnZpY2USPgoJU2NvcmVMZWFkEhsuY3JtLmFpLnYxLlNjb3JlTGVhZFJlcXVlc3QaFC5jcm0uYWkudjEuTGVhZFNjb3JlEloKD0JhdGNoU2NvcmVMZWFkcxIhLmNybS5haS52MS5CYXRjaFNjb3JlTGVhZHNSZXF1ZXN0GiIuY3JtLmFpLnYxLkJhdGNoU2NvcmVMZWFkc1Jlc3BvbnNlMAESVQoOTGlzdExlYWRTY29yZXMSIC5jcm0uYWkudjEuTGlzdExlYWRTY29yZXNSZXF1ZXN0GiEuY3JtLmFpLnYxLkxpc3RMZWFkU2NvcmVzUmVzcG9uc2USUAoRUmVjb3JkTGVhZE91dGNvbWUSIy5jcm0uYWkudjEuUmVjb3JkTGVhZE91dGNvbWVSZXF1ZXN0GhYuY3JtLmFpLnYxLkxlYWRPdXRjb21lEl4KEUxpc3RTY29yaW5nTW9kZWxzEiMuY3JtLmFpLnYxLkxpc3RTY29yaW5nTW9kZWxzUmVxdWVzdBokLmNybS5haS52MS5MaXN0U2NvcmluZ01vZGVsc1Jlc3BvbnNlEl0KEVRyYWluU2NvcmluZ01vZGVsEiMuY3JtLmFpLnYxLlRyYWluU2NvcmluZ01vZGVsUmVxdWVzdBohLmNybS5haS52MS5UcmFpblNjb3JpbmdNb2RlbEV2ZW50MAESVgoSR2V0U2NvcmluZ1NldHRpbmdzEiQuY3JtLmFpLnYxLkdldFNjb3JpbmdTZXR0aW5nc1JlcXVlc3QaGi5jcm0uYWkudjEuU2NvcmluZ1NldHRpbmdzElwKFVVwZGF0ZVNjb3JpbmdTZXR0aW5ncxInLmNybS5haS52MS5VcGRhdGVTY29yaW5nU2V0dGluZ3NSZXF1ZXN0GhouY3JtLmFpLnYxLlNjb3JpbmdTZXR0aW5nc2IGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A lead as the CRM knows it. Every feature field is optional: leave unknown values unset.
@@ -333,6 +333,36 @@ export const BatchScoreLeadsRequestSchema: GenMessage<BatchScoreLeadsRequest> = 
   messageDesc(file_crm_ai_v1_scoring, 4);
 
 /**
+ * One chunk of the results of ScoringService.BatchScoreLeads. Chunks carry many scores per
+ * message because one message per score would cap a stream at the per-message cost of gRPC.
+ *
+ * @generated from message crm.ai.v1.BatchScoreLeadsResponse
+ */
+export type BatchScoreLeadsResponse = Message<"crm.ai.v1.BatchScoreLeadsResponse"> & {
+  /**
+   * Scores of consecutive leads of the request, in request order: `scores[i]` is the score of
+   * `BatchScoreLeadsRequest.leads[first_index + i]`.
+   *
+   * @generated from field: repeated crm.ai.v1.LeadScore scores = 1;
+   */
+  scores: LeadScore[];
+
+  /**
+   * Index in `BatchScoreLeadsRequest.leads` of the lead scored by `scores[0]`.
+   *
+   * @generated from field: int32 first_index = 2;
+   */
+  firstIndex: number;
+};
+
+/**
+ * Describes the message crm.ai.v1.BatchScoreLeadsResponse.
+ * Use `create(BatchScoreLeadsResponseSchema)` to create a new message.
+ */
+export const BatchScoreLeadsResponseSchema: GenMessage<BatchScoreLeadsResponse> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_scoring, 5);
+
+/**
  * Request of ScoringService.ListLeadScores.
  *
  * @generated from message crm.ai.v1.ListLeadScoresRequest
@@ -365,7 +395,7 @@ export type ListLeadScoresRequest = Message<"crm.ai.v1.ListLeadScoresRequest"> &
  * Use `create(ListLeadScoresRequestSchema)` to create a new message.
  */
 export const ListLeadScoresRequestSchema: GenMessage<ListLeadScoresRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 5);
+  messageDesc(file_crm_ai_v1_scoring, 6);
 
 /**
  * Response of ScoringService.ListLeadScores.
@@ -393,7 +423,7 @@ export type ListLeadScoresResponse = Message<"crm.ai.v1.ListLeadScoresResponse">
  * Use `create(ListLeadScoresResponseSchema)` to create a new message.
  */
 export const ListLeadScoresResponseSchema: GenMessage<ListLeadScoresResponse> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 6);
+  messageDesc(file_crm_ai_v1_scoring, 7);
 
 /**
  * A recorded outcome of a lead.
@@ -442,7 +472,7 @@ export type LeadOutcome = Message<"crm.ai.v1.LeadOutcome"> & {
  * Use `create(LeadOutcomeSchema)` to create a new message.
  */
 export const LeadOutcomeSchema: GenMessage<LeadOutcome> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 7);
+  messageDesc(file_crm_ai_v1_scoring, 8);
 
 /**
  * What became of the lead.
@@ -476,7 +506,7 @@ export enum LeadOutcome_Outcome {
  * Describes the enum crm.ai.v1.LeadOutcome.Outcome.
  */
 export const LeadOutcome_OutcomeSchema: GenEnum<LeadOutcome_Outcome> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_scoring, 7, 0);
+  enumDesc(file_crm_ai_v1_scoring, 8, 0);
 
 /**
  * Request of ScoringService.RecordLeadOutcome.
@@ -527,7 +557,7 @@ export type RecordLeadOutcomeRequest = Message<"crm.ai.v1.RecordLeadOutcomeReque
  * Use `create(RecordLeadOutcomeRequestSchema)` to create a new message.
  */
 export const RecordLeadOutcomeRequestSchema: GenMessage<RecordLeadOutcomeRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 8);
+  messageDesc(file_crm_ai_v1_scoring, 9);
 
 /**
  * A version of the scoring model.
@@ -597,7 +627,7 @@ export type ScoringModel = Message<"crm.ai.v1.ScoringModel"> & {
  * Use `create(ScoringModelSchema)` to create a new message.
  */
 export const ScoringModelSchema: GenMessage<ScoringModel> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 9);
+  messageDesc(file_crm_ai_v1_scoring, 10);
 
 /**
  * Lifecycle of a model version.
@@ -645,7 +675,7 @@ export enum ScoringModel_State {
  * Describes the enum crm.ai.v1.ScoringModel.State.
  */
 export const ScoringModel_StateSchema: GenEnum<ScoringModel_State> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_scoring, 9, 0);
+  enumDesc(file_crm_ai_v1_scoring, 10, 0);
 
 /**
  * Held-out evaluation of a model version.
@@ -694,7 +724,7 @@ export type ModelMetrics = Message<"crm.ai.v1.ModelMetrics"> & {
  * Use `create(ModelMetricsSchema)` to create a new message.
  */
 export const ModelMetricsSchema: GenMessage<ModelMetrics> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 10);
+  messageDesc(file_crm_ai_v1_scoring, 11);
 
 /**
  * Live performance of one experiment arm.
@@ -743,7 +773,7 @@ export type ArmPerformance = Message<"crm.ai.v1.ArmPerformance"> & {
  * Use `create(ArmPerformanceSchema)` to create a new message.
  */
 export const ArmPerformanceSchema: GenMessage<ArmPerformance> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 11);
+  messageDesc(file_crm_ai_v1_scoring, 12);
 
 /**
  * Request of ScoringService.ListScoringModels.
@@ -771,7 +801,7 @@ export type ListScoringModelsRequest = Message<"crm.ai.v1.ListScoringModelsReque
  * Use `create(ListScoringModelsRequestSchema)` to create a new message.
  */
 export const ListScoringModelsRequestSchema: GenMessage<ListScoringModelsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 12);
+  messageDesc(file_crm_ai_v1_scoring, 13);
 
 /**
  * Response of ScoringService.ListScoringModels.
@@ -799,7 +829,7 @@ export type ListScoringModelsResponse = Message<"crm.ai.v1.ListScoringModelsResp
  * Use `create(ListScoringModelsResponseSchema)` to create a new message.
  */
 export const ListScoringModelsResponseSchema: GenMessage<ListScoringModelsResponse> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 13);
+  messageDesc(file_crm_ai_v1_scoring, 14);
 
 /**
  * Request of ScoringService.TrainScoringModel.
@@ -828,7 +858,7 @@ export type TrainScoringModelRequest = Message<"crm.ai.v1.TrainScoringModelReque
  * Use `create(TrainScoringModelRequestSchema)` to create a new message.
  */
 export const TrainScoringModelRequestSchema: GenMessage<TrainScoringModelRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 14);
+  messageDesc(file_crm_ai_v1_scoring, 15);
 
 /**
  * One event of a training run: progress, then the result.
@@ -865,7 +895,7 @@ export type TrainScoringModelEvent = Message<"crm.ai.v1.TrainScoringModelEvent">
  * Use `create(TrainScoringModelEventSchema)` to create a new message.
  */
 export const TrainScoringModelEventSchema: GenMessage<TrainScoringModelEvent> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 15);
+  messageDesc(file_crm_ai_v1_scoring, 16);
 
 /**
  * Progress of a training run.
@@ -921,7 +951,7 @@ export type TrainingProgress = Message<"crm.ai.v1.TrainingProgress"> & {
  * Use `create(TrainingProgressSchema)` to create a new message.
  */
 export const TrainingProgressSchema: GenMessage<TrainingProgress> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 16);
+  messageDesc(file_crm_ai_v1_scoring, 17);
 
 /**
  * Stage of training.
@@ -969,7 +999,7 @@ export enum TrainingProgress_Stage {
  * Describes the enum crm.ai.v1.TrainingProgress.Stage.
  */
 export const TrainingProgress_StageSchema: GenEnum<TrainingProgress_Stage> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_scoring, 16, 0);
+  enumDesc(file_crm_ai_v1_scoring, 17, 0);
 
 /**
  * Result of a training run.
@@ -1011,7 +1041,7 @@ export type TrainingResult = Message<"crm.ai.v1.TrainingResult"> & {
  * Use `create(TrainingResultSchema)` to create a new message.
  */
 export const TrainingResultSchema: GenMessage<TrainingResult> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 17);
+  messageDesc(file_crm_ai_v1_scoring, 18);
 
 /**
  * Per-tenant scoring settings.
@@ -1077,7 +1107,7 @@ export type ScoringSettings = Message<"crm.ai.v1.ScoringSettings"> & {
  * Use `create(ScoringSettingsSchema)` to create a new message.
  */
 export const ScoringSettingsSchema: GenMessage<ScoringSettings> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 18);
+  messageDesc(file_crm_ai_v1_scoring, 19);
 
 /**
  * Request of ScoringService.GetScoringSettings.
@@ -1092,7 +1122,7 @@ export type GetScoringSettingsRequest = Message<"crm.ai.v1.GetScoringSettingsReq
  * Use `create(GetScoringSettingsRequestSchema)` to create a new message.
  */
 export const GetScoringSettingsRequestSchema: GenMessage<GetScoringSettingsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 19);
+  messageDesc(file_crm_ai_v1_scoring, 20);
 
 /**
  * Request of ScoringService.UpdateScoringSettings.
@@ -1120,7 +1150,7 @@ export type UpdateScoringSettingsRequest = Message<"crm.ai.v1.UpdateScoringSetti
  * Use `create(UpdateScoringSettingsRequestSchema)` to create a new message.
  */
 export const UpdateScoringSettingsRequestSchema: GenMessage<UpdateScoringSettingsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_scoring, 20);
+  messageDesc(file_crm_ai_v1_scoring, 21);
 
 /**
  * Seniority of the lead's contact.
@@ -1304,15 +1334,17 @@ export const ScoringService: GenService<{
     output: typeof LeadScoreSchema;
   },
   /**
-   * Scores many leads; scores are streamed as they are ready, in request order. Larger than
-   * BatchScoreLeadsRequest.leads allows is INVALID_ARGUMENT. Cancelling the call stops the work.
+   * Scores many leads; scores are streamed in request order as soon as each chunk of up to
+   * 1,000 leads is scored and persisted (one BatchScoreLeadsResponse per chunk). Larger than
+   * BatchScoreLeadsRequest.leads allows is INVALID_ARGUMENT. Cancelling the call or passing its
+   * deadline stops the work: chunks not yet sent are neither scored nor stored.
    *
    * @generated from rpc crm.ai.v1.ScoringService.BatchScoreLeads
    */
   batchScoreLeads: {
     methodKind: "server_streaming";
     input: typeof BatchScoreLeadsRequestSchema;
-    output: typeof LeadScoreSchema;
+    output: typeof BatchScoreLeadsResponseSchema;
   },
   /**
    * Lists the score history of one lead, newest first.
