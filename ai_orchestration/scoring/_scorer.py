@@ -4,7 +4,8 @@ Model work (feature matrix, LightGBM prediction and TreeSHAP contributions, expl
 a worker thread, never on the event loop. Single-lead requests are coalesced: while one batch is
 being scored, the requests that arrive queue up and are scored together next, with one
 prediction call and one multi-row INSERT. At low load a request waits for nobody; under load the
-per-lead cost falls as batches grow (up to ``max_batch``).
+per-lead cost falls as batches grow (up to ``max_batch``), and storing one batch overlaps with
+computing the next. A request is answered only once its score is committed.
 """
 
 from __future__ import annotations
@@ -116,6 +117,12 @@ class _Pending:
     future: asyncio.Future[ScoreRecord]
 
 
+def _fail(items: Sequence[_Pending], error: Exception) -> None:
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(error)
+
+
 class LeadScorer:
     """Scores leads for tenants and persists every score (the audit trail)."""
 
@@ -136,13 +143,6 @@ class LeadScorer:
         self._pending: list[_Pending] = []
         self._worker: asyncio.Task[None] | None = None
 
-    async def score_many(self, tenant_id: str, leads: Sequence[LeadInput]) -> list[ScoreRecord]:
-        """Scores and persists ``leads`` in one inference call and one INSERT."""
-        deployment = await self.registry.deployment(tenant_id)
-        records = await asyncio.to_thread(compute_scores, deployment, leads, self.clock())
-        await self.scores.add_many(tenant_id, records)
-        return records
-
     async def score_one(self, tenant_id: str, lead: LeadInput) -> ScoreRecord:
         """Scores one lead, batched with whatever other requests are waiting."""
         future: asyncio.Future[ScoreRecord] = asyncio.get_running_loop().create_future()
@@ -152,23 +152,44 @@ class LeadScorer:
         return await future
 
     async def _drain(self) -> None:
-        while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
-            by_tenant: dict[str, list[_Pending]] = defaultdict(list)
-            for pending in batch:
-                by_tenant[pending.tenant_id].append(pending)
-            for tenant_id, items in by_tenant.items():
-                try:
-                    records = await self.score_many(tenant_id, [item.lead for item in items])
-                except Exception as error:
-                    for item in items:
-                        if not item.future.done():
-                            item.future.set_exception(error)
-                    continue
-                for item, record in zip(items, records, strict=True):
-                    if not item.future.done():  # the caller may have gone (cancelled)
-                        item.future.set_result(record)
+        # Two stages overlap: while one batch is being stored (on the loop and the database
+        # driver's thread), the next is computed in a worker thread (LightGBM releases the GIL).
+        storing: asyncio.Task[None] | None = None
+        try:
+            while self._pending:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                by_tenant: dict[str, list[_Pending]] = defaultdict(list)
+                for pending in batch:
+                    by_tenant[pending.tenant_id].append(pending)
+                for tenant_id, items in by_tenant.items():
+                    try:
+                        records = await self._compute(tenant_id, [item.lead for item in items])
+                    except Exception as error:
+                        _fail(items, error)
+                        continue
+                    if storing is not None:
+                        await storing
+                    storing = asyncio.create_task(self._store(tenant_id, items, records))
+        finally:
+            if storing is not None:
+                await storing
+
+    async def _compute(self, tenant_id: str, leads: Sequence[LeadInput]) -> list[ScoreRecord]:
+        deployment = await self.registry.deployment(tenant_id)
+        return await asyncio.to_thread(compute_scores, deployment, leads, self.clock())
+
+    async def _store(
+        self, tenant_id: str, items: Sequence[_Pending], records: Sequence[ScoreRecord]
+    ) -> None:
+        try:
+            await self.scores.add_many(tenant_id, records)
+        except Exception as error:
+            _fail(items, error)
+            return
+        for item, record in zip(items, records, strict=True):
+            if not item.future.done():  # the caller may have gone (cancelled)
+                item.future.set_result(record)
 
     async def score_stream(
         self, tenant_id: str, leads: Sequence[LeadInput]
