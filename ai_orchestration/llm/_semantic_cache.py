@@ -296,7 +296,10 @@ _MAX_REDIS_ENTRIES_PER_SCOPE: Final[int] = 4096
 
 
 class RedisVectorStore:
-    """Per-scope vectors in Redis, shared by every replica; errors are misses, logged."""
+    """Per-scope vectors in Redis, shared by every replica; errors are misses, logged.
+
+    ``client`` must return bytes (the default ``decode_responses=False``): vectors are binary.
+    """
 
     def __init__(
         self,
