@@ -153,7 +153,9 @@ class RedisBreakerStore:
     """Breaker state shared by every replica through Redis (atomic Lua scripts).
 
     If Redis cannot be reached the breaker *fails open*: calls are admitted and failures are
-    not counted (logged), so an outage of Redis never blocks LLM calls.
+    not counted (logged), so an outage of Redis never blocks LLM calls. The breaker sits on
+    every call's path: give ``client`` a short ``socket_timeout`` and few retries (redis-py's
+    default retry policy backs off for seconds per command while Redis is down).
     """
 
     def __init__(self, *, client: aioredis.Redis, prefix: str = "aio:llm:breaker:") -> None:

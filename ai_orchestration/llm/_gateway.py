@@ -197,7 +197,7 @@ class LlmGateway:
                     yield TokenDelta(text)
         except _ATTEMPT_ERRORS as exc:
             error = f"stream from {deployment.id} failed after its first token: {_describe(exc)}"
-            _log.warning("%s", error)
+            _log.warning("%s", error, exc_info=True)
             await self._breaker.failure(deployment.id)
         finally:
             if opened.closer is not None:
