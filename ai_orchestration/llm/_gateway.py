@@ -108,7 +108,8 @@ class _OpenStream:
     closer: Callable[[], Awaitable[None]] | None
     first_text: str
     deadline: float
-    usage: Usage | None = None
+    counts: tuple[int, int] | None = None
+    """Prompt and completion tokens from the usage chunk, once it arrived."""
     finish_reason: str = "stop"
     ended: bool = False
 
@@ -201,7 +202,8 @@ class LlmGateway:
             await self._breaker.failure(deployment.id)
         finally:
             if opened.closer is not None:
-                await opened.closer()
+                with contextlib.suppress(*_ATTEMPT_ERRORS):
+                    await opened.closer()
         yield await self._finish(request, self._streamed(request, deployment, opened, parts, error))
 
     # --- the route -----------------------------------------------------------------------
@@ -331,16 +333,13 @@ class LlmGateway:
         error: str,
     ) -> Completion:
         text = "".join(parts)
-        usage = opened.usage
-        if usage is None:
-            # No usage chunk (provider without include_usage, or a broken stream): estimate.
-            counts = (_estimate_prompt_tokens(request), _estimate_tokens(text))
-            usage = self._usage(deployment, counts, request)
+        # No usage chunk (provider without include_usage, or a broken stream): estimate.
+        counts = opened.counts or (_estimate_prompt_tokens(request), _estimate_tokens(text))
         return Completion(
             text=text,
             model=request.model,
             deployment=deployment.id,
-            usage=usage,
+            usage=self._usage(deployment, counts, request),
             finish_reason="error" if error else opened.finish_reason,
             truncated=bool(error),
             error=error,
@@ -385,8 +384,8 @@ class LlmGateway:
 def _absorb(opened: _OpenStream, chunk: Any) -> str:
     """Fold one litellm stream chunk into ``opened``; returns its text."""
     counts = _usage_counts(getattr(chunk, "usage", None))
-    if counts is not None and opened.usage is None:
-        opened.usage = Usage(prompt_tokens=counts[0], completion_tokens=counts[1])
+    if counts is not None:
+        opened.counts = counts
     choices = getattr(chunk, "choices", None) or ()
     if not choices:
         return ""

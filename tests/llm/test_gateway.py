@@ -350,7 +350,10 @@ async def test_stream_cut_before_the_first_token_falls_back_transparently(
 ) -> None:
     first, second = two_servers
     gateway = LlmGateway(
-        config=config(deployment("fast", "a", first, retries=0), deployment("fast", "b", second)),
+        config=config(
+            deployment("fast", "a", first, retries=0),
+            deployment("fast", "b", second, input_cost_per_token=0.002, output_cost_per_token=0.02),
+        ),
         breaker_store=InProcessBreakerStore(),
     )
     first.cut_stream_after(0)
@@ -358,6 +361,7 @@ async def test_stream_cut_before_the_first_token_falls_back_transparently(
     assert text == final.text == "Echo: hello there world"
     assert (final.deployment, final.truncated, final.finish_reason) == ("b", False, "stop")
     assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (3, 4)
+    assert final.usage.cost_usd == pytest.approx(3 * 0.002 + 4 * 0.02)
     assert (len(first.requests), len(second.requests)) == (1, 1)
     assert second.requests[0].body["stream_options"] == {"include_usage": True}
 
