@@ -12,14 +12,19 @@ import venv
 from pathlib import Path
 
 import pytest
-from crm.ai.v1 import insight_pb2, scoring_pb2, workflow_pb2
+from crm.ai.v1 import insight_pb2, scoring_pb2, usage_pb2, workflow_pb2
 
 from ai_orchestration.security import REQUIRED_ROLE
 from ai_orchestration.server import Server
 from tests.conftest import TokenFactory
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACT = {"crm.ai.v1.ScoringService", "crm.ai.v1.WorkflowService", "crm.ai.v1.InsightService"}
+CONTRACT = {
+    "crm.ai.v1.ScoringService",
+    "crm.ai.v1.WorkflowService",
+    "crm.ai.v1.InsightService",
+    "crm.ai.v1.UsageService",
+}
 
 
 async def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -38,7 +43,7 @@ async def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess
 def test_every_contract_rpc_has_a_role() -> None:
     methods = {
         f"/{service.full_name}/{method.name}"
-        for module in (scoring_pb2, workflow_pb2, insight_pb2)
+        for module in (scoring_pb2, workflow_pb2, insight_pb2, usage_pb2)
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }

@@ -15,7 +15,14 @@ from ai_orchestration.config import Settings, is_loopback
     [
         (
             api,
-            ["SERVICES", "ScoringServicer", "ServiceEntry", "ServicePipeline", "register_services"],
+            [
+                "SERVICES",
+                "ScoringServicer",
+                "ServiceEntry",
+                "ServicePipeline",
+                "UsageServicer",
+                "register_services",
+            ],
         ),
         (
             security,
