@@ -149,7 +149,7 @@ async def test_event_loop_keeps_running_while_the_model_generates(
     assert ticks >= 5
 
 
-async def test_leaving_a_stream_early_stops_it_and_frees_the_model(
+async def test_leaving_a_stream_early_leaves_the_model_usable(
     local_model: LocalModel,
 ) -> None:
     pieces = []
