@@ -20,8 +20,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ai_orchestration.llm._breaker import InProcessBreakerStore, RedisBreakerStore
-from ai_orchestration.llm._config import GatewayConfig, parse_config
+from ai_orchestration.llm._config import LOCAL_MODEL as LOCAL
+from ai_orchestration.llm._config import GatewayConfig, default_config, parse_config
 from ai_orchestration.llm._gateway import DEFAULT_FALLBACK_TEXT, LlmGateway
+from ai_orchestration.llm._local import (
+    LocalModel,
+    register_local_provider,
+    unregister_local_provider,
+)
 from ai_orchestration.llm._types import (
     DEGRADED_DEPLOYMENT,
     CallContext,
@@ -523,3 +529,30 @@ async def test_an_unreachable_redis_breaker_store_fails_open(llm_server: LlmTest
         assert len(llm_server.requests) == 2
     finally:
         await client.aclose()
+
+
+async def test_default_config_falls_back_to_the_real_local_model(llm_server: LlmTestServer) -> None:
+    model = LocalModel()
+    register_local_provider(model)
+    try:
+        keyless = LlmGateway(config=default_config({}), breaker_store=InProcessBreakerStore())
+        answer = await keyless.complete(request("Name three colors.", max_tokens=8))
+        assert (answer.deployment, answer.degraded, answer.usage.cost_usd) == (LOCAL, False, 0.0)
+        assert answer.text.strip() and 0 < answer.usage.completion_tokens <= 8
+
+        # An OpenAI-compatible server from the environment comes first; when it is down the
+        # stream falls over to the local model before any token reached the caller.
+        environ = {
+            "AIO_LLM_OPENAI_COMPATIBLE_BASE_URL": f"{llm_server.base_url}/v1",
+            "AIO_LLM_OPENAI_COMPATIBLE_MODEL": "test-model",
+        }
+        keyed = LlmGateway(config=default_config(environ), breaker_store=InProcessBreakerStore())
+        assert (await keyed.complete(request(model="smart"))).text == "Echo: hello there world"
+        llm_server.down()
+        text, final = await collect(keyed.stream(request("Name three colors.", max_tokens=8)))
+        assert (final.deployment, final.truncated, final.degraded) == (LOCAL, False, False)
+        assert text == final.text and text.strip()
+        assert len(llm_server.requests) == 1 + 3  # one answer, then 1 + 2 retries while down
+    finally:
+        unregister_local_provider()
+        await model.aclose()
