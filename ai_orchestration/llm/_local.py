@@ -305,8 +305,12 @@ class LocalModel:
         started = time.perf_counter()
         path = self._settings.path or bundled_gguf_path()
         verify_gguf(path, self._settings.sha256)
-        server = xllamacpp.Server(self._params(path))
-        self._server = server
+        try:
+            self._server = xllamacpp.Server(self._params(path))
+        except RuntimeError as exc:  # what xllamacpp raises when llama.cpp cannot load the file
+            raise LocalModelUnavailableError(
+                f"llama.cpp could not load local model file {path}: {exc}"
+            ) from exc
         self._info = LoadInfo(
             path=path, sha256=self._settings.sha256.lower(), seconds=time.perf_counter() - started
         )

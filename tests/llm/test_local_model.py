@@ -197,6 +197,19 @@ async def test_a_wrong_digest_or_file_refuses_to_load(tmp_path: Path) -> None:
         assert part in absent.message
 
 
+async def test_a_file_with_the_expected_digest_that_is_no_gguf_is_unavailable(
+    tmp_path: Path,
+) -> None:
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"GGUF but not really")
+    digest = hashlib.sha256(b"GGUF but not really").hexdigest()
+    model = LocalModel(settings=LocalModelSettings(path=fake, sha256=digest))
+
+    with pytest.raises(LocalModelUnavailableError, match="could not load local model file"):
+        await model.load()
+    await model.aclose()
+
+
 async def test_loading_twice_reuses_the_model_and_close_is_idempotent() -> None:
     model = LocalModel()
 
