@@ -474,21 +474,25 @@ def _retry_after(exc: BaseException) -> float | None:
         headers = getattr(getattr(exc, "response", None), "headers", None)
     if not isinstance(headers, Mapping | httpx.Headers):
         return None
-    milliseconds = headers.get("retry-after-ms")
+    milliseconds = _seconds(headers.get("retry-after-ms"))
     if milliseconds is not None:
-        try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
+        return milliseconds / 1000
     value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
+    seconds = _seconds(value)
+    if seconds is not None or not isinstance(value, str):
+        return seconds
+    try:  # the HTTP-date form
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _seconds(value: object) -> float | None:
+    """A non-negative number from a header value, or None."""
+    if not isinstance(value, str | int | float):
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
