@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +71,22 @@ class Settings(BaseSettings):
     scoring_bootstrap_rows: int = Field(default=50_000, ge=5_000, le=1_000_000)
     """Synthetic leads the global scoring model is trained on at first start (a few seconds for
     50k); also the global data mixed into a small tenant's training."""
+
+    redis_url: str = ""
+    """Redis shared by the replicas (``redis://host:port/db``): LLM circuit breakers, response
+    caches, budget counters and rate-limit windows. Empty keeps them in this process."""
+    llm_config_file: str = ""
+    """Routing file in litellm's proxy format (``model_list``, ``router_settings``). Empty:
+    deployments from the provider keys in the environment, then the bundled local model."""
+    llm_cache_ttl_seconds: float = Field(default=3600.0, ge=0, le=30 * 86400)
+    """Lifetime of exact and semantic LLM cache entries; 0 turns the caches off."""
+    llm_semantic_cache: bool = True
+    """Answer single-turn prompts from the cache by embedding similarity too."""
+    llm_semantic_threshold: float = Field(default=0.95, ge=0.5, le=1.0)
+    """Cosine similarity a cached prompt needs to answer a new one."""
+    llm_injection_policy: Literal["flag", "block"] = "flag"
+    """What happens to caller text that looks like a prompt injection: flagged, or refused
+    with INVALID_ARGUMENT."""
 
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Port for the Prometheus ``/metrics`` endpoint on ``host``; 0 disables it."""

@@ -23,6 +23,7 @@ from ai_orchestration.api import (
 )
 from ai_orchestration.config import Settings, is_loopback
 from ai_orchestration.errors import FailedPreconditionError
+from ai_orchestration.llm import InjectionPolicy, LlmMetrics, LlmOptions, LlmStack, build_stack
 from ai_orchestration.observability import Metrics
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.security import Authenticator, TokenVerifier
@@ -64,6 +65,18 @@ def build_authenticator(settings: Settings) -> Authenticator:
     return Authenticator(verifier=None)
 
 
+def llm_options(settings: Settings) -> LlmOptions:
+    """The gateway's options from the service settings."""
+    return LlmOptions(
+        config_file=settings.llm_config_file,
+        redis_url=settings.redis_url,
+        cache_ttl_seconds=settings.llm_cache_ttl_seconds,
+        semantic_cache=settings.llm_semantic_cache,
+        semantic_threshold=settings.llm_semantic_threshold,
+        injection_policy=InjectionPolicy(settings.llm_injection_policy),
+    )
+
+
 class Server:
     """One serving process. ``async with Server(...)`` starts it; ``stop()`` is idempotent."""
 
@@ -78,6 +91,8 @@ class Server:
         self.scoring = ScoringEngine(
             database=database, bootstrap_rows=settings.scoring_bootstrap_rows
         )
+        self.llm: LlmStack | None = None
+        """The LLM gateway and its collaborators, built by :meth:`start`."""
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._service_names: list[str] = []
@@ -91,6 +106,11 @@ class Server:
     async def start(self) -> int:
         """Load the models, bind, register services and mark them SERVING; returns the port."""
         await self.scoring.start()
+        self.llm = await build_stack(
+            options=llm_options(self.settings),
+            database=self.database,
+            metrics=LlmMetrics(self.metrics.registry),
+        )
         server = grpc.aio.server(
             interceptors=[ServicePipeline(authenticator=self.authenticator, metrics=self.metrics)],
             options=_server_options(self.settings),
@@ -129,6 +149,8 @@ class Server:
         self._stopped.set()
         await self.health.enter_graceful_shutdown()
         await self._server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        if self.llm is not None:
+            await self.llm.aclose()
         _log.info("stopped")
 
     async def wait(self) -> None:

@@ -18,8 +18,22 @@ def test_exported_names_are_pinned_and_sorted() -> None:
     # isort-style, as ruff's RUF022 wants: constants first, then the rest.
     assert storage.__all__ == sorted(storage.__all__, key=lambda n: (not n.isupper(), n))
     assert set(storage.__all__) == {
+        "DEFAULT_SOFT_THRESHOLD",
         "GLOBAL_OWNER",
         "MODEL_STATES",
+        "USAGE_DIMENSIONS",
+        "BudgetAlertRecord",
+        "BudgetLimits",
+        "NewLlmCall",
+        "PromptTemplateRepository",
+        "StoredBudget",
+        "StoredPromptExperiment",
+        "StoredPromptTemplate",
+        "UsageDimension",
+        "UsageGroup",
+        "UsagePage",
+        "UsageRepository",
+        "UsageTotals",
         "Backend",
         "Base",
         "Clock",

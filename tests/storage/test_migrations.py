@@ -26,6 +26,8 @@ TABLES = {
     "llm_budget_alerts",
     "llm_budgets",
     "llm_calls",
+    "prompt_template_experiments",
+    "prompt_templates",
     "scoring_models",
     "tenant_settings",
 }
