@@ -5,6 +5,7 @@ per-minute limits **before** it runs, and records its tokens and cost after it. 
 totals are kept per tenant-month, seeded once from storage: in this process by default, or in
 Redis (``INCRBYFLOAT``) when a Redis URL is given so every replica sees every replica's spend.
 Crossing a budget's soft threshold stores one alert per tenant-month and calls ``on_alert``.
+The ``llm_calls`` rows themselves are written behind the calls, in batches (:mod:`._usage_writer`).
 
 Months are UTC calendar months; the forecast is month-to-date divided by the elapsed fraction of
 the month (the current burn rate carried to the month's end).
@@ -34,6 +35,7 @@ from ai_orchestration.llm._types import (
     Completion,
     CompletionRequest,
 )
+from ai_orchestration.llm._usage_writer import UsageWriter, WriteBehindPolicy
 from ai_orchestration.storage import (
     BudgetAlertRecord,
     BudgetLimits,
@@ -232,7 +234,18 @@ class _RedisTotals:
 class UsageAccountant:
     """The gateway's :class:`~ai_orchestration.llm.UsageLedger`: budgets, limits, accounting.
 
-    ``async with`` or :meth:`close` releases the Redis connections it opened.
+    :meth:`record` updates the month-to-date totals (in this process, or in Redis for every
+    replica) and the soft-threshold alert on the call's path, so budgets stay exact; the call's
+    ``llm_calls`` row is only queued, and one background task stores the queue in batches
+    (:class:`UsageWriter`, tuned by ``write_behind``). That keeps a database commit off every
+    LLM call, at a price: ``GetUsage`` and :func:`budget_status` (which read storage) lag up to
+    one flush interval (50 ms by default) behind, and a process killed with SIGKILL loses the
+    rows of its last interval, while the Redis totals that enforce budgets at scale already
+    count them. A failed write is logged and retried; when too many rows wait, :meth:`record`
+    waits too. :meth:`flush` stores the queue now (for readers that need the rows at once).
+
+    ``async with`` or :meth:`close` stores what is queued and releases the Redis connections
+    it opened.
     """
 
     def __init__(
@@ -246,6 +259,7 @@ class UsageAccountant:
         clock: Clock = utc_now,
         budget_ttl_seconds: float = DEFAULT_BUDGET_TTL_SECONDS,
         key_prefix: str = "aio:llm",
+        write_behind: WriteBehindPolicy | None = None,
     ) -> None:
         """Collaborators:
 
@@ -254,8 +268,11 @@ class UsageAccountant:
         - ``price_per_token``: estimates a call's cost before it runs; by default the tenant's
           average cost per token this month.
         - ``clock``: the time calls are recorded at and months are judged by.
+        - ``write_behind``: when the queued ``llm_calls`` rows are written (batch size,
+          interval, queue bound); the defaults of :class:`WriteBehindPolicy` when None.
         """
         self._repository = repository
+        self._writer = UsageWriter(repository=repository, policy=write_behind)
         self._on_alert = on_alert
         self._price = price_per_token
         self._clock = clock
@@ -298,15 +315,28 @@ class UsageAccountant:
         await self._limiter.acquire(tenant, estimated_tokens, rates)
 
     async def record(self, request: CompletionRequest, completion: Completion) -> None:
-        """Store the call, add it to the month-to-date totals, and raise the soft-threshold
-        alert if this call crossed it (once per tenant-month)."""
+        """Add the call to the month-to-date totals, raise the soft-threshold alert if this call
+        crossed it (once per tenant-month), and queue its row for storage.
+
+        Waits while the write-behind queue is full (storage failing for a while).
+
+        Raises:
+            ValueError: an empty tenant or a naive clock (refused here, on the caller's path,
+                rather than by the background writer).
+            RuntimeError: the accountant is closed.
+        """
         context = request.context
         now = self._clock()
+        if not context.tenant_id or now.tzinfo is None:
+            raise ValueError("a call is recorded for a non-empty tenant at an aware time")
         month = _month_key(now)
-        # Seed before storing, so the seed never already includes the call added below.
+        # Seed before counting, so the seed never already includes the call added below (the
+        # seed reads storage, where this process's queued rows are not yet).
         await self.month_to_date(context.tenant_id, now=now)
         usage = completion.usage
-        await self._repository.add_call(
+        used = await self._totals.add(context.tenant_id, month, usage.cost_usd, usage.total_tokens)
+        await self._maybe_alert(context.tenant_id, month, used, now)
+        await self._writer.put(
             context.tenant_id,
             NewLlmCall(
                 called_at=now,
@@ -324,8 +354,15 @@ class UsageAccountant:
                 truncated=completion.truncated,
             ),
         )
-        used = await self._totals.add(context.tenant_id, month, usage.cost_usd, usage.total_tokens)
-        await self._maybe_alert(context.tenant_id, month, used, now)
+
+    async def flush(self) -> None:
+        """Store every call recorded so far now; returns once they are in storage."""
+        await self._writer.flush()
+
+    @property
+    def writer(self) -> UsageWriter:
+        """The write-behind of the ``llm_calls`` rows (queue depth, failed writes)."""
+        return self._writer
 
     async def month_to_date(self, tenant_id: str, *, now: datetime | None = None) -> MonthToDate:
         """The tenant's use this month, seeded from storage on first use."""
@@ -360,12 +397,16 @@ class UsageAccountant:
         self._budgets.pop(tenant_id, None)
 
     async def close(self) -> None:
-        """Close the Redis connections this accountant opened; safe to call twice."""
+        """Store the queued rows, then close the Redis connections this accountant opened;
+        safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        await self._limiter.close()
-        await self._totals.close()
+        try:
+            await self._writer.close()
+        finally:
+            await self._limiter.close()
+            await self._totals.close()
 
     async def __aenter__(self) -> UsageAccountant:
         return self

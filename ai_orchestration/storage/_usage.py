@@ -54,6 +54,10 @@ USAGE_DIMENSIONS: Final[tuple[UsageDimension, ...]] = (
 )
 """What usage can be grouped by; ``template`` groups by name and version."""
 
+MAX_CALLS_PER_INSERT: Final[int] = 1000
+"""Most rows :meth:`UsageRepository.add_calls` writes in one statement: 16 bound parameters a
+row keeps it under both backends' limits (SQLite 32,766, PostgreSQL's protocol 32,767)."""
+
 DEFAULT_SOFT_THRESHOLD: Final[float] = 0.8
 """Fraction of a monthly limit at which the alert is raised when the budget does not say."""
 
@@ -73,7 +77,7 @@ _COLUMNS: Final[dict[UsageDimension, tuple[Any, ...]]] = {
 
 @dataclass(frozen=True, slots=True)
 class NewLlmCall:
-    """One finished LLM call to store with :meth:`UsageRepository.add_call`."""
+    """One finished LLM call to store with :meth:`UsageRepository.add_call` / ``add_calls``."""
 
     called_at: datetime
     """When the call finished (aware)."""
@@ -217,7 +221,8 @@ class BudgetAlertRecord:
 
 
 class UsageRepository:
-    """Stores and aggregates one tenant's LLM usage at a time; no method reaches another."""
+    """Stores and aggregates one tenant's LLM usage at a time; no method reaches another
+    (:meth:`add_calls` writes each of its rows to the tenant that row names)."""
 
     def __init__(self, *, database: Database, clock: Clock = utc_now) -> None:
         """``clock`` supplies ``updated_at`` / ``raised_at``."""
@@ -226,29 +231,31 @@ class UsageRepository:
 
     async def add_call(self, tenant_id: str, call: NewLlmCall) -> str:
         """Store one call; returns its generated id."""
-        called_at = require_aware("called_at", call.called_at)
-        call_id = uuid.uuid4().hex
-        values = {
-            "tenant_id": require_tenant(tenant_id),
-            "call_id": call_id,
-            "called_at": called_at,
-            "day": called_at.strftime("%Y-%m-%d"),
-            "model": call.model,
-            "deployment": call.deployment,
-            "run_id": call.run_id,
-            "step": call.step,
-            "template": call.template,
-            "template_version": call.template_version,
-            "prompt_tokens": call.prompt_tokens,
-            "completion_tokens": call.completion_tokens,
-            "cost_usd": call.cost_usd,
-            "cached": call.cached,
-            "degraded": call.degraded,
-            "truncated": call.truncated,
-        }
+        call_id, values = _call_values(tenant_id, call)
         async with self._database.sessionmaker.begin() as session:
             await session.execute(insert(_Call).values(values))
         return call_id
+
+    async def add_calls(self, calls: Sequence[tuple[str, NewLlmCall]]) -> list[str]:
+        """Store ``(tenant_id, call)`` pairs with one multi-row INSERT in one transaction.
+
+        The batch writer of the accountant's write-behind: its rows may belong to several
+        tenants, so each pair names its own (the one method that is not about one tenant).
+        Every row is validated before any is written, and either all are stored or none.
+        Returns the generated ids in order.
+
+        Raises:
+            ValueError: an empty tenant, a naive ``called_at``, or more than
+                :data:`MAX_CALLS_PER_INSERT` rows.
+        """
+        if len(calls) > MAX_CALLS_PER_INSERT:
+            raise ValueError(f"at most {MAX_CALLS_PER_INSERT} calls per batch, got {len(calls)}")
+        prepared = [_call_values(tenant_id, call) for tenant_id, call in calls]
+        if not prepared:
+            return []
+        async with self._database.sessionmaker.begin() as session:
+            await session.execute(insert(_Call).values([values for _, values in prepared]))
+        return [call_id for call_id, _ in prepared]
 
     async def totals(self, tenant_id: str, *, start: datetime, end: datetime) -> UsageTotals:
         """Sums over the calls in ``[start, end)``."""
@@ -374,6 +381,30 @@ class UsageRepository:
             ),
             raised_at=row.raised_at,
         )
+
+
+def _call_values(tenant_id: str, call: NewLlmCall) -> tuple[str, dict[str, Any]]:
+    """A new call's generated id and its row."""
+    called_at = require_aware("called_at", call.called_at)
+    call_id = uuid.uuid4().hex
+    return call_id, {
+        "tenant_id": require_tenant(tenant_id),
+        "call_id": call_id,
+        "called_at": called_at,
+        "day": called_at.strftime("%Y-%m-%d"),
+        "model": call.model,
+        "deployment": call.deployment,
+        "run_id": call.run_id,
+        "step": call.step,
+        "template": call.template,
+        "template_version": call.template_version,
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": call.completion_tokens,
+        "cost_usd": call.cost_usd,
+        "cached": call.cached,
+        "degraded": call.degraded,
+        "truncated": call.truncated,
+    }
 
 
 def _window(tenant_id: str, start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:

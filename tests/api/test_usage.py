@@ -407,6 +407,7 @@ async def test_soft_threshold_alerts_once_per_month(
     stub = usage_pb2_grpc.UsageServiceStub(channel)
     async with _accountant(server, on_alert=on_alert) as accountant:
         await accountant.record(_request(), _completion(10, 10, 4.0))
+        await accountant.flush()
         before = await stub.GetBudget(usage_pb2.GetBudgetRequest(), metadata=_md(token))
         assert not before.soft_threshold_crossed and alerts == []
         for _ in range(3):

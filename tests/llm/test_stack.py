@@ -125,6 +125,7 @@ async def test_calls_are_routed_cached_accounted_and_counted(
     assert (again.text, again.cached, again.usage.cost_usd) == (first.text, "exact", 0.0)
     assert len(llm_server.requests) == 1  # the second call never left the process
 
+    await built.accountant.flush()
     start, end = _window()
     usage = UsageRepository(database=database)
     totals = await usage.totals(TENANT, start=start, end=end)
@@ -149,6 +150,7 @@ async def test_budget_refuses_a_call_before_it_reaches_the_provider(
 ) -> None:
     built, database, _ = stack
     await built.gateway.complete(_request("spend some tokens"))
+    await built.accountant.flush()
     usage = UsageRepository(database=database)
     spent = await usage.totals(TENANT, start=_window()[0], end=_window()[1])
     await usage.set_budget(
