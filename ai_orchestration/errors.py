@@ -74,6 +74,8 @@ class OrchestrationError(Exception):
     """
 
     default_reason = "ERROR"
+    status_name = "INTERNAL"
+    """The gRPC status code name the error goes out with (``google.rpc.Code``)."""
 
     def __init__(
         self,
@@ -92,6 +94,7 @@ class InvalidArgumentError(OrchestrationError):
     """The request is malformed; ``violations`` says which fields and why."""
 
     default_reason = "INVALID_ARGUMENT"
+    status_name = "INVALID_ARGUMENT"
 
     def __init__(
         self,
@@ -108,36 +111,42 @@ class AuthenticationError(OrchestrationError):
     """The caller's credentials are missing, expired or invalid."""
 
     default_reason = "UNAUTHENTICATED"
+    status_name = "UNAUTHENTICATED"
 
 
 class PermissionDeniedError(OrchestrationError):
     """The caller is authenticated but its roles may not call this RPC or see this resource."""
 
     default_reason = "PERMISSION_DENIED"
+    status_name = "PERMISSION_DENIED"
 
 
 class NotFoundError(OrchestrationError):
     """The named resource does not exist for the caller's tenant."""
 
     default_reason = "NOT_FOUND"
+    status_name = "NOT_FOUND"
 
 
 class AlreadyExistsError(OrchestrationError):
     """A resource with that identity exists already."""
 
     default_reason = "ALREADY_EXISTS"
+    status_name = "ALREADY_EXISTS"
 
 
 class ConflictError(OrchestrationError):
     """Concurrent or contradictory use, e.g. a ``request_id`` reused with a different request."""
 
     default_reason = "CONFLICT"
+    status_name = "ABORTED"
 
 
 class FailedPreconditionError(OrchestrationError):
     """The system is not in a state in which the request can run."""
 
     default_reason = "FAILED_PRECONDITION"
+    status_name = "FAILED_PRECONDITION"
 
 
 class ResourceExhaustedError(OrchestrationError):
@@ -148,6 +157,7 @@ class ResourceExhaustedError(OrchestrationError):
     """
 
     default_reason = "RESOURCE_EXHAUSTED"
+    status_name = "RESOURCE_EXHAUSTED"
 
     def __init__(
         self,
@@ -167,9 +177,11 @@ class UnavailableError(OrchestrationError):
     """A dependency is down; retrying later may succeed."""
 
     default_reason = "UNAVAILABLE"
+    status_name = "UNAVAILABLE"
 
 
 class NotImplementedYetError(OrchestrationError):
     """The RPC is part of the contract but not served by this version."""
 
     default_reason = "NOT_IMPLEMENTED"
+    status_name = "UNIMPLEMENTED"

@@ -15,17 +15,13 @@ CORRELATION_KEY = "x-correlation-id"
 INTERNAL_MESSAGE = "internal error; quote the x-correlation-id trailer when reporting it"
 
 STATUS_CODES: Mapping[type[errors.OrchestrationError], grpc.StatusCode] = {
-    errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.AuthenticationError: grpc.StatusCode.UNAUTHENTICATED,
-    errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
-    errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
-    errors.AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
-    errors.ConflictError: grpc.StatusCode.ABORTED,
-    errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
-    errors.NotImplementedYetError: grpc.StatusCode.UNIMPLEMENTED,
+    cls: grpc.StatusCode[cls.status_name]
+    for cls in vars(errors).values()
+    if isinstance(cls, type)
+    and issubclass(cls, errors.OrchestrationError)
+    and cls is not errors.OrchestrationError
 }
+"""Domain error class -> gRPC status code; each class names its own (``status_name``)."""
 
 
 def status_code_for(error: errors.OrchestrationError) -> grpc.StatusCode:
