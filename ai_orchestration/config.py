@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     """What happens to caller text that looks like a prompt injection: flagged, or refused
     with INVALID_ARGUMENT."""
 
+    workflow_concurrency: int = Field(default=8, ge=1, le=1000)
+    """Workflow runs this replica executes at once (the rest wait in the queue)."""
+    workflow_lease_seconds: float = Field(default=10.0, ge=1.0, le=600.0)
+    """How long a replica owns a run past its last heartbeat; a dead replica's runs are taken
+    over by another after this long."""
+    workflow_max_attempts: int = Field(default=3, ge=1, le=20)
+    """Executions a run gets (replica crashes, internal errors) before it is dead-lettered."""
+    workflow_default_timeout_seconds: float = Field(default=900.0, gt=0, le=86400.0)
+    """Run timeout when StartRun sets none."""
+
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Port for the Prometheus ``/metrics`` endpoint on ``host``; 0 disables it."""
     log_level: str = "INFO"

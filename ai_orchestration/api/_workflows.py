@@ -1,0 +1,148 @@
+"""WorkflowService: a thin adapter from ``crm.ai.v1`` messages onto the run engine.
+
+Authentication, roles, request validation and error mapping happen in the interceptor. A
+client that disconnects from StreamRun or WatchRun only ends its stream: the run goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC
+from typing import Final
+
+import grpc.aio
+from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
+from google.protobuf.message import Message
+
+from ai_orchestration import errors
+from ai_orchestration.api._workflow_messages import (
+    document,
+    event_message,
+    resume_answer,
+    run_message,
+    state_from_proto,
+    workflow_message,
+)
+from ai_orchestration.security import current_principal
+from ai_orchestration.storage import InvalidPageTokenError, compute_request_digest
+from ai_orchestration.workflows import RunEngine
+
+Context = grpc.aio.ServicerContext[Message, Message]
+DEFAULT_PAGE_SIZE: Final[int] = 50
+
+
+class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
+    """Serves ``crm.ai.v1.WorkflowService`` from a :class:`RunEngine`."""
+
+    def __init__(self, engine: RunEngine) -> None:
+        self.engine = engine
+
+    async def ListWorkflows(  # noqa: N802 - gRPC method name
+        self, request: workflow_pb2.ListWorkflowsRequest, context: Context
+    ) -> workflow_pb2.ListWorkflowsResponse:
+        definitions = sorted(self.engine.runner.definitions.values(), key=lambda d: d.name)
+        return workflow_pb2.ListWorkflowsResponse(
+            workflows=[workflow_message(d) for d in definitions]
+        )
+
+    async def _start(self, request: workflow_pb2.StartRunRequest) -> workflow_pb2.Run:
+        workflow = request.WhichOneof("input")
+        assert workflow is not None  # the oneof is required by validation
+        run = await self.engine.start_run(
+            current_principal().tenant_id,
+            workflow=workflow,
+            input_document=document(getattr(request, workflow)),
+            request_id=request.request_id,
+            request_digest=compute_request_digest(request.SerializeToString(deterministic=True)),
+            priority=request.priority,
+            labels=dict(request.labels),
+            timeout_seconds=(
+                request.timeout.ToTimedelta().total_seconds()
+                if request.HasField("timeout")
+                else 0.0
+            ),
+        )
+        return run_message(run)
+
+    async def StartRun(  # noqa: N802 - gRPC method name
+        self, request: workflow_pb2.StartRunRequest, context: Context
+    ) -> workflow_pb2.Run:
+        return await self._start(request)
+
+    async def StreamRun(  # noqa: N802 - gRPC method name
+        self, request: workflow_pb2.StreamRunRequest, context: Context
+    ) -> AsyncIterator[workflow_pb2.RunEvent]:
+        run = await self._start(request.run)
+        async for event in self.engine.watch(
+            current_principal().tenant_id, run.run_id, until_waiting=True
+        ):
+            yield event_message(event)
+
+    async def WatchRun(  # noqa: N802 - gRPC method name
+        self, request: workflow_pb2.WatchRunRequest, context: Context
+    ) -> AsyncIterator[workflow_pb2.RunEvent]:
+        async for event in self.engine.watch(
+            current_principal().tenant_id, request.run_id, after_sequence=request.after_sequence
+        ):
+            yield event_message(event)
+
+    async def GetRun(  # noqa: N802 - gRPC method name
+        self, request: workflow_pb2.GetRunRequest, context: Context
+    ) -> workflow_pb2.Run:
+        return run_message(await self.engine.get(current_principal().tenant_id, request.run_id))
+
+    async def ListRuns(  # noqa: N802 - gRPC method name
+        self, request: workflow_pb2.ListRunsRequest, context: Context
+    ) -> workflow_pb2.ListRunsResponse:
+        try:
+            runs, token = await self.engine.runs.list(
+                current_principal().tenant_id,
+                workflow=request.workflow,
+                states=[state_from_proto(s) for s in request.states],
+                created_after=(
+                    request.create_time_after.ToDatetime(tzinfo=UTC)
+                    if request.HasField("create_time_after")
+                    else None
+                ),
+                created_before=(
+                    request.create_time_before.ToDatetime(tzinfo=UTC)
+                    if request.HasField("create_time_before")
+                    else None
+                ),
+                page_size=request.page_size or DEFAULT_PAGE_SIZE,
+                page_token=request.page_token,
+            )
+        except InvalidPageTokenError as error:
+            raise errors.InvalidArgumentError(
+                "invalid page token",
+                [
+                    errors.FieldViolation(
+                        "page_token",
+                        f"{error}; pass the next_page_token of the previous page unchanged "
+                        "with the same filters, or omit it for the first page",
+                        "page_token_valid",
+                    )
+                ],
+            ) from error
+        return workflow_pb2.ListRunsResponse(
+            runs=[run_message(r) for r in runs], next_page_token=token
+        )
+
+    async def CancelRun(  # noqa: N802 - gRPC method name
+        self, request: workflow_pb2.CancelRunRequest, context: Context
+    ) -> workflow_pb2.Run:
+        run = await self.engine.cancel(
+            current_principal().tenant_id, request.run_id, request.reason
+        )
+        return run_message(run)
+
+    async def ResumeRun(  # noqa: N802 - gRPC method name
+        self, request: workflow_pb2.ResumeRunRequest, context: Context
+    ) -> workflow_pb2.Run:
+        run = await self.engine.resume(
+            current_principal().tenant_id,
+            request.run_id,
+            request.interrupt_id,
+            resume_answer(request),
+        )
+        return run_message(run)

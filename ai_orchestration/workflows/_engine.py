@@ -1,0 +1,408 @@
+"""The run engine: start, watch, cancel and resume runs; workers that claim and execute them.
+
+Every replica runs the same engine on the same database. Runs wait in the database queue
+(:class:`~ai_orchestration.storage.RunRepository`); a replica's workers claim them with a lease
+they renew while executing. A replica that dies stops renewing, its lease expires and another
+replica claims the run and resumes it from its last LangGraph checkpoint. The event log is
+written before anything is published, so watchers read it from the database and are only
+woken by the bus (:mod:`._notify`).
+
+Cancellation: a QUEUED or WAITING_FOR_INPUT run is cancelled in the database at once; a
+RUNNING one gets a cancel flag and a bus message, and the replica executing it cancels its task
+(at the latest at its next heartbeat, a fraction of a second later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from ai_orchestration import errors
+from ai_orchestration.storage import RunRepository, utc_now
+from ai_orchestration.workflows._notify import LocalBus, wait_for
+from ai_orchestration.workflows._types import (
+    TERMINAL_STATES,
+    Completed,
+    EventKind,
+    JsonDoc,
+    RunError,
+    RunEvent,
+    RunRecord,
+    RunState,
+    WorkflowRunner,
+)
+
+__all__ = ["EngineSettings", "RunEngine"]
+
+_log = logging.getLogger(__name__)
+
+_WATCH_PAGE: Final[int] = 500
+"""Events read from the log per query while watching."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """Limits and timings of one replica's engine."""
+
+    concurrency: int = 8
+    """Runs this replica executes at once."""
+    lease_seconds: float = 10.0
+    """A claimed run belongs to this replica for this long past its last heartbeat."""
+    heartbeat_seconds: float = 0.5
+    """How often the lease is renewed and the cancel flag checked."""
+    poll_seconds: float = 1.0
+    """Idle workers look for work (and watchers re-read the log) at least this often."""
+    max_attempts: int = 3
+    """Executions a run gets (crashes and retryable failures) before it is dead-lettered."""
+    default_timeout_seconds: float = 900.0
+    """Run timeout when the request sets none."""
+
+
+class _EventLog:
+    """The :class:`EventSink` of one run: persist, then publish."""
+
+    def __init__(self, engine: RunEngine, run_id: str) -> None:
+        self._engine = engine
+        self._run_id = run_id
+
+    async def emit(self, kind: EventKind, payload: JsonDoc) -> int:
+        event = await self._engine.runs.append_event(self._run_id, kind, payload)
+        if kind is EventKind.USAGE:
+            await self._engine.runs.add_usage(
+                self._run_id,
+                prompt_tokens=int(payload.get("prompt_tokens", 0)),
+                completion_tokens=int(payload.get("completion_tokens", 0)),
+                cost_usd=float(payload.get("cost_usd", 0.0)),
+            )
+        await self._engine.bus.publish("event", self._run_id)
+        return event.sequence
+
+
+class RunEngine:
+    """Starts, watches, cancels and resumes runs; executes them on this replica's workers.
+
+    ``async with engine:`` starts the workers; leaving stops claiming and hands the runs this
+    replica was executing back to the queue (their checkpoints stay), so another replica, or
+    this one after a restart, finishes them.
+    """
+
+    def __init__(
+        self,
+        *,
+        runs: RunRepository,
+        runner: WorkflowRunner,
+        bus: LocalBus,
+        settings: EngineSettings | None = None,
+        worker_id: str = "",
+    ) -> None:
+        self.runs = runs
+        self.runner = runner
+        self.bus = bus
+        self.settings = settings or EngineSettings()
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self._executing: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: set[str] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        bus.listen(self._on_message)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start claiming work."""
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._claim_loop(), name="workflow-claims")
+
+    async def stop(self) -> None:
+        """Stop claiming; hand executing runs back to the queue. Safe to call twice."""
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        tasks = list(self._executing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> RunEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    # -- the API's operations ----------------------------------------------------------------
+
+    async def start_run(
+        self,
+        tenant_id: str,
+        *,
+        workflow: str,
+        input_document: JsonDoc,
+        request_id: str,
+        request_digest: str,
+        priority: int = 0,
+        labels: Mapping[str, str] | None = None,
+        timeout_seconds: float = 0.0,
+    ) -> RunRecord:
+        """Queue a run (or return the run ``request_id`` created before)."""
+        definition = self.runner.definitions.get(workflow)
+        if definition is None:
+            raise errors.NotImplementedYetError(
+                f"workflow {workflow!r} is not available on this server; available: "
+                f"{', '.join(sorted(self.runner.definitions))}",
+                reason="WORKFLOW_UNAVAILABLE",
+            )
+        run, created = await self.runs.create(
+            tenant_id,
+            workflow=workflow,
+            workflow_version=definition.version,
+            priority=priority,
+            request_id=request_id,
+            request_digest=request_digest,
+            labels=dict(labels or {}),
+            input=input_document,
+            timeout_seconds=timeout_seconds or self.settings.default_timeout_seconds,
+        )
+        if created:
+            await self.bus.publish("event", run.run_id)
+            await self.bus.publish("queued")
+        return run
+
+    async def get(self, tenant_id: str, run_id: str) -> RunRecord:
+        """The run (NOT_FOUND for another tenant's)."""
+        return await self.runs.get(tenant_id, run_id)
+
+    async def watch(
+        self, tenant_id: str, run_id: str, *, after_sequence: int = 0, until_waiting: bool = False
+    ) -> AsyncIterator[RunEvent]:
+        """The run's events after ``after_sequence``: the stored ones, then live ones as they
+        are written, until the run ends (or waits for a human, with ``until_waiting``)."""
+        await self.runs.get(tenant_id, run_id)  # NOT_FOUND before anything is streamed
+        sequence = after_sequence
+        with self.bus.waiter("event", run_id) as woken:
+            while True:
+                events = await self.runs.events_after(tenant_id, run_id, sequence, _WATCH_PAGE)
+                for event in events:
+                    sequence = event.sequence
+                    yield event
+                if len(events) == _WATCH_PAGE:
+                    continue
+                run = await self.runs.get(tenant_id, run_id)
+                if run.last_sequence > sequence:
+                    continue  # written between the two reads
+                if run.state in TERMINAL_STATES or (
+                    until_waiting and run.state is RunState.WAITING_FOR_INPUT
+                ):
+                    return
+                await wait_for(woken, self.settings.poll_seconds)
+
+    async def cancel(self, tenant_id: str, run_id: str, reason: str) -> RunRecord:
+        """Cancel the run: at once unless it is executing somewhere, else within a second."""
+        run = await self.runs.get(tenant_id, run_id)
+        why = reason or "cancelled by caller"
+        if run.state in TERMINAL_STATES:
+            raise errors.FailedPreconditionError(
+                f"run {run_id} already ended ({run.state.value}); only a queued, running or "
+                "waiting run can be cancelled",
+                reason="RUN_ENDED",
+            )
+        if run.state in (RunState.QUEUED, RunState.WAITING_FOR_INPUT):
+            with contextlib.suppress(errors.FailedPreconditionError):  # a worker won the race
+                run = await self._end(run_id, RunState.CANCELLED, (run.state,), why)
+                await self.bus.publish("event", run_id)
+                return run
+        run = await self.runs.request_cancel(tenant_id, run_id)
+        await self.bus.publish("cancel", run_id)
+        return run
+
+    async def resume(
+        self, tenant_id: str, run_id: str, interrupt_id: str, answer: JsonDoc
+    ) -> RunRecord:
+        """Answer the pending interrupt and queue the run again."""
+        run = await self.runs.get(tenant_id, run_id)
+        pending = run.pending_interrupt or {}
+        if run.state is not RunState.WAITING_FOR_INPUT:
+            raise errors.FailedPreconditionError(
+                f"run {run_id} is {run.state.value}, not waiting for input",
+                reason="RUN_NOT_WAITING",
+            )
+        if pending.get("interrupt_id") != interrupt_id:
+            raise errors.InvalidArgumentError(
+                "unknown interrupt",
+                [
+                    errors.FieldViolation(
+                        "interrupt_id",
+                        f"the run waits on interrupt {pending.get('interrupt_id')!r}; pass "
+                        "Run.pending_interrupt.interrupt_id",
+                        "interrupt_pending",
+                    )
+                ],
+            )
+        run = await self.runs.transition(
+            run_id,
+            to=RunState.QUEUED,
+            expected_from=(RunState.WAITING_FOR_INPUT,),
+            reason=f"resumed: {answer.get('decision', '')}",
+            resume={**answer, "interrupt_id": interrupt_id},
+        )
+        await self.bus.publish("event", run_id)
+        await self.bus.publish("queued")
+        return run
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def _on_message(self, topic: str, run_id: str) -> None:
+        if topic == "cancel" and (task := self._executing.get(run_id)) is not None:
+            self._cancelled.add(run_id)
+            task.cancel()
+
+    async def _claim_loop(self) -> None:
+        with self.bus.waiter("queued") as woken:
+            while not self._stopping:
+                claimed = False
+                if len(self._executing) < self.settings.concurrency:
+                    try:
+                        run = await self.runs.claim(
+                            self.worker_id,
+                            lease_seconds=self.settings.lease_seconds,
+                            max_attempts=self.settings.max_attempts,
+                        )
+                    except Exception:
+                        _log.exception("claiming a run failed; retrying")
+                        run = None
+                    if run is not None:
+                        claimed = True
+                        task = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}")
+                        self._executing[run.run_id] = task
+                        task.add_done_callback(lambda _, rid=run.run_id: self._forget(rid))
+                if not claimed:
+                    await wait_for(woken, self.settings.poll_seconds)
+
+    def _forget(self, run_id: str) -> None:
+        self._executing.pop(run_id, None)
+        self._cancelled.discard(run_id)
+
+    async def _execute(self, run: RunRecord) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(run.run_id, asyncio.current_task()))
+        try:
+            await self._run_to_outcome(run)
+        except asyncio.CancelledError:
+            if run.run_id in self._cancelled:
+                await self._end(run.run_id, RunState.CANCELLED, (RunState.RUNNING,), "cancelled")
+            elif self._stopping:
+                await self._release(run.run_id, "replica shutting down")
+            else:
+                raise
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _run_to_outcome(self, run: RunRecord) -> None:
+        events = _EventLog(self, run.run_id)
+        remaining = run.timeout_seconds - _elapsed(run.started_at)
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                outcome = await self.runner.execute(run, events)
+        except TimeoutError:
+            error = RunError("DEADLINE_EXCEEDED", "the run exceeded its timeout", "RUN_TIMEOUT")
+            await self._fail(run.run_id, error, RunState.CANCELLED)
+            return
+        except errors.OrchestrationError as failure:
+            error = RunError(failure.status_name, failure.message, failure.reason)
+            await self._fail(run.run_id, error)
+            return
+        except Exception:
+            correlation = uuid.uuid4().hex
+            _log.exception("run %s failed (correlation id %s)", run.run_id, correlation)
+            await self._retry_or_dead_letter(run, correlation)
+            return
+        if isinstance(outcome, Completed):
+            await events.emit(EventKind.COMPLETED, outcome.output)
+            await self._end(
+                run.run_id, RunState.SUCCEEDED, (RunState.RUNNING,), "", output=outcome.output
+            )
+        else:
+            await events.emit(EventKind.INTERRUPT_RAISED, outcome.interrupt)
+            await self.runs.transition(
+                run.run_id,
+                to=RunState.WAITING_FOR_INPUT,
+                expected_from=(RunState.RUNNING,),
+                reason="waiting for a human",
+                pending_interrupt=outcome.interrupt,
+                resume=None,
+            )
+            await self.bus.publish("event", run.run_id)
+
+    async def _heartbeat(self, run_id: str, task: asyncio.Task[object] | None) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                kept = await self.runs.heartbeat(
+                    run_id, self.worker_id, lease_seconds=self.settings.lease_seconds
+                )
+                run = await self.runs.get_any(run_id)
+            except Exception:
+                _log.exception("heartbeat of run %s failed", run_id)
+                continue
+            if task is None:
+                return
+            if run.cancel_requested:
+                self._cancelled.add(run_id)
+                task.cancel()
+                return
+            if not kept:
+                _log.warning("lost the lease of run %s; another replica took it", run_id)
+                task.cancel()
+                return
+
+    async def _end(
+        self,
+        run_id: str,
+        state: RunState,
+        expected_from: tuple[RunState, ...],
+        reason: str,
+        **fields: object,
+    ) -> RunRecord:
+        run = await self.runs.transition(
+            run_id, to=state, expected_from=expected_from, reason=reason, **fields
+        )
+        await self.bus.publish("event", run_id)
+        return run
+
+    async def _fail(self, run_id: str, error: RunError, state: RunState = RunState.FAILED) -> None:
+        await self.runs.append_event(
+            run_id,
+            EventKind.FAILED,
+            {"code": error.code, "message": error.message, "reason": error.reason},
+        )
+        await self._end(run_id, state, (RunState.RUNNING,), error.message, error=error)
+
+    async def _retry_or_dead_letter(self, run: RunRecord, correlation: str) -> None:
+        message = f"internal error (correlation id {correlation})"
+        if run.attempts >= self.settings.max_attempts:
+            error = RunError("INTERNAL", message, "RUN_DEAD_LETTERED")
+            await self._fail(run.run_id, error, RunState.DEAD_LETTERED)
+            return
+        await self._release(run.run_id, f"{message}; retrying")
+
+    async def _release(self, run_id: str, reason: str) -> None:
+        with contextlib.suppress(errors.FailedPreconditionError):
+            await self.runs.transition(
+                run_id, to=RunState.QUEUED, expected_from=(RunState.RUNNING,), reason=reason
+            )
+        await self.bus.publish("event", run_id)
+        await self.bus.publish("queued")
+
+
+def _elapsed(since: datetime | None) -> float:
+    return 0.0 if since is None else (utc_now() - since).total_seconds()
