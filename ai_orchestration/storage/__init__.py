@@ -7,6 +7,7 @@ way to read another tenant's rows through this package.
 from __future__ import annotations
 
 from ai_orchestration.storage._common import Clock, JsonValue, utc_now
+from ai_orchestration.storage._deliveries import DeliveryLedger, StoredDelivery
 from ai_orchestration.storage._engine import Backend, Database
 from ai_orchestration.storage._idempotency import (
     IdempotencyRecord,
@@ -14,6 +15,7 @@ from ai_orchestration.storage._idempotency import (
     compute_request_digest,
 )
 from ai_orchestration.storage._models import Base
+from ai_orchestration.storage._runs import CREATED_FROM, MAX_PRIORITY, RunRepository
 from ai_orchestration.storage._scoring import (
     GLOBAL_OWNER,
     MODEL_STATES,
@@ -50,8 +52,10 @@ from ai_orchestration.storage._usage import (
 )
 
 __all__ = [
+    "CREATED_FROM",
     "DEFAULT_SOFT_THRESHOLD",
     "GLOBAL_OWNER",
+    "MAX_PRIORITY",
     "MODEL_STATES",
     "USAGE_DIMENSIONS",
     "Backend",
@@ -60,6 +64,7 @@ __all__ = [
     "BudgetLimits",
     "Clock",
     "Database",
+    "DeliveryLedger",
     "IdempotencyRecord",
     "IdempotencyRepository",
     "InvalidPageTokenError",
@@ -70,10 +75,12 @@ __all__ = [
     "NewScoringModel",
     "OutcomeRecord",
     "PromptTemplateRepository",
+    "RunRepository",
     "ScoreRecord",
     "ScoredOutcome",
     "ScoringModelRepository",
     "StoredBudget",
+    "StoredDelivery",
     "StoredPromptExperiment",
     "StoredPromptTemplate",
     "StoredScoringModel",

@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     PrimaryKeyConstraint,
     String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -249,3 +250,96 @@ class PromptExperimentModel(Base):
     # [{"version": int, "share": float}, ...] in ascending version order.
     arms: Mapped[list[dict[str, JsonValue]]] = mapped_column(PortableJSON, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WorkflowRunModel(Base):
+    """One workflow run: its request, where it is in its lifecycle, its lease and its results.
+
+    Keyed by ``run_id`` alone because workers address runs by id; every tenant-facing query
+    still filters on ``tenant_id``. ``(tenant_id, request_id)`` is unique so StartRun is
+    idempotent.
+    """
+
+    __tablename__ = "workflow_runs"
+    __table_args__ = (
+        PrimaryKeyConstraint("run_id"),
+        UniqueConstraint("tenant_id", "request_id"),
+        Index("ix_workflow_runs_tenant_id_created_at_run_id", "tenant_id", "created_at", "run_id"),
+        Index(
+            "ix_workflow_runs_tenant_id_workflow_created_at_run_id",
+            "tenant_id",
+            "workflow",
+            "created_at",
+            "run_id",
+        ),
+        Index("ix_workflow_runs_state_priority_created_at", "state", "priority", "created_at"),
+        Index("ix_workflow_runs_state_lease_expires_at", "state", "lease_expires_at"),
+        Index("ix_workflow_runs_state_tenant_id", "state", "tenant_id"),
+    )
+
+    run_id: Mapped[str] = mapped_column(String())
+    tenant_id: Mapped[str] = mapped_column(String())
+    workflow: Mapped[str] = mapped_column(String())
+    workflow_version: Mapped[str] = mapped_column(String())
+    # A RunState value.
+    state: Mapped[str] = mapped_column(String())
+    priority: Mapped[int] = mapped_column(Integer())
+    request_id: Mapped[str] = mapped_column(String())
+    request_digest: Mapped[str] = mapped_column(String(64))
+    labels: Mapped[dict[str, JsonValue]] = mapped_column(PortableJSON, nullable=False)
+    input: Mapped[dict[str, JsonValue]] = mapped_column(PortableJSON, nullable=False)
+    timeout_seconds: Mapped[float] = mapped_column(Float())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_sequence: Mapped[int] = mapped_column(BigInteger())
+    attempts: Mapped[int] = mapped_column(Integer())
+    # The JSON documents below are SQL NULL when absent (never a JSON null).
+    output: Mapped[dict[str, JsonValue] | None] = mapped_column(PortableJSON, nullable=True)
+    error: Mapped[dict[str, JsonValue] | None] = mapped_column(PortableJSON, nullable=True)
+    pending_interrupt: Mapped[dict[str, JsonValue] | None] = mapped_column(
+        PortableJSON, nullable=True
+    )
+    resume: Mapped[dict[str, JsonValue] | None] = mapped_column(PortableJSON, nullable=True)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger())
+    completion_tokens: Mapped[int] = mapped_column(BigInteger())
+    cost_usd: Mapped[float] = mapped_column(Float())
+    cancel_requested: Mapped[bool] = mapped_column(Boolean())
+    # "" when no worker holds the run.
+    lease_owner: Mapped[str] = mapped_column(String())
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class WorkflowRunEventModel(Base):
+    """One entry of a run's event log; ``sequence`` runs 1, 2, ... per run without gaps."""
+
+    __tablename__ = "workflow_run_events"
+    __table_args__ = (PrimaryKeyConstraint("run_id", "sequence"),)
+
+    run_id: Mapped[str] = mapped_column(String())
+    sequence: Mapped[int] = mapped_column(BigInteger())
+    # An EventKind value.
+    kind: Mapped[str] = mapped_column(String())
+    payload: Mapped[dict[str, JsonValue]] = mapped_column(PortableJSON, nullable=False)
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WorkflowDeliveryModel(Base):
+    """The side-effect ledger: one row per message handed to the CRM's sending side.
+
+    The primary key makes a delivery happen once per tenant and idempotency key.
+    """
+
+    __tablename__ = "workflow_deliveries"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "idempotency_key"),
+        Index("ix_workflow_deliveries_tenant_id_run_id", "tenant_id", "run_id"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String())
+    idempotency_key: Mapped[str] = mapped_column(String())
+    run_id: Mapped[str] = mapped_column(String())
+    channel: Mapped[str] = mapped_column(String())
+    recipient: Mapped[dict[str, JsonValue]] = mapped_column(PortableJSON, nullable=False)
+    draft: Mapped[dict[str, JsonValue]] = mapped_column(PortableJSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -18,8 +18,10 @@ def test_exported_names_are_pinned_and_sorted() -> None:
     # isort-style, as ruff's RUF022 wants: constants first, then the rest.
     assert storage.__all__ == sorted(storage.__all__, key=lambda n: (not n.isupper(), n))
     assert set(storage.__all__) == {
+        "CREATED_FROM",
         "DEFAULT_SOFT_THRESHOLD",
         "GLOBAL_OWNER",
+        "MAX_PRIORITY",
         "MODEL_STATES",
         "USAGE_DIMENSIONS",
         "BudgetAlertRecord",
@@ -55,6 +57,9 @@ def test_exported_names_are_pinned_and_sorted() -> None:
         "compute_request_digest",
         "normalize_database_url",
         "utc_now",
+        "DeliveryLedger",
+        "RunRepository",
+        "StoredDelivery",
     }
     for name in storage.__all__:
         assert getattr(storage, name) is not None

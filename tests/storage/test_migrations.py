@@ -30,6 +30,9 @@ TABLES = {
     "prompt_templates",
     "scoring_models",
     "tenant_settings",
+    "workflow_deliveries",
+    "workflow_run_events",
+    "workflow_runs",
 }
 _WRITES = re.compile(r"^\s*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 _REPO_ROOT = Path(ai_orchestration.__file__).resolve().parents[1]

@@ -1,0 +1,596 @@
+"""Workflow runs: the run table (which is also the queue) and each run's event log.
+
+Every change of a run happens in one transaction with the event that reports it, and the
+transaction commits before the caller gets the result: an event a caller has seen is durable,
+and a run's ``last_sequence`` always equals the sequence of its last stored event.
+
+Concurrency. PostgreSQL: a run's row is locked (``FOR UPDATE``) while it changes, so concurrent
+appenders and transitions of one run queue up behind each other; claimers skip rows another
+claimer holds (``FOR UPDATE SKIP LOCKED``). SQLite: every writing transaction starts with
+``BEGIN IMMEDIATE``, taking the database's single writer lock before its first read, so a
+read-check-write sequence cannot be overtaken (and never fails on a lock upgrade).
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any, Final, cast
+
+from sqlalchemy import CursorResult, Select, and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from ai_orchestration.errors import ConflictError, FailedPreconditionError
+from ai_orchestration.storage import _run_rows as _rows
+from ai_orchestration.storage._common import (
+    Clock,
+    JsonValue,
+    dialect_insert,
+    require_aware,
+    require_tenant,
+    require_text,
+    utc_now,
+)
+from ai_orchestration.storage._engine import Database
+from ai_orchestration.storage._models import WorkflowRunEventModel, WorkflowRunModel
+from ai_orchestration.storage._run_rows import MAX_PRIORITY
+from ai_orchestration.storage._scoring import (
+    _decode_page_token,
+    _encode_page_token,
+    _require_page_size,
+)
+from ai_orchestration.storage._sqlite import SQLITE_BEGIN_OPTION
+from ai_orchestration.workflows._types import (
+    TERMINAL_STATES,
+    EventKind,
+    JsonDoc,
+    RunError,
+    RunEvent,
+    RunRecord,
+    RunState,
+    RunUsage,
+)
+
+__all__ = ["CREATED_FROM", "MAX_PRIORITY", "RunRepository"]
+
+CREATED_FROM: Final[str] = "UNSPECIFIED"
+"""``from`` of a run's first ``state_changed`` event (``Run.State.STATE_UNSPECIFIED``)."""
+
+# Each claim round ends at most one run (dead-lettered or cancelled) before it takes one, so a
+# backlog of those is worked off over several calls instead of holding one caller for long.
+_CLAIM_ROUNDS = 50
+_Run = WorkflowRunModel
+_Event = WorkflowRunEventModel
+
+
+class RunRepository:
+    """Stores workflow runs and their event logs, and hands queued runs to workers.
+
+    Tenant-facing methods (:meth:`create`, :meth:`get`, :meth:`list`, :meth:`events_after`,
+    :meth:`request_cancel`) take the tenant first and never show another tenant's run. Worker
+    methods address a run by its id alone: a worker got the run from :meth:`claim`.
+    """
+
+    def __init__(self, *, database: Database, clock: Clock = utc_now) -> None:
+        """``clock`` supplies every stored time: creation, events, leases and their expiry."""
+        self._database = database
+        self._clock = clock
+
+    # -- tenant-facing ---------------------------------------------------------------------
+
+    async def create(
+        self,
+        tenant_id: str,
+        *,
+        workflow: str,
+        workflow_version: str,
+        priority: int,
+        request_id: str,
+        request_digest: str,
+        labels: Mapping[str, str],
+        input: JsonDoc,  # the contract's name for the workflow's input
+        timeout_seconds: float,
+    ) -> tuple[RunRecord, bool]:
+        """Queue a run, or return the run the tenant created with ``request_id`` before.
+
+        A new run is QUEUED with event 1 (``state_changed`` to QUEUED) in the same transaction.
+        Concurrent calls with one ``request_id`` all get the single run that won.
+
+        Returns:
+            The run, and whether this call created it.
+
+        Raises:
+            ConflictError: ``request_id`` was used for a request with another digest (reason
+                ``REQUEST_ID_REUSED``).
+            ValueError: an empty name, a malformed digest, a priority outside 0..9, a timeout
+                that is not positive, or labels that are not strings.
+        """
+        values = _rows.new_run_values(
+            require_tenant(tenant_id),
+            workflow=workflow,
+            workflow_version=workflow_version,
+            priority=priority,
+            request_id=request_id,
+            request_digest=request_digest,
+            labels=labels,
+            input_document=input,
+            timeout_seconds=timeout_seconds,
+            now=self._now(),
+        )
+        statement = (
+            dialect_insert(self._database.backend, _Run)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[_Run.tenant_id, _Run.request_id])
+        )
+        stored = select(_Run).where(_Run.tenant_id == tenant_id, _Run.request_id == request_id)
+        async with self._write() as session:
+            created = _rowcount(await session.execute(statement)) > 0
+            row = (await session.execute(stored)).scalar_one()
+            if created:
+                payload = {"from": CREATED_FROM, "to": RunState.QUEUED.value, "reason": ""}
+                session.add(
+                    _rows.event_row(row.run_id, 1, EventKind.STATE_CHANGED, payload, row.created_at)
+                )
+            record, digest = _rows.to_record(row), row.request_digest
+        if digest != request_digest:
+            raise ConflictError(
+                f"request_id {request_id!r} was already used to start a different run; use a "
+                "new request_id for a different request, or resend the original request "
+                "unchanged to get its run",
+                reason="REQUEST_ID_REUSED",
+                metadata={"request_id": request_id, "run_id": record.run_id},
+            )
+        return record, created
+
+    async def get(self, tenant_id: str, run_id: str) -> RunRecord:
+        """The tenant's run ``run_id``.
+
+        Raises:
+            NotFoundError: no such run for this tenant (another tenant's run is not found).
+        """
+        statement = select(_Run).where(
+            _Run.tenant_id == require_tenant(tenant_id), _Run.run_id == run_id
+        )
+        async with self._database.sessionmaker() as session:
+            row = (await session.execute(statement)).scalar_one_or_none()
+        if row is None:
+            raise _rows.not_found(run_id)
+        return _rows.to_record(row)
+
+    async def list(
+        self,
+        tenant_id: str,
+        *,
+        workflow: str = "",
+        states: Collection[RunState] = (),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> tuple[builtins.list[RunRecord], str]:
+        """One page of the tenant's runs, newest first (ties: ``run_id`` descending).
+
+        ``workflow`` ``""`` and empty ``states`` mean all; ``created_after`` is inclusive,
+        ``created_before`` exclusive. The token returned is ``""`` after the last page and is
+        valid only for the same tenant and filters.
+
+        Raises:
+            InvalidPageTokenError: ``page_token`` was not issued for this tenant and query.
+            ValueError: an empty tenant, a ``page_size`` below 1, or a naive time.
+        """
+        _require_page_size(page_size)
+        state_values = sorted({RunState(state).value for state in states})
+        after = None if created_after is None else require_aware("created_after", created_after)
+        before = None if created_before is None else require_aware("created_before", created_before)
+        scope = (
+            "workflow_runs.list",
+            require_tenant(tenant_id),
+            workflow,
+            ",".join(state_values),
+            "" if after is None else after.isoformat(),
+            "" if before is None else before.isoformat(),
+        )
+        statement = select(_Run).where(_Run.tenant_id == tenant_id)
+        if workflow:
+            statement = statement.where(_Run.workflow == workflow)
+        if state_values:
+            statement = statement.where(_Run.state.in_(state_values))
+        if after is not None:
+            statement = statement.where(_Run.created_at >= after)
+        if before is not None:
+            statement = statement.where(_Run.created_at < before)
+        if page_token:
+            created_at, run_id = _decode_page_token(page_token, scope, _rows.run_cursor)
+            statement = statement.where(
+                or_(
+                    _Run.created_at < created_at,
+                    and_(_Run.created_at == created_at, _Run.run_id < run_id),
+                )
+            )
+        statement = statement.order_by(_Run.created_at.desc(), _Run.run_id.desc())
+        async with self._database.sessionmaker() as session:
+            rows = (await session.execute(statement.limit(page_size + 1))).scalars().all()
+        page = [_rows.to_record(row) for row in rows[:page_size]]
+        if len(rows) <= page_size:
+            return page, ""
+        cursor: builtins.list[JsonValue] = [page[-1].created_at.isoformat(), page[-1].run_id]
+        return page, _encode_page_token(scope, cursor)
+
+    async def events_after(
+        self, tenant_id: str, run_id: str, after_sequence: int, limit: int
+    ) -> builtins.list[RunEvent]:
+        """Up to ``limit`` of the run's events with a sequence above ``after_sequence``, in order.
+
+        Raises:
+            NotFoundError: no such run for this tenant.
+            ValueError: a negative ``after_sequence`` or a ``limit`` below 1.
+        """
+        if after_sequence < 0:
+            raise ValueError(f"after_sequence must be at least 0, got {after_sequence}")
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        owned = select(_Run.run_id).where(
+            _Run.tenant_id == require_tenant(tenant_id), _Run.run_id == run_id
+        )
+        statement = (
+            select(_Event)
+            .where(_Event.run_id == run_id, _Event.sequence > after_sequence)
+            .order_by(_Event.sequence)
+            .limit(limit)
+        )
+        async with self._database.sessionmaker() as session:
+            if (await session.execute(owned)).scalar_one_or_none() is None:
+                raise _rows.not_found(run_id)
+            rows = (await session.execute(statement)).scalars().all()
+        return [_rows.to_event(row) for row in rows]
+
+    async def request_cancel(
+        self, tenant_id: str, run_id: str, *, reason: str = "cancelled by caller"
+    ) -> RunRecord:
+        """Cancel the tenant's run: at once when no worker holds it, else by flagging it.
+
+        A QUEUED or WAITING_FOR_INPUT run becomes CANCELLED here (with its ``state_changed``
+        event). A RUNNING run gets ``cancel_requested``: its worker sees the flag (at its next
+        :meth:`heartbeat` at the latest) and ends the run CANCELLED itself; :meth:`claim` also
+        cancels a flagged run instead of executing it again.
+
+        Raises:
+            NotFoundError: no such run for this tenant.
+            FailedPreconditionError: the run already ended (reason ``RUN_ENDED``).
+        """
+        require_tenant(tenant_id)
+        now = self._now()
+        async with self._write() as session:
+            row = await _locked(session, run_id, tenant_id=tenant_id)
+            state = RunState(row.state)
+            if state in TERMINAL_STATES:
+                raise FailedPreconditionError(
+                    f"run {run_id} already ended ({state.value}); only a queued, running or "
+                    "waiting run can be cancelled",
+                    reason="RUN_ENDED",
+                    metadata={"run_id": run_id, "state": state.value},
+                )
+            row.cancel_requested = True
+            if state is not RunState.RUNNING:
+                _change_state(session, row, RunState.CANCELLED, reason, now)
+            return _rows.to_record(row)
+
+    # -- workers ---------------------------------------------------------------------------
+
+    async def get_any(self, run_id: str) -> RunRecord:
+        """The run ``run_id`` whatever its tenant: for the worker that holds it.
+
+        Raises:
+            NotFoundError: no such run.
+        """
+        async with self._database.sessionmaker() as session:
+            row = await session.get(_Run, run_id)
+        if row is None:
+            raise _rows.not_found(run_id)
+        return _rows.to_record(row)
+
+    async def append_event(self, run_id: str, kind: EventKind, payload: JsonDoc) -> RunEvent:
+        """Append an event to the run's log with the next sequence; durable when it returns.
+
+        The run's ``last_sequence`` is incremented and the event inserted in one transaction
+        (``UPDATE ... RETURNING`` locks the run's row until commit), so concurrent appenders
+        get consecutive sequences with no gap and no duplicate.
+
+        Raises:
+            NotFoundError: no such run.
+            ValueError: an unknown kind or a payload that is not a JSON object.
+        """
+        kind = EventKind(kind)
+        if not isinstance(payload, dict):
+            raise ValueError("payload must be a JSON object (a dict)")
+        now = self._now()
+        bump = (
+            update(_Run)
+            .where(_Run.run_id == run_id)
+            .values(last_sequence=_Run.last_sequence + 1)
+            .returning(_Run.last_sequence)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._write() as session:
+            sequence = (await session.execute(bump)).scalar_one_or_none()
+            if sequence is None:
+                raise _rows.not_found(run_id)
+            await session.execute(
+                insert(_Event).values(
+                    run_id=run_id, sequence=sequence, kind=kind.value, payload=payload,
+                    event_time=now,
+                )
+            )  # fmt: skip
+        return RunEvent(run_id, sequence, kind, payload, now)
+
+    async def transition(
+        self,
+        run_id: str,
+        *,
+        to: RunState,
+        expected_from: Collection[RunState],
+        reason: str = "",
+        **fields: object,
+    ) -> RunRecord:
+        """Move the run to ``to`` if it is in one of ``expected_from``; append ``state_changed``.
+
+        Fields set on the way: ``started_at`` (first move to RUNNING), ``ended_at`` (a terminal
+        state), the lease is dropped (any state but RUNNING), ``pending_interrupt`` is cleared
+        (QUEUED and terminal states). Optional ``fields`` set more: ``output`` (a RunOutput
+        document), ``error`` (:class:`RunError`), ``pending_interrupt`` and ``resume`` (JSON
+        documents, or ``None`` to clear), and ``worker_id``, which is not stored but required
+        to be the run's lease owner (a worker that lost its lease cannot end the run).
+
+        Raises:
+            NotFoundError: no such run.
+            FailedPreconditionError: the run is in another state (reason
+                ``RUN_STATE_MISMATCH``, the metadata and message name the current state), or
+                ``worker_id`` does not hold the lease (reason ``LEASE_LOST``).
+            ValueError: an unknown field or a field of the wrong type.
+        """
+        target = RunState(to)
+        allowed = frozenset(RunState(state) for state in expected_from)
+        owner, changes = _rows.transition_changes(fields)
+        now = self._now()
+        async with self._write() as session:
+            row = await _locked(session, run_id)
+            _check_state(row, allowed, owner)
+            for name, value in changes.items():
+                setattr(row, name, value)
+            _change_state(session, row, target, reason, now)
+            return _rows.to_record(row)
+
+    async def claim(
+        self,
+        worker_id: str,
+        *,
+        lease_seconds: float,
+        max_attempts: int = 3,
+        limit_per_tenant: int | None = None,
+    ) -> RunRecord | None:
+        """Take the next run to execute, leased to ``worker_id`` for ``lease_seconds``.
+
+        First a RUNNING run whose lease expired (its worker died), highest priority first;
+        then the QUEUED run whose tenant has the fewest RUNNING runs (tenants are served
+        fairly), highest priority, then oldest. ``limit_per_tenant`` skips tenants with that
+        many RUNNING runs. The run becomes RUNNING with ``attempts + 1``; a re-claim that
+        would exceed ``max_attempts`` dead-letters the run instead (with a ``failed`` and a
+        ``state_changed`` event), and a run flagged by :meth:`request_cancel` is cancelled;
+        either way the next candidate is tried. Concurrent claimers never get the same run.
+
+        Returns:
+            The claimed run, or ``None`` when there is nothing to run.
+        """
+        require_text("worker_id", worker_id)
+        if not (isinstance(lease_seconds, int | float) and lease_seconds > 0):
+            raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        for _ in range(_CLAIM_ROUNDS):
+            now = self._now()
+            async with self._write() as session:
+                row = await self._candidate(session, now, limit_per_tenant)
+                if row is None:
+                    return None
+                if _settle(session, row, now, max_attempts):
+                    continue
+                previous = RunState(row.state)
+                row.attempts += 1
+                row.lease_owner = worker_id
+                row.lease_expires_at = now + timedelta(seconds=lease_seconds)
+                why = "claimed" if previous is RunState.QUEUED else "lease expired; re-claimed"
+                _change_state(session, row, RunState.RUNNING, f"{why} by {worker_id}", now)
+                return _rows.to_record(row)
+        return None
+
+    async def heartbeat(self, run_id: str, worker_id: str, *, lease_seconds: float) -> bool:
+        """Extend ``worker_id``'s lease of the run to ``lease_seconds`` from now.
+
+        Returns:
+            False when the worker no longer holds the run (another worker re-claimed it, or it
+            left RUNNING): the worker must stop executing it.
+        """
+        if not lease_seconds > 0:
+            raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
+        now = self._now()
+        statement = (
+            update(_Run)
+            .where(
+                _Run.run_id == run_id,
+                _Run.state == RunState.RUNNING.value,
+                _Run.lease_owner == require_text("worker_id", worker_id),
+            )
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+        async with self._write() as session:
+            return _rowcount(await session.execute(statement)) > 0
+
+    async def add_usage(
+        self, run_id: str, *, prompt_tokens: int, completion_tokens: int, cost_usd: float
+    ) -> RunUsage:
+        """Add one step's LLM usage to the run's totals (atomically); return the new totals.
+
+        Raises:
+            NotFoundError: no such run.
+            ValueError: a negative or non-finite amount.
+        """
+        if prompt_tokens < 0 or completion_tokens < 0 or not (math.isfinite(cost_usd)):
+            raise ValueError("token counts must be at least 0 and cost_usd finite")
+        if cost_usd < 0:
+            raise ValueError(f"cost_usd must be at least 0, got {cost_usd}")
+        statement = (
+            update(_Run)
+            .where(_Run.run_id == run_id)
+            .values(
+                prompt_tokens=_Run.prompt_tokens + prompt_tokens,
+                completion_tokens=_Run.completion_tokens + completion_tokens,
+                cost_usd=_Run.cost_usd + cost_usd,
+            )
+            .returning(_Run.prompt_tokens, _Run.completion_tokens, _Run.cost_usd)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._write() as session:
+            totals = (await session.execute(statement)).one_or_none()
+        if totals is None:
+            raise _rows.not_found(run_id)
+        return RunUsage(int(totals[0]), int(totals[1]), float(totals[2]))
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return require_aware("clock()", self._clock())
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        """A writing transaction, committed on exit (see the module docstring on locking)."""
+        async with self._database.sessionmaker.begin() as session:
+            if self._database.backend == "sqlite":
+                await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            yield session
+
+    async def _candidate(
+        self, session: AsyncSession, now: datetime, limit_per_tenant: int | None
+    ) -> WorkflowRunModel | None:
+        skip_locked = self._database.backend == "postgresql"
+        expired = (
+            select(_Run)
+            .where(_Run.state == RunState.RUNNING.value, _Run.lease_expires_at <= now)
+            .order_by(_Run.priority.desc(), _Run.lease_expires_at, _Run.run_id)
+        )
+        queued = _queued_candidates(limit_per_tenant)
+        candidates: tuple[Select[WorkflowRunModel], ...] = (expired, queued)
+        for candidate in candidates:
+            statement = candidate.limit(1)
+            if skip_locked:
+                statement = statement.with_for_update(skip_locked=True, of=_Run)
+            row = (await session.execute(statement)).scalar_one_or_none()
+            if row is not None:
+                return row
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _queued_candidates(limit_per_tenant: int | None) -> Select[WorkflowRunModel]:
+    other = aliased(_Run)
+    running = (
+        select(func.count())
+        .select_from(other)
+        .where(other.tenant_id == _Run.tenant_id, other.state == RunState.RUNNING.value)
+        .correlate(_Run)
+        .scalar_subquery()
+    )
+    statement = select(_Run).where(_Run.state == RunState.QUEUED.value)
+    if limit_per_tenant is not None:
+        if limit_per_tenant < 1:
+            raise ValueError(f"limit_per_tenant must be at least 1, got {limit_per_tenant}")
+        statement = statement.where(running < limit_per_tenant)
+    return statement.order_by(running, _Run.priority.desc(), _Run.created_at, _Run.run_id)
+
+
+def _settle(session: AsyncSession, row: WorkflowRunModel, now: datetime, max_attempts: int) -> bool:
+    """End a candidate that must not run again; True when it was ended."""
+    if row.cancel_requested:
+        _change_state(session, row, RunState.CANCELLED, "cancelled by caller", now)
+        return True
+    if row.state == RunState.RUNNING.value and row.attempts >= max_attempts:
+        error = RunError(
+            code="ABORTED",
+            message=(
+                f"the run was attempted {row.attempts} times and its worker stopped each time "
+                f"without finishing (last worker {row.lease_owner!r}); it is kept for inspection"
+            ),
+            reason="MAX_ATTEMPTS_EXCEEDED",
+        )
+        row.error = _rows.error_document(error)
+        row.last_sequence += 1
+        session.add(
+            _rows.event_row(row.run_id, row.last_sequence, EventKind.FAILED, row.error, now)
+        )
+        _change_state(session, row, RunState.DEAD_LETTERED, error.message, now)
+        return True
+    return False
+
+
+def _change_state(
+    session: AsyncSession, row: WorkflowRunModel, target: RunState, reason: str, now: datetime
+) -> None:
+    """Set the state and what goes with it, and append the ``state_changed`` event."""
+    previous = row.state
+    row.state = target.value
+    if target is RunState.RUNNING:
+        row.started_at = row.started_at or now
+    else:
+        row.lease_owner = ""
+        row.lease_expires_at = None
+    if target is RunState.QUEUED or target in TERMINAL_STATES:
+        row.pending_interrupt = None
+    if target in TERMINAL_STATES:
+        row.ended_at = now
+    row.last_sequence += 1
+    payload: dict[str, JsonValue] = {"from": previous, "to": target.value, "reason": reason}
+    session.add(
+        _rows.event_row(row.run_id, row.last_sequence, EventKind.STATE_CHANGED, payload, now)
+    )
+
+
+def _check_state(row: WorkflowRunModel, allowed: frozenset[RunState], owner: str | None) -> None:
+    state = RunState(row.state)
+    if state not in allowed:
+        expected = " or ".join(sorted(s.value for s in allowed)) or "(none)"
+        raise FailedPreconditionError(
+            f"run {row.run_id} is {state.value}, not {expected}",
+            reason="RUN_STATE_MISMATCH",
+            metadata={"run_id": row.run_id, "state": state.value},
+        )
+    if owner is not None and row.lease_owner != owner:
+        raise FailedPreconditionError(
+            f"worker {owner!r} no longer holds run {row.run_id}",
+            reason="LEASE_LOST",
+            metadata={"run_id": row.run_id, "lease_owner": row.lease_owner},
+        )
+
+
+async def _locked(
+    session: AsyncSession, run_id: str, *, tenant_id: str | None = None
+) -> WorkflowRunModel:
+    """The run's row, locked until the transaction ends (``FOR UPDATE`` is a no-op on SQLite,
+    whose ``BEGIN IMMEDIATE`` already holds the writer lock)."""
+    statement = select(_Run).where(_Run.run_id == run_id).with_for_update()
+    if tenant_id is not None:
+        statement = statement.where(_Run.tenant_id == tenant_id)
+    row = (await session.execute(statement)).scalar_one_or_none()
+    if row is None:
+        raise _rows.not_found(run_id)
+    return row
+
+
+def _rowcount(result: object) -> int:
+    return cast(CursorResult[Any], result).rowcount
