@@ -1,0 +1,91 @@
+"""What the graph nodes work with: the runner's collaborators and the run being executed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from ai_orchestration.llm import InjectionGuard, LlmGateway, LlmStack, PromptTemplateRegistry
+from ai_orchestration.scoring import ScoringEngine
+from ai_orchestration.storage import Clock, utc_now
+from ai_orchestration.workflows._content import ContentPolicy
+from ai_orchestration.workflows._decision import DecisionPolicy
+from ai_orchestration.workflows._types import DeliverySink, EventSink, RunRecord
+
+__all__ = ["AnalysisPolicy", "RunContext", "WorkflowDeps"]
+
+_HISTORY: Final[int] = 5
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisPolicy:
+    """How the lead analysis agent gathers context and asks for its analysis."""
+
+    model: str = "fast"
+    """Logical model of the analysis call."""
+    max_tokens: int = 200
+    """Most tokens of the analysis."""
+    history_size: int = _HISTORY
+    """Scores of the lead the ``score_history`` tool returns (newest first)."""
+    company_scan_limit: int = 2000
+    """Outcomes the ``company_outcomes`` tool scans for the lead's company (bounded: the store
+    has no index by company yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowDeps:
+    """The collaborators of the workflow graphs (all keyword-only, none global)."""
+
+    gateway: LlmGateway
+    """The one way to call an LLM."""
+    templates: PromptTemplateRegistry
+    """Prompt templates (built-ins seeded)."""
+    guard: InjectionGuard
+    """Injection policy for caller text (the lead's notes)."""
+    scoring: ScoringEngine
+    """The scoring core (started)."""
+    delivery: DeliverySink
+    """Where approved drafts go, exactly once per idempotency key."""
+    decision: DecisionPolicy = field(default_factory=DecisionPolicy)
+    """Thresholds of the decision rules and of the hand-off to a human."""
+    content: ContentPolicy = field(default_factory=ContentPolicy)
+    """Draft writing and validation."""
+    analysis: AnalysisPolicy = field(default_factory=AnalysisPolicy)
+    """Context gathering and the analysis call."""
+    clock: Clock = utc_now
+    """Time of interrupts."""
+
+    @classmethod
+    def from_stack(
+        cls,
+        stack: LlmStack,
+        *,
+        scoring: ScoringEngine,
+        delivery: DeliverySink,
+        decision: DecisionPolicy | None = None,
+        content: ContentPolicy | None = None,
+        analysis: AnalysisPolicy | None = None,
+    ) -> WorkflowDeps:
+        """Deps taking the gateway, templates and guard of a server's :class:`LlmStack`."""
+        return cls(
+            gateway=stack.gateway,
+            templates=stack.templates,
+            guard=stack.guard,
+            scoring=scoring,
+            delivery=delivery,
+            decision=decision or DecisionPolicy(),
+            content=content or ContentPolicy(),
+            analysis=analysis or AnalysisPolicy(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """LangGraph's run-scoped context of one execution (``Runtime.context`` in the nodes)."""
+
+    run: RunRecord
+    """The run being executed."""
+    events: EventSink
+    """Where the nodes report steps, tokens, tool calls and usage."""
+    deps: WorkflowDeps
+    """The runner's collaborators."""

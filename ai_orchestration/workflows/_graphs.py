@@ -1,0 +1,231 @@
+"""The workflow graphs, their shared state, their outputs and their definitions.
+
+``lead_qualification``::
+
+    START -> lead_analysis -> decision -+-> content -+-> deliver -> END
+                                        |            +-> human_review -+-> deliver -> END
+                                        |                              +-> END (rejected, or
+                                        +-> human_review (DISQUALIFIED      nothing to deliver)
+                                        |   and a human is needed)
+                                        +-> END (DISQUALIFIED, no human needed)
+
+``content_generation``::
+
+    START -> content -+-> deliver -> END
+                      +-> approval (require_approval) -+-> deliver -> END
+                                                       +-> END (rejected)
+
+State values are JSON (proto3 JSON documents), so every checkpointer serialises them as is.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, TypedDict
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from ai_orchestration.workflows._agents import decision_step, lead_analysis_step
+from ai_orchestration.workflows._context import RunContext
+from ai_orchestration.workflows._decision import DISQUALIFIED
+from ai_orchestration.workflows._steps import json_doc, step
+from ai_orchestration.workflows._types import JsonDoc, WorkflowDefinition
+from ai_orchestration.workflows._writing import (
+    approval_step,
+    content_generation_step,
+    deliver_step,
+    lead_content_step,
+    review_step,
+    should_deliver,
+)
+
+__all__ = [
+    "CONTENT_GENERATION",
+    "DEFINITIONS",
+    "LEAD_QUALIFICATION",
+    "ContentGenerationState",
+    "LeadQualificationState",
+    "build_graphs",
+    "output_of",
+]
+
+LEAD_QUALIFICATION: Final = "lead_qualification"
+CONTENT_GENERATION: Final = "content_generation"
+_VERSION: Final = "1"
+
+DEFINITIONS: Final[Mapping[str, WorkflowDefinition]] = {
+    LEAD_QUALIFICATION: WorkflowDefinition(
+        name=LEAD_QUALIFICATION,
+        description=(
+            "Scores a lead, analyses it with context from the CRM's store, decides "
+            "qualification and next best action by explicit rules (a human decides when "
+            "confidence is low, the deal is large or the notes look like a prompt injection), "
+            "drafts validated outreach and delivers it."
+        ),
+        version=_VERSION,
+        input_type="crm.ai.v1.LeadQualificationInput",
+        output_type="crm.ai.v1.LeadQualificationOutput",
+        interruptible=True,
+    ),
+    CONTENT_GENERATION: WorkflowDefinition(
+        name=CONTENT_GENERATION,
+        description=(
+            "Drafts a message for a recipient, purpose, channel and tone, validates and revises "
+            "it (at most twice), optionally asks a human to approve it, and delivers it."
+        ),
+        version=_VERSION,
+        input_type="crm.ai.v1.ContentGenerationInput",
+        output_type="crm.ai.v1.ContentGenerationOutput",
+        interruptible=True,
+    ),
+}
+"""The workflows this package runs (``customer_follow_up`` waits for customer interactions)."""
+
+
+class LeadQualificationState(TypedDict, total=False):
+    """Shared state of the lead qualification agents."""
+
+    input: JsonDoc
+    """The ``LeadQualificationInput`` document."""
+    score: JsonDoc
+    """The ``LeadScore`` document; empty when scoring failed."""
+    facts: JsonDoc
+    """Tool results: ``history``, ``outcome``, ``company``, grade ``cutoffs``."""
+    guard: JsonDoc
+    """Injection verdict on the notes: ``flagged``, ``score``, ``reasons``."""
+    analysis: str
+    """Strengths and risks, from the LLM or the deterministic fallback."""
+    decision: JsonDoc
+    """``qualification``, ``next_best_action``, ``rationale``, interrupt ``reasons``."""
+    draft: JsonDoc
+    """The ``OutreachDraft`` document."""
+    recipient: JsonDoc
+    """The ``Recipient`` the draft is for."""
+    review: JsonDoc
+    """The human's answer: ``decision`` and ``comment``."""
+    delivered: bool
+    """Whether the draft was handed to the delivery sink."""
+    degraded_steps: Annotated[list[str], operator.add]
+    """Steps that used their deterministic fallback."""
+
+
+class ContentGenerationState(TypedDict, total=False):
+    """State of the content generation workflow."""
+
+    input: JsonDoc
+    """The ``ContentGenerationInput`` document."""
+    tone: str
+    """The tone the draft was written in."""
+    draft: JsonDoc
+    """The ``OutreachDraft`` document."""
+    recipient: JsonDoc
+    """The ``Recipient``."""
+    review: JsonDoc
+    """The human's answer when approval was required."""
+    delivered: bool
+    """Whether the draft was handed to the delivery sink."""
+    degraded_steps: Annotated[list[str], operator.add]
+    """Steps that used their deterministic fallback."""
+
+
+Graph = CompiledStateGraph[Any, RunContext, Any, Any]
+
+
+def _after_decision(state: Mapping[str, Any]) -> str:
+    decision = json_doc(state.get("decision"))
+    if decision.get("qualification") == DISQUALIFIED:
+        return "human_review" if decision.get("reasons") else END
+    return "content"
+
+
+def _after_content(state: Mapping[str, Any]) -> str:
+    return "human_review" if json_doc(state.get("decision")).get("reasons") else "deliver"
+
+
+def _after_human(state: Mapping[str, Any]) -> str:
+    return "deliver" if should_deliver(state) else END
+
+
+def _lead_qualification() -> StateGraph[Any, RunContext, Any, Any]:
+    graph: StateGraph[Any, RunContext, Any, Any] = StateGraph(
+        LeadQualificationState, context_schema=RunContext
+    )
+    graph.add_node("lead_analysis", step("lead_analysis", "lead_analysis_agent", lead_analysis_step))
+    graph.add_node("decision", step("decision", "decision_agent", decision_step))
+    graph.add_node("content", step("content", "content_agent", lead_content_step))
+    graph.add_node("human_review", step("human_review", "decision_agent", review_step))
+    graph.add_node("deliver", step("deliver", "delivery", deliver_step))
+    graph.add_edge(START, "lead_analysis")
+    graph.add_edge("lead_analysis", "decision")
+    graph.add_conditional_edges("decision", _after_decision, ["content", "human_review", END])
+    graph.add_conditional_edges("content", _after_content, ["human_review", "deliver"])
+    graph.add_conditional_edges("human_review", _after_human, ["deliver", END])
+    graph.add_edge("deliver", END)
+    return graph
+
+
+def _after_generation(state: Mapping[str, Any]) -> str:
+    return "approval" if json_doc(state.get("input")).get("require_approval") else "deliver"
+
+
+def _content_generation() -> StateGraph[Any, RunContext, Any, Any]:
+    graph: StateGraph[Any, RunContext, Any, Any] = StateGraph(
+        ContentGenerationState, context_schema=RunContext
+    )
+    graph.add_node("content", step("content", "content_agent", content_generation_step))
+    graph.add_node("approval", step("approval", "human", approval_step))
+    graph.add_node("deliver", step("deliver", "delivery", deliver_step))
+    graph.add_edge(START, "content")
+    graph.add_conditional_edges("content", _after_generation, ["approval", "deliver"])
+    graph.add_conditional_edges("approval", _after_human, ["deliver", END])
+    graph.add_edge("deliver", END)
+    return graph
+
+
+def build_graphs(checkpointer: BaseCheckpointSaver[str]) -> dict[str, Graph]:
+    """Every workflow graph compiled with ``checkpointer``."""
+    return {
+        LEAD_QUALIFICATION: _lead_qualification().compile(checkpointer=checkpointer),
+        CONTENT_GENERATION: _content_generation().compile(checkpointer=checkpointer),
+    }
+
+
+def _unique(steps: object) -> list[str]:
+    seen: list[str] = []
+    for item in steps if isinstance(steps, list) else []:
+        if item not in seen:
+            seen.append(str(item))
+    return seen
+
+
+def output_of(workflow: str, state: Mapping[str, Any]) -> JsonDoc:
+    """The ``RunOutput`` document of a finished run's state."""
+    draft = json_doc(state.get("draft"))
+    delivered = bool(state.get("delivered"))
+    degraded = _unique(state.get("degraded_steps"))
+    if workflow == CONTENT_GENERATION:
+        review = json_doc(state.get("review")).get("decision")
+        return {
+            CONTENT_GENERATION: {
+                "draft": draft,
+                "approved": review in ("approve", "edit"),
+                "delivered": delivered,
+                "degraded_steps": degraded,
+            }
+        }
+    decision = json_doc(state.get("decision"))
+    output: JsonDoc = {
+        "analysis": str(state.get("analysis", "")),
+        "qualification": decision.get("qualification", "QUALIFICATION_UNSPECIFIED"),
+        "next_best_action": json_doc(decision.get("next_best_action")),
+        "delivered": delivered,
+        "degraded_steps": degraded,
+    }
+    if score := json_doc(state.get("score")):
+        output["score"] = score
+    if draft:
+        output["draft"] = draft
+    return {LEAD_QUALIFICATION: output}

@@ -1,0 +1,129 @@
+"""The LangGraph side of the engine: :class:`LangGraphRunner` implements ``WorkflowRunner``.
+
+Each run is a LangGraph thread (``thread_id = run_id``) on the runner's checkpointer, executed
+with ``durability="sync"``: the checkpoint of a step is committed before the next step starts,
+so an execution that dies (cancelled, crashed, its replica SIGKILLed) resumes on the next
+``execute`` at the step that was running, and finished steps are never run again.
+
+Which execution it is follows from the thread's last checkpoint, not from the run record:
+
+- no checkpoint: a first execution, starting from ``run.input``;
+- an interrupt pending: answered with ``Command(resume=run.resume)`` when ``run.resume`` is set,
+  else the pending interrupt is returned again;
+- steps left: continue from the last checkpoint (``input=None``);
+- nothing left: the run had finished (a crash after the last checkpoint): its output again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import Command
+
+from ai_orchestration import errors
+from ai_orchestration.workflows._context import RunContext, WorkflowDeps
+from ai_orchestration.workflows._graphs import DEFINITIONS, Graph, build_graphs, output_of
+from ai_orchestration.workflows._types import (
+    Completed,
+    EventSink,
+    Interrupted,
+    JsonDoc,
+    Outcome,
+    RunRecord,
+    WorkflowDefinition,
+)
+from ai_orchestration.workflows._writing import check_answer
+
+__all__ = ["LangGraphRunner"]
+
+
+def _input_of(run: RunRecord) -> JsonDoc:
+    # The engine stores the workflow's input message; accept the StartRunRequest oneof form
+    # (``{"lead_qualification": {...}}``) too.
+    document = run.input
+    inner = document.get(run.workflow)
+    return dict(inner) if len(document) == 1 and isinstance(inner, dict) else dict(document)
+
+
+class LangGraphRunner:
+    """Runs the workflows of :data:`DEFINITIONS` as LangGraph graphs on ``checkpointer``.
+
+    One runner serves many concurrent runs: the graphs are compiled once, and each
+    :meth:`execute` passes its run, event sink and the deps as LangGraph's run context.
+    """
+
+    def __init__(self, *, deps: WorkflowDeps, checkpointer: BaseCheckpointSaver[str]) -> None:
+        self._deps = deps
+        self._graphs: dict[str, Graph] = build_graphs(checkpointer)
+
+    @property
+    def definitions(self) -> Mapping[str, WorkflowDefinition]:
+        """Workflow name -> definition."""
+        return DEFINITIONS
+
+    def graph(self, workflow: str) -> Graph:
+        """The compiled graph of ``workflow`` (for inspection and benchmarks).
+
+        Raises:
+            errors.NotFoundError: no such workflow.
+        """
+        graph = self._graphs.get(workflow)
+        if graph is None:
+            raise errors.NotFoundError(
+                f"unknown workflow {workflow!r}", metadata={"workflow": workflow}
+            )
+        return graph
+
+    async def pending_interrupt(self, run_id: str, workflow: str) -> JsonDoc | None:
+        """The ``Interrupt`` document run ``run_id`` waits on, if any."""
+        snapshot = await self.graph(workflow).aget_state(_config(run_id))
+        return _interrupt_of(snapshot.interrupts)
+
+    async def execute(self, run: RunRecord, events: EventSink) -> Outcome:
+        """Run ``run`` from its last checkpoint to its end or its next interrupt.
+
+        Raises:
+            errors.NotFoundError: the run's workflow is not defined here.
+            errors.FailedPreconditionError: ``run.resume`` answers another interrupt.
+            errors.InvalidArgumentError: ``run.resume`` is not a valid answer.
+        """
+        graph = self.graph(run.workflow)
+        config = _config(run.run_id)
+        snapshot = await graph.aget_state(config)
+        pending = _interrupt_of(snapshot.interrupts)
+        command: Any
+        if not snapshot.values and not snapshot.next:
+            command = {"input": _input_of(run), "degraded_steps": []}
+        elif pending is not None:
+            if run.resume is None:
+                return Interrupted(pending)
+            check_answer(pending, run.resume)
+            command = Command(resume=dict(run.resume))
+        elif not snapshot.next:
+            return Completed(output_of(run.workflow, snapshot.values))
+        else:
+            command = None
+        context = RunContext(run=run, events=events, deps=self._deps)
+        async for _ in graph.astream(
+            command, config, context=context, durability="sync", stream_mode="updates"
+        ):
+            continue
+        snapshot = await graph.aget_state(config)
+        pending = _interrupt_of(snapshot.interrupts)
+        if pending is not None:
+            return Interrupted(pending)
+        return Completed(output_of(run.workflow, snapshot.values))
+
+
+def _config(run_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": run_id}}
+
+
+def _interrupt_of(interrupts: tuple[Any, ...]) -> JsonDoc | None:
+    for pending in interrupts:
+        if isinstance(pending.value, dict):
+            return dict(pending.value)
+    return None

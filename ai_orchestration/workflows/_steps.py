@@ -1,0 +1,198 @@
+"""Plumbing shared by the graph nodes: step events, tool calls and LLM calls with fallbacks.
+
+Every node is wrapped by :func:`step`: it emits ``step_started``, runs the body, emits
+``step_finished`` with its duration and whether it used its deterministic fallback, and adds
+the step to ``degraded_steps`` when it did. A node that pauses for a human (LangGraph's
+``interrupt()`` raises ``GraphInterrupt``) finishes its step when it pauses and starts it again
+when it is resumed: LangGraph re-runs an interrupted node from its beginning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from langgraph.errors import GraphInterrupt
+from langgraph.runtime import Runtime
+from sqlalchemy.exc import SQLAlchemyError
+
+from ai_orchestration import errors
+from ai_orchestration.llm import CallContext, Completion, CompletionRequest, TokenDelta
+from ai_orchestration.workflows._context import RunContext
+from ai_orchestration.workflows._types import EventKind, JsonDoc
+
+__all__ = ["TOOL_ERRORS", "Body", "Node", "ask", "call_tool", "json_doc", "step"]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+Body = Callable[[dict[str, Any], RunContext, str], Awaitable[tuple[dict[str, Any], bool]]]
+"""A node's work: (state, context, step name) -> (state update, degraded)."""
+Node = Callable[[dict[str, Any], Runtime[RunContext]], Awaitable[dict[str, Any]]]
+"""A LangGraph node taking the run context through ``Runtime``."""
+
+TOOL_ERRORS: tuple[type[Exception], ...] = (
+    SQLAlchemyError,
+    errors.OrchestrationError,
+    ValueError,
+    OSError,
+)
+"""What a failing tool over our own store raises; anything else is a bug and fails the run."""
+
+
+def step(name: str, agent: str, body: Body) -> Node:
+    """The LangGraph node running ``body`` as step ``name`` of ``agent``."""
+
+    async def node(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+        context = runtime.context
+        await context.events.emit(EventKind.STEP_STARTED, {"step": name, "agent": agent})
+        started = time.perf_counter()
+
+        async def finished(degraded: bool) -> None:
+            duration = round((time.perf_counter() - started) * 1000, 3)
+            payload = {"step": name, "agent": agent, "degraded": degraded, "duration_ms": duration}
+            await context.events.emit(EventKind.STEP_FINISHED, payload)
+
+        try:
+            update, degraded = await body(state, context, name)
+        except GraphInterrupt:
+            await finished(False)
+            raise
+        await finished(degraded)
+        if degraded:
+            update = {**update, "degraded_steps": [name]}
+        return update
+
+    node.__name__ = name
+    return node
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+async def call_tool(
+    context: RunContext,
+    step_name: str,
+    number: int,
+    tool: str,
+    arguments: Mapping[str, object],
+    run: Callable[[], Awaitable[_T]],
+    *,
+    shown: Callable[[_T], object] = lambda value: value,
+) -> tuple[_T | None, bool]:
+    """Run one tool with ``tool_call`` / ``tool_result`` events; (result, ok).
+
+    ``shown`` turns the result into the JSON of its ``tool_result`` event. A failing tool is
+    reported (``error: true``) and gives ``(None, False)``: the agent goes on without it.
+    """
+    call_id = f"{step_name}.{number}"
+    await context.events.emit(
+        EventKind.TOOL_CALL,
+        {"step": step_name, "call_id": call_id, "tool": tool, "arguments_json": _dumps(arguments)},
+    )
+    try:
+        result = await run()
+    except TOOL_ERRORS as err:
+        _log.warning("tool %s of run %s failed: %s", tool, context.run.run_id, err)
+        failure = {"error": type(err).__name__, "message": str(err)[:500]}
+        await context.events.emit(
+            EventKind.TOOL_RESULT,
+            {"step": step_name, "call_id": call_id, "result_json": _dumps(failure), "error": True},
+        )
+        return None, False
+    await context.events.emit(
+        EventKind.TOOL_RESULT,
+        {
+            "step": step_name,
+            "call_id": call_id,
+            "result_json": _dumps(shown(result)),
+            "error": False,
+        },
+    )
+    return result, True
+
+
+async def _usage(context: RunContext, completion: Completion) -> None:
+    usage = completion.usage
+    await context.events.emit(
+        EventKind.USAGE,
+        {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+            "cost_usd": usage.cost_usd,
+            "model": f"{completion.model}/{completion.deployment}",
+            "degraded": completion.degraded,
+        },
+    )
+
+
+async def ask(  # noqa: PLR0913 - one call per LLM step, every argument differs
+    context: RunContext,
+    step_name: str,
+    template: str,
+    variables: Mapping[str, str],
+    *,
+    model: str,
+    subject_key: str,
+    fallback: str,
+    max_tokens: int,
+    stream: bool,
+) -> tuple[str, bool]:
+    """Render ``template`` and ask the gateway; (text, degraded).
+
+    Streamed calls emit a ``token_delta`` per piece; every answered call emits ``usage``. The
+    degraded answer (every deployment failed), a stream cut after its first token, and a call
+    the gateway refused (budget, rate limit, template error) all give ``(fallback, True)``.
+    """
+    run = context.run
+    try:
+        rendered = await context.deps.templates.render(
+            run.tenant_id, template, variables, subject_key
+        )
+        request = CompletionRequest(
+            model=model,
+            messages=rendered.messages,
+            context=rendered.context_for(
+                CallContext(tenant_id=run.tenant_id, run_id=run.run_id, step=step_name)
+            ),
+            max_tokens=max_tokens,
+            fallback_text=fallback,
+            metadata={"workflow": run.workflow},
+        )
+        completion = await _call(context, step_name, request, stream=stream)
+    except errors.OrchestrationError as err:
+        _log.warning("LLM call of step %s of run %s refused: %s", step_name, run.run_id, err)
+        return fallback, True
+    await _usage(context, completion)
+    if completion.degraded or completion.truncated:
+        return fallback, True
+    return completion.text, False
+
+
+async def _call(
+    context: RunContext, step_name: str, request: CompletionRequest, *, stream: bool
+) -> Completion:
+    gateway = context.deps.gateway
+    if not stream:
+        return await gateway.complete(request)
+    final: Completion | None = None
+    async for item in gateway.stream(request):
+        if isinstance(item, TokenDelta):
+            if item.text:
+                payload = {"step": step_name, "text": item.text}
+                await context.events.emit(EventKind.TOKEN_DELTA, payload)
+        else:
+            final = item
+    if final is None:  # the gateway always ends a stream with its Completion
+        raise errors.UnavailableError("the LLM stream ended without a completion")
+    return final
+
+
+def json_doc(value: object) -> JsonDoc:
+    """``value`` when it is a JSON object, else an empty one (state read defensively)."""
+    return dict(value) if isinstance(value, dict) else {}
