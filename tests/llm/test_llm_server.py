@@ -229,6 +229,13 @@ async def test_error_bodies_follow_each_provider_shape(llm_server: LlmTestServer
     }
     assert openai_error.headers["retry-after"] == "0.5"
     assert openai_error.headers["retry-after-ms"] == "500"
+    async with httpx.AsyncClient(base_url=llm_server.base_url) as client:
+        not_json = await client.post("/v1/chat/completions", content=b"{not json")
+        no_messages = await client.post("/v1/messages", json={"model": "claude-test"})
+    assert not_json.status_code == 400
+    assert not_json.json()["error"]["type"] == "invalid_request_error"
+    assert no_messages.status_code == 400
+    assert no_messages.json()["error"]["type"] == "invalid_request_error"
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -240,6 +247,16 @@ async def test_a_hang_longer_than_the_timeout_is_a_timeout(
     with pytest.raises(Timeout):
         await _complete(llm_server, provider, timeout=0.3)
     assert (await _complete(llm_server, provider)).choices[0].message.content == EXPECTED
+
+
+async def test_latency_applies_to_every_request_until_cleared(llm_server: LlmTestServer) -> None:
+    llm_server.set_latency(60)
+    for _ in range(2):
+        with pytest.raises(Timeout):
+            await _complete(llm_server, timeout=0.3)
+
+    llm_server.set_latency(0)
+    assert (await _complete(llm_server)).choices[0].message.content == EXPECTED
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
