@@ -16,7 +16,8 @@ logged and retried with exponential backoff, in order; meanwhile the queue fills
 ``max_queued_rows`` :meth:`UsageWriter.put` waits for room (back-pressure on the callers instead
 of unbounded memory or lost rows). A batch the database refuses for its content (a constraint or
 a value out of range) is retried row by row so one bad row cannot block the rest; a row refused
-on its own is logged at ERROR with everything it held.
+on its own, while rows beside it were stored, is logged at ERROR with everything it held and
+dropped. (When no row of the batch goes in, storage itself is suspect and every row is kept.)
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -61,9 +61,12 @@ DEFAULT_CLOSE_TIMEOUT_SECONDS: Final[float] = 10.0
 """How long :meth:`UsageWriter.close` keeps trying to store the queue before it gives up."""
 
 Row = tuple[str, NewLlmCall]
-"""A queued row: the tenant and its call."""
-# The database refused the rows' content: retrying the same batch cannot help.
-_CONTENT_ERRORS: Final = (DataError, IntegrityError, ValueError, TypeError)
+"""A row to store: the tenant and its call."""
+_Entry = tuple[int, str, NewLlmCall]
+"""A queued row with its sequence number (1, 2, ... in the order rows were accepted)."""
+# The rows' content was refused (by the database, or by its driver before sending, as
+# sqlite3's OverflowError for an integer beyond 64 bits): retrying the same batch cannot help.
+_CONTENT_ERRORS: Final = (DataError, IntegrityError, ValueError, TypeError, OverflowError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +101,9 @@ class WriteBehindPolicy:
 class UsageWriter:
     """Queues ``llm_calls`` rows and stores them in batches from one task; see the module doc.
 
-    Rows are stored in the order they were accepted. The task starts with the first row (it
-    needs a running event loop) and ends in :meth:`close`, which is safe to call twice.
+    Rows are stored in the order they were accepted, except that a row whose write failed
+    while others of its batch went in is retried after them. The task starts with the first
+    row (it needs a running event loop) and ends in :meth:`close`, which is safe to call twice.
     """
 
     def __init__(
@@ -107,10 +111,10 @@ class UsageWriter:
     ) -> None:
         self._repository = repository
         self._policy = policy or WriteBehindPolicy()
-        self._pending: deque[Row] = deque()
-        self._in_flight: list[Row] = []
+        self._pending: deque[_Entry] = deque()
+        self._in_flight: list[_Entry] = []
         self._accepted = 0
-        self._written = 0
+        self._resolved = 0
         self._flush_to = 0
         self._failed_writes = 0
         self._rejected = 0
@@ -130,7 +134,7 @@ class UsageWriter:
     @property
     def waiting(self) -> int:
         """Rows accepted and not yet stored (queued or being written)."""
-        return self._accepted - self._written
+        return self._accepted - self._resolved
 
     @property
     def failed_writes(self) -> int:
@@ -139,7 +143,7 @@ class UsageWriter:
 
     @property
     def rejected_rows(self) -> int:
-        """Rows the database refused on their own, logged at ERROR and not stored."""
+        """Rows the database refused for their content, logged at ERROR and not stored."""
         return self._rejected
 
     async def put(self, tenant_id: str, call: NewLlmCall) -> None:
@@ -155,8 +159,8 @@ class UsageWriter:
                 )
         if self._closing:
             raise RuntimeError("the LLM usage writer is closed: the call was not recorded")
-        self._pending.append((tenant_id, call))
         self._accepted += 1
+        self._pending.append((self._accepted, tenant_id, call))
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="llm-usage-writer"
@@ -172,13 +176,13 @@ class UsageWriter:
         ``asyncio.timeout`` if needed. After :meth:`close` it returns at once.
         """
         target = self._accepted
-        if self._written >= target or self._task is None:
+        task = self._task
+        if task is None or self._oldest_unstored() > target:
             return
         self._flush_to = max(self._flush_to, target)
         self._signal.set()
-        task = self._task
         async with self._progress:
-            await self._progress.wait_for(lambda: self._written >= target or task.done())
+            await self._progress.wait_for(lambda: self._oldest_unstored() > target or task.done())
 
     async def close(self) -> None:
         """Store what is queued (retrying up to ``close_timeout_seconds``), then stop.
@@ -206,15 +210,23 @@ class UsageWriter:
                 "(%d tokens, $%.6f, tenants %s)",
                 len(lost),
                 self._policy.close_timeout_seconds,
-                sum(c.prompt_tokens + c.completion_tokens for _, c in lost),
-                sum(c.cost_usd for _, c in lost),
-                ", ".join(sorted({tenant for tenant, _ in lost})),
+                sum(c.prompt_tokens + c.completion_tokens for _, _, c in lost),
+                sum(c.cost_usd for _, _, c in lost),
+                ", ".join(sorted({tenant for _, tenant, _ in lost})),
             )
         finally:
             async with self._progress:
                 self._progress.notify_all()
 
     # --- the task ----------------------------------------------------------------------------
+
+    def _oldest_unstored(self) -> int:
+        """Sequence number of the oldest row not yet stored (both queues stay sorted)."""
+        if self._in_flight:
+            return self._in_flight[0][0]
+        if self._pending:
+            return self._pending[0][0]
+        return self._accepted + 1
 
     async def _run(self) -> None:
         failures = 0
@@ -225,25 +237,26 @@ class UsageWriter:
             await self._gather()
             size = min(len(self._pending), self._policy.batch_rows)
             self._in_flight = [self._pending.popleft() for _ in range(size)]
-            stored = await self._write(self._in_flight)
-            if stored:
-                failures = 0
-                self._written += len(self._in_flight)
-                self._in_flight = []
+            retry = await self._write(self._in_flight)
+            done = len(self._in_flight) - len(retry)
+            # Back in front, still sorted: what failed precedes everything queued after it.
+            self._pending.extendleft(reversed(retry))
+            self._in_flight = []
+            if done:
+                self._resolved += done
                 async with self._progress:
                     self._progress.notify_all()
-                continue
-            # Put the batch back in front: rows keep their order across retries.
-            self._pending.extendleft(reversed(self._in_flight))
-            self._in_flight = []
-            failures += 1
-            await self._back_off(failures)
+            if retry:
+                failures += 1
+                await self._back_off(failures)
+            else:
+                failures = 0
 
     def _urgent(self) -> bool:
         return (
             self._closing
             or len(self._pending) >= self._policy.batch_rows
-            or self._flush_to > self._written
+            or self._flush_to >= self._oldest_unstored()
         )
 
     async def _gather(self) -> None:
@@ -269,21 +282,21 @@ class UsageWriter:
         finally:
             self._backing_off = False
 
-    async def _write(self, batch: Sequence[Row]) -> bool:
-        """Store ``batch``; False when storage failed and the batch must be retried."""
+    async def _write(self, batch: list[_Entry]) -> list[_Entry]:
+        """Store ``batch``; returns the entries to retry (all of them when storage failed)."""
         try:
-            await self._repository.add_calls(batch)
-        except _CONTENT_ERRORS:
-            _log.warning(
-                "LLM usage: a batch of %d row(s) was refused for its content; storing them "
-                "one by one",
-                len(batch),
-                exc_info=True,
-            )
-            return await self._write_one_by_one(batch)
-        # Anything else means storage is unavailable (lost connection, locked or missing
-        # table, closed pool, ...): whatever it is, the rows are kept and retried, never lost.
-        except Exception:
+            await self._repository.add_calls([(tenant, call) for _, tenant, call in batch])
+        # Whatever failed, the rows are kept and retried, never lost: a lost connection, a
+        # locked or missing table, a closed pool, or (below) values the database refused.
+        except Exception as exc:
+            if _refused_for_content(exc):
+                _log.warning(
+                    "LLM usage: a batch of %d row(s) was refused for its content; storing the "
+                    "rows one by one",
+                    len(batch),
+                    exc_info=True,
+                )
+                return await self._write_one_by_one(batch)
             self._failed_writes += 1
             _log.warning(
                 "LLM usage: storing %d row(s) failed (%d failed attempt(s) so far); retrying",
@@ -291,21 +304,52 @@ class UsageWriter:
                 self._failed_writes,
                 exc_info=True,
             )
-            return False
-        return True
+            return batch
+        return []
 
-    async def _write_one_by_one(self, batch: Sequence[Row]) -> bool:
-        for position, row in enumerate(batch):
+    async def _write_one_by_one(self, batch: list[_Entry]) -> list[_Entry]:
+        retry: list[_Entry] = []
+        refused: list[tuple[_Entry, Exception]] = []
+        stored = 0
+        for entry in batch:
             try:
-                await self._repository.add_calls([row])
-            except _CONTENT_ERRORS:
-                self._rejected += 1
-                _log.exception("LLM usage: the database refused this row, not stored: %r", row)
-            except Exception:
-                # Storage went away half-way: the rows stored so far stay stored.
-                self._failed_writes += 1
-                _log.warning("LLM usage: storing rows failed; retrying", exc_info=True)
-                self._written += position
-                del self._in_flight[:position]
-                return False
-        return True
+                await self._repository.add_calls([entry[1:]])
+            except Exception as exc:  # classified below, kept unless refused for content
+                if _refused_for_content(exc):
+                    refused.append((entry, exc))
+                else:
+                    retry.append(entry)
+            else:
+                stored += 1
+        if not stored:
+            # Not one row went in: blame storage, not the rows, and keep them all.
+            self._failed_writes += 1
+            return batch
+        for (_, tenant, call), error in refused:
+            self._rejected += 1
+            _log.error(
+                "LLM usage: the database refused this row, it is not stored: tenant %r, %r",
+                tenant,
+                call,
+                exc_info=error,
+            )
+        if retry:
+            self._failed_writes += 1
+        return retry
+
+
+def _refused_for_content(exc: BaseException) -> bool:
+    """Whether the database or its driver refused the rows' values (not a storage failure).
+
+    Drivers' own errors sit behind SQLAlchemy's (``orig``) or are chained (``__cause__``):
+    asyncpg reports an out-of-range argument as a ``ValueError`` that SQLAlchemy wraps in a
+    plain ``DBAPIError``, so the chain is searched.
+    """
+    current: BaseException | None = exc
+    for _ in range(8):  # chains are short; the bound guards against a cycle
+        if current is None:
+            return False
+        if isinstance(current, _CONTENT_ERRORS):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
