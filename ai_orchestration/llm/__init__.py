@@ -10,6 +10,14 @@ the service settings.
 
 from __future__ import annotations
 
+import os
+
+# Before any submodule imports litellm (importing a submodule runs this file first): without
+# these, `import litellm` fetches its price map and beta headers over the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 from ai_orchestration.llm._accounting import (
     AlertCallback,
     BudgetAlert,

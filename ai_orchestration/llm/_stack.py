@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+import litellm
 import redis.asyncio as aioredis
+from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
 from prometheus_client import CollectorRegistry, Counter
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -197,6 +199,17 @@ class LlmStack:
             await self.local_model.aclose()
         if self.redis is not None:
             await self.redis.aclose()
+        await release_litellm_clients()
+
+
+async def release_litellm_clients() -> None:
+    """Close the HTTP clients litellm caches process-wide (keyed by event loop), so none
+    outlives the loop that made it."""
+    await close_litellm_async_clients()  # type: ignore[no-untyped-call]
+    litellm.in_memory_llm_clients_cache.flush_cache()  # type: ignore[no-untyped-call]
+    transport = getattr(litellm.module_level_aclient.client, "_transport", None)
+    if transport is not None:
+        await transport.aclose()
 
 
 def _redis_client(url: str) -> aioredis.Redis:
