@@ -134,7 +134,7 @@ def event_message(event: RunEvent) -> workflow_pb2.RunEvent:
         return message
     target = getattr(message, event.kind.value)
     _parse(_event_body(event.kind, event.payload), target)
-    if not message.HasField(event.kind.value):  # an empty payload still says what happened
+    if message.WhichOneof("event") is None:  # an empty payload still says what happened
         target.SetInParent()
     return message
 

@@ -26,7 +26,7 @@ from ai_orchestration.storage._common import (
 )
 from ai_orchestration.storage._engine import Database
 from ai_orchestration.storage._models import WorkflowDeliveryModel
-from ai_orchestration.workflows._types import DeliveryRequest, JsonDoc
+from ai_orchestration.storage._run_types import DeliveryRequest, JsonDoc
 
 __all__ = ["DeliveryLedger", "StoredDelivery"]
 

@@ -12,8 +12,7 @@ from typing import Any, Final
 from ai_orchestration.errors import NotFoundError
 from ai_orchestration.storage._common import JsonValue, require_text
 from ai_orchestration.storage._models import WorkflowRunEventModel, WorkflowRunModel
-from ai_orchestration.storage._scoring import _cursor_text, _cursor_time
-from ai_orchestration.workflows._types import (
+from ai_orchestration.storage._run_types import (
     EventKind,
     JsonDoc,
     RunError,
@@ -22,6 +21,7 @@ from ai_orchestration.workflows._types import (
     RunState,
     RunUsage,
 )
+from ai_orchestration.storage._scoring import _cursor_text, _cursor_time
 
 __all__ = [
     "MAX_PRIORITY",

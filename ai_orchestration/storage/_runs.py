@@ -38,13 +38,7 @@ from ai_orchestration.storage._common import (
 from ai_orchestration.storage._engine import Database
 from ai_orchestration.storage._models import WorkflowRunEventModel, WorkflowRunModel
 from ai_orchestration.storage._run_rows import MAX_PRIORITY
-from ai_orchestration.storage._scoring import (
-    _decode_page_token,
-    _encode_page_token,
-    _require_page_size,
-)
-from ai_orchestration.storage._sqlite import SQLITE_BEGIN_OPTION
-from ai_orchestration.workflows._types import (
+from ai_orchestration.storage._run_types import (
     TERMINAL_STATES,
     EventKind,
     JsonDoc,
@@ -54,6 +48,12 @@ from ai_orchestration.workflows._types import (
     RunState,
     RunUsage,
 )
+from ai_orchestration.storage._scoring import (
+    _decode_page_token,
+    _encode_page_token,
+    _require_page_size,
+)
+from ai_orchestration.storage._sqlite import SQLITE_BEGIN_OPTION
 
 __all__ = ["CREATED_FROM", "MAX_PRIORITY", "RunRepository"]
 

@@ -1,5 +1,7 @@
 """Durable multi-agent workflows (issue #5): run storage, queue, LangGraph graphs, engine."""
 
+from ai_orchestration.workflows._engine import EngineSettings, RunEngine
+from ai_orchestration.workflows._notify import LocalBus, RedisBus
 from ai_orchestration.workflows._types import (
     TERMINAL_STATES,
     Completed,
@@ -24,11 +26,15 @@ __all__ = [
     "Completed",
     "DeliveryRequest",
     "DeliverySink",
+    "EngineSettings",
     "EventKind",
     "EventSink",
     "Interrupted",
     "JsonDoc",
+    "LocalBus",
     "Outcome",
+    "RedisBus",
+    "RunEngine",
     "RunError",
     "RunEvent",
     "RunRecord",

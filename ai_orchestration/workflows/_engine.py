@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -105,7 +108,8 @@ class RunEngine:
         self.runner = runner
         self.bus = bus
         self.settings = settings or EngineSettings()
-        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        # Host and pid in the id: operators (and tests) can tell which process holds a lease.
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._executing: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -283,11 +287,11 @@ class RunEngine:
                         claimed = True
                         task = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}")
                         self._executing[run.run_id] = task
-                        task.add_done_callback(lambda _, rid=run.run_id: self._forget(rid))
+                        task.add_done_callback(functools.partial(self._forget, run.run_id))
                 if not claimed:
                     await wait_for(woken, self.settings.poll_seconds)
 
-    def _forget(self, run_id: str) -> None:
+    def _forget(self, run_id: str, _: object = None) -> None:
         self._executing.pop(run_id, None)
         self._cancelled.discard(run_id)
 
@@ -297,7 +301,13 @@ class RunEngine:
             await self._run_to_outcome(run)
         except asyncio.CancelledError:
             if run.run_id in self._cancelled:
-                await self._end(run.run_id, RunState.CANCELLED, (RunState.RUNNING,), "cancelled")
+                await self._end(
+                    run.run_id,
+                    RunState.CANCELLED,
+                    (RunState.RUNNING,),
+                    "cancelled",
+                    worker_id=self.worker_id,
+                )
             elif self._stopping:
                 await self._release(run.run_id, "replica shutting down")
             else:
@@ -329,7 +339,12 @@ class RunEngine:
         if isinstance(outcome, Completed):
             await events.emit(EventKind.COMPLETED, outcome.output)
             await self._end(
-                run.run_id, RunState.SUCCEEDED, (RunState.RUNNING,), "", output=outcome.output
+                run.run_id,
+                RunState.SUCCEEDED,
+                (RunState.RUNNING,),
+                "",
+                output=outcome.output,
+                worker_id=self.worker_id,
             )
         else:
             await events.emit(EventKind.INTERRUPT_RAISED, outcome.interrupt)
@@ -340,6 +355,7 @@ class RunEngine:
                 reason="waiting for a human",
                 pending_interrupt=outcome.interrupt,
                 resume=None,
+                worker_id=self.worker_id,
             )
             await self.bus.publish("event", run.run_id)
 
@@ -385,7 +401,14 @@ class RunEngine:
             EventKind.FAILED,
             {"code": error.code, "message": error.message, "reason": error.reason},
         )
-        await self._end(run_id, state, (RunState.RUNNING,), error.message, error=error)
+        await self._end(
+            run_id,
+            state,
+            (RunState.RUNNING,),
+            error.message,
+            error=error,
+            worker_id=self.worker_id,
+        )
 
     async def _retry_or_dead_letter(self, run: RunRecord, correlation: str) -> None:
         message = f"internal error (correlation id {correlation})"
@@ -398,7 +421,11 @@ class RunEngine:
     async def _release(self, run_id: str, reason: str) -> None:
         with contextlib.suppress(errors.FailedPreconditionError):
             await self.runs.transition(
-                run_id, to=RunState.QUEUED, expected_from=(RunState.RUNNING,), reason=reason
+                run_id,
+                to=RunState.QUEUED,
+                expected_from=(RunState.RUNNING,),
+                reason=reason,
+                worker_id=self.worker_id,
             )
         await self.bus.publish("event", run_id)
         await self.bus.publish("queued")
