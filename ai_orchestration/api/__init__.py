@@ -4,6 +4,7 @@ from ai_orchestration.api._interceptor import ServicePipeline
 from ai_orchestration.api._registry import SERVICES, ServiceEntry, register_services
 from ai_orchestration.api._scoring import ScoringServicer
 from ai_orchestration.api._usage import UsageServicer
+from ai_orchestration.api._workflows import WorkflowServicer
 
 __all__ = [
     "SERVICES",
@@ -11,5 +12,6 @@ __all__ = [
     "ServiceEntry",
     "ServicePipeline",
     "UsageServicer",
+    "WorkflowServicer",
     "register_services",
 ]

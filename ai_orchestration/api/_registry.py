@@ -12,12 +12,14 @@ from crm.ai.v1 import (
     usage_pb2,
     usage_pb2_grpc,
     workflow_pb2,
+    workflow_pb2_grpc,
 )
 from google.protobuf.descriptor import ServiceDescriptor
 
 from ai_orchestration.api._scoring import ScoringServicer
 from ai_orchestration.api._unimplemented import unimplemented_service
 from ai_orchestration.api._usage import UsageServicer
+from ai_orchestration.api._workflows import WorkflowServicer
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class ServiceEntry:
 
 SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"], issue=None),
-    ServiceEntry(workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"], issue=5),
+    ServiceEntry(workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"], issue=None),
     ServiceEntry(insight_pb2.DESCRIPTOR.services_by_name["InsightService"], issue=None),
     ServiceEntry(usage_pb2.DESCRIPTOR.services_by_name["UsageService"], issue=None),
 )
@@ -38,10 +40,15 @@ SERVICES: tuple[ServiceEntry, ...] = (
 
 SCORING: str = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
 USAGE: str = usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name
+WORKFLOW: str = workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name
 
 
 def register_services(
-    server: grpc.aio.Server, *, scoring: ScoringServicer, usage: UsageServicer
+    server: grpc.aio.Server,
+    *,
+    scoring: ScoringServicer,
+    usage: UsageServicer,
+    workflows: WorkflowServicer,
 ) -> list[str]:
     """Add every contract service to ``server``; returns their full names.
 
@@ -50,11 +57,12 @@ def register_services(
     """
     scoring_pb2_grpc.add_ScoringServiceServicer_to_server(scoring, server)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(usage, server)
+    workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(workflows, server)
     server.add_generic_rpc_handlers(
         tuple(
             unimplemented_service(entry.descriptor, entry.issue)
             for entry in SERVICES
-            if entry.descriptor.full_name not in (SCORING, USAGE)
+            if entry.descriptor.full_name not in (SCORING, USAGE, WORKFLOW)
         )
     )
     return [entry.descriptor.full_name for entry in SERVICES]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ from ai_orchestration.api import (
     ScoringServicer,
     ServicePipeline,
     UsageServicer,
+    WorkflowServicer,
     register_services,
 )
 from ai_orchestration.config import Settings, is_loopback
@@ -27,7 +29,9 @@ from ai_orchestration.llm import InjectionPolicy, LlmMetrics, LlmOptions, LlmSta
 from ai_orchestration.observability import Metrics
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.security import Authenticator, TokenVerifier
+from ai_orchestration.server._workflows import start_workflows
 from ai_orchestration.storage import Database, IdempotencyRepository, UsageRepository
+from ai_orchestration.workflows import RunEngine
 
 _log = logging.getLogger(__name__)
 
@@ -93,6 +97,9 @@ class Server:
         )
         self.llm: LlmStack | None = None
         """The LLM gateway and its collaborators, built by :meth:`start`."""
+        self.workflows: RunEngine | None = None
+        """This replica's workflow engine, started by :meth:`start`."""
+        self._resources = contextlib.AsyncExitStack()
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._service_names: list[str] = []
@@ -111,6 +118,13 @@ class Server:
             database=self.database,
             metrics=LlmMetrics(self.metrics.registry),
         )
+        self.workflows = await start_workflows(
+            settings=self.settings,
+            database=self.database,
+            llm=self.llm,
+            scoring=self.scoring,
+            resources=self._resources,
+        )
         server = grpc.aio.server(
             interceptors=[ServicePipeline(authenticator=self.authenticator, metrics=self.metrics)],
             options=_server_options(self.settings),
@@ -119,6 +133,7 @@ class Server:
             server,
             scoring=ScoringServicer(self.scoring, IdempotencyRepository(database=self.database)),
             usage=UsageServicer(UsageRepository(database=self.database)),
+            workflows=WorkflowServicer(self.workflows),
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -149,6 +164,8 @@ class Server:
         self._stopped.set()
         await self.health.enter_graceful_shutdown()
         await self._server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        # The engine hands its runs back to the queue, then the bus and checkpointer close.
+        await self._resources.aclose()
         if self.llm is not None:
             await self.llm.aclose()
         _log.info("stopped")

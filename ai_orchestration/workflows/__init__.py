@@ -1,7 +1,10 @@
 """Durable multi-agent workflows (issue #5): run storage, queue, LangGraph graphs, engine."""
 
+from ai_orchestration.workflows._checkpoint import open_checkpointer
+from ai_orchestration.workflows._context import WorkflowDeps
 from ai_orchestration.workflows._engine import EngineSettings, RunEngine
 from ai_orchestration.workflows._notify import LocalBus, RedisBus
+from ai_orchestration.workflows._runner import LangGraphRunner
 from ai_orchestration.workflows._types import (
     TERMINAL_STATES,
     Completed,
@@ -31,6 +34,7 @@ __all__ = [
     "EventSink",
     "Interrupted",
     "JsonDoc",
+    "LangGraphRunner",
     "LocalBus",
     "Outcome",
     "RedisBus",
@@ -41,5 +45,7 @@ __all__ = [
     "RunState",
     "RunUsage",
     "WorkflowDefinition",
+    "WorkflowDeps",
     "WorkflowRunner",
+    "open_checkpointer",
 ]

@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import grpc
 import grpc.aio
@@ -25,26 +26,31 @@ from tests.api._leads import metadata
 from tests.conftest import BOOTSTRAP_ROWS, SECRET, TokenFactory, running_server
 from tests.fixtures.llm_server import LlmTestServer
 
-Stub = workflow_pb2_grpc.WorkflowServiceAsyncStub
+if TYPE_CHECKING:  # the async stub type exists only in the .pyi
+    Stub: TypeAlias = workflow_pb2_grpc.WorkflowServiceAsyncStub
 State = workflow_pb2.Run.State
 TERMINAL = {State.STATE_SUCCEEDED, State.STATE_FAILED, State.STATE_CANCELLED}
 
 
 def write_llm_config(path: Path, server: LlmTestServer) -> Path:
     """A routing file sending every logical model to the test server."""
-    deployment = {
-        "litellm_params": {
-            "model": "openai/test-model",
-            "api_base": server.base_url + "/v1",
-            "api_key": "sk-test",
-        },
-        "model_info": {"id": "test", "retries": 0},
-    }
-    path.write_text(
-        yaml.safe_dump(
-            {"model_list": [{"model_name": name, **deployment} for name in ("fast", "smart")]}
-        )
-    )
+    def deployment(name: str) -> dict[str, object]:
+        return {
+            "model_name": name,
+            "litellm_params": {
+                "model": "openai/test-model",
+                "api_base": server.base_url + "/v1",
+                "api_key": "sk-test",
+            },
+            "model_info": {
+                "id": f"test-{name}",
+                "retries": 0,
+                "input_cost_per_token": 1e-6,
+                "output_cost_per_token": 2e-6,
+            },
+        }
+
+    path.write_text(yaml.safe_dump({"model_list": [deployment("fast"), deployment("smart")]}))
     return path
 
 
@@ -131,7 +137,7 @@ async def test_stream_run_streams_every_event_in_order_and_completes(
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
     kinds = [e.WhichOneof("event") for e in events]
     assert kinds[0] == "state_changed" and events[0].state_changed.to == State.STATE_QUEUED
-    assert "step_started" in kinds and "token_delta" in kinds and "usage" in kinds
+    assert "step_started" in kinds and "step_finished" in kinds and "usage" in kinds
     assert kinds[-2:] == ["completed", "state_changed"]
     assert events[-1].state_changed.to == State.STATE_SUCCEEDED
     output = events[-2].completed.content_generation
@@ -356,6 +362,7 @@ async def test_lead_qualification_end_to_end(stub: Stub, token: TokenFactory) ->
     steps = [e.step_started.step for e in events if e.HasField("step_started")]
     assert steps[:2] == ["lead_analysis", "decision"]
     assert any(e.HasField("tool_call") for e in events)
+    assert any(e.token_delta.step == "lead_analysis" for e in events)  # the analysis streams
     run = await stub.GetRun(workflow_pb2.GetRunRequest(run_id=events[0].run_id), metadata=md)
     if run.state == State.STATE_WAITING_FOR_INPUT:  # the rules asked a human: approve
         await stub.ResumeRun(

@@ -21,6 +21,7 @@ from ai_orchestration.config import Settings, is_loopback
                 "ServiceEntry",
                 "ServicePipeline",
                 "UsageServicer",
+                "WorkflowServicer",
                 "register_services",
             ],
         ),

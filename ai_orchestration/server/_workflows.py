@@ -1,0 +1,72 @@
+"""Assembling the workflow engine of a server: checkpointer, runner, bus and engine."""
+
+from __future__ import annotations
+
+import contextlib
+
+import redis.asyncio as aioredis
+
+from ai_orchestration.config import Settings
+from ai_orchestration.llm import LlmStack
+from ai_orchestration.scoring import ScoringEngine
+from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
+from ai_orchestration.workflows import (
+    EngineSettings,
+    LangGraphRunner,
+    LocalBus,
+    RedisBus,
+    RunEngine,
+    WorkflowDeps,
+    open_checkpointer,
+)
+
+
+def engine_settings(settings: Settings) -> EngineSettings:
+    """The engine's limits from the service settings."""
+    lease = settings.workflow_lease_seconds
+    return EngineSettings(
+        concurrency=settings.workflow_concurrency,
+        lease_seconds=lease,
+        # Renew well inside the lease, and often enough that a cancel lands within a second.
+        heartbeat_seconds=min(0.5, lease / 4),
+        max_attempts=settings.workflow_max_attempts,
+        default_timeout_seconds=settings.workflow_default_timeout_seconds,
+    )
+
+
+async def start_workflows(
+    *,
+    settings: Settings,
+    database: Database,
+    llm: LlmStack,
+    scoring: ScoringEngine,
+    resources: contextlib.AsyncExitStack,
+) -> RunEngine:
+    """Start this replica's engine; ``resources`` closes everything it opened, in reverse."""
+    checkpointer = await resources.enter_async_context(open_checkpointer(database.engine.url))
+    bus: LocalBus
+    if settings.redis_url:
+        # Its own connection without a read timeout: the subscriber blocks on reads by design.
+        client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        resources.push_async_callback(client.aclose)
+        redis_bus = RedisBus(client=client)
+        await redis_bus.start()
+        resources.push_async_callback(redis_bus.aclose)
+        bus = redis_bus
+    else:
+        bus = LocalBus()
+    runner = LangGraphRunner(
+        deps=WorkflowDeps.from_stack(
+            llm, scoring=scoring, delivery=DeliveryLedger(database=database)
+        ),
+        checkpointer=checkpointer,
+    )
+    engine = RunEngine(
+        runs=RunRepository(database=database),
+        runner=runner,
+        bus=bus,
+        settings=engine_settings(settings),
+    )
+    await engine.start()
+    resources.push_async_callback(engine.stop)
+    return engine
