@@ -2,9 +2,9 @@
 
 Storing every call with its own INSERT and COMMIT costs milliseconds on SQLite, on the caller's
 path, which alone exceeds the gateway's overhead goal (issue #4: at most 1 ms at the median).
-:meth:`UsageWriter.put` only appends to an in-memory queue; one background task writes the queue
-with one multi-row INSERT per batch (:meth:`UsageRepository.add_calls`) as soon as
-``batch_rows`` are waiting, or ``flush_interval_seconds`` after it noticed the first of them.
+:meth:`UsageWriter.put` only appends to an in-memory queue; one background task writes the queue,
+one INSERT statement and one transaction per batch (:meth:`UsageRepository.add_calls`), as soon
+as ``batch_rows`` are waiting or ``flush_interval_seconds`` after it noticed the first of them.
 
 What it trades: a row reaches the database up to one interval after its call returned, and a
 process killed with SIGKILL loses the rows of its last interval (:meth:`UsageWriter.close` writes
@@ -47,7 +47,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS: Final[int] = 100
-"""Rows written at once: one INSERT of 100 rows costs about what two single-row commits do."""
+"""Rows written at once: 100 rows in one transaction cost about what two single-row commits do."""
 MAX_BATCH_ROWS: Final[int] = 1000
 """Largest batch :meth:`UsageRepository.add_calls` accepts in one statement."""
 DEFAULT_FLUSH_INTERVAL_SECONDS: Final[float] = 0.05
