@@ -9,7 +9,14 @@ import grpc
 import grpc.aio
 import jwt
 import pytest
-from crm.ai.v1 import scoring_pb2, scoring_pb2_grpc, workflow_pb2, workflow_pb2_grpc
+from crm.ai.v1 import (
+    insight_pb2,
+    insight_pb2_grpc,
+    scoring_pb2,
+    scoring_pb2_grpc,
+    workflow_pb2,
+    workflow_pb2_grpc,
+)
 from crm_ai_client import ServiceError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -107,15 +114,15 @@ async def test_implied_role_passes_auth(channel: grpc.aio.Channel, token: TokenF
     assert reply.lead_id == "L-1"
 
 
-async def test_unbuilt_rpc_names_its_issue(channel: grpc.aio.Channel, token: TokenFactory) -> None:
-    stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
-    md = (("authorization", f"Bearer {token(roles=['workflow.reader'])}"),)
+async def test_unbuilt_rpc_is_unimplemented(channel: grpc.aio.Channel, token: TokenFactory) -> None:
+    stub = insight_pb2_grpc.InsightServiceStub(channel)
+    md = (("authorization", f"Bearer {token(roles=['insight.reader'])}"),)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.ListWorkflows(workflow_pb2.ListWorkflowsRequest(), metadata=md)
+        await stub.ListInsights(insight_pb2.ListInsightsRequest(customer_id="C-1"), metadata=md)
     err = ServiceError.from_rpc_error(caught.value)
     assert err.code is grpc.StatusCode.UNIMPLEMENTED
     assert err.reason == "NOT_IMPLEMENTED"
-    assert err.metadata["issue"] == "5"
+    assert "ListInsights" in err.message
 
 
 async def test_health_and_reflection_need_no_token(channel: grpc.aio.Channel) -> None:
@@ -133,9 +140,8 @@ async def test_workflow_operator_role(channel: grpc.aio.Channel, token: TokenFac
             metadata=md,
         )
     assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
-    with pytest.raises(grpc.aio.AioRpcError) as allowed:
-        await stub.ListWorkflows(workflow_pb2.ListWorkflowsRequest(), metadata=md)
-    assert allowed.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    allowed = await stub.ListWorkflows(workflow_pb2.ListWorkflowsRequest(), metadata=md)
+    assert "lead_qualification" in {w.name for w in allowed.workflows}
 
 
 def _rsa_pair() -> tuple[rsa.RSAPrivateKey, str]:
