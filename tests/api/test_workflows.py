@@ -34,6 +34,7 @@ TERMINAL = {State.STATE_SUCCEEDED, State.STATE_FAILED, State.STATE_CANCELLED}
 
 def write_llm_config(path: Path, server: LlmTestServer) -> Path:
     """A routing file sending every logical model to the test server."""
+
     def deployment(name: str) -> dict[str, object]:
         return {
             "model_name": name,
@@ -110,7 +111,9 @@ async def _events(
     return [e async for e in stub.WatchRun(request, metadata=md)]  # type: ignore[arg-type]
 
 
-async def _until(stub: Stub, md: object, run_id: str, states: set[int]) -> workflow_pb2.Run:
+async def _until(
+    stub: Stub, md: object, run_id: str, states: set[workflow_pb2.Run.State.ValueType]
+) -> workflow_pb2.Run:
     while True:
         run = await stub.GetRun(workflow_pb2.GetRunRequest(run_id=run_id), metadata=md)  # type: ignore[arg-type]
         if run.state in states:

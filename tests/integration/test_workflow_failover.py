@@ -1,0 +1,179 @@
+"""Two server processes sharing PostgreSQL and Redis: a run survives the death of its replica.
+
+The run starts on one replica; the test watches it from the other, SIGKILLs the replica that
+executes it once its first step is checkpointed, and checks that the survivor takes the run
+over after the lease expires, resumes it from the checkpoint (the finished step does not run
+again), streams it to the end with no gap, and delivers the message exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc.aio
+import pytest
+from crm.ai.v1 import scoring_pb2, workflow_pb2, workflow_pb2_grpc
+
+from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
+from tests.api._leads import metadata
+from tests.api.test_workflows import write_llm_config
+from tests.conftest import SECRET, make_token
+from tests.fixtures.llm_server import LlmTestServer
+
+CLI = [sys.executable, "-m", "ai_orchestration.cli", "serve", "--port", "0"]
+State = workflow_pb2.Run.State
+HOT = scoring_pb2.Lead(
+    lead_id="failover-1",
+    email="cto@bigco.example",
+    employee_count=1500,
+    seniority=scoring_pb2.SENIORITY_C_LEVEL,
+    source=scoring_pb2.LEAD_SOURCE_REFERRAL,
+    industry="Software",
+    page_visits=12,
+    pricing_page_visits=3,
+    demo_requested=True,
+    days_since_last_touch=2,
+)
+
+
+def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        CLI, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 90
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if match := re.search(r"listening on (\S+)", line):
+            return proc, match.group(1)
+    proc.kill()
+    raise AssertionError("server did not start:\n" + "".join(lines[-30:]))
+
+
+@pytest.fixture
+def replicas(
+    tmp_path: Path, postgres_database_url: str, redis_url: str, llm_server: LlmTestServer
+) -> Iterator[list[tuple[subprocess.Popen[str], str]]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIO_")}
+    env.update(
+        AIO_DATABASE_URL=postgres_database_url,
+        AIO_REDIS_URL=redis_url,
+        AIO_AUTH_HS256_SECRET=SECRET,
+        AIO_LLM_CONFIG_FILE=str(write_llm_config(tmp_path / "llm.yaml", llm_server)),
+        AIO_LLM_CACHE_TTL_SECONDS="0",
+        AIO_WORKFLOW_LEASE_SECONDS="2",
+        AIO_SCORING_BOOTSTRAP_ROWS="5000",
+        AIO_SHUTDOWN_GRACE_SECONDS="2",
+        AIO_LOG_LEVEL="WARNING",
+    )
+    started: list[tuple[subprocess.Popen[str], str]] = []
+    try:
+        for name in ("a", "b"):  # one after the other: the first one migrates
+            started.append(_start({**env, "AIO_DATA_DIR": str(tmp_path / name)}))
+        yield started
+    finally:
+        for proc, _ in started:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, _ in started:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            assert proc.stdout is not None
+            proc.stdout.close()
+
+
+async def _owner_pid(runs: RunRepository, run_id: str) -> int:
+    """The pid of the replica holding the run's lease (worker ids are host-pid-random)."""
+    for _ in range(600):
+        run = await runs.get_any(run_id)
+        if run.state is not None and run.lease_owner:
+            return int(run.lease_owner.rsplit("-", 2)[1])
+        await asyncio.sleep(0.05)
+    raise AssertionError("nobody claimed the run")
+
+
+async def test_a_run_survives_the_death_of_its_replica(
+    replicas: list[tuple[subprocess.Popen[str], str]],
+    postgres_database_url: str,
+    llm_server: LlmTestServer,
+) -> None:
+    llm_server.set_latency(1.0)  # every LLM call takes a second: time to kill mid-run
+    md = metadata(make_token(tenant_id="failover"))
+    (proc_a, address_a), (proc_b, address_b) = replicas
+    async with (
+        Database.from_url(postgres_database_url) as database,
+        grpc.aio.insecure_channel(address_a) as channel_a,
+        grpc.aio.insecure_channel(address_b) as channel_b,
+    ):
+        runs = RunRepository(database=database)
+        start = workflow_pb2.StartRunRequest(
+            request_id=str(uuid.uuid4()),
+            lead_qualification=workflow_pb2.LeadQualificationInput(lead=HOT),
+        )
+        run = await workflow_pb2_grpc.WorkflowServiceStub(channel_a).StartRun(start, metadata=md)
+        pid = await _owner_pid(runs, run.run_id)
+        victim, survivor = (proc_a, channel_b) if pid == proc_a.pid else (proc_b, channel_a)
+        assert pid == victim.pid
+
+        events: list[workflow_pb2.RunEvent] = []
+        second_step = asyncio.Event()
+
+        async def watch() -> None:
+            request = workflow_pb2.WatchRunRequest(run_id=run.run_id)
+            stub = workflow_pb2_grpc.WorkflowServiceStub(survivor)
+            async for event in stub.WatchRun(request, metadata=md, timeout=120):
+                events.append(event)
+                if event.step_started.step == "decision":
+                    second_step.set()
+
+        watching = asyncio.create_task(watch())
+        # Durability is synchronous: once the decision step starts, the analysis step's
+        # checkpoint is committed.
+        await asyncio.wait_for(second_step.wait(), timeout=60)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        await asyncio.wait_for(watching, timeout=120)
+
+        stub = workflow_pb2_grpc.WorkflowServiceStub(survivor)
+        final = await stub.GetRun(workflow_pb2.GetRunRequest(run_id=run.run_id), metadata=md)
+        if final.state == State.STATE_WAITING_FOR_INPUT:  # the rules asked a human: approve
+            await stub.ResumeRun(
+                workflow_pb2.ResumeRunRequest(
+                    run_id=run.run_id,
+                    interrupt_id=final.pending_interrupt.interrupt_id,
+                    approve=workflow_pb2.Approval(),
+                ),
+                metadata=md,
+            )
+            after = workflow_pb2.WatchRunRequest(run_id=run.run_id, after_sequence=len(events))
+            events += [e async for e in stub.WatchRun(after, metadata=md, timeout=120)]
+            final = await stub.GetRun(workflow_pb2.GetRunRequest(run_id=run.run_id), metadata=md)
+
+        assert final.state == State.STATE_SUCCEEDED, final
+        assert final.attempts == 2  # the victim's, then the survivor's
+        # The survivor's stream has every event once, in order, with no gap.
+        assert [e.sequence for e in events] == list(range(1, final.last_sequence + 1))
+        assert events[-1].state_changed.to == State.STATE_SUCCEEDED
+        # Resumed from the checkpoint: the finished analysis step did not run again.
+        analysis = [e for e in events if e.step_started.step == "lead_analysis"]
+        assert len(analysis) == 1
+        # The side-effect ledger holds exactly one delivery.
+        deliveries = await DeliveryLedger(database=database).list_for_run("failover", run.run_id)
+        assert len(deliveries) == 1
+        assert final.output.lead_qualification.delivered
