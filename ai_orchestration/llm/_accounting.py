@@ -329,13 +329,18 @@ class UsageAccountant:
         now = self._clock()
         if not context.tenant_id or now.tzinfo is None:
             raise ValueError("a call is recorded for a non-empty tenant at an aware time")
-        month = _month_key(now)
-        # Seed before counting, so the seed never already includes the call added below (the
-        # seed reads storage, where this process's queued rows are not yet).
-        await self.month_to_date(context.tenant_id, now=now)
         usage = completion.usage
-        used = await self._totals.add(context.tenant_id, month, usage.cost_usd, usage.total_tokens)
-        await self._maybe_alert(context.tenant_id, month, used, now)
+        # A call that used nothing (a cache hit, the degraded answer) changes no total and
+        # crosses no threshold: skip the round trips (with Redis, two of a cache hit's three).
+        if usage.total_tokens or usage.cost_usd:
+            month = _month_key(now)
+            # Seed before counting, so the seed never already includes the call added below
+            # (the seed reads storage, where this process's queued rows are not yet).
+            await self.month_to_date(context.tenant_id, now=now)
+            used = await self._totals.add(
+                context.tenant_id, month, usage.cost_usd, usage.total_tokens
+            )
+            await self._maybe_alert(context.tenant_id, month, used, now)
         await self._writer.put(
             context.tenant_id,
             NewLlmCall(

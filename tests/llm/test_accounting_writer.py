@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio
 from sqlalchemy import event
 
 from ai_orchestration.llm._accounting import MonthToDate, UsageAccountant
@@ -225,6 +226,32 @@ async def test_replicas_on_redis_see_spend_before_it_is_stored(
         with pytest.raises(BudgetExceededError):
             await second.check(_request().context, "fast", 30)
     assert await _stored(database) == 1
+
+
+async def test_a_call_that_used_nothing_is_stored_without_touching_the_totals(
+    database: Database, redis_url: str
+) -> None:
+    prefix = f"aio:test:{id(database)}:nothing"
+    hit = Completion(text="hi", model="fast", deployment="primary", usage=Usage(), cached="exact")
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        async with UsageAccountant(
+            repository=UsageRepository(database=database),
+            redis_url=redis_url,
+            key_prefix=prefix,
+            clock=lambda: NOW,
+        ) as accountant:
+            await accountant.record(_request(), hit)
+            await accountant.flush()
+            assert await client.keys(f"{prefix}:*") == []  # no month-to-date round trips
+            await accountant.record(_request(), _completion(10, 5))
+            assert len(await client.keys(f"{prefix}:*")) == 2  # usd and tokens
+        totals = await UsageRepository(database=database).totals(
+            "acme", start=MONTH[0], end=MONTH[1]
+        )
+        assert (totals.calls, totals.cached_calls, totals.tokens) == (2, 1, 15)
+    finally:
+        await client.aclose()
 
 
 # --------------------------------------------------------------------------------------------
