@@ -194,9 +194,7 @@ async def _guard(context: RunContext, notes: str) -> JsonDoc:
     if not notes.strip():
         return {"flagged": False, "score": 0.0, "reasons": []}
     try:
-        verdict = await context.deps.guard.check(
-            context.run.tenant_id, notes, field="input.notes"
-        )
+        verdict = await context.deps.guard.check(context.run.tenant_id, notes, field="input.notes")
     except PromptInjectionError as blocked:
         # Under the BLOCK policy the notes are refused: the run goes on without them and a
         # human sees why (REASON_GUARD_FLAGGED) instead of the whole run failing.

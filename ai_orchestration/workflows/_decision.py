@@ -116,9 +116,7 @@ _DESCRIPTIONS: Final[dict[str, str]] = {
 }
 
 
-def _qualify(
-    grade: str, features: LeadFeatures, outcome: Any
-) -> tuple[str, str, bool]:
+def _qualify(grade: str, features: LeadFeatures, outcome: Any) -> tuple[str, str, bool]:
     """(qualification, rule that fired, whether the rule rests on a recorded outcome)."""
     demo = bool(features.demo_requested)
     recorded = isinstance(outcome, dict) and bool(outcome.get("recorded"))

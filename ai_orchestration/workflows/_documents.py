@@ -140,7 +140,9 @@ def score_document(record: ScoreRecord) -> JsonDoc:
         "score_id": record.score_id,
         "lead_id": record.lead_id,
         "score": record.score,
-        "grade": f"GRADE_{record.grade}" if record.grade in ("A", "B", "C", "D") else "GRADE_UNSPECIFIED",
+        "grade": f"GRADE_{record.grade}"
+        if record.grade in ("A", "B", "C", "D")
+        else "GRADE_UNSPECIFIED",
         "probability": record.probability,
         "confidence": record.confidence,
         "positive_factors": [_factor(f) for f in record.positive_factors],

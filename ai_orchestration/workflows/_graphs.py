@@ -153,7 +153,9 @@ def _lead_qualification() -> StateGraph[Any, RunContext, Any, Any]:
     graph: StateGraph[Any, RunContext, Any, Any] = StateGraph(
         LeadQualificationState, context_schema=RunContext
     )
-    graph.add_node("lead_analysis", step("lead_analysis", "lead_analysis_agent", lead_analysis_step))
+    graph.add_node(
+        "lead_analysis", step("lead_analysis", "lead_analysis_agent", lead_analysis_step)
+    )
     graph.add_node("decision", step("decision", "decision_agent", decision_step))
     graph.add_node("content", step("content", "content_agent", lead_content_step))
     graph.add_node("human_review", step("human_review", "decision_agent", review_step))

@@ -131,7 +131,7 @@ async def _usage(context: RunContext, completion: Completion) -> None:
     )
 
 
-async def ask(  # noqa: PLR0913 - one call per LLM step, every argument differs
+async def ask(
     context: RunContext,
     step_name: str,
     template: str,

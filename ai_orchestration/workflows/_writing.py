@@ -49,6 +49,7 @@ __all__ = [
     "deliver_step",
     "interrupt_id_of",
     "lead_content_step",
+    "lead_recipient",
     "review_step",
     "should_deliver",
     "write_draft",
@@ -144,6 +145,17 @@ def _channel_line(channel: str, limit: int | None) -> str:
     return f"- Channel: {label}" + (f" (at most {limit} characters)" if limit else "")
 
 
+def lead_recipient(lead: Mapping[str, Any]) -> JsonDoc:
+    """The ``Recipient`` of a ``Lead`` document (the name guessed from the e-mail address)."""
+    email = str(lead.get("email", ""))
+    return {
+        "name": name_from_email(email) if email else "",
+        "company": str(lead.get("company_name", "")),
+        "role": str(lead.get("job_title", "")),
+        "email": email,
+    }
+
+
 async def lead_content_step(
     state: dict[str, Any], context: RunContext, name: str
 ) -> tuple[dict[str, Any], bool]:
@@ -151,14 +163,8 @@ async def lead_content_step(
     lead = json_doc(json_doc(state.get("input")).get("lead"))
     decision = json_doc(state.get("decision"))
     action = str(json_doc(decision.get("next_best_action")).get("action", ""))
-    email = str(lead.get("email", ""))
-    recipient = {
-        "name": name_from_email(email) if email else "",
-        "company": str(lead.get("company_name", "")),
-        "role": str(lead.get("job_title", "")),
-        "email": email,
-    }
-    channel = "CHANNEL_EMAIL" if email else "CHANNEL_PHONE"
+    recipient = lead_recipient(lead)
+    channel = "CHANNEL_EMAIL" if recipient["email"] else "CHANNEL_PHONE"
     score = json_doc(state.get("score"))
     strengths = [f["reason"] for f in score.get("positive_factors", [])[:3] if f.get("reason")]
     policy = context.deps.content
@@ -209,9 +215,14 @@ async def content_generation_step(
 # --- the human ---------------------------------------------------------------------------------
 
 
-def _edited_draft(draft: JsonDoc, answer: Mapping[str, Any], tone: str, context: RunContext) -> JsonDoc:
+def _edited_draft(
+    draft: JsonDoc, answer: Mapping[str, Any], tone: str, context: RunContext
+) -> JsonDoc:
     edit = json_doc(answer.get("draft"))
-    changed = dict(draft)
+    # A human may write the draft the workflow did not propose (e.g. for a lead it would have
+    # disqualified): it starts empty, as an e-mail unless the edit names the channel.
+    changed = dict(draft) or {"subject": "", "body": "", "channel": "CHANNEL_EMAIL"}
+    changed.setdefault("revisions", 0)
     for key in ("subject", "body"):
         if isinstance(edit.get(key), str) and edit[key]:
             changed[key] = edit[key]
@@ -259,9 +270,11 @@ async def review_step(
     answer = await _ask_human(context, name, list(decision.get("reasons", [])), proposal)
     update: dict[str, Any] = {"review": _review(answer)}
     if answer["decision"] == "edit":
-        if draft:
+        if draft or json_doc(answer.get("draft")).get("body"):
             tone = context.deps.content.voice_for(context.run.tenant_id)
             update["draft"] = _edited_draft(draft, answer, tone, context)
+        if not state.get("recipient"):
+            update["recipient"] = lead_recipient(json_doc(json_doc(state.get("input")).get("lead")))
         if answer.get("qualification") in QUALIFICATIONS:
             update["decision"] = {**decision, "qualification": answer["qualification"]}
     return update, False
