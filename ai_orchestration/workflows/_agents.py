@@ -144,26 +144,26 @@ async def _gather(
         name,
         1,
         "score_lead",
-        {"lead_id": lead_id},
-        lambda: scoring.scorer.score_one(tenant, LeadInput(lead_id, features)),
-        shown=score_document,
+        arguments={"lead_id": lead_id},
+        run=lambda: scoring.scorer.score_one(tenant, LeadInput(lead_id, features)),
+        shown=lambda scored: score_document(scored) if scored is not None else {},
     )
     history, history_ok = await call_tool(
         context,
         name,
         2,
         "score_history",
-        {"lead_id": lead_id, "limit": policy.history_size},
-        lambda: scoring.scores.list_for_lead(tenant, lead_id, page_size=policy.history_size),
-        shown=lambda page: _history(page[0]),
+        arguments={"lead_id": lead_id, "limit": policy.history_size},
+        run=lambda: scoring.scores.list_for_lead(tenant, lead_id, page_size=policy.history_size),
+        shown=lambda page: _history(page[0]) if page is not None else [],
     )
     outcome, outcome_ok = await call_tool(
         context,
         name,
         3,
         "lead_outcome",
-        {"lead_id": lead_id},
-        lambda: scoring.outcomes.get(tenant, lead_id),
+        arguments={"lead_id": lead_id},
+        run=lambda: scoring.outcomes.get(tenant, lead_id),
         shown=_outcome,
     )
     facts: JsonDoc = {
@@ -178,9 +178,9 @@ async def _gather(
             name,
             4,
             "company_outcomes",
-            {"company": company_name, "scan_limit": policy.company_scan_limit},
-            lambda: scoring.outcomes.list_all(tenant, limit=policy.company_scan_limit),
-            shown=lambda rows: _company(rows, company_name),
+            arguments={"company": company_name, "scan_limit": policy.company_scan_limit},
+            run=lambda: scoring.outcomes.list_all(tenant, limit=policy.company_scan_limit),
+            shown=lambda rows: _company(rows or [], company_name),
         )
         if outcomes is not None:
             facts["company"] = _company(outcomes, company_name)

@@ -20,12 +20,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import URL
@@ -82,7 +83,7 @@ async def _postgres(url: URL, pool_size: int) -> AsyncIterator[BaseCheckpointSav
     # The saver's own from_conn_string opens one connection with these settings; a pool
     # needs them per connection: autocommit (the saver manages its transactions), no
     # server-side prepared statements (poolers), dict rows (the saver reads columns by name).
-    pool: AsyncConnectionPool = AsyncConnectionPool(
+    pool: AsyncConnectionPool[AsyncConnection[dict[str, Any]]] = AsyncConnectionPool(
         postgres_conninfo(url),
         min_size=1,
         max_size=pool_size,

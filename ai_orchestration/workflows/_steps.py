@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from langgraph.errors import GraphInterrupt
 from langgraph.runtime import Runtime
@@ -31,8 +31,16 @@ _T = TypeVar("_T")
 
 Body = Callable[[dict[str, Any], RunContext, str], Awaitable[tuple[dict[str, Any], bool]]]
 """A node's work: (state, context, step name) -> (state update, degraded)."""
-Node = Callable[[dict[str, Any], Runtime[RunContext]], Awaitable[dict[str, Any]]]
-"""A LangGraph node taking the run context through ``Runtime``."""
+
+
+class Node(Protocol):
+    """A LangGraph node taking the run context through ``Runtime`` (LangGraph passes it by
+    keyword)."""
+
+    def __call__(
+        self, state: Any, *, runtime: Runtime[RunContext]
+    ) -> Awaitable[dict[str, Any]]: ...
+
 
 TOOL_ERRORS: tuple[type[Exception], ...] = (
     SQLAlchemyError,
@@ -46,7 +54,7 @@ TOOL_ERRORS: tuple[type[Exception], ...] = (
 def step(name: str, agent: str, body: Body) -> Node:
     """The LangGraph node running ``body`` as step ``name`` of ``agent``."""
 
-    async def node(state: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+    async def node(state: Any, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
         context = runtime.context
         await context.events.emit(EventKind.STEP_STARTED, {"step": name, "agent": agent})
         started = time.perf_counter()
@@ -79,9 +87,9 @@ async def call_tool(
     step_name: str,
     number: int,
     tool: str,
+    *,
     arguments: Mapping[str, object],
     run: Callable[[], Awaitable[_T]],
-    *,
     shown: Callable[[_T], object] = lambda value: value,
 ) -> tuple[_T | None, bool]:
     """Run one tool with ``tool_call`` / ``tool_result`` events; (result, ok).

@@ -323,8 +323,8 @@ async def deliver_step(
         name,
         1,
         "delivery_sink",
-        arguments,
-        lambda: context.deps.delivery.deliver(request),
+        arguments=arguments,
+        run=lambda: context.deps.delivery.deliver(request),
         shown=lambda now: {"delivered_now": now},
     )
     if delivered_now is None:

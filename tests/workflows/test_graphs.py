@@ -29,7 +29,13 @@ from ai_orchestration.llm import (
     parse_config,
 )
 from ai_orchestration.scoring import ScoringEngine
-from ai_orchestration.storage import Database, DeliveryLedger, PromptTemplateRepository, StoredDelivery
+from ai_orchestration.storage import (
+    Database,
+    DeliveryLedger,
+    PromptTemplateRepository,
+    StoredDelivery,
+)
+from ai_orchestration.storage._urls import normalize_database_url
 from ai_orchestration.workflows import (
     Completed,
     EventKind,
@@ -42,7 +48,6 @@ from ai_orchestration.workflows._checkpoint import checkpoint_file, open_checkpo
 from ai_orchestration.workflows._context import WorkflowDeps
 from ai_orchestration.workflows._decision import DecisionPolicy
 from ai_orchestration.workflows._runner import LangGraphRunner
-from ai_orchestration.storage._urls import normalize_database_url
 from tests.fixtures.llm_server import LlmTestServer
 
 TENANT = "acme"
@@ -298,7 +303,7 @@ async def test_an_edit_overrides_the_proposal(world: World) -> None:
 
     assert output["qualification"] == "QUALIFICATION_NURTURE"
     draft = output["draft"]
-    assert draft["body"] == answer["draft"]["body"]  # type: ignore[index]
+    assert draft["body"] == answer["draft"]["body"]
     assert draft["subject"] == interrupt["proposal"]["draft"]["subject"]  # unset: kept
     (delivery,) = await _deliveries(world, run)
     assert delivery.draft["body"] == draft["body"]
