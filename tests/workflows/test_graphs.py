@@ -89,6 +89,9 @@ class Recorder:
         self.events.append((kind, payload))
         if self.hook is not None:
             self.hook(kind, payload)
+        # Yield like a sink that writes to a database does: a cancellation requested by the
+        # hook lands here, inside the step that emitted the event.
+        await asyncio.sleep(0)
         return len(self.events)
 
     def of(self, kind: EventKind) -> list[JsonDoc]:
