@@ -154,26 +154,40 @@ class LeadScorer:
     async def _drain(self) -> None:
         # Two stages overlap: while one batch is being stored (on the loop and the database
         # driver's thread), the next is computed in a worker thread (LightGBM releases the GIL).
+        # The worker only ends when nothing is pending after its last store: requests that
+        # arrived during that store would otherwise wait for a worker that never comes.
         storing: asyncio.Task[None] | None = None
         try:
-            while self._pending:
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                by_tenant: dict[str, list[_Pending]] = defaultdict(list)
-                for pending in batch:
-                    by_tenant[pending.tenant_id].append(pending)
-                for tenant_id, items in by_tenant.items():
-                    try:
-                        records = await self._compute(tenant_id, [item.lead for item in items])
-                    except Exception as error:
-                        _fail(items, error)
-                        continue
-                    if storing is not None:
-                        await storing
-                    storing = asyncio.create_task(self._store(tenant_id, items, records))
+            while True:
+                while self._pending:
+                    batch = self._pending[: self.max_batch]
+                    del self._pending[: self.max_batch]
+                    storing = await self._compute_and_store(batch, storing)
+                if storing is not None:
+                    await storing
+                    storing = None
+                if not self._pending:
+                    return
         finally:
             if storing is not None:
                 await storing
+
+    async def _compute_and_store(
+        self, batch: list[_Pending], storing: asyncio.Task[None] | None
+    ) -> asyncio.Task[None] | None:
+        by_tenant: dict[str, list[_Pending]] = defaultdict(list)
+        for pending in batch:
+            by_tenant[pending.tenant_id].append(pending)
+        for tenant_id, items in by_tenant.items():
+            try:
+                records = await self._compute(tenant_id, [item.lead for item in items])
+            except Exception as error:
+                _fail(items, error)
+                continue
+            if storing is not None:
+                await storing
+            storing = asyncio.create_task(self._store(tenant_id, items, records))
+        return storing
 
     async def _compute(self, tenant_id: str, leads: Sequence[LeadInput]) -> list[ScoreRecord]:
         deployment = await self.registry.deployment(tenant_id)
