@@ -1,8 +1,11 @@
 """Durable multi-agent workflows (issue #5): run storage, queue, LangGraph graphs, engine."""
 
 from ai_orchestration.workflows._checkpoint import open_checkpointer
-from ai_orchestration.workflows._context import WorkflowDeps
+from ai_orchestration.workflows._content import ContentPolicy
+from ai_orchestration.workflows._context import AnalysisPolicy, WorkflowDeps
+from ai_orchestration.workflows._decision import DecisionPolicy
 from ai_orchestration.workflows._engine import EngineSettings, RunEngine
+from ai_orchestration.workflows._graphs import DEFINITIONS
 from ai_orchestration.workflows._notify import LocalBus, RedisBus
 from ai_orchestration.workflows._runner import LangGraphRunner
 from ai_orchestration.workflows._types import (
@@ -23,10 +26,15 @@ from ai_orchestration.workflows._types import (
     WorkflowDefinition,
     WorkflowRunner,
 )
+from ai_orchestration.workflows._writing import check_answer
 
 __all__ = [
+    "DEFINITIONS",
     "TERMINAL_STATES",
+    "AnalysisPolicy",
     "Completed",
+    "ContentPolicy",
+    "DecisionPolicy",
     "DeliveryRequest",
     "DeliverySink",
     "EngineSettings",
@@ -47,5 +55,6 @@ __all__ = [
     "WorkflowDefinition",
     "WorkflowDeps",
     "WorkflowRunner",
+    "check_answer",
     "open_checkpointer",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import crm_ai_client
 import pytest
 
-from ai_orchestration import api, errors, llm, observability, security, server
+from ai_orchestration import api, errors, llm, observability, security, server, workflows
 from ai_orchestration.api._errors import STATUS_CODES
 from ai_orchestration.config import Settings, is_loopback
 
@@ -149,6 +149,39 @@ from ai_orchestration.config import Settings, is_loopback
             ],
         ),
         (server, ["Server", "build_authenticator", "llm_options", "serve"]),
+        (
+            workflows,
+            [
+                "DEFINITIONS",
+                "TERMINAL_STATES",
+                "AnalysisPolicy",
+                "Completed",
+                "ContentPolicy",
+                "DecisionPolicy",
+                "DeliveryRequest",
+                "DeliverySink",
+                "EngineSettings",
+                "EventKind",
+                "EventSink",
+                "Interrupted",
+                "JsonDoc",
+                "LangGraphRunner",
+                "LocalBus",
+                "Outcome",
+                "RedisBus",
+                "RunEngine",
+                "RunError",
+                "RunEvent",
+                "RunRecord",
+                "RunState",
+                "RunUsage",
+                "WorkflowDefinition",
+                "WorkflowDeps",
+                "WorkflowRunner",
+                "check_answer",
+                "open_checkpointer",
+            ],
+        ),
         (observability, ["Metrics", "configure_logging"]),
         (
             crm_ai_client,
