@@ -85,8 +85,10 @@ class Settings(BaseSettings):
     llm_semantic_threshold: float = Field(default=0.95, ge=0.5, le=1.0)
     """Cosine similarity a cached prompt needs to answer a new one."""
     llm_injection_policy: Literal["flag", "block"] = "flag"
-    """What happens to caller text that looks like a prompt injection: flagged, or refused
-    with INVALID_ARGUMENT."""
+    """What happens to caller text that looks like a prompt injection: flagged (a workflow
+    hands the decision to a human), or refused with INVALID_ARGUMENT."""
+    llm_injection_policies: dict[str, Literal["flag", "block"]] = Field(default_factory=dict)
+    """Per-tenant overrides of ``llm_injection_policy``, as JSON: ``{"acme": "block"}``."""
 
     workflow_concurrency: int = Field(default=8, ge=1, le=1000)
     """Workflow runs this replica executes at once (the rest wait in the queue)."""

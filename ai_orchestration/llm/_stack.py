@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import litellm
@@ -80,6 +80,8 @@ class LlmOptions:
     """Cosine similarity a cached prompt needs to answer a new one."""
     injection_policy: InjectionPolicy = InjectionPolicy.FLAG
     """What the guard does with caller text that looks like a prompt injection."""
+    injection_policies: Mapping[str, InjectionPolicy] = field(default_factory=dict)
+    """Per-tenant overrides of ``injection_policy``."""
 
 
 class LlmMetrics:
@@ -312,7 +314,9 @@ async def build_stack(
         config=config,
         templates=templates,
         accountant=accountant,
-        guard=InjectionGuard(default_policy=options.injection_policy),
+        guard=InjectionGuard(
+            default_policy=options.injection_policy, policies=dict(options.injection_policies)
+        ),
         local_model=local_model,
         redis=client,
     )

@@ -78,6 +78,10 @@ def llm_options(settings: Settings) -> LlmOptions:
         semantic_cache=settings.llm_semantic_cache,
         semantic_threshold=settings.llm_semantic_threshold,
         injection_policy=InjectionPolicy(settings.llm_injection_policy),
+        injection_policies={
+            tenant: InjectionPolicy(policy)
+            for tenant, policy in settings.llm_injection_policies.items()
+        },
     )
 
 
