@@ -10,7 +10,26 @@ from crm.ai.v1 import scoring_pb2
 from ai_orchestration.api._scoring_messages import lead_message
 from ai_orchestration.scoring import LeadFeatures
 
-__all__ = ["lead_message", "lead_messages", "metadata", "new_request_id"]
+__all__ = ["HOT", "hot_lead", "lead_message", "lead_messages", "metadata", "new_request_id"]
+
+
+def hot_lead(lead_id: str) -> scoring_pb2.Lead:
+    """A lead every sensible model scores as hot: C-level, referral, demo requested."""
+    return scoring_pb2.Lead(
+        lead_id=lead_id,
+        email="cto@bigco.example",
+        employee_count=1500,
+        seniority=scoring_pb2.SENIORITY_C_LEVEL,
+        source=scoring_pb2.LEAD_SOURCE_REFERRAL,
+        industry="Software",
+        page_visits=12,
+        pricing_page_visits=3,
+        demo_requested=True,
+        days_since_last_touch=2,
+    )
+
+
+HOT = hot_lead("hot-1")
 
 
 def lead_messages(leads: Sequence[LeadFeatures], prefix: str) -> list[scoring_pb2.Lead]:

@@ -13,21 +13,8 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from ai_orchestration.scoring import TOP_DRIVERS, generate_leads
-from tests.api._leads import lead_message, lead_messages, metadata, new_request_id
+from tests.api._leads import HOT, lead_message, lead_messages, metadata, new_request_id
 from tests.conftest import TokenFactory
-
-HOT = scoring_pb2.Lead(
-    lead_id="hot-1",
-    email="cto@bigco.example",
-    employee_count=1500,
-    seniority=scoring_pb2.SENIORITY_C_LEVEL,
-    source=scoring_pb2.LEAD_SOURCE_REFERRAL,
-    industry="Software",
-    page_visits=12,
-    pricing_page_visits=3,
-    demo_requested=True,
-    days_since_last_touch=2,
-)
 
 
 @pytest.fixture

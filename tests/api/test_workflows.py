@@ -22,7 +22,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from ai_orchestration.config import Settings
 from ai_orchestration.server import Server
-from tests.api._leads import metadata
+from tests.api._leads import hot_lead, metadata
 from tests.conftest import BOOTSTRAP_ROWS, SECRET, TokenFactory, running_server
 from tests.fixtures.llm_server import LlmTestServer
 
@@ -346,18 +346,7 @@ async def test_invalid_requests_name_the_field(stub: Stub, token: TokenFactory) 
 
 async def test_lead_qualification_end_to_end(stub: Stub, token: TokenFactory) -> None:
     md = metadata(token())
-    hot = scoring_pb2.Lead(
-        lead_id="wf-hot-1",
-        email="cto@bigco.example",
-        employee_count=1500,
-        seniority=scoring_pb2.SENIORITY_C_LEVEL,
-        source=scoring_pb2.LEAD_SOURCE_REFERRAL,
-        industry="Software",
-        page_visits=12,
-        pricing_page_visits=3,
-        demo_requested=True,
-        days_since_last_touch=2,
-    )
+    hot = hot_lead("wf-hot-1")
     events = [
         e
         async for e in stub.StreamRun(workflow_pb2.StreamRunRequest(run=lead_run(hot)), metadata=md)

@@ -21,28 +21,17 @@ from pathlib import Path
 
 import grpc.aio
 import pytest
-from crm.ai.v1 import scoring_pb2, workflow_pb2, workflow_pb2_grpc
+from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 
 from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
-from tests.api._leads import metadata
+from tests.api._leads import hot_lead, metadata
 from tests.api.test_workflows import write_llm_config
 from tests.conftest import SECRET, make_token
 from tests.fixtures.llm_server import LlmTestServer
 
 CLI = [sys.executable, "-m", "ai_orchestration.cli", "serve", "--port", "0"]
 State = workflow_pb2.Run.State
-HOT = scoring_pb2.Lead(
-    lead_id="failover-1",
-    email="cto@bigco.example",
-    employee_count=1500,
-    seniority=scoring_pb2.SENIORITY_C_LEVEL,
-    source=scoring_pb2.LEAD_SOURCE_REFERRAL,
-    industry="Software",
-    page_visits=12,
-    pricing_page_visits=3,
-    demo_requested=True,
-    days_since_last_touch=2,
-)
+HOT = hot_lead("failover-1")
 
 
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
