@@ -34,9 +34,16 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, default=_numpy_scalar).decode()
 
 
+def _json_loads(value: Any) -> Any:
+    # SQLite gives a JSON column numeric affinity: a scalar number comes back as a number.
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
+
+
 _JSON_CODEC: Final[dict[str, Any]] = {
     "json_serializer": _json_dumps,
-    "json_deserializer": orjson.loads,
+    "json_deserializer": _json_loads,
 }
 """JSON columns through orjson: the stdlib encoder cost more than the INSERT of a score row."""
 
