@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -51,6 +52,20 @@ def make_token(
         **claims,
     }
     return jwt.encode(payload, secret, algorithm="HS256")
+
+
+@pytest.fixture(autouse=True)
+async def _release_litellm_clients() -> AsyncIterator[None]:
+    """Close the HTTP clients litellm cached during the test, on the test's own event loop.
+
+    litellm keeps clients process-wide, keyed by event loop; every test has its own loop, so
+    without this they outlive it and surface later (in another test) as ResourceWarnings.
+    """
+    yield
+    if "litellm" in sys.modules:
+        from ai_orchestration.llm import release_litellm_clients  # noqa: PLC0415
+
+        await release_litellm_clients()
 
 
 @pytest.fixture

@@ -122,6 +122,7 @@ from ai_orchestration.llm._stack import (
     LlmStack,
     MeteredLedger,
     build_stack,
+    release_litellm_clients,
 )
 from ai_orchestration.llm._templates import (
     BUILTIN_TEMPLATES,
@@ -249,6 +250,7 @@ __all__ = [
     "redact_messages",
     "redact_pii",
     "register_local_provider",
+    "release_litellm_clients",
     "same_question",
     "unregister_local_provider",
     "verify_gguf",

@@ -55,7 +55,15 @@ from ai_orchestration.llm._types import (
 )
 from ai_orchestration.storage import Database, PromptTemplateRepository, UsageRepository
 
-__all__ = ["LayeredCache", "LlmMetrics", "LlmOptions", "LlmStack", "MeteredLedger", "build_stack"]
+__all__ = [
+    "LayeredCache",
+    "LlmMetrics",
+    "LlmOptions",
+    "LlmStack",
+    "MeteredLedger",
+    "build_stack",
+    "release_litellm_clients",
+]
 
 _log = logging.getLogger(__name__)
 

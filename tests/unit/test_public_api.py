@@ -143,6 +143,7 @@ from ai_orchestration.config import Settings, is_loopback
                 "redact_messages",
                 "redact_pii",
                 "register_local_provider",
+                "release_litellm_clients",
                 "same_question",
                 "unregister_local_provider",
                 "verify_gguf",
