@@ -25,7 +25,7 @@ from ai_orchestration.api._workflow_messages import (
 )
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import InvalidPageTokenError, compute_request_digest
-from ai_orchestration.workflows import RunEngine
+from ai_orchestration.workflows import RunEngine, RunRecord
 
 Context = grpc.aio.ServicerContext[Message, Message]
 DEFAULT_PAGE_SIZE: Final[int] = 50
@@ -45,10 +45,10 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             workflows=[workflow_message(d) for d in definitions]
         )
 
-    async def _start(self, request: workflow_pb2.StartRunRequest) -> workflow_pb2.Run:
+    async def _start_record(self, request: workflow_pb2.StartRunRequest) -> RunRecord:
         workflow = request.WhichOneof("input")
         assert workflow is not None  # the oneof is required by validation
-        run = await self.engine.start_run(
+        return await self.engine.start_run(
             current_principal().tenant_id,
             workflow=workflow,
             input_document=document(getattr(request, workflow)),
@@ -62,19 +62,18 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
                 else 0.0
             ),
         )
-        return run_message(run)
 
     async def StartRun(  # noqa: N802 - gRPC method name
         self, request: workflow_pb2.StartRunRequest, context: Context
     ) -> workflow_pb2.Run:
-        return await self._start(request)
+        return run_message(await self._start_record(request))
 
     async def StreamRun(  # noqa: N802 - gRPC method name
         self, request: workflow_pb2.StreamRunRequest, context: Context
     ) -> AsyncIterator[workflow_pb2.RunEvent]:
-        run = await self._start(request.run)
+        run = await self._start_record(request.run)
         async for event in self.engine.watch(
-            current_principal().tenant_id, run.run_id, until_waiting=True
+            current_principal().tenant_id, run.run_id, until_waiting=True, run=run
         ):
             yield event_message(event)
 

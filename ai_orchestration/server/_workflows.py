@@ -27,8 +27,12 @@ def engine_settings(settings: Settings) -> EngineSettings:
     return EngineSettings(
         concurrency=settings.workflow_concurrency,
         lease_seconds=lease,
-        # Renew well inside the lease, and often enough that a cancel lands within a second.
-        heartbeat_seconds=min(0.5, lease / 4),
+        # Renew well inside the lease, and often enough that a cancel lands within a second
+        # even when the bus (Redis) is down.
+        heartbeat_seconds=min(1.0, lease / 4),
+        # Watchers are woken by the bus; without Redis another replica's events are only
+        # seen by polling.
+        watch_poll_seconds=5.0 if settings.redis_url else 1.0,
         max_attempts=settings.workflow_max_attempts,
         default_timeout_seconds=settings.workflow_default_timeout_seconds,
     )

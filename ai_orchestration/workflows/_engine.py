@@ -60,7 +60,10 @@ class EngineSettings:
     heartbeat_seconds: float = 0.5
     """How often the lease is renewed and the cancel flag checked."""
     poll_seconds: float = 1.0
-    """Idle workers look for work (and watchers re-read the log) at least this often."""
+    """Idle workers look for work at least this often."""
+    watch_poll_seconds: float = 1.0
+    """Watchers re-read the log at least this often even when the bus brought no news (the
+    bus only wakes them early)."""
     max_attempts: int = 3
     """Executions a run gets (crashes and retryable failures) before it is dead-lettered."""
     default_timeout_seconds: float = 900.0
@@ -186,28 +189,39 @@ class RunEngine:
         return await self.runs.get(tenant_id, run_id)
 
     async def watch(
-        self, tenant_id: str, run_id: str, *, after_sequence: int = 0, until_waiting: bool = False
+        self,
+        tenant_id: str,
+        run_id: str,
+        *,
+        after_sequence: int = 0,
+        until_waiting: bool = False,
+        run: RunRecord | None = None,
     ) -> AsyncIterator[RunEvent]:
         """The run's events after ``after_sequence``: the stored ones, then live ones as they
-        are written, until the run ends (or waits for a human, with ``until_waiting``)."""
-        await self.runs.get(tenant_id, run_id)  # NOT_FOUND before anything is streamed
-        sequence = after_sequence
+        are written, until the run ends (or waits for a human, with ``until_waiting``).
+
+        Every state change is itself an event, so the log alone says when to stop: a watcher
+        reads the log when the bus wakes it (or at the safety poll), never the run row.
+        ``run`` is the run as the caller already has it (saves the first read).
+        """
+        if run is None:
+            run = await self.runs.get(tenant_id, run_id)  # NOT_FOUND before anything is streamed
+        state, sequence = run.state, after_sequence
         with self.bus.waiter("event", run_id) as woken:
             while True:
                 events = await self.runs.events_after(tenant_id, run_id, sequence, _WATCH_PAGE)
                 for event in events:
                     sequence = event.sequence
+                    if event.kind is EventKind.STATE_CHANGED:
+                        state = RunState(str(event.payload.get("to")))
                     yield event
-                if len(events) == _WATCH_PAGE:
+                if len(events) == _WATCH_PAGE or (events and sequence < run.last_sequence):
                     continue
-                run = await self.runs.get(tenant_id, run_id)
-                if run.last_sequence > sequence:
-                    continue  # written between the two reads
-                if run.state in TERMINAL_STATES or (
-                    until_waiting and run.state is RunState.WAITING_FOR_INPUT
+                if state in TERMINAL_STATES or (
+                    until_waiting and state is RunState.WAITING_FOR_INPUT
                 ):
                     return
-                await wait_for(woken, self.settings.poll_seconds)
+                await wait_for(woken, self.settings.watch_poll_seconds)
 
     async def cancel(self, tenant_id: str, run_id: str, reason: str) -> RunRecord:
         """Cancel the run: at once unless it is executing somewhere, else within a second."""
