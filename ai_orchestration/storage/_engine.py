@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
 import orjson
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 
 from ai_orchestration.storage import _migrate
 from ai_orchestration.storage._sqlite import install_sqlite_hooks
+from ai_orchestration.storage._sqlite_inline import connect_inline
 from ai_orchestration.storage._urls import normalize_database_url, sqlite_file_path
 
 __all__ = ["Backend", "Database"]
@@ -87,7 +90,13 @@ class Database:
             path = sqlite_file_path(normalized)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            engine = create_async_engine(normalized, echo=echo, **_JSON_CODEC)
+            # Statements run on the loop's thread (see _sqlite_inline): a thread hop per call
+            # cost a hundred times what SQLite needs for the service's row reads and writes.
+            cargs, cparams = SQLiteDialect_aiosqlite().create_connect_args(normalized)
+            creator = functools.partial(connect_inline, *cargs, **cparams)
+            engine = create_async_engine(
+                normalized, echo=echo, async_creator=creator, **_JSON_CODEC
+            )
             install_sqlite_hooks(engine.sync_engine)
         else:
             # Replicas outlive database restarts and failovers: test connections on checkout.

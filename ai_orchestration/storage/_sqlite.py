@@ -12,13 +12,18 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_
 
+from ai_orchestration.storage._sqlite_inline import BUSY_TIMEOUT_SECONDS
+
 __all__ = ["SQLITE_BEGIN_OPTION", "SQLITE_BUSY_TIMEOUT_MS", "install_sqlite_hooks"]
 
 SQLITE_BEGIN_OPTION = "ai_orchestration_sqlite_begin"
 """Execution option naming the ``BEGIN`` flavour (``DEFERRED`` or ``IMMEDIATE``) of a connection."""
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-"""How long a connection waits for another writer before failing with "database is locked"."""
+SQLITE_BUSY_TIMEOUT_MS = int(BUSY_TIMEOUT_SECONDS * 1000)
+"""How long a statement waits for another writer before failing with "database is locked".
+
+SQLite's own busy handler is off (``busy_timeout = 0``): it would sleep on the event loop's
+thread. :class:`~._sqlite_inline.InlineConnection` waits with ``asyncio.sleep`` instead."""
 
 _BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
 _WAL_RETRY_SECONDS = 0.05
@@ -36,8 +41,8 @@ def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        # busy_timeout first: switching to WAL briefly needs the write lock.
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        # No busy handler: it would block the event loop (the connection retries, see above).
+        cursor.execute("PRAGMA busy_timeout = 0")
         # WAL lets readers proceed while one writer commits, which a multi-task server needs.
         _ensure_wal(cursor)
         # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit survives a crash

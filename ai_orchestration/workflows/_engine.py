@@ -29,6 +29,7 @@ from typing import Final
 from ai_orchestration import errors
 from ai_orchestration.storage import RunRepository, utc_now
 from ai_orchestration.workflows._notify import LocalBus, wait_for
+from ai_orchestration.workflows._recent import RecentEvents
 from ai_orchestration.workflows._types import (
     TERMINAL_STATES,
     Completed,
@@ -86,7 +87,7 @@ class _EventLog:
                 completion_tokens=int(payload.get("completion_tokens", 0)),
                 cost_usd=float(payload.get("cost_usd", 0.0)),
             )
-        await self._engine.bus.publish("event", self._run_id)
+        await self._engine.announce(event)
         return event.sequence
 
 
@@ -114,6 +115,7 @@ class RunEngine:
         # Host and pid in the id: operators (and tests) can tell which process holds a lease.
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._executing: dict[str, asyncio.Task[None]] = {}
+        self._recent = RecentEvents()
         self._cancelled: set[str] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -180,7 +182,7 @@ class RunEngine:
             timeout_seconds=timeout_seconds or self.settings.default_timeout_seconds,
         )
         if created:
-            await self.bus.publish("event", run.run_id)
+            await self.bus.publish("event", run.run_id, run.last_sequence)
             await self.bus.publish("queued")
         return run
 
@@ -201,15 +203,22 @@ class RunEngine:
         are written, until the run ends (or waits for a human, with ``until_waiting``).
 
         Every state change is itself an event, so the log alone says when to stop: a watcher
-        reads the log when the bus wakes it (or at the safety poll), never the run row.
+        reads the log when the bus wakes it (or at the safety poll), never the run row. When
+        this replica executes the run and still holds every event the bus announced since
+        (:class:`RecentEvents`), those are yielded without a read.
         ``run`` is the run as the caller already has it (saves the first read).
         """
         if run is None:
             run = await self.runs.get(tenant_id, run_id)  # NOT_FOUND before anything is streamed
         state, sequence = run.state, after_sequence
+        announced = False  # the first pass, and each safety poll, read the log
         with self.bus.waiter("event", run_id) as woken:
             while True:
-                events = await self.runs.events_after(tenant_id, run_id, sequence, _WATCH_PAGE)
+                events = None
+                if announced:
+                    events = self._recent.covering(run_id, sequence, self.bus.latest(run_id))
+                if events is None:
+                    events = await self.runs.events_after(tenant_id, run_id, sequence, _WATCH_PAGE)
                 for event in events:
                     sequence = event.sequence
                     if event.kind is EventKind.STATE_CHANGED:
@@ -221,7 +230,7 @@ class RunEngine:
                     until_waiting and state is RunState.WAITING_FOR_INPUT
                 ):
                     return
-                await wait_for(woken, self.settings.watch_poll_seconds)
+                announced = await wait_for(woken, self.settings.watch_poll_seconds)
 
     async def cancel(self, tenant_id: str, run_id: str, reason: str) -> RunRecord:
         """Cancel the run: at once unless it is executing somewhere, else within a second."""
@@ -235,9 +244,7 @@ class RunEngine:
             )
         if run.state in (RunState.QUEUED, RunState.WAITING_FOR_INPUT):
             with contextlib.suppress(errors.FailedPreconditionError):  # a worker won the race
-                run = await self._end(run_id, RunState.CANCELLED, (run.state,), why)
-                await self.bus.publish("event", run_id)
-                return run
+                return await self._end(run_id, RunState.CANCELLED, (run.state,), why)
         run = await self.runs.request_cancel(tenant_id, run_id)
         await self.bus.publish("cancel", run_id)
         return run
@@ -272,9 +279,15 @@ class RunEngine:
             reason=f"resumed: {answer.get('decision', '')}",
             resume={**answer, "interrupt_id": interrupt_id},
         )
-        await self.bus.publish("event", run_id)
+        await self.bus.publish("event", run_id, run.last_sequence)
         await self.bus.publish("queued")
         return run
+
+    async def announce(self, event: RunEvent) -> None:
+        """Tell watchers (here and on other replicas) that ``event`` is in the log, and keep it
+        for the ones here."""
+        self._recent.add(event)
+        await self.bus.publish("event", event.run_id, event.sequence)
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -299,6 +312,8 @@ class RunEngine:
                         run = None
                     if run is not None:
                         claimed = True
+                        self._recent.open(run.run_id)
+                        await self.bus.publish("event", run.run_id, run.last_sequence)
                         task = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}")
                         self._executing[run.run_id] = task
                         task.add_done_callback(functools.partial(self._forget, run.run_id))
@@ -308,6 +323,7 @@ class RunEngine:
     def _forget(self, run_id: str, _: object = None) -> None:
         self._executing.pop(run_id, None)
         self._cancelled.discard(run_id)
+        self._recent.close(run_id)
 
     async def _execute(self, run: RunRecord) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(run.run_id, asyncio.current_task()))
@@ -362,7 +378,7 @@ class RunEngine:
             )
         else:
             await events.emit(EventKind.INTERRUPT_RAISED, outcome.interrupt)
-            await self.runs.transition(
+            waiting = await self.runs.transition(
                 run.run_id,
                 to=RunState.WAITING_FOR_INPUT,
                 expected_from=(RunState.RUNNING,),
@@ -371,7 +387,7 @@ class RunEngine:
                 resume=None,
                 worker_id=self.worker_id,
             )
-            await self.bus.publish("event", run.run_id)
+            await self.bus.publish("event", run.run_id, waiting.last_sequence)
 
     async def _heartbeat(self, run_id: str, task: asyncio.Task[object] | None) -> None:
         while True:
@@ -406,15 +422,16 @@ class RunEngine:
         run = await self.runs.transition(
             run_id, to=state, expected_from=expected_from, reason=reason, **fields
         )
-        await self.bus.publish("event", run_id)
+        await self.bus.publish("event", run_id, run.last_sequence)
         return run
 
     async def _fail(self, run_id: str, error: RunError, state: RunState = RunState.FAILED) -> None:
-        await self.runs.append_event(
+        failed = await self.runs.append_event(
             run_id,
             EventKind.FAILED,
             {"code": error.code, "message": error.message, "reason": error.reason},
         )
+        await self.announce(failed)
         await self._end(
             run_id,
             state,
@@ -433,15 +450,17 @@ class RunEngine:
         await self._release(run.run_id, f"{message}; retrying")
 
     async def _release(self, run_id: str, reason: str) -> None:
-        with contextlib.suppress(errors.FailedPreconditionError):
-            await self.runs.transition(
+        try:
+            run = await self.runs.transition(
                 run_id,
                 to=RunState.QUEUED,
                 expected_from=(RunState.RUNNING,),
                 reason=reason,
                 worker_id=self.worker_id,
             )
-        await self.bus.publish("event", run_id)
+        except errors.FailedPreconditionError:
+            return  # no longer ours: nothing was written
+        await self.bus.publish("event", run_id, run.last_sequence)
         await self.bus.publish("queued")
 
 

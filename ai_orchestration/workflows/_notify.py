@@ -3,12 +3,15 @@
 Notifications carry no data that matters: the database is the source of truth. A watcher woken
 by "run X has new events" reads the events after its last sequence from the log, so a lost or
 duplicated notification can delay an event by one poll interval but never lose or repeat it.
+An "event" notification names the sequence it announces: the bus keeps the highest announced
+sequence of each watched run (:meth:`LocalBus.latest`), so a watcher that already holds every
+event up to it (the engine's in-memory copy of what it just wrote) can skip reading the log.
 The same bus carries "run X was cancelled" (to the replica executing it) and "work is queued"
 (so idle workers claim at once instead of at their next poll).
 
 ::
 
-    replica A: append_event ─► publish("event", run) ─► Redis PUBLISH ─► every replica's
+    replica A: append_event ─► publish("event", run, seq) ─► Redis PUBLISH ─► every replica's
     listener ─► local waiters of that run wake ─► they read the log after their sequence
 """
 
@@ -31,7 +34,7 @@ Topic = Literal["event", "cancel", "queued"]
 """What happened: new events of a run, a cancel request for a run, or work in the queue."""
 
 CHANNEL: Final[str] = "aio:workflows:bus"
-"""Redis pub/sub channel of the bus; messages are ``<topic>:<run_id>``."""
+"""Redis pub/sub channel of the bus; messages are ``<topic>:<run_id>[:<sequence>]``."""
 
 
 class LocalBus:
@@ -40,18 +43,32 @@ class LocalBus:
     def __init__(self) -> None:
         self._waiters: defaultdict[tuple[Topic, str], set[asyncio.Event]] = defaultdict(set)
         self._listeners: list[Callable[[Topic, str], None]] = []
+        self._latest: dict[str, int] = {}
 
-    def deliver(self, topic: Topic, run_id: str) -> None:
-        """Wake every local waiter of ``(topic, run_id)`` (and of ``(topic, "")``)."""
+    def deliver(self, topic: Topic, run_id: str, sequence: int = 0) -> None:
+        """Wake every local waiter of ``(topic, run_id)`` (and of ``(topic, "")``).
+
+        ``sequence`` is the event an "event" message announces (0: not known, which makes
+        :meth:`latest` unknown until the next message that names one)."""
+        if topic == "event" and (topic, run_id) in self._waiters:
+            if sequence > 0:
+                self._latest[run_id] = max(sequence, self._latest.get(run_id, 0))
+            else:
+                self._latest.pop(run_id, None)
         for key in ((topic, run_id), (topic, "")):
             for event in self._waiters.get(key, ()):
                 event.set()
         for listener in self._listeners:
             listener(topic, run_id)
 
-    async def publish(self, topic: Topic, run_id: str = "") -> None:
-        """Tell this replica."""
-        self.deliver(topic, run_id)
+    async def publish(self, topic: Topic, run_id: str = "", sequence: int = 0) -> None:
+        """Tell this replica (``sequence``: the event an "event" message announces)."""
+        self.deliver(topic, run_id, sequence)
+
+    def latest(self, run_id: str) -> int | None:
+        """The highest sequence announced for ``run_id`` while it had a watcher here, or
+        ``None`` when none was (or the last message named none)."""
+        return self._latest.get(run_id)
 
     def listen(self, listener: Callable[[Topic, str], None]) -> None:
         """Call ``listener`` for every message (the engine's cancel handler)."""
@@ -69,6 +86,8 @@ class LocalBus:
             self._waiters[key].discard(event)
             if not self._waiters[key]:
                 del self._waiters[key]
+                if topic == "event":
+                    self._latest.pop(run_id, None)
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -90,13 +109,13 @@ class RedisBus(LocalBus):
             self._task = asyncio.create_task(self._listen(), name="workflow-bus")
             await asyncio.wait_for(self._ready.wait(), timeout=10)
 
-    async def publish(self, topic: Topic, run_id: str = "") -> None:
+    async def publish(self, topic: Topic, run_id: str = "", sequence: int = 0) -> None:
         """Tell every replica; if Redis is unreachable, at least this one (others poll)."""
         try:
-            await self._client.publish(CHANNEL, f"{topic}:{run_id}")
+            await self._client.publish(CHANNEL, f"{topic}:{run_id}:{sequence}")
         except (aioredis.ConnectionError, aioredis.TimeoutError) as error:
             _log.warning("workflow bus: publish failed (%s); replicas will poll", error)
-            self.deliver(topic, run_id)
+            self.deliver(topic, run_id, sequence)
 
     async def _listen(self) -> None:
         while True:
@@ -109,9 +128,9 @@ class RedisBus(LocalBus):
                             continue
                         data = message["data"]
                         text = data.decode() if isinstance(data, bytes) else str(data)
-                        topic, _, run_id = text.partition(":")
+                        topic, run_id, sequence = _parse(text)
                         if topic in ("event", "cancel", "queued"):
-                            self.deliver(topic, run_id)  # type: ignore[arg-type]
+                            self.deliver(topic, run_id, sequence)  # type: ignore[arg-type]
             except asyncio.CancelledError:
                 raise
             except (aioredis.ConnectionError, aioredis.TimeoutError) as error:
@@ -130,6 +149,13 @@ class RedisBus(LocalBus):
 
 RunBus = LocalBus
 """The bus type the engine takes (a :class:`RedisBus` is one)."""
+
+
+def _parse(message: str) -> tuple[str, str, int]:
+    """``<topic>:<run_id>[:<sequence>]`` -> (topic, run_id, sequence or 0)."""
+    topic, _, rest = message.partition(":")
+    run_id, _, sequence = rest.partition(":")
+    return topic, run_id, int(sequence) if sequence.isdigit() else 0
 
 
 async def wait_for(event: asyncio.Event, seconds: float) -> bool:

@@ -1,0 +1,124 @@
+"""SQLite statements on the event loop's thread: waiting for a lock never blocks the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from ai_orchestration.storage import Database, _sqlite_inline
+from ai_orchestration.storage._sqlite import SQLITE_BEGIN_OPTION
+from ai_orchestration.storage._sqlite_inline import InlineConnection, connect_inline
+
+
+async def _ticks_during(work: asyncio.Future[object] | asyncio.Task[object]) -> int:
+    """How many 10 ms ticks the loop ran while ``work`` was pending."""
+    ticks = 0
+    while not work.done():
+        await asyncio.sleep(0.01)
+        ticks += 1
+    return ticks
+
+
+async def _write(db: Database, value: int) -> None:
+    async with db.engine.connect() as plain:
+        conn = await plain.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        async with conn.begin():
+            await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": value})
+
+
+async def test_a_writer_waits_for_another_tasks_transaction_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    async with Database.from_url(f"sqlite:///{tmp_path}/x.db") as db:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+        holder_has_lock = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hold_the_write_lock() -> None:
+            async with db.engine.connect() as plain:
+                conn = await plain.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+                async with conn.begin():
+                    await conn.execute(text("INSERT INTO t (v) VALUES (1)"))
+                    holder_has_lock.set()
+                    await release.wait()  # suspended inside its transaction
+
+        holder = asyncio.create_task(hold_the_write_lock())
+        await holder_has_lock.wait()
+        waiter = asyncio.create_task(_write(db, 2))
+        await asyncio.sleep(0.1)
+        assert not waiter.done()  # it waits for the lock...
+        release.set()  # ...which the holder can only give back if the loop still runs
+        await asyncio.wait_for(asyncio.gather(holder, waiter), 5)
+        async with db.engine.connect() as conn:
+            values = (await conn.execute(text("SELECT v FROM t ORDER BY v"))).scalars().all()
+        assert values == [1, 2]
+
+
+async def test_a_lock_held_by_another_process_is_waited_for_on_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    async with Database.from_url(f"sqlite:///{path}") as db:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+        locked, done = threading.Event(), threading.Event()
+
+        def other_writer() -> None:  # a plain sqlite3 connection, as another process has
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            locked.set()
+            time.sleep(0.3)
+            other.execute("COMMIT")
+            other.close()
+            done.set()
+
+        thread = threading.Thread(target=other_writer)
+        thread.start()
+        await asyncio.to_thread(locked.wait, 5)
+        write = asyncio.create_task(_write(db, 7))
+        ticks = await _ticks_during(write)
+        await write
+        thread.join()
+        assert done.is_set()
+        assert ticks >= 10  # the loop ran (10 ms ticks) for most of the 300 ms wait
+
+
+async def test_busy_past_the_timeout_raises_database_is_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sqlite_inline, "BUSY_TIMEOUT_SECONDS", 0.2)
+    path = tmp_path / "x.db"
+    async with Database.from_url(f"sqlite:///{path}") as db:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (v INTEGER)"))
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            started = time.monotonic()
+            with pytest.raises(OperationalError, match="database is locked"):
+                await _write(db, 1)
+            assert 0.2 <= time.monotonic() - started < 3
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await _write(db, 2)  # the connection is usable again once the lock is free
+
+
+async def test_other_errors_are_raised_at_once(tmp_path: Path) -> None:
+    connection = await connect_inline(str(tmp_path / "x.db"))
+    try:
+        assert isinstance(connection, InlineConnection)
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            await connection.execute("SELECT * FROM missing")
+        async with connection.execute("SELECT 40 + 2") as cursor:
+            assert await cursor.fetchone() == (42,)
+    finally:
+        await connection.close()
+    with pytest.raises(ValueError, match=r"closed|no active connection"):
+        await connection.execute("SELECT 1")
