@@ -70,8 +70,10 @@ class InlineConnection(aiosqlite.Connection):
 
 
 def connect_inline(database: str, **kwargs: Any) -> InlineConnection:
-    """The ``async_creator`` of a SQLite engine: SQLAlchemy passes ``sqlite3.connect``'s
-    arguments (from the URL) and awaits the result."""
+    """An unopened :class:`InlineConnection` to ``database`` (``await`` it to open it), with
+    ``sqlite3.connect``'s other arguments; the engine's ``async_creator`` and the LangGraph
+    checkpointer's connection."""
     kwargs["check_same_thread"] = False
+    kwargs["timeout"] = 0.0  # SQLite's busy handler would sleep on the loop: _execute waits
     connector = functools.partial(sqlite3.connect, database, **kwargs)
     return InlineConnection(connector, _ITER_CHUNK_SIZE)

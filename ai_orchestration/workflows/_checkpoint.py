@@ -4,7 +4,8 @@
 ``postgresql+asyncpg://...`` or their plain forms) and yields a ready checkpointer:
 
 - SQLite: ``AsyncSqliteSaver`` on a separate file next to the main database
-  (``<db stem>-checkpoints.db``). Separate, because the saver holds its own aiosqlite
+  (``<db stem>-checkpoints.db``), through an inline aiosqlite connection (statements on the
+  loop's thread, busy waits with ``asyncio.sleep``). Separate, because the saver holds its own
   connection and writes after every graph step; sharing the main file would make those writes
   queue behind (and block) the service's own transactions. WAL with ``synchronous=NORMAL``:
   a committed checkpoint survives a crash of the process, which is what resuming needs.
@@ -22,7 +23,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
-import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -31,6 +31,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import URL
 
+from ai_orchestration.storage._sqlite_inline import connect_inline
 from ai_orchestration.storage._urls import normalize_database_url, sqlite_file_path
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
 
 CHECKPOINT_SUFFIX: Final[str] = "-checkpoints.db"
 """Appended to the main SQLite database's stem to name the checkpoint file."""
-_BUSY_TIMEOUT_MS: Final[int] = 10_000
 _DEFAULT_POOL_SIZE: Final[int] = 10
 
 
@@ -66,9 +66,10 @@ async def _sqlite(url: URL) -> AsyncIterator[BaseCheckpointSaver[str]]:
     target = checkpoint_file(url)
     if target != ":memory:":
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-    connection = await aiosqlite.connect(target)
+    # Inline (see storage._sqlite_inline): a checkpoint is written after every graph step, and
+    # a thread hop per aiosqlite call cost more than SQLite's own work.
+    connection = await connect_inline(target)
     try:
-        await connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         await connection.execute("PRAGMA journal_mode = WAL")
         await connection.execute("PRAGMA synchronous = NORMAL")
         saver = AsyncSqliteSaver(connection)

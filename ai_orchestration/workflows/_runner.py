@@ -92,30 +92,36 @@ class LangGraphRunner:
         """
         graph = self.graph(run.workflow)
         config = _config(run.run_id)
+        command = await self._command(graph, run, config)
+        if isinstance(command, Completed | Interrupted):
+            return command
+        context = RunContext(run=run, events=events, deps=self._deps)
+        values: dict[str, Any] = {}
+        # "values" streams the whole state after each step; the last one is the outcome (with
+        # the pending interrupts under "__interrupt__"), so no state read is needed after.
+        async for state in graph.astream(
+            command, config, context=context, durability="sync", stream_mode="values"
+        ):
+            values = state
+        pending = _interrupt_of(tuple(values.get("__interrupt__", ())))
+        if pending is not None:
+            return Interrupted(pending)
+        return Completed(output_of(run.workflow, values))
+
+    async def _command(self, graph: Graph, run: RunRecord, config: RunnableConfig) -> Any:
+        """What to stream for this execution, or the outcome when there is nothing to run."""
         snapshot = await graph.aget_state(config)
         pending = _interrupt_of(snapshot.interrupts)
-        command: Any
         if not snapshot.values and not snapshot.next:
-            command = {"input": _input_of(run), "degraded_steps": []}
-        elif pending is not None:
+            return {"input": _input_of(run), "degraded_steps": []}
+        if pending is not None:
             if run.resume is None:
                 return Interrupted(pending)
             check_answer(pending, run.resume)
-            command = Command(resume=dict(run.resume))
-        elif not snapshot.next:
+            return Command(resume=dict(run.resume))
+        if not snapshot.next:
             return Completed(output_of(run.workflow, snapshot.values))
-        else:
-            command = None
-        context = RunContext(run=run, events=events, deps=self._deps)
-        async for _ in graph.astream(
-            command, config, context=context, durability="sync", stream_mode="updates"
-        ):
-            continue
-        snapshot = await graph.aget_state(config)
-        pending = _interrupt_of(snapshot.interrupts)
-        if pending is not None:
-            return Interrupted(pending)
-        return Completed(output_of(run.workflow, snapshot.values))
+        return None
 
 
 def _config(run_id: str) -> RunnableConfig:
