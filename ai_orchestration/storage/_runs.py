@@ -14,13 +14,24 @@ read-check-write sequence cannot be overtaken (and never fails on a lock upgrade
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Select, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -236,16 +247,21 @@ class RunRepository:
         owned = select(_Run.run_id).where(
             _Run.tenant_id == require_tenant(tenant_id), _Run.run_id == run_id
         )
+        # The tenant check rides along (a semi-join); only an empty page needs it on its own.
         statement = (
             select(_Event)
-            .where(_Event.run_id == run_id, _Event.sequence > after_sequence)
+            .where(
+                _Event.run_id == run_id,
+                _Event.sequence > after_sequence,
+                owned.exists(),
+            )
             .order_by(_Event.sequence)
             .limit(limit)
         )
         async with self._database.sessionmaker() as session:
-            if (await session.execute(owned)).scalar_one_or_none() is None:
-                raise _rows.not_found(run_id)
             rows = (await session.execute(statement)).scalars().all()
+            if not rows and (await session.execute(owned)).scalar_one_or_none() is None:
+                raise _rows.not_found(run_id)
         return [_rows.to_event(row) for row in rows]
 
     async def request_cancel(
@@ -477,18 +493,8 @@ class RunRepository:
         self, session: AsyncSession, now: datetime, limit_per_tenant: int | None
     ) -> WorkflowRunModel | None:
         skip_locked = self._database.backend == "postgresql"
-        expired = (
-            select(_Run)
-            .where(_Run.state == RunState.RUNNING.value, _Run.lease_expires_at <= now)
-            .order_by(_Run.priority.desc(), _Run.lease_expires_at, _Run.run_id)
-        )
-        queued = _queued_candidates(limit_per_tenant)
-        candidates: tuple[Select[WorkflowRunModel], ...] = (expired, queued)
-        for candidate in candidates:
-            statement = candidate.limit(1)
-            if skip_locked:
-                statement = statement.with_for_update(skip_locked=True, of=_Run)
-            row = (await session.execute(statement)).scalar_one_or_none()
+        for statement in _candidate_statements(limit_per_tenant, skip_locked=skip_locked):
+            row = (await session.execute(statement, {"now": now})).scalar_one_or_none()
             if row is not None:
                 return row
         return None
@@ -496,6 +502,30 @@ class RunRepository:
 
 # --------------------------------------------------------------------------------------------
 # Helpers
+
+
+@functools.lru_cache(maxsize=64)
+def _candidate_statements(
+    limit_per_tenant: int | None, *, skip_locked: bool
+) -> tuple[Select[WorkflowRunModel], ...]:
+    """The claim's two queries (an expired lease, then the fairest queued run), built once:
+    building them (an alias, a correlated subquery) cost more than running them. ``now`` is
+    a bound parameter."""
+    expired = (
+        select(_Run)
+        .where(
+            _Run.state == RunState.RUNNING.value,
+            _Run.lease_expires_at <= bindparam("now", type_=_Run.lease_expires_at.type),
+        )
+        .order_by(_Run.priority.desc(), _Run.lease_expires_at, _Run.run_id)
+    )
+    statements = []
+    for candidate in (expired, _queued_candidates(limit_per_tenant)):
+        statement = candidate.limit(1)
+        if skip_locked:
+            statement = statement.with_for_update(skip_locked=True, of=_Run)
+        statements.append(statement)
+    return tuple(statements)
 
 
 def _queued_candidates(limit_per_tenant: int | None) -> Select[WorkflowRunModel]:
