@@ -10,8 +10,10 @@ commit). :class:`InlineConnection` keeps aiosqlite's interface, which SQLAlchemy
 What that changes:
 
 - A statement blocks the event loop while SQLite executes it. The statements of this service
-  are indexed single-row reads and writes or bounded batches, and CPython's ``sqlite3`` holds
-  the GIL while it converts rows anyway, so the worker thread bought little concurrency.
+  are indexed single-row reads and writes, and CPython's ``sqlite3`` holds the GIL while it
+  binds and converts rows anyway, so the worker thread bought little concurrency for them.
+  Bulk writes (``executemany``, e.g. a batch of scores) still go to the worker thread: there
+  the overlap paid (measured: BatchScoreLeads 4.9k leads/s inline against 6.6k threaded).
 - Waiting for a lock must never block the loop: the loop may be what the lock holder (a
   transaction of another task on another pooled connection) needs to finish. So connections
   run with ``busy_timeout = 0`` and :meth:`InlineConnection._execute` retries a statement
@@ -45,6 +47,9 @@ _FIRST_BACKOFF: Final[float] = 0.0005
 _MAX_BACKOFF: Final[float] = 0.02
 _RETRYABLE: Final[frozenset[int]] = frozenset({sqlite3.SQLITE_BUSY})
 _ITER_CHUNK_SIZE: Final[int] = 64
+_ON_THREAD: Final[frozenset[str]] = frozenset({"executemany", "executescript"})
+"""Calls still run on the worker thread: bulk writes (a batch of scores), where SQLite's own
+work is large enough that overlapping it with the loop's Python work pays for the hop."""
 
 
 class InlineConnection(aiosqlite.Connection):
@@ -55,8 +60,11 @@ class InlineConnection(aiosqlite.Connection):
             raise ValueError("Connection closed")
         deadline: float | None = None
         backoff = _FIRST_BACKOFF
+        bulk = getattr(fn, "__name__", "") in _ON_THREAD
         while True:
             try:
+                if bulk:
+                    return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
                 return fn(*args, **kwargs)
             except sqlite3.OperationalError as error:
                 if getattr(error, "sqlite_errorcode", None) not in _RETRYABLE:

@@ -122,3 +122,30 @@ async def test_other_errors_are_raised_at_once(tmp_path: Path) -> None:
         await connection.close()
     with pytest.raises(ValueError, match=r"closed|no active connection"):
         await connection.execute("SELECT 1")
+
+
+async def test_single_statements_run_inline_and_bulk_writes_on_the_worker_thread(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.db"
+    connection = await connect_inline(str(path), isolation_level=None)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        await connection.create_function("thread_id", 0, threading.get_ident)
+        await connection.execute("CREATE TABLE t (v INTEGER, thread INTEGER)")
+        async with connection.execute("SELECT thread_id()") as cursor:
+            assert await cursor.fetchone() == (threading.get_ident(),)
+        # A bulk write that first finds the database locked by another connection waits for it
+        # (on the loop, with the same backoff), then runs on the worker thread.
+        other.execute("BEGIN IMMEDIATE")
+        release = asyncio.get_running_loop().call_later(0.2, other.execute, "COMMIT")
+        rows = [(value,) for value in range(100)]
+        await connection.executemany("INSERT INTO t VALUES (?, thread_id())", rows)
+        release.cancel()
+        async with connection.execute("SELECT COUNT(*), MIN(thread), MAX(thread) FROM t") as cur:
+            count, low, high = await cur.fetchone() or (0, 0, 0)
+        assert count == 100
+        assert low == high != threading.get_ident()
+    finally:
+        other.close()
+        await connection.close()
