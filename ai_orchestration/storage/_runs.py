@@ -430,21 +430,41 @@ class RunRepository:
             False when the worker no longer holds the run (another worker re-claimed it, or it
             left RUNNING): the worker must stop executing it.
         """
+        held = await self.heartbeat_many([run_id], worker_id, lease_seconds=lease_seconds)
+        return run_id in held
+
+    async def heartbeat_many(
+        self, run_ids: Collection[str], worker_id: str, *, lease_seconds: float
+    ) -> dict[str, bool]:
+        """Extend ``worker_id``'s leases of ``run_ids`` to ``lease_seconds`` from now, in one
+        statement (a replica renews all its runs at once, whatever their number).
+
+        Returns:
+            The runs the worker still holds, each with its ``cancel_requested`` flag; a run
+            missing from it was lost (re-claimed elsewhere, or no longer RUNNING) and the
+            worker must stop executing it.
+        """
         if not lease_seconds > 0:
             raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
+        owner = require_text("worker_id", worker_id)
+        wanted = sorted(set(run_ids))  # one lock order across replicas
+        if not wanted:
+            return {}
         now = self._now()
         statement = (
             update(_Run)
             .where(
-                _Run.run_id == run_id,
+                _Run.run_id.in_(wanted),
                 _Run.state == RunState.RUNNING.value,
-                _Run.lease_owner == require_text("worker_id", worker_id),
+                _Run.lease_owner == owner,
             )
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .returning(_Run.run_id, _Run.cancel_requested)
             .execution_options(synchronize_session=False)
         )
         async with self._write() as session:
-            return _rowcount(await session.execute(statement)) > 0
+            rows = (await session.execute(statement)).all()
+        return {str(run_id): bool(cancel) for run_id, cancel in rows}
 
     async def add_usage(
         self, run_id: str, *, prompt_tokens: int, completion_tokens: int, cost_usd: float

@@ -118,6 +118,7 @@ class RunEngine:
         self._recent = RecentEvents()
         self._cancelled: set[str] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._stopping = False
         bus.listen(self._on_message)
 
@@ -127,15 +128,17 @@ class RunEngine:
         """Start claiming work."""
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._claim_loop(), name="workflow-claims")
+            self._heartbeat_task = asyncio.create_task(self._heartbeats(), name="workflow-leases")
 
     async def stop(self) -> None:
         """Stop claiming; hand executing runs back to the queue. Safe to call twice."""
         self._stopping = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-            self._loop_task = None
+        for loop in (self._loop_task, self._heartbeat_task):
+            if loop is not None:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+        self._loop_task = self._heartbeat_task = None
         tasks = list(self._executing.values())
         for task in tasks:
             task.cancel()
@@ -326,7 +329,6 @@ class RunEngine:
         self._recent.close(run_id)
 
     async def _execute(self, run: RunRecord) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat(run.run_id, asyncio.current_task()))
         try:
             await self._run_to_outcome(run)
         except asyncio.CancelledError:
@@ -342,10 +344,6 @@ class RunEngine:
                 await self._release(run.run_id, "replica shutting down")
             else:
                 raise
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
 
     async def _run_to_outcome(self, run: RunRecord) -> None:
         events = _EventLog(self, run.run_id)
@@ -389,27 +387,40 @@ class RunEngine:
             )
             await self.bus.publish("event", run.run_id, waiting.last_sequence)
 
-    async def _heartbeat(self, run_id: str, task: asyncio.Task[object] | None) -> None:
+    async def _heartbeats(self) -> None:
+        """Renew the leases of every run executing here in one statement per beat; stop the
+        runs whose cancel was requested, and the ones another replica took over."""
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
-            try:
-                kept = await self.runs.heartbeat(
-                    run_id, self.worker_id, lease_seconds=self.settings.lease_seconds
-                )
-                run = await self.runs.get_any(run_id)
-            except Exception:
-                _log.exception("heartbeat of run %s failed", run_id)
+            executing = dict(self._executing)
+            if not executing:
                 continue
-            if task is None:
-                return
-            if run.cancel_requested:
-                self._cancelled.add(run_id)
-                task.cancel()
-                return
-            if not kept:
-                _log.warning("lost the lease of run %s; another replica took it", run_id)
-                task.cancel()
-                return
+            try:
+                held = await self.runs.heartbeat_many(
+                    executing, self.worker_id, lease_seconds=self.settings.lease_seconds
+                )
+            except Exception:
+                _log.exception("renewing the leases of %d runs failed", len(executing))
+                continue
+            for run_id, task in executing.items():
+                if task.done() or self._executing.get(run_id) is not task:
+                    continue
+                cancel_requested = held.get(run_id)
+                if cancel_requested:
+                    self._cancelled.add(run_id)
+                    task.cancel()
+                elif cancel_requested is None and await self._taken_over(run_id):
+                    _log.warning("lost the lease of run %s; another replica took it", run_id)
+                    task.cancel()
+
+    async def _taken_over(self, run_id: str) -> bool:
+        """Whether a run whose lease was not renewed runs elsewhere now (rather than having
+        just been ended or handed back by its own task here, which is finishing)."""
+        try:
+            run = await self.runs.get_any(run_id)
+        except errors.NotFoundError:
+            return True
+        return run.state is RunState.RUNNING and run.lease_owner != self.worker_id
 
     async def _end(
         self,

@@ -546,6 +546,30 @@ async def test_heartbeat_extends_the_lease_until_it_is_lost(
     assert (await runs.get(TENANT, run.run_id)).lease_owner == "w2"
 
 
+async def test_one_heartbeat_renews_every_lease_a_worker_holds_and_reports_cancels(
+    runs: RunRepository, clock: FakeClock
+) -> None:
+    theirs = await _start(runs, "req-theirs")
+    assert await runs.claim("w2", lease_seconds=LEASE) is not None
+    mine = [await _start(runs, f"req-{i}") for i in range(3)]
+    for _ in mine:
+        assert await runs.claim("w1", lease_seconds=LEASE) is not None
+    await runs.request_cancel(TENANT, mine[1].run_id)
+
+    clock.advance(timedelta(seconds=LEASE / 2))
+    asked = [run.run_id for run in (*mine, theirs)] + ["no-such-run"]
+    held = await runs.heartbeat_many(asked, "w1", lease_seconds=LEASE)
+
+    assert held == {mine[0].run_id: False, mine[1].run_id: True, mine[2].run_id: False}
+    for run in mine:
+        renewed = await runs.get(TENANT, run.run_id)
+        assert renewed.lease_expires_at == clock.now + timedelta(seconds=LEASE)
+    untouched = await runs.get(TENANT, theirs.run_id)
+    assert untouched.lease_owner == "w2"
+    assert untouched.lease_expires_at == clock.now + timedelta(seconds=LEASE / 2)
+    assert await runs.heartbeat_many([], "w1", lease_seconds=LEASE) == {}
+
+
 async def test_a_run_whose_workers_keep_dying_is_dead_lettered(
     runs: RunRepository, clock: FakeClock
 ) -> None:

@@ -1,0 +1,134 @@
+"""The engine's lease heartbeat: one renewal for all the runs a replica executes, which also
+stops the runs whose cancel was requested and the ones another replica took over."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from ai_orchestration.storage import Database, RunRepository
+from ai_orchestration.storage._models import WorkflowRunModel
+from ai_orchestration.workflows import (
+    EngineSettings,
+    EventSink,
+    LocalBus,
+    Outcome,
+    RunEngine,
+    RunRecord,
+    RunState,
+    WorkflowDefinition,
+)
+
+TENANT = "tenant-a"
+WORKFLOW = WorkflowDefinition(
+    name="blocking",
+    description="waits until the test lets it finish",
+    version="1",
+    input_type="crm.ai.v1.ContentGenerationInput",
+    output_type="crm.ai.v1.ContentGenerationOutput",
+    interruptible=False,
+)
+
+
+class BlockingRunner:
+    """A workflow that runs until cancelled (the test double of a long LLM step)."""
+
+    def __init__(self) -> None:
+        self.started: asyncio.Queue[str] = asyncio.Queue()
+        self.cancelled: set[str] = set()
+
+    @property
+    def definitions(self) -> Mapping[str, WorkflowDefinition]:
+        return {WORKFLOW.name: WORKFLOW}
+
+    async def execute(self, run: RunRecord, events: EventSink) -> Outcome:
+        await self.started.put(run.run_id)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.add(run.run_id)
+            raise
+        raise AssertionError("unreachable")
+
+
+@pytest.fixture
+async def runs(tmp_path: Path) -> AsyncIterator[RunRepository]:
+    async with Database.from_url(f"sqlite:///{tmp_path}/service.db") as database:
+        await database.migrate()
+        yield RunRepository(database=database)
+
+
+async def _engine_with_running_runs(
+    runs: RunRepository, runner: BlockingRunner, count: int
+) -> tuple[RunEngine, list[str]]:
+    settings = EngineSettings(heartbeat_seconds=0.05, lease_seconds=10, poll_seconds=0.05)
+    # Its own bus: cancel requests reach the engine only through the heartbeat's flag.
+    engine = RunEngine(runs=runs, runner=runner, bus=LocalBus(), settings=settings)
+    for index in range(count):
+        request = f"req-{index}"
+        await engine.start_run(
+            TENANT,
+            workflow=WORKFLOW.name,
+            input_document={},
+            request_id=request,
+            request_digest=hashlib.sha256(request.encode()).hexdigest(),
+        )
+    await engine.start()
+    started = [await asyncio.wait_for(runner.started.get(), 5) for _ in range(count)]
+    return engine, started
+
+
+async def _state(runs: RunRepository, run_id: str, want: RunState) -> RunRecord:
+    for _ in range(200):
+        run = await runs.get(TENANT, run_id)
+        if run.state is want:
+            return run
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"run {run_id} is {run.state}, not {want}")
+
+
+async def test_a_cancel_flag_set_elsewhere_stops_only_that_run(runs: RunRepository) -> None:
+    runner = BlockingRunner()
+    engine, (doomed, kept) = await _engine_with_running_runs(runs, runner, 2)
+    try:
+        await runs.request_cancel(TENANT, doomed)  # as another replica's CancelRun does
+        await _state(runs, doomed, RunState.CANCELLED)
+        assert runner.cancelled == {doomed}
+        before = (await runs.get(TENANT, kept)).lease_expires_at
+        await asyncio.sleep(0.2)
+        after = await runs.get(TENANT, kept)
+        assert after.state is RunState.RUNNING
+        assert before is not None and after.lease_expires_at is not None
+        assert after.lease_expires_at > before  # still renewed
+    finally:
+        await engine.stop()
+
+
+async def test_a_run_another_replica_took_over_is_stopped_here(runs: RunRepository) -> None:
+    runner = BlockingRunner()
+    engine, (taken, kept) = await _engine_with_running_runs(runs, runner, 2)
+    try:
+        async with runs._database.sessionmaker.begin() as session:  # another replica's claim
+            await session.execute(
+                update(WorkflowRunModel)
+                .where(WorkflowRunModel.run_id == taken)
+                .values(lease_owner="other-replica")
+            )
+        for _ in range(100):
+            if taken in runner.cancelled:
+                break
+            await asyncio.sleep(0.02)
+        assert runner.cancelled == {taken}
+        still = await runs.get(TENANT, taken)
+        assert (still.state, still.lease_owner) == (RunState.RUNNING, "other-replica")
+        assert (await runs.get(TENANT, kept)).state is RunState.RUNNING
+    finally:
+        await engine.stop()
+    # Stopping hands the run it still executed back to the queue; the other one is not its own.
+    assert (await runs.get(TENANT, kept)).state is RunState.QUEUED
+    assert (await runs.get(TENANT, taken)).lease_owner == "other-replica"
