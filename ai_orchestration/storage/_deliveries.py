@@ -92,7 +92,7 @@ class DeliveryLedger:
             .values(values)
             .on_conflict_do_nothing(index_elements=[_Delivery.tenant_id, _Delivery.idempotency_key])
         )
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             result = await session.execute(statement)
             return cast(CursorResult[Any], result).rowcount > 0
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
@@ -17,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from ai_orchestration.storage import _migrate
-from ai_orchestration.storage._sqlite import install_sqlite_hooks
+from ai_orchestration.storage._sqlite import SQLITE_BEGIN_OPTION, install_sqlite_hooks
 from ai_orchestration.storage._sqlite_inline import connect_inline
 from ai_orchestration.storage._urls import normalize_database_url, sqlite_file_path
 
@@ -116,9 +118,26 @@ class Database:
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
-        """Session factory; ``async with db.sessionmaker.begin() as session`` commits on exit."""
+        """Session factory, for reads; write through :meth:`transaction`."""
         self._check_open()
         return self._sessionmaker
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, *, immediate: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction, committed when the block ends (rolled back on an error).
+
+        Use this rather than ``sessionmaker.begin()``: that one commits from a task of its own,
+        one loop iteration after the block ends, and on SQLite the write lock stays held
+        meanwhile, so every other writer of the process finds the database busy and retries.
+        Here the commit runs in the caller's task before the session closes.
+
+        ``immediate``: on SQLite, take the write lock at ``BEGIN`` (``BEGIN IMMEDIATE``) rather
+        than at the first write, for read-then-write transactions (no effect on PostgreSQL).
+        """
+        async with self.sessionmaker() as session, session.begin():
+            if immediate and self._backend == "sqlite":
+                await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            yield session
 
     @property
     def closed(self) -> bool:

@@ -147,7 +147,7 @@ class IdempotencyRepository:
             # Only an expired record gives way; a live one is kept and compared below.
             where=_Model.expires_at <= now,
         )
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             await session.execute(upsert)
             row = (await session.execute(select(_Model).where(*key))).scalar_one()
             record = _to_record(row)
@@ -161,7 +161,7 @@ class IdempotencyRepository:
         meant for a periodic job, not for request handlers.
         """
         now = require_aware("now", now)
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             result = await session.execute(delete(_Model).where(_Model.expires_at <= now))
             return cast(CursorResult[Any], result).rowcount
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import builtins
 import functools
 import math
-from collections.abc import AsyncIterator, Collection, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
@@ -64,7 +63,6 @@ from ai_orchestration.storage._scoring import (
     _encode_page_token,
     _require_page_size,
 )
-from ai_orchestration.storage._sqlite import SQLITE_BEGIN_OPTION
 
 __all__ = ["CREATED_FROM", "MAX_PRIORITY", "RunRepository"]
 
@@ -138,7 +136,7 @@ class RunRepository:
             .on_conflict_do_nothing(index_elements=[_Run.tenant_id, _Run.request_id])
         )
         stored = select(_Run).where(_Run.tenant_id == tenant_id, _Run.request_id == request_id)
-        async with self._write() as session:
+        async with self._database.transaction(immediate=True) as session:
             created = _rowcount(await session.execute(statement)) > 0
             row = (await session.execute(stored)).scalar_one()
             if created:
@@ -280,7 +278,7 @@ class RunRepository:
         """
         require_tenant(tenant_id)
         now = self._now()
-        async with self._write() as session:
+        async with self._database.transaction(immediate=True) as session:
             row = await _locked(session, run_id, tenant_id=tenant_id)
             state = RunState(row.state)
             if state in TERMINAL_STATES:
@@ -331,7 +329,7 @@ class RunRepository:
             .returning(_Run.last_sequence)
             .execution_options(synchronize_session=False)
         )
-        async with self._write() as session:
+        async with self._database.transaction(immediate=True) as session:
             sequence = (await session.execute(bump)).scalar_one_or_none()
             if sequence is None:
                 raise _rows.not_found(run_id)
@@ -372,7 +370,7 @@ class RunRepository:
         allowed = frozenset(RunState(state) for state in expected_from)
         owner, changes = _rows.transition_changes(fields)
         now = self._now()
-        async with self._write() as session:
+        async with self._database.transaction(immediate=True) as session:
             row = await _locked(session, run_id)
             _check_state(row, allowed, owner)
             for name, value in changes.items():
@@ -408,7 +406,7 @@ class RunRepository:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         for _ in range(_CLAIM_ROUNDS):
             now = self._now()
-            async with self._write() as session:
+            async with self._database.transaction(immediate=True) as session:
                 row = await self._candidate(session, now, limit_per_tenant)
                 if row is None:
                     return None
@@ -462,7 +460,7 @@ class RunRepository:
             .returning(_Run.run_id, _Run.cancel_requested)
             .execution_options(synchronize_session=False)
         )
-        async with self._write() as session:
+        async with self._database.transaction(immediate=True) as session:
             rows = (await session.execute(statement)).all()
         return {str(run_id): bool(cancel) for run_id, cancel in rows}
 
@@ -490,7 +488,7 @@ class RunRepository:
             .returning(_Run.prompt_tokens, _Run.completion_tokens, _Run.cost_usd)
             .execution_options(synchronize_session=False)
         )
-        async with self._write() as session:
+        async with self._database.transaction(immediate=True) as session:
             totals = (await session.execute(statement)).one_or_none()
         if totals is None:
             raise _rows.not_found(run_id)
@@ -500,14 +498,6 @@ class RunRepository:
 
     def _now(self) -> datetime:
         return require_aware("clock()", self._clock())
-
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        """A writing transaction, committed on exit (see the module docstring on locking)."""
-        async with self._database.sessionmaker.begin() as session:
-            if self._database.backend == "sqlite":
-                await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            yield session
 
     async def _candidate(
         self, session: AsyncSession, now: datetime, limit_per_tenant: int | None

@@ -179,7 +179,7 @@ class ScoringModelRepository:
             .values(values)
             .on_conflict_do_nothing(index_elements=[_Model.owner, _Model.version])
         )
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             result = await session.execute(statement)
             inserted = cast(CursorResult[Any], result).rowcount > 0
         if not inserted:
@@ -283,7 +283,7 @@ class ScoringModelRepository:
                 updated_at=require_aware("clock()", self._clock()),
             )
         )
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             result = await session.execute(statement)
             return cast(CursorResult[Any], result).rowcount > 0
 
@@ -559,7 +559,7 @@ class LeadOutcomeRepository:
             index_elements=[_Outcome.tenant_id, _Outcome.lead_id],
             set_={name: insert_.excluded[name] for name in replaced},
         )
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             await session.execute(upsert)
         return stored
 

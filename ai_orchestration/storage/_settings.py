@@ -58,7 +58,7 @@ class TenantSettingsRepository:
             index_elements=[_Model.tenant_id, _Model.key],
             set_={"value": insert.excluded.value, "updated_at": insert.excluded.updated_at},
         )
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             await session.execute(upsert)
 
     async def list(self, tenant_id: str) -> dict[str, JsonValue]:
@@ -73,7 +73,7 @@ class TenantSettingsRepository:
     async def delete(self, tenant_id: str, key: str) -> bool:
         """Remove the setting ``key``; return whether it existed."""
         statement = delete(_Model).where(*_key_clause(tenant_id, key))
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             result = await session.execute(statement)
             return cast(CursorResult[Any], result).rowcount > 0
 

@@ -120,7 +120,7 @@ class PromptTemplateRepository:
             )
             .returning(_Template.version)
         )
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             if self._database.backend == "postgresql":
                 await session.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _version_lock_key(name)}
@@ -158,7 +158,7 @@ class PromptTemplateRepository:
                 index_elements=[_Template.owner, _Template.name, _Template.version]
             )
         )
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             result = await session.execute(statement)
             return cast(CursorResult[Any], result).rowcount > 0
 
@@ -233,7 +233,7 @@ class PromptTemplateRepository:
             index_elements=[_Experiment.owner, _Experiment.name],
             set_={"arms": new_row.excluded.arms, "updated_at": new_row.excluded.updated_at},
         )
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             await session.execute(upsert)
 
     async def get_experiment(
@@ -261,7 +261,7 @@ class PromptTemplateRepository:
             _Experiment.owner == _owner(tenant_id),
             _Experiment.name == require_text("name", name),
         )
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             result = await session.execute(statement)
             return cast(CursorResult[Any], result).rowcount > 0
 

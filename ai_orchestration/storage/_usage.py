@@ -231,7 +231,7 @@ class UsageRepository:
     async def add_call(self, tenant_id: str, call: NewLlmCall) -> str:
         """Store one call; returns its generated id."""
         call_id, values = _call_values(tenant_id, call)
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             await session.execute(insert(_Call).values(values))
         return call_id
 
@@ -258,7 +258,7 @@ class UsageRepository:
         prepared = [_call_values(tenant_id, call) for tenant_id, call in calls]
         if not prepared:
             return []
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             await session.execute(insert(_Call), [values for _, values in prepared])
         return [call_id for call_id, _ in prepared]
 
@@ -340,7 +340,7 @@ class UsageRepository:
             index_elements=[_Budget.tenant_id],
             set_={key: statement.excluded[key] for key in values if key != "tenant_id"},
         )
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             await session.execute(upsert)
         return StoredBudget(limits=limits, updated_at=updated_at)
 
@@ -363,7 +363,7 @@ class UsageRepository:
         statement = statement.on_conflict_do_nothing(
             index_elements=[_Alert.tenant_id, _Alert.month]
         )
-        async with self._database.sessionmaker.begin() as session:
+        async with self._database.transaction() as session:
             result = await session.execute(statement)
         return cast(CursorResult[Any], result).rowcount == 1
 

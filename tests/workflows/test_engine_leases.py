@@ -113,7 +113,7 @@ async def test_a_run_another_replica_took_over_is_stopped_here(runs: RunReposito
     runner = BlockingRunner()
     engine, (taken, kept) = await _engine_with_running_runs(runs, runner, 2)
     try:
-        async with runs._database.sessionmaker.begin() as session:  # another replica's claim
+        async with runs._database.transaction() as session:  # another replica's claim
             await session.execute(
                 update(WorkflowRunModel)
                 .where(WorkflowRunModel.run_id == taken)
