@@ -56,7 +56,6 @@ from ai_orchestration.storage._run_types import (
     RunEvent,
     RunRecord,
     RunState,
-    RunUsage,
 )
 from ai_orchestration.storage._scoring import (
     _decode_page_token,
@@ -312,20 +311,35 @@ class RunRepository:
 
         The run's ``last_sequence`` is incremented and the event inserted in one transaction
         (``UPDATE ... RETURNING`` locks the run's row until commit), so concurrent appenders
-        get consecutive sequences with no gap and no duplicate.
+        get consecutive sequences with no gap and no duplicate. A ``usage`` event also adds its
+        ``prompt_tokens``, ``completion_tokens`` and ``cost_usd`` to the run's totals, in the
+        same statement: the totals always match the log.
 
         Raises:
             NotFoundError: no such run.
-            ValueError: an unknown kind or a payload that is not a JSON object.
+            ValueError: an unknown kind, a payload that is not a JSON object, or a ``usage``
+                payload with negative or non-finite amounts.
         """
         kind = EventKind(kind)
         if not isinstance(payload, dict):
             raise ValueError("payload must be a JSON object (a dict)")
+        changes: dict[str, Any] = {"last_sequence": _Run.last_sequence + 1}
+        if kind is EventKind.USAGE:
+            tokens_in, tokens_out, cost = _usage_amounts(
+                payload.get("prompt_tokens", 0),
+                payload.get("completion_tokens", 0),
+                payload.get("cost_usd", 0.0),
+            )
+            changes |= {
+                "prompt_tokens": _Run.prompt_tokens + tokens_in,
+                "completion_tokens": _Run.completion_tokens + tokens_out,
+                "cost_usd": _Run.cost_usd + cost,
+            }
         now = self._now()
         bump = (
             update(_Run)
             .where(_Run.run_id == run_id)
-            .values(last_sequence=_Run.last_sequence + 1)
+            .values(changes)
             .returning(_Run.last_sequence)
             .execution_options(synchronize_session=False)
         )
@@ -348,9 +362,14 @@ class RunRepository:
         to: RunState,
         expected_from: Collection[RunState],
         reason: str = "",
+        event: tuple[EventKind, JsonDoc] | None = None,
         **fields: object,
     ) -> RunRecord:
         """Move the run to ``to`` if it is in one of ``expected_from``; append ``state_changed``.
+
+        ``event`` (kind, payload) is appended just before ``state_changed`` in the same
+        transaction: the outcome that causes the move (``completed``, ``failed``,
+        ``interrupt_raised``) is stored if and only if the move happens.
 
         Fields set on the way: ``started_at`` (first move to RUNNING), ``ended_at`` (a terminal
         state), the lease is dropped (any state but RUNNING), ``pending_interrupt`` is cleared
@@ -369,12 +388,19 @@ class RunRepository:
         target = RunState(to)
         allowed = frozenset(RunState(state) for state in expected_from)
         owner, changes = _rows.transition_changes(fields)
+        if event is not None:
+            kind, payload = EventKind(event[0]), event[1]
+            if not isinstance(payload, dict):
+                raise ValueError("the event's payload must be a JSON object (a dict)")
         now = self._now()
         async with self._database.transaction(immediate=True) as session:
             row = await _locked(session, run_id)
             _check_state(row, allowed, owner)
             for name, value in changes.items():
                 setattr(row, name, value)
+            if event is not None:
+                row.last_sequence += 1
+                session.add(_rows.event_row(run_id, row.last_sequence, kind, payload, now))
             _change_state(session, row, target, reason, now)
             return _rows.to_record(row)
 
@@ -463,36 +489,6 @@ class RunRepository:
         async with self._database.transaction(immediate=True) as session:
             rows = (await session.execute(statement)).all()
         return {str(run_id): bool(cancel) for run_id, cancel in rows}
-
-    async def add_usage(
-        self, run_id: str, *, prompt_tokens: int, completion_tokens: int, cost_usd: float
-    ) -> RunUsage:
-        """Add one step's LLM usage to the run's totals (atomically); return the new totals.
-
-        Raises:
-            NotFoundError: no such run.
-            ValueError: a negative or non-finite amount.
-        """
-        if prompt_tokens < 0 or completion_tokens < 0 or not (math.isfinite(cost_usd)):
-            raise ValueError("token counts must be at least 0 and cost_usd finite")
-        if cost_usd < 0:
-            raise ValueError(f"cost_usd must be at least 0, got {cost_usd}")
-        statement = (
-            update(_Run)
-            .where(_Run.run_id == run_id)
-            .values(
-                prompt_tokens=_Run.prompt_tokens + prompt_tokens,
-                completion_tokens=_Run.completion_tokens + completion_tokens,
-                cost_usd=_Run.cost_usd + cost_usd,
-            )
-            .returning(_Run.prompt_tokens, _Run.completion_tokens, _Run.cost_usd)
-            .execution_options(synchronize_session=False)
-        )
-        async with self._database.transaction(immediate=True) as session:
-            totals = (await session.execute(statement)).one_or_none()
-        if totals is None:
-            raise _rows.not_found(run_id)
-        return RunUsage(int(totals[0]), int(totals[1]), float(totals[2]))
 
     # -- internals -------------------------------------------------------------------------
 
@@ -599,6 +595,20 @@ def _change_state(
     session.add(
         _rows.event_row(row.run_id, row.last_sequence, EventKind.STATE_CHANGED, payload, now)
     )
+
+
+def _usage_amounts(
+    prompt_tokens: object, completion_tokens: object, cost_usd: object
+) -> tuple[int, int, float]:
+    """A ``usage`` event's amounts, checked: whole token counts and a cost, none negative."""
+    counts = (prompt_tokens, completion_tokens)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        raise ValueError("prompt_tokens and completion_tokens must be whole numbers >= 0")
+    if isinstance(cost_usd, bool) or not isinstance(cost_usd, int | float):
+        raise ValueError(f"cost_usd must be a number, got {cost_usd!r}")
+    if not (math.isfinite(cost_usd) and cost_usd >= 0):
+        raise ValueError(f"cost_usd must be finite and at least 0, got {cost_usd}")
+    return int(prompt_tokens), int(completion_tokens), float(cost_usd)  # type: ignore[call-overload]
 
 
 def _check_state(row: WorkflowRunModel, allowed: frozenset[RunState], owner: str | None) -> None:

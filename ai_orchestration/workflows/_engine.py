@@ -79,14 +79,8 @@ class _EventLog:
         self._run_id = run_id
 
     async def emit(self, kind: EventKind, payload: JsonDoc) -> int:
+        # A usage event adds to the run's totals in the same statement.
         event = await self._engine.runs.append_event(self._run_id, kind, payload)
-        if kind is EventKind.USAGE:
-            await self._engine.runs.add_usage(
-                self._run_id,
-                prompt_tokens=int(payload.get("prompt_tokens", 0)),
-                completion_tokens=int(payload.get("completion_tokens", 0)),
-                cost_usd=float(payload.get("cost_usd", 0.0)),
-            )
         await self._engine.announce(event)
         return event.sequence
 
@@ -364,28 +358,28 @@ class RunEngine:
             _log.exception("run %s failed (correlation id %s)", run.run_id, correlation)
             await self._retry_or_dead_letter(run, correlation)
             return
+        # The outcome's event and the state change it causes are one transaction.
         if isinstance(outcome, Completed):
-            await events.emit(EventKind.COMPLETED, outcome.output)
             await self._end(
                 run.run_id,
                 RunState.SUCCEEDED,
                 (RunState.RUNNING,),
                 "",
+                event=(EventKind.COMPLETED, outcome.output),
                 output=outcome.output,
                 worker_id=self.worker_id,
             )
         else:
-            await events.emit(EventKind.INTERRUPT_RAISED, outcome.interrupt)
-            waiting = await self.runs.transition(
+            await self._end(
                 run.run_id,
-                to=RunState.WAITING_FOR_INPUT,
-                expected_from=(RunState.RUNNING,),
-                reason="waiting for a human",
+                RunState.WAITING_FOR_INPUT,
+                (RunState.RUNNING,),
+                "waiting for a human",
+                event=(EventKind.INTERRUPT_RAISED, outcome.interrupt),
                 pending_interrupt=outcome.interrupt,
                 resume=None,
                 worker_id=self.worker_id,
             )
-            await self.bus.publish("event", run.run_id, waiting.last_sequence)
 
     async def _heartbeats(self) -> None:
         """Renew the leases of every run executing here in one statement per beat; stop the
@@ -428,26 +422,23 @@ class RunEngine:
         state: RunState,
         expected_from: tuple[RunState, ...],
         reason: str,
+        event: tuple[EventKind, JsonDoc] | None = None,
         **fields: object,
     ) -> RunRecord:
         run = await self.runs.transition(
-            run_id, to=state, expected_from=expected_from, reason=reason, **fields
+            run_id, to=state, expected_from=expected_from, reason=reason, event=event, **fields
         )
         await self.bus.publish("event", run_id, run.last_sequence)
         return run
 
     async def _fail(self, run_id: str, error: RunError, state: RunState = RunState.FAILED) -> None:
-        failed = await self.runs.append_event(
-            run_id,
-            EventKind.FAILED,
-            {"code": error.code, "message": error.message, "reason": error.reason},
-        )
-        await self.announce(failed)
+        failed = {"code": error.code, "message": error.message, "reason": error.reason}
         await self._end(
             run_id,
             state,
             (RunState.RUNNING,),
             error.message,
+            event=(EventKind.FAILED, failed),
             error=error,
             worker_id=self.worker_id,
         )

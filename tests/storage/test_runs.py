@@ -428,6 +428,31 @@ async def test_a_worker_that_lost_its_lease_cannot_end_the_run(
     assert (await runs.get(TENANT, run.run_id)).lease_owner == "w2"
 
 
+async def test_a_transition_stores_its_causing_event_only_when_it_happens(
+    runs: RunRepository,
+) -> None:
+    run = await _start(runs, "req-1")
+    failed = {"code": "INTERNAL", "message": "boom", "reason": "X"}
+    with pytest.raises(FailedPreconditionError):
+        await runs.transition(
+            run.run_id,
+            to=RunState.FAILED,
+            expected_from=(RunState.RUNNING,),  # it is QUEUED
+            event=(EventKind.FAILED, failed),
+        )
+    assert await _kinds(runs, run) == ["state_changed"]
+
+    done = await runs.transition(
+        run.run_id,
+        to=RunState.CANCELLED,
+        expected_from=(RunState.QUEUED,),
+        event=(EventKind.FAILED, failed),
+    )
+    events = await runs.events_after(TENANT, run.run_id, 1, 10)
+    assert [(e.sequence, e.kind.value) for e in events] == [(2, "failed"), (3, "state_changed")]
+    assert events[0].payload == failed and done.last_sequence == 3
+
+
 async def test_transition_rejects_unknown_fields(runs: RunRepository) -> None:
     run = await _start(runs, "req-1")
     with pytest.raises(ValueError, match="unknown fields"):
@@ -623,22 +648,42 @@ async def test_cancel_ends_a_queued_run_and_flags_a_running_one(
     assert (await runs.get(TENANT, running.run_id)).state is RunState.CANCELLED
 
 
-async def test_usage_adds_up_atomically(
+async def test_usage_events_add_up_atomically_in_the_run_totals(
     runs: RunRepository, replicas: list[Database], clock: FakeClock
 ) -> None:
     run = await _start(runs, "req-1")
     repos = [RunRepository(database=db, clock=clock) for db in replicas]
+    usage_event = {"prompt_tokens": 10, "completion_tokens": 3, "cost_usd": 0.25, "model": "m"}
 
     await asyncio.gather(
         *(
-            repos[i % len(repos)].add_usage(
-                run.run_id, prompt_tokens=10, completion_tokens=3, cost_usd=0.25
-            )
+            repos[i % len(repos)].append_event(run.run_id, EventKind.USAGE, usage_event)
             for i in range(8)
-        )
+        ),
+        runs.append_event(run.run_id, EventKind.STEP_STARTED, {"prompt_tokens": 99}),
     )
 
-    usage = (await runs.get(TENANT, run.run_id)).usage
+    stored = await runs.get(TENANT, run.run_id)
+    usage = stored.usage
     assert (usage.prompt_tokens, usage.completion_tokens, usage.cost_usd) == (80, 24, 2.0)
-    with pytest.raises(NotFoundError):
-        await runs.add_usage("no-such-run", prompt_tokens=1, completion_tokens=1, cost_usd=0.0)
+    assert stored.last_sequence == 1 + 9  # only usage events count, every event is logged
+
+
+@pytest.mark.parametrize(
+    "amounts",
+    [
+        {"prompt_tokens": -1},
+        {"completion_tokens": 1.5},
+        {"cost_usd": float("nan")},
+        {"cost_usd": -0.01},
+        {"prompt_tokens": True},
+    ],
+)
+async def test_a_usage_event_with_bad_amounts_is_refused_and_stores_nothing(
+    runs: RunRepository, amounts: dict[str, object]
+) -> None:
+    run = await _start(runs, "req-1")
+    with pytest.raises(ValueError, match="must be"):
+        await runs.append_event(run.run_id, EventKind.USAGE, amounts)
+    stored = await runs.get(TENANT, run.run_id)
+    assert (stored.last_sequence, stored.usage.prompt_tokens) == (1, 0)
