@@ -12,6 +12,7 @@ import orjson
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -138,6 +139,16 @@ class Database:
             if immediate and self._backend == "sqlite":
                 await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
             yield session
+
+    @contextlib.asynccontextmanager
+    async def core_transaction(self, *, immediate: bool = False) -> AsyncIterator[AsyncConnection]:
+        """:meth:`transaction` without the ORM session, for hot paths made of Core statements
+        (an event append costs about half as much without the session's bookkeeping)."""
+        async with self.engine.connect() as connection:
+            if immediate and self._backend == "sqlite":
+                await connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            async with connection.begin():
+                yield connection
 
     @property
     def closed(self) -> bool:

@@ -7,7 +7,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ai_orchestration.errors import NotFoundError
 from ai_orchestration.storage._common import JsonValue, require_text
@@ -169,7 +169,22 @@ def to_record(row: WorkflowRunModel) -> RunRecord:
     )
 
 
-def to_event(row: WorkflowRunEventModel) -> RunEvent:
+class EventColumns(Protocol):
+    """An event row: the ORM model or a Core row of ``workflow_run_events``."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def payload(self) -> Mapping[str, JsonValue]: ...
+    @property
+    def event_time(self) -> datetime: ...
+
+
+def to_event(row: EventColumns) -> RunEvent:
     return RunEvent(
         run_id=row.run_id,
         sequence=row.sequence,

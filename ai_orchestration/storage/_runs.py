@@ -22,6 +22,8 @@ from typing import Any, Final, cast
 
 from sqlalchemy import (
     CursorResult,
+    Float,
+    Integer,
     Select,
     and_,
     bindparam,
@@ -241,23 +243,15 @@ class RunRepository:
             raise ValueError(f"after_sequence must be at least 0, got {after_sequence}")
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        owned = select(_Run.run_id).where(
-            _Run.tenant_id == require_tenant(tenant_id), _Run.run_id == run_id
-        )
-        # The tenant check rides along (a semi-join); only an empty page needs it on its own.
-        statement = (
-            select(_Event)
-            .where(
-                _Event.run_id == run_id,
-                _Event.sequence > after_sequence,
-                owned.exists(),
-            )
-            .order_by(_Event.sequence)
-            .limit(limit)
-        )
-        async with self._database.sessionmaker() as session:
-            rows = (await session.execute(statement)).scalars().all()
-            if not rows and (await session.execute(owned)).scalar_one_or_none() is None:
+        wanted = {
+            "tenant": require_tenant(tenant_id),
+            "target_run": run_id,
+            "after": after_sequence,
+            "page": limit,
+        }
+        async with self._database.engine.connect() as connection:
+            rows = (await connection.execute(_EVENTS_AFTER, wanted)).all()
+            if not rows and (await connection.execute(_OWNED, wanted)).first() is None:
                 raise _rows.not_found(run_id)
         return [_rows.to_event(row) for row in rows]
 
@@ -323,36 +317,22 @@ class RunRepository:
         kind = EventKind(kind)
         if not isinstance(payload, dict):
             raise ValueError("payload must be a JSON object (a dict)")
-        changes: dict[str, Any] = {"last_sequence": _Run.last_sequence + 1}
+        tokens_in, tokens_out, cost = 0, 0, 0.0
         if kind is EventKind.USAGE:
             tokens_in, tokens_out, cost = _usage_amounts(
                 payload.get("prompt_tokens", 0),
                 payload.get("completion_tokens", 0),
                 payload.get("cost_usd", 0.0),
             )
-            changes |= {
-                "prompt_tokens": _Run.prompt_tokens + tokens_in,
-                "completion_tokens": _Run.completion_tokens + tokens_out,
-                "cost_usd": _Run.cost_usd + cost,
-            }
         now = self._now()
-        bump = (
-            update(_Run)
-            .where(_Run.run_id == run_id)
-            .values(changes)
-            .returning(_Run.last_sequence)
-            .execution_options(synchronize_session=False)
-        )
-        async with self._database.transaction(immediate=True) as session:
-            sequence = (await session.execute(bump)).scalar_one_or_none()
+        amounts = {"target_run": run_id, "tokens_in": tokens_in, "tokens_out": tokens_out}
+        async with self._database.core_transaction(immediate=True) as connection:
+            bumped = await connection.execute(_BUMP_SEQUENCE, {**amounts, "cost": cost})
+            sequence = bumped.scalar_one_or_none()
             if sequence is None:
                 raise _rows.not_found(run_id)
-            await session.execute(
-                insert(_Event).values(
-                    run_id=run_id, sequence=sequence, kind=kind.value, payload=payload,
-                    event_time=now,
-                )
-            )  # fmt: skip
+            row = {"run_id": run_id, "sequence": sequence, "kind": kind.value}
+            await connection.execute(_INSERT_EVENT, {**row, "payload": payload, "event_time": now})
         return RunEvent(run_id, sequence, kind, payload, now)
 
     async def transition(
@@ -508,6 +488,35 @@ class RunRepository:
 
 # --------------------------------------------------------------------------------------------
 # Helpers
+
+_BUMP_SEQUENCE = (
+    update(_Run)
+    .where(_Run.run_id == bindparam("target_run"))
+    .values(
+        last_sequence=_Run.last_sequence + 1,
+        prompt_tokens=_Run.prompt_tokens + bindparam("tokens_in", type_=Integer),
+        completion_tokens=_Run.completion_tokens + bindparam("tokens_out", type_=Integer),
+        cost_usd=_Run.cost_usd + bindparam("cost", type_=Float),
+    )
+    .returning(_Run.last_sequence)
+)
+"""An event append's row update, built once: the next sequence, and a usage event's amounts
+(zero for the other kinds)."""
+_INSERT_EVENT = insert(_Event)
+_OWNED = select(_Run.run_id).where(
+    _Run.tenant_id == bindparam("tenant"), _Run.run_id == bindparam("target_run")
+)
+_EVENTS_AFTER = (
+    select(*_Event.__table__.columns)
+    .where(
+        _Event.run_id == bindparam("target_run"),
+        _Event.sequence > bindparam("after"),
+        _OWNED.exists(),  # the tenant check rides along; only an empty page needs it alone
+    )
+    .order_by(_Event.sequence)
+    .limit(bindparam("page"))
+)
+"""A page of a run's events (Core rows: a watcher reads one after another's append)."""
 
 
 @functools.lru_cache(maxsize=64)
