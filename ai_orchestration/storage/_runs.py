@@ -405,18 +405,47 @@ class RunRepository:
         Returns:
             The claimed run, or ``None`` when there is nothing to run.
         """
+        claimed = await self.claim_many(
+            worker_id,
+            1,
+            lease_seconds=lease_seconds,
+            max_attempts=max_attempts,
+            limit_per_tenant=limit_per_tenant,
+        )
+        return claimed[0] if claimed else None
+
+    async def claim_many(
+        self,
+        worker_id: str,
+        count: int,
+        *,
+        lease_seconds: float,
+        max_attempts: int = 3,
+        limit_per_tenant: int | None = None,
+    ) -> builtins.list[RunRecord]:
+        """Up to ``count`` runs, taken in one transaction in the order :meth:`claim` would take
+        them one after another (the fairness order is recomputed after each).
+
+        Returns:
+            The claimed runs; fewer than ``count`` means there is nothing more to run now.
+        """
         require_text("worker_id", worker_id)
         if not (isinstance(lease_seconds, int | float) and lease_seconds > 0):
             raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
-        for _ in range(_CLAIM_ROUNDS):
-            now = self._now()
-            async with self._database.transaction(immediate=True) as session:
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
+        claimed: builtins.list[RunRecord] = []
+        settled = 0
+        now = self._now()
+        async with self._database.transaction(immediate=True) as session:
+            while len(claimed) < count and settled < _CLAIM_ROUNDS:
                 row = await self._candidate(session, now, limit_per_tenant)
                 if row is None:
-                    return None
+                    break
                 if _settle(session, row, now, max_attempts):
+                    settled += 1
                     continue
                 previous = RunState(row.state)
                 row.attempts += 1
@@ -424,8 +453,8 @@ class RunRepository:
                 row.lease_expires_at = now + timedelta(seconds=lease_seconds)
                 why = "claimed" if previous is RunState.QUEUED else "lease expired; re-claimed"
                 _change_state(session, row, RunState.RUNNING, f"{why} by {worker_id}", now)
-                return _rows.to_record(row)
-        return None
+                claimed.append(_rows.to_record(row))
+        return claimed
 
     async def heartbeat(self, run_id: str, worker_id: str, *, lease_seconds: float) -> bool:
         """Extend ``worker_id``'s lease of the run to ``lease_seconds`` from now.

@@ -48,6 +48,8 @@ _log = logging.getLogger(__name__)
 
 _WATCH_PAGE: Final[int] = 500
 """Events read from the log per query while watching."""
+_CLAIM_BATCH: Final[int] = 8
+"""Most runs claimed in one transaction (it holds the write lock, and on SQLite the loop)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,25 +298,25 @@ class RunEngine:
     async def _claim_loop(self) -> None:
         with self.bus.waiter("queued") as woken:
             while not self._stopping:
-                claimed = False
-                if len(self._executing) < self.settings.concurrency:
+                free = min(self.settings.concurrency - len(self._executing), _CLAIM_BATCH)
+                runs: list[RunRecord] = []
+                if free > 0:
                     try:
-                        run = await self.runs.claim(
+                        runs = await self.runs.claim_many(
                             self.worker_id,
+                            free,
                             lease_seconds=self.settings.lease_seconds,
                             max_attempts=self.settings.max_attempts,
                         )
                     except Exception:
-                        _log.exception("claiming a run failed; retrying")
-                        run = None
-                    if run is not None:
-                        claimed = True
+                        _log.exception("claiming runs failed; retrying")
+                    for run in runs:
                         self._recent.open(run.run_id)
                         await self.bus.publish("event", run.run_id, run.last_sequence)
                         task = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}")
                         self._executing[run.run_id] = task
                         task.add_done_callback(functools.partial(self._forget, run.run_id))
-                if not claimed:
+                if free <= 0 or len(runs) < free:  # no room, or the queue is drained
                     await wait_for(woken, self.settings.poll_seconds)
 
     def _forget(self, run_id: str, _: object = None) -> None:

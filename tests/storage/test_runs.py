@@ -512,6 +512,29 @@ async def test_claim_serves_the_tenant_with_fewest_running_runs_first(
     assert last.run_id == busy[2].run_id
 
 
+async def test_claim_many_takes_runs_in_the_order_of_successive_claims(
+    runs: RunRepository, clock: FakeClock
+) -> None:
+    busy = []
+    for index in range(3):
+        busy.append(await _start(runs, f"a-{index}", priority=9))
+        clock.advance(timedelta(seconds=1))
+    quiet = await _start(runs, "b-0", tenant=OTHER, priority=0)
+    doomed = await _start(runs, "a-cancelled", priority=9)
+    await runs.request_cancel(TENANT, doomed.run_id)  # queued: cancelled at once, never claimed
+
+    taken = await runs.claim_many("w1", 3, lease_seconds=LEASE)
+
+    # Fairness is recomputed after each run of the batch, as with one claim after another.
+    assert [run.run_id for run in taken] == [busy[0].run_id, quiet.run_id, busy[1].run_id]
+    assert all(run.state is RunState.RUNNING and run.lease_owner == "w1" for run in taken)
+    rest = await runs.claim_many("w1", 5, lease_seconds=LEASE)
+    assert [run.run_id for run in rest] == [busy[2].run_id]  # fewer than asked: drained
+    assert await runs.claim_many("w1", 5, lease_seconds=LEASE) == []
+    with pytest.raises(ValueError, match="count"):
+        await runs.claim_many("w1", 0, lease_seconds=LEASE)
+
+
 async def test_concurrent_claimers_get_distinct_runs(
     runs: RunRepository, replicas: list[Database], clock: FakeClock
 ) -> None:
