@@ -493,10 +493,9 @@ class RunRepository:
             )
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
             .returning(_Run.run_id, _Run.cancel_requested)
-            .execution_options(synchronize_session=False)
         )
-        async with self._database.transaction(immediate=True) as session:
-            rows = (await session.execute(statement)).all()
+        async with self._database.core_transaction(immediate=True) as connection:
+            rows = (await connection.execute(statement)).all()
         return {str(run_id): bool(cancel) for run_id, cancel in rows}
 
     # -- internals -------------------------------------------------------------------------
@@ -639,14 +638,21 @@ def _usage_amounts(
     prompt_tokens: object, completion_tokens: object, cost_usd: object
 ) -> tuple[int, int, float]:
     """A ``usage`` event's amounts, checked: whole token counts and a cost, none negative."""
-    counts = (prompt_tokens, completion_tokens)
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
-        raise ValueError("prompt_tokens and completion_tokens must be whole numbers >= 0")
-    if isinstance(cost_usd, bool) or not isinstance(cost_usd, int | float):
-        raise ValueError(f"cost_usd must be a number, got {cost_usd!r}")
-    if not (math.isfinite(cost_usd) and cost_usd >= 0):
-        raise ValueError(f"cost_usd must be finite and at least 0, got {cost_usd}")
-    return int(prompt_tokens), int(completion_tokens), float(cost_usd)  # type: ignore[call-overload]
+    return _token_count(prompt_tokens), _token_count(completion_tokens), _cost(cost_usd)
+
+
+def _token_count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"token counts must be whole numbers >= 0, got {value!r}")
+    return value
+
+
+def _cost(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"cost_usd must be a number, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"cost_usd must be finite and at least 0, got {value}")
+    return float(value)
 
 
 def _check_state(row: WorkflowRunModel, allowed: frozenset[RunState], owner: str | None) -> None:

@@ -488,14 +488,21 @@ async def test_claim_takes_the_highest_priority_then_the_oldest(
     assert order == [top.run_id, high_old.run_id, high_new.run_id, low.run_id]
 
 
-async def test_claim_serves_the_tenant_with_fewest_running_runs_first(
+async def _two_tenants_queued(
     runs: RunRepository, clock: FakeClock
-) -> None:
+) -> tuple[list[RunRecord], RunRecord]:
+    """Three urgent runs of tenant-a (oldest first) and one ordinary run of tenant-b."""
     busy = []
     for index in range(3):
         busy.append(await _start(runs, f"a-{index}", priority=9))
         clock.advance(timedelta(seconds=1))
-    quiet = await _start(runs, "b-0", tenant=OTHER, priority=0)
+    return busy, await _start(runs, "b-0", tenant=OTHER, priority=0)
+
+
+async def test_claim_serves_the_tenant_with_fewest_running_runs_first(
+    runs: RunRepository, clock: FakeClock
+) -> None:
+    busy, quiet = await _two_tenants_queued(runs, clock)
 
     first = await runs.claim("w1", lease_seconds=LEASE)
     second = await runs.claim("w1", lease_seconds=LEASE)
@@ -515,11 +522,7 @@ async def test_claim_serves_the_tenant_with_fewest_running_runs_first(
 async def test_claim_many_takes_runs_in_the_order_of_successive_claims(
     runs: RunRepository, clock: FakeClock
 ) -> None:
-    busy = []
-    for index in range(3):
-        busy.append(await _start(runs, f"a-{index}", priority=9))
-        clock.advance(timedelta(seconds=1))
-    quiet = await _start(runs, "b-0", tenant=OTHER, priority=0)
+    busy, quiet = await _two_tenants_queued(runs, clock)
     doomed = await _start(runs, "a-cancelled", priority=9)
     await runs.request_cancel(TENANT, doomed.run_id)  # queued: cancelled at once, never claimed
 

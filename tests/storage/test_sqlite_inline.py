@@ -149,3 +149,22 @@ async def test_single_statements_run_inline_and_bulk_writes_on_the_worker_thread
     finally:
         other.close()
         await connection.close()
+
+
+async def test_opening_a_new_file_another_process_holds_waits_to_switch_it_to_wal(
+    tmp_path: Path,
+) -> None:
+    # Switching to WAL needs the file to itself; another process writing to it (still in its
+    # rollback journal mode) makes the switch wait, on the loop, not fail.
+    path = tmp_path / "x.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE t (v INTEGER)")
+    other.execute("BEGIN EXCLUSIVE")
+    release = asyncio.get_running_loop().call_later(0.2, other.execute, "COMMIT")
+    try:
+        async with Database.from_url(f"sqlite:///{path}") as db, db.engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+            assert (await conn.execute(text("SELECT COUNT(*) FROM t"))).scalar_one() == 0
+    finally:
+        release.cancel()
+        other.close()
