@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import jwt
 
@@ -16,6 +18,8 @@ from ai_orchestration.security._principal import TENANT_ID_PATTERN, Principal
 from ai_orchestration.security._roles import effective_roles
 
 DEV_TENANT = "dev"
+VERIFIED_CACHE_SIZE: Final[int] = 4096
+"""Most verified tokens remembered per server (least recently used forgotten first)."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,15 @@ class _Key:
 
 class TokenVerifier:
     """Turns an ``authorization`` header value into a :class:`Principal` or raises
-    :class:`AuthenticationError` with a reason the caller can act on."""
+    :class:`AuthenticationError` with a reason the caller can act on.
+
+    A client sends the same token with every call until it expires, and checking its signature
+    and claims cost more than the rest of a ScoreLead call. So a token that passed every check
+    is remembered, with its principal, until its ``exp`` (plus the leeway): the checks a later
+    call would repeat give the same answer for the same token string, except expiry, which is
+    checked on every call. Rejected tokens are never remembered, so the cache holds only
+    tokens signed by a trusted key, at most :data:`VERIFIED_CACHE_SIZE` of them.
+    """
 
     def __init__(
         self,
@@ -36,7 +48,12 @@ class TokenVerifier:
         issuer: str = "",
         audience: str = "",
         leeway_seconds: int = 30,
+        clock: Callable[[], float] = time.time,
+        cache_size: int = VERIFIED_CACHE_SIZE,
     ) -> None:
+        self._clock = clock
+        self._cache_size = cache_size
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._keys = tuple(keys)
         self._jwks = jwks
         self._issuer = issuer
@@ -74,8 +91,26 @@ class TokenVerifier:
             raise AuthenticationError(
                 "the authorization metadata must be 'Bearer <JWT>'", reason="CREDENTIALS_MALFORMED"
             )
-        claims = self._decode(token.strip())
-        return _principal_from_claims(claims)
+        token = token.strip()
+        if (known := self._verified.get(token)) is not None:
+            principal, valid_until = known
+            if self._clock() >= valid_until:
+                del self._verified[token]
+                raise _expired()
+            self._verified.move_to_end(token)
+            return principal
+        claims = self._decode(token)
+        principal = _principal_from_claims(claims)
+        self._remember(token, principal, claims)
+        return principal
+
+    def _remember(self, token: str, principal: Principal, claims: dict[str, Any]) -> None:
+        expiry = claims.get("exp")
+        if not isinstance(expiry, int | float) or isinstance(expiry, bool):
+            return  # PyJWT requires and checks exp; anything else is not worth remembering
+        self._verified[token] = (principal, float(expiry) + self._leeway)
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
 
     def _candidate_keys(self, token: str) -> list[_Key]:
         try:
@@ -110,14 +145,16 @@ class TokenVerifier:
                     options={"require": ["exp"], "verify_aud": bool(self._audience)},
                 )
             except jwt.ExpiredSignatureError as exc:
-                raise AuthenticationError(
-                    "the token has expired: get a new one", reason="TOKEN_EXPIRED"
-                ) from exc
+                raise _expired() from exc
             except jwt.PyJWTError as exc:
                 last_error = exc
         raise AuthenticationError(
             f"the token was rejected: {_describe(last_error)}", reason="TOKEN_INVALID"
         )
+
+
+def _expired() -> AuthenticationError:
+    return AuthenticationError("the token has expired: get a new one", reason="TOKEN_EXPIRED")
 
 
 def _describe(error: jwt.PyJWTError | None) -> str:

@@ -27,7 +27,6 @@ from sqlalchemy import (
     Table,
     and_,
     func,
-    insert,
     null,
     or_,
     select,
@@ -35,6 +34,7 @@ from sqlalchemy import (
 )
 
 from ai_orchestration.errors import ConflictError
+from ai_orchestration.storage._bulk import BulkInsert
 from ai_orchestration.storage._common import (
     Clock,
     JsonValue,
@@ -362,12 +362,10 @@ class LeadScoreRepository:
         if not records:
             return
         rows = [_score_row(tenant_id, record) for record in records]
-        if len({row["score_id"] for row in rows}) != len(rows):
+        if len({row[1] for row in rows}) != len(rows):
             raise ValueError("score_id must be unique within a batch")
-        # A Core INSERT on the table, not the ORM bulk path: the ORM's per-row bookkeeping cost
-        # more than SQLite's executemany of the rows.
-        async with self._database.engine.begin() as connection:
-            await connection.execute(insert(_SCORE_TABLE), rows)
+        async with self._database.core_transaction() as connection:
+            await _INSERT_SCORES.execute(connection, rows)
 
     async def list_for_lead(
         self, tenant_id: str, lead_id: str, *, page_size: int, page_token: str = ""
@@ -700,26 +698,50 @@ def _to_stored_model(row: ScoringModelModel) -> StoredScoringModel:
     )
 
 
-def _score_row(tenant_id: str, record: ScoreRecord) -> dict[str, Any]:
+_INSERT_SCORES: Final[BulkInsert] = BulkInsert(
+    _SCORE_TABLE,
+    (
+        "tenant_id",
+        "score_id",
+        "lead_id",
+        "score",
+        "grade",
+        "probability",
+        "confidence",
+        "positive_factors",
+        "negative_factors",
+        "model_version",
+        "experiment_arm",
+        "scored_at",
+        "expires_at",
+        "input_digest",
+        "features",
+    ),
+    repeated=("tenant_id", "model_version", "experiment_arm", "scored_at", "expires_at"),
+)
+
+
+def _score_row(tenant_id: str, record: ScoreRecord) -> tuple[Any, ...]:
+    """The row of ``record`` in :data:`_INSERT_SCORES` order."""
     if not isinstance(record.grade, str) or len(record.grade) != 1:
         raise ValueError(f"grade must be one character, got {record.grade!r}")
-    return {
-        "tenant_id": tenant_id,
-        "score_id": require_text("score_id", record.score_id),
-        "lead_id": require_text("lead_id", record.lead_id),
-        "score": record.score,
-        "grade": record.grade,
-        "probability": record.probability,
-        "confidence": record.confidence,
-        "positive_factors": record.positive_factors,
-        "negative_factors": record.negative_factors,
-        "model_version": require_text("model_version", record.model_version),
-        "experiment_arm": record.experiment_arm,
-        "scored_at": require_aware("scored_at", record.scored_at),
-        "expires_at": require_aware("expires_at", record.expires_at),
-        "input_digest": record.input_digest,
-        "features": record.features,
-    }
+    return (
+        tenant_id,
+        require_text("score_id", record.score_id),
+        require_text("lead_id", record.lead_id),
+        record.score,
+        record.grade,
+        record.probability,
+        record.confidence,
+        record.positive_factors,
+        record.negative_factors,
+        require_text("model_version", record.model_version),
+        record.experiment_arm,
+        require_aware("scored_at", record.scored_at),
+        require_aware("expires_at", record.expires_at),
+        record.input_digest,
+        record.features,
+    )
 
 
 def _to_score_record(row: LeadScoreModel) -> ScoreRecord:
