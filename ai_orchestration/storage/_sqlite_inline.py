@@ -31,6 +31,7 @@ with ``check_same_thread=False`` because it is used from both threads, never at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 import time
@@ -64,7 +65,7 @@ class InlineConnection(aiosqlite.Connection):
         while True:
             try:
                 if bulk:
-                    return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+                    return await self._on_thread(fn, *args, **kwargs)
                 return fn(*args, **kwargs)
             except sqlite3.OperationalError as error:
                 if getattr(error, "sqlite_errorcode", None) not in _RETRYABLE:
@@ -75,6 +76,22 @@ class InlineConnection(aiosqlite.Connection):
                     raise
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    async def _on_thread(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Runs ``fn`` on the worker thread and waits for it to end, even when the caller is
+        cancelled meanwhile: until then the ``sqlite3`` connection is in use on that thread, and
+        the rollback or close that follows a cancellation would run on the loop's thread at the
+        same time (``sqlite3`` does not survive that: it crashed the process)."""
+        running = asyncio.ensure_future(super()._execute(fn, *args, **kwargs))
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            while not running.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([running])
+            if not running.cancelled():
+                running.exception()  # retrieved: the caller only hears of its cancellation
+            raise
 
 
 def connect_inline(database: str, **kwargs: Any) -> InlineConnection:

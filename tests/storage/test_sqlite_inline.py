@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,33 @@ async def test_opening_a_new_file_another_process_holds_waits_to_switch_it_to_wa
     finally:
         release.cancel()
         other.close()
+
+
+async def test_a_cancelled_bulk_write_ends_on_its_thread_before_the_caller_hears_of_it(
+    tmp_path: Path,
+) -> None:
+    connection = await connect_inline(str(tmp_path / "x.db"), isolation_level=None)
+    finished = threading.Event()
+
+    def slow_rows() -> Iterator[tuple[int]]:  # consumed by sqlite3 on the worker thread
+        for value in range(20):
+            time.sleep(0.01)
+            yield (value,)
+        finished.set()
+
+    try:
+        await connection.execute("CREATE TABLE t (v INTEGER)")
+        writing = asyncio.create_task(
+            connection.executemany("INSERT INTO t VALUES (?)", slow_rows())
+        )
+        await asyncio.sleep(0.05)
+        writing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+        # Only now may the loop use the connection again (a rollback, a close): the statement
+        # on the worker thread is over.
+        assert finished.is_set()
+        async with connection.execute("SELECT COUNT(*) FROM t") as cursor:
+            assert await cursor.fetchone() == (20,)
+    finally:
+        await connection.close()
