@@ -82,7 +82,7 @@ class InlineConnection(aiosqlite.Connection):
         cancelled meanwhile: until then the ``sqlite3`` connection is in use on that thread, and
         the rollback or close that follows a cancellation would run on the loop's thread at the
         same time (``sqlite3`` does not survive that: it crashed the process)."""
-        running = asyncio.ensure_future(super()._execute(fn, *args, **kwargs))
+        running = asyncio.ensure_future(super()._execute(fn, *args, **kwargs))  # type: ignore[no-untyped-call]
         try:
             return await asyncio.shield(running)
         except asyncio.CancelledError:
