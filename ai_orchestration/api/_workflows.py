@@ -25,17 +25,37 @@ from ai_orchestration.api._workflow_messages import (
 )
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import InvalidPageTokenError, compute_request_digest
-from ai_orchestration.workflows import RunEngine, RunRecord
+from ai_orchestration.workflows import (
+    DecisionPolicy,
+    DecisionPolicyStore,
+    RunEngine,
+    RunRecord,
+    checked_policy,
+)
 
 Context = grpc.aio.ServicerContext[Message, Message]
 DEFAULT_PAGE_SIZE: Final[int] = 50
+_SETTINGS_FIELDS: Final[tuple[str, ...]] = tuple(
+    workflow_pb2.WorkflowSettings.DESCRIPTOR.fields_by_name
+)
+
+
+def _settings_message(policy: DecisionPolicy) -> workflow_pb2.WorkflowSettings:
+    return workflow_pb2.WorkflowSettings(
+        min_confidence=policy.min_confidence,
+        high_value_deal=policy.high_value_deal,
+        clear_margin_points=policy.clear_margin_points,
+        stale_touch_days=policy.stale_touch_days,
+        stale_factor=policy.stale_factor,
+    )
 
 
 class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
     """Serves ``crm.ai.v1.WorkflowService`` from a :class:`RunEngine`."""
 
-    def __init__(self, engine: RunEngine) -> None:
+    def __init__(self, engine: RunEngine, policies: DecisionPolicyStore) -> None:
         self.engine = engine
+        self.policies = policies
 
     async def ListWorkflows(  # noqa: N802 - gRPC method name
         self, request: workflow_pb2.ListWorkflowsRequest, context: Context
@@ -145,3 +165,35 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             resume_answer(request),
         )
         return run_message(run)
+
+    async def GetWorkflowSettings(  # noqa: N802 - gRPC method name
+        self, request: workflow_pb2.GetWorkflowSettingsRequest, context: Context
+    ) -> workflow_pb2.WorkflowSettings:
+        return _settings_message(await self.policies.get(current_principal().tenant_id))
+
+    async def UpdateWorkflowSettings(  # noqa: N802 - gRPC method name
+        self, request: workflow_pb2.UpdateWorkflowSettingsRequest, context: Context
+    ) -> workflow_pb2.WorkflowSettings:
+        tenant = current_principal().tenant_id
+        paths = list(request.update_mask.paths) or list(_SETTINGS_FIELDS)
+        unknown = sorted(set(paths) - set(_SETTINGS_FIELDS))
+        if unknown:
+            raise errors.InvalidArgumentError(
+                "invalid update_mask",
+                [
+                    errors.FieldViolation(
+                        "update_mask.paths",
+                        f"cannot update {', '.join(unknown)}; settable fields: "
+                        f"{', '.join(_SETTINGS_FIELDS)}",
+                        "update_mask_settable",
+                    )
+                ],
+            )
+        merged = _settings_message(await self.policies.get(tenant))
+        for path in paths:
+            setattr(merged, path, getattr(request.settings, path))
+        policy = checked_policy(
+            {name: float(getattr(merged, name)) for name in _SETTINGS_FIELDS},
+            field_prefix="settings.",
+        )
+        return _settings_message(await self.policies.put(tenant, policy))

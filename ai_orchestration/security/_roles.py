@@ -27,6 +27,8 @@ REQUIRED_ROLE: Mapping[str, str] = {
     "/crm.ai.v1.WorkflowService/StreamRun": "workflow.operator",
     "/crm.ai.v1.WorkflowService/CancelRun": "workflow.operator",
     "/crm.ai.v1.WorkflowService/ResumeRun": "workflow.operator",
+    "/crm.ai.v1.WorkflowService/GetWorkflowSettings": "workflow.reader",
+    "/crm.ai.v1.WorkflowService/UpdateWorkflowSettings": "workflow.admin",
     "/crm.ai.v1.InsightService/AskCustomer": "insight.reader",
     "/crm.ai.v1.InsightService/GenerateInsights": "insight.reader",
     "/crm.ai.v1.InsightService/ListInsights": "insight.reader",
@@ -40,6 +42,7 @@ REQUIRED_ROLE: Mapping[str, str] = {
 IMPLIES: Mapping[str, frozenset[str]] = {
     "scoring.admin": frozenset({"scoring.writer", "scoring.reader"}),
     "scoring.writer": frozenset({"scoring.reader"}),
+    "workflow.admin": frozenset({"workflow.operator", "workflow.reader"}),
     "workflow.operator": frozenset({"workflow.reader"}),
     "insight.writer": frozenset({"insight.reader"}),
     "usage.admin": frozenset({"usage.reader"}),

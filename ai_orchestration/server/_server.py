@@ -30,8 +30,13 @@ from ai_orchestration.observability import Metrics
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.security import Authenticator, TokenVerifier
 from ai_orchestration.server._workflows import start_workflows
-from ai_orchestration.storage import Database, IdempotencyRepository, UsageRepository
-from ai_orchestration.workflows import RunEngine
+from ai_orchestration.storage import (
+    Database,
+    IdempotencyRepository,
+    TenantSettingsRepository,
+    UsageRepository,
+)
+from ai_orchestration.workflows import DecisionPolicyStore, RunEngine
 
 _log = logging.getLogger(__name__)
 
@@ -122,11 +127,13 @@ class Server:
             database=self.database,
             metrics=LlmMetrics(self.metrics.registry),
         )
+        policies = DecisionPolicyStore(TenantSettingsRepository(database=self.database))
         self.workflows = await start_workflows(
             settings=self.settings,
             database=self.database,
             llm=self.llm,
             scoring=self.scoring,
+            policies=policies,
             resources=self._resources,
         )
         server = grpc.aio.server(
@@ -137,7 +144,7 @@ class Server:
             server,
             scoring=ScoringServicer(self.scoring, IdempotencyRepository(database=self.database)),
             usage=UsageServicer(UsageRepository(database=self.database)),
-            workflows=WorkflowServicer(self.workflows),
+            workflows=WorkflowServicer(self.workflows, policies),
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

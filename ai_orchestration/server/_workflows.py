@@ -11,6 +11,7 @@ from ai_orchestration.llm import LlmStack
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
 from ai_orchestration.workflows import (
+    DecisionPolicyStore,
     EngineSettings,
     LangGraphRunner,
     LocalBus,
@@ -44,6 +45,7 @@ async def start_workflows(
     database: Database,
     llm: LlmStack,
     scoring: ScoringEngine,
+    policies: DecisionPolicyStore,
     resources: contextlib.AsyncExitStack,
 ) -> RunEngine:
     """Start this replica's engine; ``resources`` closes everything it opened, in reverse."""
@@ -61,7 +63,10 @@ async def start_workflows(
         bus = LocalBus()
     runner = LangGraphRunner(
         deps=WorkflowDeps.from_stack(
-            llm, scoring=scoring, delivery=DeliveryLedger(database=database)
+            llm,
+            scoring=scoring,
+            delivery=DeliveryLedger(database=database),
+            policies=policies,
         ),
         checkpointer=checkpointer,
     )

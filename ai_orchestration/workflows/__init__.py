@@ -7,6 +7,7 @@ from ai_orchestration.workflows._decision import DecisionPolicy
 from ai_orchestration.workflows._engine import EngineSettings, RunEngine
 from ai_orchestration.workflows._graphs import DEFINITIONS
 from ai_orchestration.workflows._notify import LocalBus, RedisBus
+from ai_orchestration.workflows._policy import DecisionPolicyStore, checked_policy
 from ai_orchestration.workflows._runner import LangGraphRunner
 from ai_orchestration.workflows._types import (
     TERMINAL_STATES,
@@ -35,6 +36,7 @@ __all__ = [
     "Completed",
     "ContentPolicy",
     "DecisionPolicy",
+    "DecisionPolicyStore",
     "DeliveryRequest",
     "DeliverySink",
     "EngineSettings",
@@ -56,5 +58,6 @@ __all__ = [
     "WorkflowDeps",
     "WorkflowRunner",
     "check_answer",
+    "checked_policy",
     "open_checkpointer",
 ]

@@ -249,6 +249,6 @@ async def decision_step(
         features=lead_features_of(lead),
         facts=json_doc(state.get("facts")),
         guard_flagged=bool(json_doc(state.get("guard")).get("flagged")),
-        policy=context.deps.decision,
+        policy=await context.decision_policy(),
     )
     return {"decision": decision.to_json()}, False

@@ -10,6 +10,7 @@ from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.storage import Clock, utc_now
 from ai_orchestration.workflows._content import ContentPolicy
 from ai_orchestration.workflows._decision import DecisionPolicy
+from ai_orchestration.workflows._policy import DecisionPolicyStore
 from ai_orchestration.workflows._types import DeliverySink, EventSink, RunRecord
 
 __all__ = ["AnalysisPolicy", "RunContext", "WorkflowDeps"]
@@ -47,7 +48,10 @@ class WorkflowDeps:
     delivery: DeliverySink
     """Where approved drafts go, exactly once per idempotency key."""
     decision: DecisionPolicy = field(default_factory=DecisionPolicy)
-    """Thresholds of the decision rules and of the hand-off to a human."""
+    """Thresholds of the decision rules and of the hand-off to a human, where ``policies`` is
+    not given."""
+    policies: DecisionPolicyStore | None = None
+    """Each tenant's own thresholds (WorkflowService settings), defaulting to the store's."""
     content: ContentPolicy = field(default_factory=ContentPolicy)
     """Draft writing and validation."""
     analysis: AnalysisPolicy = field(default_factory=AnalysisPolicy)
@@ -65,6 +69,7 @@ class WorkflowDeps:
         decision: DecisionPolicy | None = None,
         content: ContentPolicy | None = None,
         analysis: AnalysisPolicy | None = None,
+        policies: DecisionPolicyStore | None = None,
     ) -> WorkflowDeps:
         """Deps taking the gateway, templates and guard of a server's :class:`LlmStack`."""
         return cls(
@@ -76,6 +81,7 @@ class WorkflowDeps:
             decision=decision or DecisionPolicy(),
             content=content or ContentPolicy(),
             analysis=analysis or AnalysisPolicy(),
+            policies=policies,
         )
 
 
@@ -89,3 +95,9 @@ class RunContext:
     """Where the nodes report steps, tokens, tool calls and usage."""
     deps: WorkflowDeps
     """The runner's collaborators."""
+
+    async def decision_policy(self) -> DecisionPolicy:
+        """The decision thresholds of the run's tenant."""
+        if self.deps.policies is None:
+            return self.deps.decision
+        return await self.deps.policies.get(self.run.tenant_id)

@@ -8,6 +8,7 @@ from crm.ai.v1 import common_pb2 as _common_pb2
 from crm.ai.v1 import scoring_pb2 as _scoring_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -115,6 +116,102 @@ TONE_FORMAL: Tone.ValueType  # 3
 TONE_CASUAL: Tone.ValueType  # 4
 """Casual."""
 Global___Tone: _TypeAlias = Tone  # noqa: Y015
+
+@_typing.final
+class WorkflowSettings(_message.Message):
+    """One tenant's workflow settings: the decision agent's thresholds. In an update, a field named
+    in the mask whose value is 0 where 0 is out of range is INVALID_ARGUMENT.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_CONFIDENCE_FIELD_NUMBER: _builtins.int
+    HIGH_VALUE_DEAL_FIELD_NUMBER: _builtins.int
+    CLEAR_MARGIN_POINTS_FIELD_NUMBER: _builtins.int
+    STALE_TOUCH_DAYS_FIELD_NUMBER: _builtins.int
+    STALE_FACTOR_FIELD_NUMBER: _builtins.int
+    min_confidence: _builtins.float
+    """Below this decision confidence a human decides (REASON_LOW_CONFIDENCE); 0 to 1, default
+    0.6. 0 never asks for this reason, 1 always asks.
+    """
+    high_value_deal: _builtins.float
+    """Deals estimated above this value always go past a human (REASON_HIGH_VALUE); at or above
+    it a qualified lead is escalated to an account executive. In the tenant's currency; above
+    0, default 100000.
+    """
+    clear_margin_points: _builtins.float
+    """Score points from the nearest grade cut-off at which a grade counts as unambiguous (full
+    clarity); 1 to 100, default 15.
+    """
+    stale_touch_days: _builtins.int
+    """A last touch older than this many days lowers confidence by `stale_factor`; 1 to 36500,
+    default 90.
+    """
+    stale_factor: _builtins.float
+    """Confidence multiplier for stale leads; 0 to 1, default 0.8 (1: staleness does not matter)."""
+    def __init__(
+        self,
+        *,
+        min_confidence: _builtins.float = ...,
+        high_value_deal: _builtins.float = ...,
+        clear_margin_points: _builtins.float = ...,
+        stale_touch_days: _builtins.int = ...,
+        stale_factor: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clear_margin_points", b"clear_margin_points", "high_value_deal", b"high_value_deal", "min_confidence", b"min_confidence", "stale_factor", b"stale_factor", "stale_touch_days", b"stale_touch_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowSettings: _TypeAlias = WorkflowSettings  # noqa: Y015
+
+@_typing.final
+class GetWorkflowSettingsRequest(_message.Message):
+    """Request of WorkflowService.GetWorkflowSettings (the tenant is the caller's)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkflowSettingsRequest: _TypeAlias = GetWorkflowSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateWorkflowSettingsRequest(_message.Message):
+    """Request of WorkflowService.UpdateWorkflowSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___WorkflowSettings:
+        """The new values; fields outside `update_mask` are ignored."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Fields of `settings` to change (e.g. `min_confidence`); empty means all of them."""
+
+    def __init__(
+        self,
+        *,
+        settings: Global___WorkflowSettings | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateWorkflowSettingsRequest: _TypeAlias = UpdateWorkflowSettingsRequest  # noqa: Y015
 
 @_typing.final
 class Workflow(_message.Message):

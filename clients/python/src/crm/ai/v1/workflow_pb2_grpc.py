@@ -30,8 +30,9 @@ class WorkflowServiceStub:
     every step, and streams its progress as RunEvents with a per-run sequence number; the event
     log is persisted before events are sent, so WatchRun can resume from any sequence.
 
-    Roles: `workflow.reader` may list, get and watch; `workflow.operator` may also start, cancel
-    and resume runs.
+    Roles: `workflow.reader` may list, get and watch runs and read the settings;
+    `workflow.operator` may also start, cancel and resume runs; `workflow.admin` may also change
+    the settings.
     """
 
     def __init__(self, channel):
@@ -80,6 +81,16 @@ class WorkflowServiceStub:
                 request_serializer=crm_dot_ai_dot_v1_dot_workflow__pb2.ResumeRunRequest.SerializeToString,
                 response_deserializer=crm_dot_ai_dot_v1_dot_workflow__pb2.Run.FromString,
                 _registered_method=True)
+        self.GetWorkflowSettings = channel.unary_unary(
+                '/crm.ai.v1.WorkflowService/GetWorkflowSettings',
+                request_serializer=crm_dot_ai_dot_v1_dot_workflow__pb2.GetWorkflowSettingsRequest.SerializeToString,
+                response_deserializer=crm_dot_ai_dot_v1_dot_workflow__pb2.WorkflowSettings.FromString,
+                _registered_method=True)
+        self.UpdateWorkflowSettings = channel.unary_unary(
+                '/crm.ai.v1.WorkflowService/UpdateWorkflowSettings',
+                request_serializer=crm_dot_ai_dot_v1_dot_workflow__pb2.UpdateWorkflowSettingsRequest.SerializeToString,
+                response_deserializer=crm_dot_ai_dot_v1_dot_workflow__pb2.WorkflowSettings.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer:
@@ -87,8 +98,9 @@ class WorkflowServiceServicer:
     every step, and streams its progress as RunEvents with a per-run sequence number; the event
     log is persisted before events are sent, so WatchRun can resume from any sequence.
 
-    Roles: `workflow.reader` may list, get and watch; `workflow.operator` may also start, cancel
-    and resume runs.
+    Roles: `workflow.reader` may list, get and watch runs and read the settings;
+    `workflow.operator` may also start, cancel and resume runs; `workflow.admin` may also change
+    the settings.
     """
 
     def ListWorkflows(self, request, context):
@@ -151,6 +163,23 @@ class WorkflowServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWorkflowSettings(self, request, context):
+        """Gets the caller's workflow settings: the thresholds of the decision agent's rules and of its
+        hand-off to a human. A tenant that never changed them gets the defaults.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateWorkflowSettings(self, request, context):
+        """Changes the caller's workflow settings (the fields named in `update_mask`; all of them when
+        it is empty) and returns them. Decisions made afterwards use them, in runs already queued
+        too; a decision already taken is not revisited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkflowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -194,6 +223,16 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     request_deserializer=crm_dot_ai_dot_v1_dot_workflow__pb2.ResumeRunRequest.FromString,
                     response_serializer=crm_dot_ai_dot_v1_dot_workflow__pb2.Run.SerializeToString,
             ),
+            'GetWorkflowSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflowSettings,
+                    request_deserializer=crm_dot_ai_dot_v1_dot_workflow__pb2.GetWorkflowSettingsRequest.FromString,
+                    response_serializer=crm_dot_ai_dot_v1_dot_workflow__pb2.WorkflowSettings.SerializeToString,
+            ),
+            'UpdateWorkflowSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWorkflowSettings,
+                    request_deserializer=crm_dot_ai_dot_v1_dot_workflow__pb2.UpdateWorkflowSettingsRequest.FromString,
+                    response_serializer=crm_dot_ai_dot_v1_dot_workflow__pb2.WorkflowSettings.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'crm.ai.v1.WorkflowService', rpc_method_handlers)
@@ -207,8 +246,9 @@ class WorkflowService:
     every step, and streams its progress as RunEvents with a per-run sequence number; the event
     log is persisted before events are sent, so WatchRun can resume from any sequence.
 
-    Roles: `workflow.reader` may list, get and watch; `workflow.operator` may also start, cancel
-    and resume runs.
+    Roles: `workflow.reader` may list, get and watch runs and read the settings;
+    `workflow.operator` may also start, cancel and resume runs; `workflow.admin` may also change
+    the settings.
     """
 
     @staticmethod
@@ -417,6 +457,60 @@ class WorkflowService:
             '/crm.ai.v1.WorkflowService/ResumeRun',
             crm_dot_ai_dot_v1_dot_workflow__pb2.ResumeRunRequest.SerializeToString,
             crm_dot_ai_dot_v1_dot_workflow__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkflowSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.ai.v1.WorkflowService/GetWorkflowSettings',
+            crm_dot_ai_dot_v1_dot_workflow__pb2.GetWorkflowSettingsRequest.SerializeToString,
+            crm_dot_ai_dot_v1_dot_workflow__pb2.WorkflowSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWorkflowSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.ai.v1.WorkflowService/UpdateWorkflowSettings',
+            crm_dot_ai_dot_v1_dot_workflow__pb2.UpdateWorkflowSettingsRequest.SerializeToString,
+            crm_dot_ai_dot_v1_dot_workflow__pb2.WorkflowSettings.FromString,
             options,
             channel_credentials,
             insecure,

@@ -31,8 +31,9 @@ class WorkflowServiceStub:
     every step, and streams its progress as RunEvents with a per-run sequence number; the event
     log is persisted before events are sent, so WatchRun can resume from any sequence.
 
-    Roles: `workflow.reader` may list, get and watch; `workflow.operator` may also start, cancel
-    and resume runs.
+    Roles: `workflow.reader` may list, get and watch runs and read the settings;
+    `workflow.operator` may also start, cancel and resume runs; `workflow.admin` may also change
+    the settings.
     """
 
     @_typing.overload
@@ -63,6 +64,15 @@ class WorkflowServiceStub:
     """Answers a run's pending human-in-the-loop interrupt (approve, edit or reject) and resumes
     the run.
     """
+    GetWorkflowSettings: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.GetWorkflowSettingsRequest, _workflow_pb2.WorkflowSettings]
+    """Gets the caller's workflow settings: the thresholds of the decision agent's rules and of its
+    hand-off to a human. A tenant that never changed them gets the defaults.
+    """
+    UpdateWorkflowSettings: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.UpdateWorkflowSettingsRequest, _workflow_pb2.WorkflowSettings]
+    """Changes the caller's workflow settings (the fields named in `update_mask`; all of them when
+    it is empty) and returns them. Decisions made afterwards use them, in runs already queued
+    too; a decision already taken is not revisited.
+    """
 
 @_typing.type_check_only
 class WorkflowServiceAsyncStub(WorkflowServiceStub):
@@ -70,8 +80,9 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     every step, and streams its progress as RunEvents with a per-run sequence number; the event
     log is persisted before events are sent, so WatchRun can resume from any sequence.
 
-    Roles: `workflow.reader` may list, get and watch; `workflow.operator` may also start, cancel
-    and resume runs.
+    Roles: `workflow.reader` may list, get and watch runs and read the settings;
+    `workflow.operator` may also start, cancel and resume runs; `workflow.admin` may also change
+    the settings.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -99,14 +110,24 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     """Answers a run's pending human-in-the-loop interrupt (approve, edit or reject) and resumes
     the run.
     """
+    GetWorkflowSettings: _aio.UnaryUnaryMultiCallable[_workflow_pb2.GetWorkflowSettingsRequest, _workflow_pb2.WorkflowSettings]  # type: ignore[assignment]
+    """Gets the caller's workflow settings: the thresholds of the decision agent's rules and of its
+    hand-off to a human. A tenant that never changed them gets the defaults.
+    """
+    UpdateWorkflowSettings: _aio.UnaryUnaryMultiCallable[_workflow_pb2.UpdateWorkflowSettingsRequest, _workflow_pb2.WorkflowSettings]  # type: ignore[assignment]
+    """Changes the caller's workflow settings (the fields named in `update_mask`; all of them when
+    it is empty) and returns them. Decisions made afterwards use them, in runs already queued
+    too; a decision already taken is not revisited.
+    """
 
 class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
     """Durable multi-agent workflows. A run is queued, executed by any replica, checkpointed after
     every step, and streams its progress as RunEvents with a per-run sequence number; the event
     log is persisted before events are sent, so WatchRun can resume from any sequence.
 
-    Roles: `workflow.reader` may list, get and watch; `workflow.operator` may also start, cancel
-    and resume runs.
+    Roles: `workflow.reader` may list, get and watch runs and read the settings;
+    `workflow.operator` may also start, cancel and resume runs; `workflow.admin` may also change
+    the settings.
     """
 
     @_abc_1.abstractmethod
@@ -179,6 +200,27 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_workflow_pb2.Run, _abc.Awaitable[_workflow_pb2.Run]]:
         """Answers a run's pending human-in-the-loop interrupt (approve, edit or reject) and resumes
         the run.
+        """
+
+    @_abc_1.abstractmethod
+    def GetWorkflowSettings(
+        self,
+        request: _workflow_pb2.GetWorkflowSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_pb2.WorkflowSettings, _abc.Awaitable[_workflow_pb2.WorkflowSettings]]:
+        """Gets the caller's workflow settings: the thresholds of the decision agent's rules and of its
+        hand-off to a human. A tenant that never changed them gets the defaults.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateWorkflowSettings(
+        self,
+        request: _workflow_pb2.UpdateWorkflowSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_pb2.WorkflowSettings, _abc.Awaitable[_workflow_pb2.WorkflowSettings]]:
+        """Changes the caller's workflow settings (the fields named in `update_mask`; all of them when
+        it is empty) and returns them. Decisions made afterwards use them, in runs already queued
+        too; a decision already taken is not revisited.
         """
 
 def add_WorkflowServiceServicer_to_server(servicer: WorkflowServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -9,8 +9,8 @@ import type { Citation, Usage } from "./common_pb.js";
 import { file_crm_ai_v1_common } from "./common_pb.js";
 import type { Lead, LeadScore } from "./scoring_pb.js";
 import { file_crm_ai_v1_scoring } from "./scoring_pb.js";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Status } from "../../../google/rpc/status_pb.js";
 import { file_google_rpc_status } from "../../../google/rpc/status_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -19,7 +19,105 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/ai/v1/workflow.proto.
  */
 export const file_crm_ai_v1_workflow: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm0vYWkvdjEvd29ya2Zsb3cucHJvdG8SCWNybS5haS52MSJ+CghXb3JrZmxvdxIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSEgoKaW5wdXRfdHlwZRgEIAEoCRITCgtvdXRwdXRfdHlwZRgFIAEoCRIVCg1pbnRlcnJ1cHRpYmxlGAYgASgIIhYKFExpc3RXb3JrZmxvd3NSZXF1ZXN0Ij8KFUxpc3RXb3JrZmxvd3NSZXNwb25zZRImCgl3b3JrZmxvd3MYASADKAsyEy5jcm0uYWkudjEuV29ya2Zsb3ci3QMKD1N0YXJ0UnVuUmVxdWVzdBIfCgpyZXF1ZXN0X2lkGAEgASgJQgu6SAjIAQFyA7ABARIbCghwcmlvcml0eRgCIAEoBUIJukgGGgQYCSgAEjoKB3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CDrpIC6oBCCIECICjBSoAEk8KBmxhYmVscxgEIAMoCzImLmNybS5haS52MS5TdGFydFJ1blJlcXVlc3QuTGFiZWxzRW50cnlCF7pIFJoBERAgIgZyBBABGD8qBXIDGIACEj8KEmxlYWRfcXVhbGlmaWNhdGlvbhgKIAEoCzIhLmNybS5haS52MS5MZWFkUXVhbGlmaWNhdGlvbklucHV0SAASPgoSY3VzdG9tZXJfZm9sbG93X3VwGAsgASgLMiAuY3JtLmFpLnYxLkN1c3RvbWVyRm9sbG93VXBJbnB1dEgAEj8KEmNvbnRlbnRfZ2VuZXJhdGlvbhgMIAEoCzIhLmNybS5haS52MS5Db250ZW50R2VuZXJhdGlvbklucHV0SAAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIOCgVpbnB1dBIFukgCCAEiQwoQU3RyZWFtUnVuUmVxdWVzdBIvCgNydW4YASABKAsyGi5jcm0uYWkudjEuU3RhcnRSdW5SZXF1ZXN0Qga6SAPIAQEiTwoPV2F0Y2hSdW5SZXF1ZXN0EhsKBnJ1bl9pZBgBIAEoCUILukgIyAEBcgOwAQESHwoOYWZ0ZXJfc2VxdWVuY2UYAiABKANCB7pIBCICKAAiLAoNR2V0UnVuUmVxdWVzdBIbCgZydW5faWQYASABKAlCC7pICMgBAXIDsAEBIo8CCg9MaXN0UnVuc1JlcXVlc3QSGQoId29ya2Zsb3cYASABKAlCB7pIBHICGEASNQoGc3RhdGVzGAIgAygOMhQuY3JtLmFpLnYxLlJ1bi5TdGF0ZUIPukgMkgEJIgeCAQQQASAAEjUKEWNyZWF0ZV90aW1lX2FmdGVyGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2ChJjcmVhdGVfdGltZV9iZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KCXBhZ2Vfc2l6ZRgFIAEoBUIKukgHGgUY6AcoABIcCgpwYWdlX3Rva2VuGAYgASgJQgi6SAVyAxiACCJJChBMaXN0UnVuc1Jlc3BvbnNlEhwKBHJ1bnMYASADKAsyDi5jcm0uYWkudjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJJChBDYW5jZWxSdW5SZXF1ZXN0EhsKBnJ1bl9pZBgBIAEoCUILukgIyAEBcgOwAQESGAoGcmVhc29uGAIgASgJQgi6SAVyAxiACCLRAQoQUmVzdW1lUnVuUmVxdWVzdBIbCgZydW5faWQYASABKAlCC7pICMgBAXIDsAEBEhwKDGludGVycnVwdF9pZBgCIAEoCUIGukgDyAEBEiYKB2FwcHJvdmUYAyABKAsyEy5jcm0uYWkudjEuQXBwcm92YWxIABIfCgRlZGl0GAQgASgLMg8uY3JtLmFpLnYxLkVkaXRIABImCgZyZWplY3QYBSABKAsyFC5jcm0uYWkudjEuUmVqZWN0aW9uSABCEQoIZGVjaXNpb24SBbpIAggBIiUKCEFwcHJvdmFsEhkKB2NvbW1lbnQYASABKAlCCLpIBXIDGNAPIoUBCgRFZGl0EicKBWRyYWZ0GAEgASgLMhguY3JtLmFpLnYxLk91dHJlYWNoRHJhZnQSOQoNcXVhbGlmaWNhdGlvbhgCIAEoDjIYLmNybS5haS52MS5RdWFsaWZpY2F0aW9uQgi6SAWCAQIQARIZCgdjb21tZW50GAMgASgJQgi6SAVyAxjQDyIlCglSZWplY3Rpb24SGAoGcmVhc29uGAEgASgJQgi6SAVyAxjQDyKeBgoDUnVuEg4KBnJ1bl9pZBgBIAEoCRIQCgh3b3JrZmxvdxgCIAEoCRIYChB3b3JrZmxvd192ZXJzaW9uGAMgASgJEiMKBXN0YXRlGAQgASgOMhQuY3JtLmFpLnYxLlJ1bi5TdGF0ZRIQCghwcmlvcml0eRgFIAEoBRISCgpyZXF1ZXN0X2lkGAYgASgJEioKBmxhYmVscxgHIAMoCzIaLmNybS5haS52MS5SdW4uTGFiZWxzRW50cnkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1sYXN0X3NlcXVlbmNlGAsgASgDEhAKCGF0dGVtcHRzGAwgASgFEi8KEXBlbmRpbmdfaW50ZXJydXB0GA0gASgLMhQuY3JtLmFpLnYxLkludGVycnVwdBIkCgZvdXRwdXQYDiABKAsyFC5jcm0uYWkudjEuUnVuT3V0cHV0EiEKBWVycm9yGA8gASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSHwoFdXNhZ2UYECABKAsyEC5jcm0uYWkudjEuVXNhZ2USKgoHdGltZW91dBgRIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrUBCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX1FVRVVFRBABEhEKDVNUQVRFX1JVTk5JTkcQAhIbChdTVEFURV9XQUlUSU5HX0ZPUl9JTlBVVBADEhMKD1NUQVRFX1NVQ0NFRURFRBAEEhAKDFNUQVRFX0ZBSUxFRBAFEhMKD1NUQVRFX0NBTkNFTExFRBAGEhcKE1NUQVRFX0RFQURfTEVUVEVSRUQQByLaAQoJUnVuT3V0cHV0EkAKEmxlYWRfcXVhbGlmaWNhdGlvbhgBIAEoCzIiLmNybS5haS52MS5MZWFkUXVhbGlmaWNhdGlvbk91dHB1dEgAEj8KEmN1c3RvbWVyX2ZvbGxvd191cBgCIAEoCzIhLmNybS5haS52MS5DdXN0b21lckZvbGxvd1VwT3V0cHV0SAASQAoSY29udGVudF9nZW5lcmF0aW9uGAMgASgLMiIuY3JtLmFpLnYxLkNvbnRlbnRHZW5lcmF0aW9uT3V0cHV0SABCCAoGb3V0cHV0IrUCCglJbnRlcnJ1cHQSFAoMaW50ZXJydXB0X2lkGAEgASgJEiwKB3JlYXNvbnMYAiADKA4yGy5jcm0uYWkudjEuSW50ZXJydXB0LlJlYXNvbhIlCghwcm9wb3NhbBgDIAEoCzITLmNybS5haS52MS5Qcm9wb3NhbBIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiiwEKBlJlYXNvbhIWChJSRUFTT05fVU5TUEVDSUZJRUQQABIZChVSRUFTT05fTE9XX0NPTkZJREVOQ0UQARIVChFSRUFTT05fSElHSF9WQUxVRRACEhgKFFJFQVNPTl9HVUFSRF9GTEFHR0VEEAMSHQoZUkVBU09OX0FQUFJPVkFMX1JFUVVFU1RFRBAEIqwBCghQcm9wb3NhbBIvCg1xdWFsaWZpY2F0aW9uGAEgASgOMhguY3JtLmFpLnYxLlF1YWxpZmljYXRpb24SMwoQbmV4dF9iZXN0X2FjdGlvbhgCIAEoCzIZLmNybS5haS52MS5OZXh0QmVzdEFjdGlvbhInCgVkcmFmdBgDIAEoCzIYLmNybS5haS52MS5PdXRyZWFjaERyYWZ0EhEKCXJhdGlvbmFsZRgEIAEoCSKUAgoOTmV4dEJlc3RBY3Rpb24SMAoGYWN0aW9uGAEgASgOMiAuY3JtLmFpLnYxLk5leHRCZXN0QWN0aW9uLkFjdGlvbhITCgtkZXNjcmlwdGlvbhgCIAEoCRISCgpjb25maWRlbmNlGAMgASgBIqYBCgZBY3Rpb24SFgoSQUNUSU9OX1VOU1BFQ0lGSUVEEAASDwoLQUNUSU9OX0NBTEwQARIVChFBQ1RJT05fU0VORF9FTUFJTBACEhgKFEFDVElPTl9TQ0hFRFVMRV9ERU1PEAMSGwoXQUNUSU9OX05VUlRVUkVfU0VRVUVOQ0UQBBITCg9BQ1RJT05fRVNDQUxBVEUQBRIQCgxBQ1RJT05fQ0xPU0UQBiKVAQoNT3V0cmVhY2hEcmFmdBIZCgdzdWJqZWN0GAEgASgJQgi6SAVyAxjIARIXCgRib2R5GAIgASgJQgm6SAZyBBignAESLQoHY2hhbm5lbBgDIAEoDjISLmNybS5haS52MS5DaGFubmVsQgi6SAWCAQIQARIRCglyZXZpc2lvbnMYBCABKAUSDgoGaXNzdWVzGAUgAygJInEKCVJlY2lwaWVudBIWCgRuYW1lGAEgASgJQgi6SAVyAxjIARIZCgdjb21wYW55GAIgASgJQgi6SAVyAxiAAhIWCgRyb2xlGAMgASgJQgi6SAVyAxjIARIZCgVlbWFpbBgEIAEoCUIKukgH2AEBcgJgASJYChZMZWFkUXVhbGlmaWNhdGlvbklucHV0EiUKBGxlYWQYASABKAsyDy5jcm0uYWkudjEuTGVhZEIGukgDyAEBEhcKBW5vdGVzGAIgASgJQgi6SAVyAxiQTiKKAgoXTGVhZFF1YWxpZmljYXRpb25PdXRwdXQSIwoFc2NvcmUYASABKAsyFC5jcm0uYWkudjEuTGVhZFNjb3JlEhAKCGFuYWx5c2lzGAIgASgJEi8KDXF1YWxpZmljYXRpb24YAyABKA4yGC5jcm0uYWkudjEuUXVhbGlmaWNhdGlvbhIzChBuZXh0X2Jlc3RfYWN0aW9uGAQgASgLMhkuY3JtLmFpLnYxLk5leHRCZXN0QWN0aW9uEicKBWRyYWZ0GAUgASgLMhguY3JtLmFpLnYxLk91dHJlYWNoRHJhZnQSEQoJZGVsaXZlcmVkGAYgASgIEhYKDmRlZ3JhZGVkX3N0ZXBzGAcgAygJIoABChVDdXN0b21lckZvbGxvd1VwSW5wdXQSIAoLY3VzdG9tZXJfaWQYASABKAlCC7pICMgBAXIDGIABEhYKBGdvYWwYAiABKAlCCLpIBXIDGNAPEi0KB2NoYW5uZWwYAyABKA4yEi5jcm0uYWkudjEuQ2hhbm5lbEIIukgFggECEAEiyAEKFkN1c3RvbWVyRm9sbG93VXBPdXRwdXQSMwoQbmV4dF9iZXN0X2FjdGlvbhgBIAEoCzIZLmNybS5haS52MS5OZXh0QmVzdEFjdGlvbhInCgVkcmFmdBgCIAEoCzIYLmNybS5haS52MS5PdXRyZWFjaERyYWZ0EhEKCWRlbGl2ZXJlZBgDIAEoCBIlCghldmlkZW5jZRgEIAMoCzITLmNybS5haS52MS5DaXRhdGlvbhIWCg5kZWdyYWRlZF9zdGVwcxgFIAMoCSKCAgoWQ29udGVudEdlbmVyYXRpb25JbnB1dBIvCglyZWNpcGllbnQYASABKAsyFC5jcm0uYWkudjEuUmVjaXBpZW50Qga6SAPIAQESHAoHcHVycG9zZRgCIAEoCUILukgIyAEBcgMY0A8SLwoHY2hhbm5lbBgDIAEoDjISLmNybS5haS52MS5DaGFubmVsQgq6SAeCAQQQASAAEicKBHRvbmUYBCABKA4yDy5jcm0uYWkudjEuVG9uZUIIukgFggECEAESJQoKa2V5X3BvaW50cxgFIAMoCUIRukgOkgELEBQiB3IFEAEY9AMSGAoQcmVxdWlyZV9hcHByb3ZhbBgGIAEoCCJ/ChdDb250ZW50R2VuZXJhdGlvbk91dHB1dBInCgVkcmFmdBgBIAEoCzIYLmNybS5haS52MS5PdXRyZWFjaERyYWZ0EhAKCGFwcHJvdmVkGAIgASgIEhEKCWRlbGl2ZXJlZBgDIAEoCBIWCg5kZWdyYWRlZF9zdGVwcxgEIAMoCSKlBAoIUnVuRXZlbnQSDgoGcnVuX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEi4KCmV2ZW50X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDXN0YXRlX2NoYW5nZWQYCiABKAsyFy5jcm0uYWkudjEuU3RhdGVDaGFuZ2VkSAASLgoMc3RlcF9zdGFydGVkGAsgASgLMhYuY3JtLmFpLnYxLlN0ZXBTdGFydGVkSAASMAoNc3RlcF9maW5pc2hlZBgMIAEoCzIXLmNybS5haS52MS5TdGVwRmluaXNoZWRIABIsCgt0b2tlbl9kZWx0YRgNIAEoCzIVLmNybS5haS52MS5Ub2tlbkRlbHRhSAASKAoJdG9vbF9jYWxsGA4gASgLMhMuY3JtLmFpLnYxLlRvb2xDYWxsSAASLAoLdG9vbF9yZXN1bHQYDyABKAsyFS5jcm0uYWkudjEuVG9vbFJlc3VsdEgAEjAKEGludGVycnVwdF9yYWlzZWQYECABKAsyFC5jcm0uYWkudjEuSW50ZXJydXB0SAASIQoFdXNhZ2UYESABKAsyEC5jcm0uYWkudjEuVXNhZ2VIABIpCgljb21wbGV0ZWQYEiABKAsyFC5jcm0uYWkudjEuUnVuT3V0cHV0SAASJAoGZmFpbGVkGBMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIHCgVldmVudCJkCgxTdGF0ZUNoYW5nZWQSIgoEZnJvbRgBIAEoDjIULmNybS5haS52MS5SdW4uU3RhdGUSIAoCdG8YAiABKA4yFC5jcm0uYWkudjEuUnVuLlN0YXRlEg4KBnJlYXNvbhgDIAEoCSIqCgtTdGVwU3RhcnRlZBIMCgRzdGVwGAEgASgJEg0KBWFnZW50GAIgASgJImoKDFN0ZXBGaW5pc2hlZBIMCgRzdGVwGAEgASgJEg0KBWFnZW50GAIgASgJEhAKCGRlZ3JhZGVkGAMgASgIEisKCGR1cmF0aW9uGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIigKClRva2VuRGVsdGESDAoEc3RlcBgBIAEoCRIMCgR0ZXh0GAIgASgJIk8KCFRvb2xDYWxsEgwKBHN0ZXAYASABKAkSDwoHY2FsbF9pZBgCIAEoCRIMCgR0b29sGAMgASgJEhYKDmFyZ3VtZW50c19qc29uGAQgASgJIk8KClRvb2xSZXN1bHQSDAoEc3RlcBgBIAEoCRIPCgdjYWxsX2lkGAIgASgJEhMKC3Jlc3VsdF9qc29uGAMgASgJEg0KBWVycm9yGAQgASgIKoYBCg1RdWFsaWZpY2F0aW9uEh0KGVFVQUxJRklDQVRJT05fVU5TUEVDSUZJRUQQABIbChdRVUFMSUZJQ0FUSU9OX1FVQUxJRklFRBABEhkKFVFVQUxJRklDQVRJT05fTlVSVFVSRRACEh4KGlFVQUxJRklDQVRJT05fRElTUVVBTElGSUVEEAMqbwoHQ2hhbm5lbBIXChNDSEFOTkVMX1VOU1BFQ0lGSUVEEAASEQoNQ0hBTk5FTF9FTUFJTBABEhQKEENIQU5ORUxfTElOS0VESU4QAhIRCg1DSEFOTkVMX1BIT05FEAMSDwoLQ0hBTk5FTF9TTVMQBCpoCgRUb25lEhQKEFRPTkVfVU5TUEVDSUZJRUQQABIVChFUT05FX1BST0ZFU1NJT05BTBABEhEKDVRPTkVfRlJJRU5ETFkQAhIPCgtUT05FX0ZPUk1BTBADEg8KC1RPTkVfQ0FTVUFMEAQyigQKD1dvcmtmbG93U2VydmljZRJSCg1MaXN0V29ya2Zsb3dzEh8uY3JtLmFpLnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0GiAuY3JtLmFpLnYxLkxpc3RXb3JrZmxvd3NSZXNwb25zZRI2CghTdGFydFJ1bhIaLmNybS5haS52MS5TdGFydFJ1blJlcXVlc3QaDi5jcm0uYWkudjEuUnVuEj8KCVN0cmVhbVJ1bhIbLmNybS5haS52MS5TdHJlYW1SdW5SZXF1ZXN0GhMuY3JtLmFpLnYxLlJ1bkV2ZW50MAESPQoIV2F0Y2hSdW4SGi5jcm0uYWkudjEuV2F0Y2hSdW5SZXF1ZXN0GhMuY3JtLmFpLnYxLlJ1bkV2ZW50MAESMgoGR2V0UnVuEhguY3JtLmFpLnYxLkdldFJ1blJlcXVlc3QaDi5jcm0uYWkudjEuUnVuEkMKCExpc3RSdW5zEhouY3JtLmFpLnYxLkxpc3RSdW5zUmVxdWVzdBobLmNybS5haS52MS5MaXN0UnVuc1Jlc3BvbnNlEjgKCUNhbmNlbFJ1bhIbLmNybS5haS52MS5DYW5jZWxSdW5SZXF1ZXN0Gg4uY3JtLmFpLnYxLlJ1bhI4CglSZXN1bWVSdW4SGy5jcm0uYWkudjEuUmVzdW1lUnVuUmVxdWVzdBoOLmNybS5haS52MS5SdW5iBnByb3RvMw", [file_buf_validate_validate, file_crm_ai_v1_common, file_crm_ai_v1_scoring, file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("Chhjcm0vYWkvdjEvd29ya2Zsb3cucHJvdG8SCWNybS5haS52MSKKAgoQV29ya2Zsb3dTZXR0aW5ncxIvCg5taW5fY29uZmlkZW5jZRgBIAEoAUIXukgUEhIZAAAAAAAA8D8pAAAAAAAAAAASMwoPaGlnaF92YWx1ZV9kZWFsGAIgASgBQhq6SBfYAQESEhkAADQm9WsMQyEAAAAAAAAAABI3ChNjbGVhcl9tYXJnaW5fcG9pbnRzGAMgASgBQhq6SBfYAQESEhkAAAAAAABZQCkAAAAAAADwPxIoChBzdGFsZV90b3VjaF9kYXlzGAQgASgFQg66SAvYAQEaBhiUnQIoARItCgxzdGFsZV9mYWN0b3IYBSABKAFCF7pIFBISGQAAAAAAAPA/KQAAAAAAAAAAIhwKGkdldFdvcmtmbG93U2V0dGluZ3NSZXF1ZXN0IocBCh1VcGRhdGVXb3JrZmxvd1NldHRpbmdzUmVxdWVzdBI1CghzZXR0aW5ncxgBIAEoCzIbLmNybS5haS52MS5Xb3JrZmxvd1NldHRpbmdzQga6SAPIAQESLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIn4KCFdvcmtmbG93EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSDwoHdmVyc2lvbhgDIAEoCRISCgppbnB1dF90eXBlGAQgASgJEhMKC291dHB1dF90eXBlGAUgASgJEhUKDWludGVycnVwdGlibGUYBiABKAgiFgoUTGlzdFdvcmtmbG93c1JlcXVlc3QiPwoVTGlzdFdvcmtmbG93c1Jlc3BvbnNlEiYKCXdvcmtmbG93cxgBIAMoCzITLmNybS5haS52MS5Xb3JrZmxvdyLdAwoPU3RhcnRSdW5SZXF1ZXN0Eh8KCnJlcXVlc3RfaWQYASABKAlCC7pICMgBAXIDsAEBEhsKCHByaW9yaXR5GAIgASgFQgm6SAYaBBgJKAASOgoHdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIOukgLqgEIIgQIgKMFKgASTwoGbGFiZWxzGAQgAygLMiYuY3JtLmFpLnYxLlN0YXJ0UnVuUmVxdWVzdC5MYWJlbHNFbnRyeUIXukgUmgERECAiBnIEEAEYPyoFcgMYgAISPwoSbGVhZF9xdWFsaWZpY2F0aW9uGAogASgLMiEuY3JtLmFpLnYxLkxlYWRRdWFsaWZpY2F0aW9uSW5wdXRIABI+ChJjdXN0b21lcl9mb2xsb3dfdXAYCyABKAsyIC5jcm0uYWkudjEuQ3VzdG9tZXJGb2xsb3dVcElucHV0SAASPwoSY29udGVudF9nZW5lcmF0aW9uGAwgASgLMiEuY3JtLmFpLnYxLkNvbnRlbnRHZW5lcmF0aW9uSW5wdXRIABotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KBWlucHV0EgW6SAIIASJDChBTdHJlYW1SdW5SZXF1ZXN0Ei8KA3J1bhgBIAEoCzIaLmNybS5haS52MS5TdGFydFJ1blJlcXVlc3RCBrpIA8gBASJPCg9XYXRjaFJ1blJlcXVlc3QSGwoGcnVuX2lkGAEgASgJQgu6SAjIAQFyA7ABARIfCg5hZnRlcl9zZXF1ZW5jZRgCIAEoA0IHukgEIgIoACIsCg1HZXRSdW5SZXF1ZXN0EhsKBnJ1bl9pZBgBIAEoCUILukgIyAEBcgOwAQEijwIKD0xpc3RSdW5zUmVxdWVzdBIZCgh3b3JrZmxvdxgBIAEoCUIHukgEcgIYQBI1CgZzdGF0ZXMYAiADKA4yFC5jcm0uYWkudjEuUnVuLlN0YXRlQg+6SAySAQkiB4IBBBABIAASNQoRY3JlYXRlX3RpbWVfYWZ0ZXIYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEmNyZWF0ZV90aW1lX2JlZm9yZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoJcGFnZV9zaXplGAUgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YBiABKAlCCLpIBXIDGIAIIkkKEExpc3RSdW5zUmVzcG9uc2USHAoEcnVucxgBIAMoCzIOLmNybS5haS52MS5SdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkkKEENhbmNlbFJ1blJlcXVlc3QSGwoGcnVuX2lkGAEgASgJQgu6SAjIAQFyA7ABARIYCgZyZWFzb24YAiABKAlCCLpIBXIDGIAIItEBChBSZXN1bWVSdW5SZXF1ZXN0EhsKBnJ1bl9pZBgBIAEoCUILukgIyAEBcgOwAQESHAoMaW50ZXJydXB0X2lkGAIgASgJQga6SAPIAQESJgoHYXBwcm92ZRgDIAEoCzITLmNybS5haS52MS5BcHByb3ZhbEgAEh8KBGVkaXQYBCABKAsyDy5jcm0uYWkudjEuRWRpdEgAEiYKBnJlamVjdBgFIAEoCzIULmNybS5haS52MS5SZWplY3Rpb25IAEIRCghkZWNpc2lvbhIFukgCCAEiJQoIQXBwcm92YWwSGQoHY29tbWVudBgBIAEoCUIIukgFcgMY0A8ihQEKBEVkaXQSJwoFZHJhZnQYASABKAsyGC5jcm0uYWkudjEuT3V0cmVhY2hEcmFmdBI5Cg1xdWFsaWZpY2F0aW9uGAIgASgOMhguY3JtLmFpLnYxLlF1YWxpZmljYXRpb25CCLpIBYIBAhABEhkKB2NvbW1lbnQYAyABKAlCCLpIBXIDGNAPIiUKCVJlamVjdGlvbhIYCgZyZWFzb24YASABKAlCCLpIBXIDGNAPIp4GCgNSdW4SDgoGcnVuX2lkGAEgASgJEhAKCHdvcmtmbG93GAIgASgJEhgKEHdvcmtmbG93X3ZlcnNpb24YAyABKAkSIwoFc3RhdGUYBCABKA4yFC5jcm0uYWkudjEuUnVuLlN0YXRlEhAKCHByaW9yaXR5GAUgASgFEhIKCnJlcXVlc3RfaWQYBiABKAkSKgoGbGFiZWxzGAcgAygLMhouY3JtLmFpLnYxLlJ1bi5MYWJlbHNFbnRyeRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWxhc3Rfc2VxdWVuY2UYCyABKAMSEAoIYXR0ZW1wdHMYDCABKAUSLwoRcGVuZGluZ19pbnRlcnJ1cHQYDSABKAsyFC5jcm0uYWkudjEuSW50ZXJydXB0EiQKBm91dHB1dBgOIAEoCzIULmNybS5haS52MS5SdW5PdXRwdXQSIQoFZXJyb3IYDyABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIfCgV1c2FnZRgQIAEoCzIQLmNybS5haS52MS5Vc2FnZRIqCgd0aW1lb3V0GBEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitQEKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEAoMU1RBVEVfUVVFVUVEEAESEQoNU1RBVEVfUlVOTklORxACEhsKF1NUQVRFX1dBSVRJTkdfRk9SX0lOUFVUEAMSEwoPU1RBVEVfU1VDQ0VFREVEEAQSEAoMU1RBVEVfRkFJTEVEEAUSEwoPU1RBVEVfQ0FOQ0VMTEVEEAYSFwoTU1RBVEVfREVBRF9MRVRURVJFRBAHItoBCglSdW5PdXRwdXQSQAoSbGVhZF9xdWFsaWZpY2F0aW9uGAEgASgLMiIuY3JtLmFpLnYxLkxlYWRRdWFsaWZpY2F0aW9uT3V0cHV0SAASPwoSY3VzdG9tZXJfZm9sbG93X3VwGAIgASgLMiEuY3JtLmFpLnYxLkN1c3RvbWVyRm9sbG93VXBPdXRwdXRIABJAChJjb250ZW50X2dlbmVyYXRpb24YAyABKAsyIi5jcm0uYWkudjEuQ29udGVudEdlbmVyYXRpb25PdXRwdXRIAEIICgZvdXRwdXQitQIKCUludGVycnVwdBIUCgxpbnRlcnJ1cHRfaWQYASABKAkSLAoHcmVhc29ucxgCIAMoDjIbLmNybS5haS52MS5JbnRlcnJ1cHQuUmVhc29uEiUKCHByb3Bvc2FsGAMgASgLMhMuY3JtLmFpLnYxLlByb3Bvc2FsEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKLAQoGUmVhc29uEhYKElJFQVNPTl9VTlNQRUNJRklFRBAAEhkKFVJFQVNPTl9MT1dfQ09ORklERU5DRRABEhUKEVJFQVNPTl9ISUdIX1ZBTFVFEAISGAoUUkVBU09OX0dVQVJEX0ZMQUdHRUQQAxIdChlSRUFTT05fQVBQUk9WQUxfUkVRVUVTVEVEEAQirAEKCFByb3Bvc2FsEi8KDXF1YWxpZmljYXRpb24YASABKA4yGC5jcm0uYWkudjEuUXVhbGlmaWNhdGlvbhIzChBuZXh0X2Jlc3RfYWN0aW9uGAIgASgLMhkuY3JtLmFpLnYxLk5leHRCZXN0QWN0aW9uEicKBWRyYWZ0GAMgASgLMhguY3JtLmFpLnYxLk91dHJlYWNoRHJhZnQSEQoJcmF0aW9uYWxlGAQgASgJIpQCCg5OZXh0QmVzdEFjdGlvbhIwCgZhY3Rpb24YASABKA4yIC5jcm0uYWkudjEuTmV4dEJlc3RBY3Rpb24uQWN0aW9uEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhIKCmNvbmZpZGVuY2UYAyABKAEipgEKBkFjdGlvbhIWChJBQ1RJT05fVU5TUEVDSUZJRUQQABIPCgtBQ1RJT05fQ0FMTBABEhUKEUFDVElPTl9TRU5EX0VNQUlMEAISGAoUQUNUSU9OX1NDSEVEVUxFX0RFTU8QAxIbChdBQ1RJT05fTlVSVFVSRV9TRVFVRU5DRRAEEhMKD0FDVElPTl9FU0NBTEFURRAFEhAKDEFDVElPTl9DTE9TRRAGIpUBCg1PdXRyZWFjaERyYWZ0EhkKB3N1YmplY3QYASABKAlCCLpIBXIDGMgBEhcKBGJvZHkYAiABKAlCCbpIBnIEGKCcARItCgdjaGFubmVsGAMgASgOMhIuY3JtLmFpLnYxLkNoYW5uZWxCCLpIBYIBAhABEhEKCXJldmlzaW9ucxgEIAEoBRIOCgZpc3N1ZXMYBSADKAkicQoJUmVjaXBpZW50EhYKBG5hbWUYASABKAlCCLpIBXIDGMgBEhkKB2NvbXBhbnkYAiABKAlCCLpIBXIDGIACEhYKBHJvbGUYAyABKAlCCLpIBXIDGMgBEhkKBWVtYWlsGAQgASgJQgq6SAfYAQFyAmABIlgKFkxlYWRRdWFsaWZpY2F0aW9uSW5wdXQSJQoEbGVhZBgBIAEoCzIPLmNybS5haS52MS5MZWFkQga6SAPIAQESFwoFbm90ZXMYAiABKAlCCLpIBXIDGJBOIooCChdMZWFkUXVhbGlmaWNhdGlvbk91dHB1dBIjCgVzY29yZRgBIAEoCzIULmNybS5haS52MS5MZWFkU2NvcmUSEAoIYW5hbHlzaXMYAiABKAkSLwoNcXVhbGlmaWNhdGlvbhgDIAEoDjIYLmNybS5haS52MS5RdWFsaWZpY2F0aW9uEjMKEG5leHRfYmVzdF9hY3Rpb24YBCABKAsyGS5jcm0uYWkudjEuTmV4dEJlc3RBY3Rpb24SJwoFZHJhZnQYBSABKAsyGC5jcm0uYWkudjEuT3V0cmVhY2hEcmFmdBIRCglkZWxpdmVyZWQYBiABKAgSFgoOZGVncmFkZWRfc3RlcHMYByADKAkigAEKFUN1c3RvbWVyRm9sbG93VXBJbnB1dBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAESFgoEZ29hbBgCIAEoCUIIukgFcgMY0A8SLQoHY2hhbm5lbBgDIAEoDjISLmNybS5haS52MS5DaGFubmVsQgi6SAWCAQIQASLIAQoWQ3VzdG9tZXJGb2xsb3dVcE91dHB1dBIzChBuZXh0X2Jlc3RfYWN0aW9uGAEgASgLMhkuY3JtLmFpLnYxLk5leHRCZXN0QWN0aW9uEicKBWRyYWZ0GAIgASgLMhguY3JtLmFpLnYxLk91dHJlYWNoRHJhZnQSEQoJZGVsaXZlcmVkGAMgASgIEiUKCGV2aWRlbmNlGAQgAygLMhMuY3JtLmFpLnYxLkNpdGF0aW9uEhYKDmRlZ3JhZGVkX3N0ZXBzGAUgAygJIoICChZDb250ZW50R2VuZXJhdGlvbklucHV0Ei8KCXJlY2lwaWVudBgBIAEoCzIULmNybS5haS52MS5SZWNpcGllbnRCBrpIA8gBARIcCgdwdXJwb3NlGAIgASgJQgu6SAjIAQFyAxjQDxIvCgdjaGFubmVsGAMgASgOMhIuY3JtLmFpLnYxLkNoYW5uZWxCCrpIB4IBBBABIAASJwoEdG9uZRgEIAEoDjIPLmNybS5haS52MS5Ub25lQgi6SAWCAQIQARIlCgprZXlfcG9pbnRzGAUgAygJQhG6SA6SAQsQFCIHcgUQARj0AxIYChByZXF1aXJlX2FwcHJvdmFsGAYgASgIIn8KF0NvbnRlbnRHZW5lcmF0aW9uT3V0cHV0EicKBWRyYWZ0GAEgASgLMhguY3JtLmFpLnYxLk91dHJlYWNoRHJhZnQSEAoIYXBwcm92ZWQYAiABKAgSEQoJZGVsaXZlcmVkGAMgASgIEhYKDmRlZ3JhZGVkX3N0ZXBzGAQgAygJIqUECghSdW5FdmVudBIOCgZydW5faWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAMSLgoKZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoNc3RhdGVfY2hhbmdlZBgKIAEoCzIXLmNybS5haS52MS5TdGF0ZUNoYW5nZWRIABIuCgxzdGVwX3N0YXJ0ZWQYCyABKAsyFi5jcm0uYWkudjEuU3RlcFN0YXJ0ZWRIABIwCg1zdGVwX2ZpbmlzaGVkGAwgASgLMhcuY3JtLmFpLnYxLlN0ZXBGaW5pc2hlZEgAEiwKC3Rva2VuX2RlbHRhGA0gASgLMhUuY3JtLmFpLnYxLlRva2VuRGVsdGFIABIoCgl0b29sX2NhbGwYDiABKAsyEy5jcm0uYWkudjEuVG9vbENhbGxIABIsCgt0b29sX3Jlc3VsdBgPIAEoCzIVLmNybS5haS52MS5Ub29sUmVzdWx0SAASMAoQaW50ZXJydXB0X3JhaXNlZBgQIAEoCzIULmNybS5haS52MS5JbnRlcnJ1cHRIABIhCgV1c2FnZRgRIAEoCzIQLmNybS5haS52MS5Vc2FnZUgAEikKCWNvbXBsZXRlZBgSIAEoCzIULmNybS5haS52MS5SdW5PdXRwdXRIABIkCgZmYWlsZWQYEyABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQgcKBWV2ZW50ImQKDFN0YXRlQ2hhbmdlZBIiCgRmcm9tGAEgASgOMhQuY3JtLmFpLnYxLlJ1bi5TdGF0ZRIgCgJ0bxgCIAEoDjIULmNybS5haS52MS5SdW4uU3RhdGUSDgoGcmVhc29uGAMgASgJIioKC1N0ZXBTdGFydGVkEgwKBHN0ZXAYASABKAkSDQoFYWdlbnQYAiABKAkiagoMU3RlcEZpbmlzaGVkEgwKBHN0ZXAYASABKAkSDQoFYWdlbnQYAiABKAkSEAoIZGVncmFkZWQYAyABKAgSKwoIZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iKAoKVG9rZW5EZWx0YRIMCgRzdGVwGAEgASgJEgwKBHRleHQYAiABKAkiTwoIVG9vbENhbGwSDAoEc3RlcBgBIAEoCRIPCgdjYWxsX2lkGAIgASgJEgwKBHRvb2wYAyABKAkSFgoOYXJndW1lbnRzX2pzb24YBCABKAkiTwoKVG9vbFJlc3VsdBIMCgRzdGVwGAEgASgJEg8KB2NhbGxfaWQYAiABKAkSEwoLcmVzdWx0X2pzb24YAyABKAkSDQoFZXJyb3IYBCABKAgqhgEKDVF1YWxpZmljYXRpb24SHQoZUVVBTElGSUNBVElPTl9VTlNQRUNJRklFRBAAEhsKF1FVQUxJRklDQVRJT05fUVVBTElGSUVEEAESGQoVUVVBTElGSUNBVElPTl9OVVJUVVJFEAISHgoaUVVBTElGSUNBVElPTl9ESVNRVUFMSUZJRUQQAypvCgdDaGFubmVsEhcKE0NIQU5ORUxfVU5TUEVDSUZJRUQQABIRCg1DSEFOTkVMX0VNQUlMEAESFAoQQ0hBTk5FTF9MSU5LRURJThACEhEKDUNIQU5ORUxfUEhPTkUQAxIPCgtDSEFOTkVMX1NNUxAEKmgKBFRvbmUSFAoQVE9ORV9VTlNQRUNJRklFRBAAEhUKEVRPTkVfUFJPRkVTU0lPTkFMEAESEQoNVE9ORV9GUklFTkRMWRACEg8KC1RPTkVfRk9STUFMEAMSDwoLVE9ORV9DQVNVQUwQBDLGBQoPV29ya2Zsb3dTZXJ2aWNlElIKDUxpc3RXb3JrZmxvd3MSHy5jcm0uYWkudjEuTGlzdFdvcmtmbG93c1JlcXVlc3QaIC5jcm0uYWkudjEuTGlzdFdvcmtmbG93c1Jlc3BvbnNlEjYKCFN0YXJ0UnVuEhouY3JtLmFpLnYxLlN0YXJ0UnVuUmVxdWVzdBoOLmNybS5haS52MS5SdW4SPwoJU3RyZWFtUnVuEhsuY3JtLmFpLnYxLlN0cmVhbVJ1blJlcXVlc3QaEy5jcm0uYWkudjEuUnVuRXZlbnQwARI9CghXYXRjaFJ1bhIaLmNybS5haS52MS5XYXRjaFJ1blJlcXVlc3QaEy5jcm0uYWkudjEuUnVuRXZlbnQwARIyCgZHZXRSdW4SGC5jcm0uYWkudjEuR2V0UnVuUmVxdWVzdBoOLmNybS5haS52MS5SdW4SQwoITGlzdFJ1bnMSGi5jcm0uYWkudjEuTGlzdFJ1bnNSZXF1ZXN0GhsuY3JtLmFpLnYxLkxpc3RSdW5zUmVzcG9uc2USOAoJQ2FuY2VsUnVuEhsuY3JtLmFpLnYxLkNhbmNlbFJ1blJlcXVlc3QaDi5jcm0uYWkudjEuUnVuEjgKCVJlc3VtZVJ1bhIbLmNybS5haS52MS5SZXN1bWVSdW5SZXF1ZXN0Gg4uY3JtLmFpLnYxLlJ1bhJZChNHZXRXb3JrZmxvd1NldHRpbmdzEiUuY3JtLmFpLnYxLkdldFdvcmtmbG93U2V0dGluZ3NSZXF1ZXN0GhsuY3JtLmFpLnYxLldvcmtmbG93U2V0dGluZ3MSXwoWVXBkYXRlV29ya2Zsb3dTZXR0aW5ncxIoLmNybS5haS52MS5VcGRhdGVXb3JrZmxvd1NldHRpbmdzUmVxdWVzdBobLmNybS5haS52MS5Xb3JrZmxvd1NldHRpbmdzYgZwcm90bzM", [file_buf_validate_validate, file_crm_ai_v1_common, file_crm_ai_v1_scoring, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_rpc_status]);
+
+/**
+ * One tenant's workflow settings: the decision agent's thresholds. In an update, a field named
+ * in the mask whose value is 0 where 0 is out of range is INVALID_ARGUMENT.
+ *
+ * @generated from message crm.ai.v1.WorkflowSettings
+ */
+export type WorkflowSettings = Message<"crm.ai.v1.WorkflowSettings"> & {
+  /**
+   * Below this decision confidence a human decides (REASON_LOW_CONFIDENCE); 0 to 1, default
+   * 0.6. 0 never asks for this reason, 1 always asks.
+   *
+   * @generated from field: double min_confidence = 1;
+   */
+  minConfidence: number;
+
+  /**
+   * Deals estimated above this value always go past a human (REASON_HIGH_VALUE); at or above
+   * it a qualified lead is escalated to an account executive. In the tenant's currency; above
+   * 0, default 100000.
+   *
+   * @generated from field: double high_value_deal = 2;
+   */
+  highValueDeal: number;
+
+  /**
+   * Score points from the nearest grade cut-off at which a grade counts as unambiguous (full
+   * clarity); 1 to 100, default 15.
+   *
+   * @generated from field: double clear_margin_points = 3;
+   */
+  clearMarginPoints: number;
+
+  /**
+   * A last touch older than this many days lowers confidence by `stale_factor`; 1 to 36500,
+   * default 90.
+   *
+   * @generated from field: int32 stale_touch_days = 4;
+   */
+  staleTouchDays: number;
+
+  /**
+   * Confidence multiplier for stale leads; 0 to 1, default 0.8 (1: staleness does not matter).
+   *
+   * @generated from field: double stale_factor = 5;
+   */
+  staleFactor: number;
+};
+
+/**
+ * Describes the message crm.ai.v1.WorkflowSettings.
+ * Use `create(WorkflowSettingsSchema)` to create a new message.
+ */
+export const WorkflowSettingsSchema: GenMessage<WorkflowSettings> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_workflow, 0);
+
+/**
+ * Request of WorkflowService.GetWorkflowSettings (the tenant is the caller's).
+ *
+ * @generated from message crm.ai.v1.GetWorkflowSettingsRequest
+ */
+export type GetWorkflowSettingsRequest = Message<"crm.ai.v1.GetWorkflowSettingsRequest"> & {
+};
+
+/**
+ * Describes the message crm.ai.v1.GetWorkflowSettingsRequest.
+ * Use `create(GetWorkflowSettingsRequestSchema)` to create a new message.
+ */
+export const GetWorkflowSettingsRequestSchema: GenMessage<GetWorkflowSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_workflow, 1);
+
+/**
+ * Request of WorkflowService.UpdateWorkflowSettings.
+ *
+ * @generated from message crm.ai.v1.UpdateWorkflowSettingsRequest
+ */
+export type UpdateWorkflowSettingsRequest = Message<"crm.ai.v1.UpdateWorkflowSettingsRequest"> & {
+  /**
+   * The new values; fields outside `update_mask` are ignored.
+   *
+   * @generated from field: crm.ai.v1.WorkflowSettings settings = 1;
+   */
+  settings?: WorkflowSettings | undefined;
+
+  /**
+   * Fields of `settings` to change (e.g. `min_confidence`); empty means all of them.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message crm.ai.v1.UpdateWorkflowSettingsRequest.
+ * Use `create(UpdateWorkflowSettingsRequestSchema)` to create a new message.
+ */
+export const UpdateWorkflowSettingsRequestSchema: GenMessage<UpdateWorkflowSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_workflow, 2);
 
 /**
  * A workflow definition.
@@ -75,7 +173,7 @@ export type Workflow = Message<"crm.ai.v1.Workflow"> & {
  * Use `create(WorkflowSchema)` to create a new message.
  */
 export const WorkflowSchema: GenMessage<Workflow> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 0);
+  messageDesc(file_crm_ai_v1_workflow, 3);
 
 /**
  * Request of WorkflowService.ListWorkflows.
@@ -90,7 +188,7 @@ export type ListWorkflowsRequest = Message<"crm.ai.v1.ListWorkflowsRequest"> & {
  * Use `create(ListWorkflowsRequestSchema)` to create a new message.
  */
 export const ListWorkflowsRequestSchema: GenMessage<ListWorkflowsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 1);
+  messageDesc(file_crm_ai_v1_workflow, 4);
 
 /**
  * Response of WorkflowService.ListWorkflows.
@@ -111,7 +209,7 @@ export type ListWorkflowsResponse = Message<"crm.ai.v1.ListWorkflowsResponse"> &
  * Use `create(ListWorkflowsResponseSchema)` to create a new message.
  */
 export const ListWorkflowsResponseSchema: GenMessage<ListWorkflowsResponse> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 2);
+  messageDesc(file_crm_ai_v1_workflow, 5);
 
 /**
  * Request of WorkflowService.StartRun.
@@ -185,7 +283,7 @@ export type StartRunRequest = Message<"crm.ai.v1.StartRunRequest"> & {
  * Use `create(StartRunRequestSchema)` to create a new message.
  */
 export const StartRunRequestSchema: GenMessage<StartRunRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 3);
+  messageDesc(file_crm_ai_v1_workflow, 6);
 
 /**
  * Request of WorkflowService.StreamRun.
@@ -206,7 +304,7 @@ export type StreamRunRequest = Message<"crm.ai.v1.StreamRunRequest"> & {
  * Use `create(StreamRunRequestSchema)` to create a new message.
  */
 export const StreamRunRequestSchema: GenMessage<StreamRunRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 4);
+  messageDesc(file_crm_ai_v1_workflow, 7);
 
 /**
  * Request of WorkflowService.WatchRun.
@@ -234,7 +332,7 @@ export type WatchRunRequest = Message<"crm.ai.v1.WatchRunRequest"> & {
  * Use `create(WatchRunRequestSchema)` to create a new message.
  */
 export const WatchRunRequestSchema: GenMessage<WatchRunRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 5);
+  messageDesc(file_crm_ai_v1_workflow, 8);
 
 /**
  * Request of WorkflowService.GetRun.
@@ -255,7 +353,7 @@ export type GetRunRequest = Message<"crm.ai.v1.GetRunRequest"> & {
  * Use `create(GetRunRequestSchema)` to create a new message.
  */
 export const GetRunRequestSchema: GenMessage<GetRunRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 6);
+  messageDesc(file_crm_ai_v1_workflow, 9);
 
 /**
  * Request of WorkflowService.ListRuns.
@@ -311,7 +409,7 @@ export type ListRunsRequest = Message<"crm.ai.v1.ListRunsRequest"> & {
  * Use `create(ListRunsRequestSchema)` to create a new message.
  */
 export const ListRunsRequestSchema: GenMessage<ListRunsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 7);
+  messageDesc(file_crm_ai_v1_workflow, 10);
 
 /**
  * Response of WorkflowService.ListRuns.
@@ -339,7 +437,7 @@ export type ListRunsResponse = Message<"crm.ai.v1.ListRunsResponse"> & {
  * Use `create(ListRunsResponseSchema)` to create a new message.
  */
 export const ListRunsResponseSchema: GenMessage<ListRunsResponse> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 8);
+  messageDesc(file_crm_ai_v1_workflow, 11);
 
 /**
  * Request of WorkflowService.CancelRun.
@@ -367,7 +465,7 @@ export type CancelRunRequest = Message<"crm.ai.v1.CancelRunRequest"> & {
  * Use `create(CancelRunRequestSchema)` to create a new message.
  */
 export const CancelRunRequestSchema: GenMessage<CancelRunRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 9);
+  messageDesc(file_crm_ai_v1_workflow, 12);
 
 /**
  * Request of WorkflowService.ResumeRun.
@@ -426,7 +524,7 @@ export type ResumeRunRequest = Message<"crm.ai.v1.ResumeRunRequest"> & {
  * Use `create(ResumeRunRequestSchema)` to create a new message.
  */
 export const ResumeRunRequestSchema: GenMessage<ResumeRunRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 10);
+  messageDesc(file_crm_ai_v1_workflow, 13);
 
 /**
  * Approval of an interrupt's proposal.
@@ -447,7 +545,7 @@ export type Approval = Message<"crm.ai.v1.Approval"> & {
  * Use `create(ApprovalSchema)` to create a new message.
  */
 export const ApprovalSchema: GenMessage<Approval> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 11);
+  messageDesc(file_crm_ai_v1_workflow, 14);
 
 /**
  * Changes to an interrupt's proposal; unset fields keep the proposed value.
@@ -482,7 +580,7 @@ export type Edit = Message<"crm.ai.v1.Edit"> & {
  * Use `create(EditSchema)` to create a new message.
  */
 export const EditSchema: GenMessage<Edit> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 12);
+  messageDesc(file_crm_ai_v1_workflow, 15);
 
 /**
  * Rejection of an interrupt's proposal.
@@ -503,7 +601,7 @@ export type Rejection = Message<"crm.ai.v1.Rejection"> & {
  * Use `create(RejectionSchema)` to create a new message.
  */
 export const RejectionSchema: GenMessage<Rejection> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 13);
+  messageDesc(file_crm_ai_v1_workflow, 16);
 
 /**
  * A workflow run.
@@ -636,7 +734,7 @@ export type Run = Message<"crm.ai.v1.Run"> & {
  * Use `create(RunSchema)` to create a new message.
  */
 export const RunSchema: GenMessage<Run> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 14);
+  messageDesc(file_crm_ai_v1_workflow, 17);
 
 /**
  * Lifecycle of a run.
@@ -705,7 +803,7 @@ export enum Run_State {
  * Describes the enum crm.ai.v1.Run.State.
  */
 export const Run_StateSchema: GenEnum<Run_State> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_workflow, 14, 0);
+  enumDesc(file_crm_ai_v1_workflow, 17, 0);
 
 /**
  * The typed output of a run.
@@ -750,7 +848,7 @@ export type RunOutput = Message<"crm.ai.v1.RunOutput"> & {
  * Use `create(RunOutputSchema)` to create a new message.
  */
 export const RunOutputSchema: GenMessage<RunOutput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 15);
+  messageDesc(file_crm_ai_v1_workflow, 18);
 
 /**
  * A pause for a human decision.
@@ -792,7 +890,7 @@ export type Interrupt = Message<"crm.ai.v1.Interrupt"> & {
  * Use `create(InterruptSchema)` to create a new message.
  */
 export const InterruptSchema: GenMessage<Interrupt> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 16);
+  messageDesc(file_crm_ai_v1_workflow, 19);
 
 /**
  * Why a human is asked.
@@ -840,7 +938,7 @@ export enum Interrupt_Reason {
  * Describes the enum crm.ai.v1.Interrupt.Reason.
  */
 export const Interrupt_ReasonSchema: GenEnum<Interrupt_Reason> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_workflow, 16, 0);
+  enumDesc(file_crm_ai_v1_workflow, 19, 0);
 
 /**
  * What a workflow proposes at an interrupt.
@@ -882,7 +980,7 @@ export type Proposal = Message<"crm.ai.v1.Proposal"> & {
  * Use `create(ProposalSchema)` to create a new message.
  */
 export const ProposalSchema: GenMessage<Proposal> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 17);
+  messageDesc(file_crm_ai_v1_workflow, 20);
 
 /**
  * The next thing sales should do.
@@ -917,7 +1015,7 @@ export type NextBestAction = Message<"crm.ai.v1.NextBestAction"> & {
  * Use `create(NextBestActionSchema)` to create a new message.
  */
 export const NextBestActionSchema: GenMessage<NextBestAction> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 18);
+  messageDesc(file_crm_ai_v1_workflow, 21);
 
 /**
  * Kind of action.
@@ -979,7 +1077,7 @@ export enum NextBestAction_Action {
  * Describes the enum crm.ai.v1.NextBestAction.Action.
  */
 export const NextBestAction_ActionSchema: GenEnum<NextBestAction_Action> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_workflow, 18, 0);
+  enumDesc(file_crm_ai_v1_workflow, 21, 0);
 
 /**
  * A drafted outreach message.
@@ -1028,7 +1126,7 @@ export type OutreachDraft = Message<"crm.ai.v1.OutreachDraft"> & {
  * Use `create(OutreachDraftSchema)` to create a new message.
  */
 export const OutreachDraftSchema: GenMessage<OutreachDraft> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 19);
+  messageDesc(file_crm_ai_v1_workflow, 22);
 
 /**
  * Recipient of generated content.
@@ -1070,7 +1168,7 @@ export type Recipient = Message<"crm.ai.v1.Recipient"> & {
  * Use `create(RecipientSchema)` to create a new message.
  */
 export const RecipientSchema: GenMessage<Recipient> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 20);
+  messageDesc(file_crm_ai_v1_workflow, 23);
 
 /**
  * Input of the `lead_qualification` workflow.
@@ -1098,7 +1196,7 @@ export type LeadQualificationInput = Message<"crm.ai.v1.LeadQualificationInput">
  * Use `create(LeadQualificationInputSchema)` to create a new message.
  */
 export const LeadQualificationInputSchema: GenMessage<LeadQualificationInput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 21);
+  messageDesc(file_crm_ai_v1_workflow, 24);
 
 /**
  * Output of the `lead_qualification` workflow.
@@ -1161,7 +1259,7 @@ export type LeadQualificationOutput = Message<"crm.ai.v1.LeadQualificationOutput
  * Use `create(LeadQualificationOutputSchema)` to create a new message.
  */
 export const LeadQualificationOutputSchema: GenMessage<LeadQualificationOutput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 22);
+  messageDesc(file_crm_ai_v1_workflow, 25);
 
 /**
  * Input of the `customer_follow_up` workflow.
@@ -1196,7 +1294,7 @@ export type CustomerFollowUpInput = Message<"crm.ai.v1.CustomerFollowUpInput"> &
  * Use `create(CustomerFollowUpInputSchema)` to create a new message.
  */
 export const CustomerFollowUpInputSchema: GenMessage<CustomerFollowUpInput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 23);
+  messageDesc(file_crm_ai_v1_workflow, 26);
 
 /**
  * Output of the `customer_follow_up` workflow.
@@ -1245,7 +1343,7 @@ export type CustomerFollowUpOutput = Message<"crm.ai.v1.CustomerFollowUpOutput">
  * Use `create(CustomerFollowUpOutputSchema)` to create a new message.
  */
 export const CustomerFollowUpOutputSchema: GenMessage<CustomerFollowUpOutput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 24);
+  messageDesc(file_crm_ai_v1_workflow, 27);
 
 /**
  * Input of the `content_generation` workflow.
@@ -1301,7 +1399,7 @@ export type ContentGenerationInput = Message<"crm.ai.v1.ContentGenerationInput">
  * Use `create(ContentGenerationInputSchema)` to create a new message.
  */
 export const ContentGenerationInputSchema: GenMessage<ContentGenerationInput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 25);
+  messageDesc(file_crm_ai_v1_workflow, 28);
 
 /**
  * Output of the `content_generation` workflow.
@@ -1343,7 +1441,7 @@ export type ContentGenerationOutput = Message<"crm.ai.v1.ContentGenerationOutput
  * Use `create(ContentGenerationOutputSchema)` to create a new message.
  */
 export const ContentGenerationOutputSchema: GenMessage<ContentGenerationOutput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 26);
+  messageDesc(file_crm_ai_v1_workflow, 29);
 
 /**
  * One event of a run. Sequences start at 1 and increase by 1 per run.
@@ -1465,7 +1563,7 @@ export type RunEvent = Message<"crm.ai.v1.RunEvent"> & {
  * Use `create(RunEventSchema)` to create a new message.
  */
 export const RunEventSchema: GenMessage<RunEvent> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 27);
+  messageDesc(file_crm_ai_v1_workflow, 30);
 
 /**
  * A run's state change.
@@ -1500,7 +1598,7 @@ export type StateChanged = Message<"crm.ai.v1.StateChanged"> & {
  * Use `create(StateChangedSchema)` to create a new message.
  */
 export const StateChangedSchema: GenMessage<StateChanged> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 28);
+  messageDesc(file_crm_ai_v1_workflow, 31);
 
 /**
  * An agent or graph node started.
@@ -1528,7 +1626,7 @@ export type StepStarted = Message<"crm.ai.v1.StepStarted"> & {
  * Use `create(StepStartedSchema)` to create a new message.
  */
 export const StepStartedSchema: GenMessage<StepStarted> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 29);
+  messageDesc(file_crm_ai_v1_workflow, 32);
 
 /**
  * An agent or graph node finished.
@@ -1570,7 +1668,7 @@ export type StepFinished = Message<"crm.ai.v1.StepFinished"> & {
  * Use `create(StepFinishedSchema)` to create a new message.
  */
 export const StepFinishedSchema: GenMessage<StepFinished> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 30);
+  messageDesc(file_crm_ai_v1_workflow, 33);
 
 /**
  * Text streamed by an LLM during a step.
@@ -1598,7 +1696,7 @@ export type TokenDelta = Message<"crm.ai.v1.TokenDelta"> & {
  * Use `create(TokenDeltaSchema)` to create a new message.
  */
 export const TokenDeltaSchema: GenMessage<TokenDelta> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 31);
+  messageDesc(file_crm_ai_v1_workflow, 34);
 
 /**
  * A tool call made by an agent.
@@ -1640,7 +1738,7 @@ export type ToolCall = Message<"crm.ai.v1.ToolCall"> & {
  * Use `create(ToolCallSchema)` to create a new message.
  */
 export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 32);
+  messageDesc(file_crm_ai_v1_workflow, 35);
 
 /**
  * The result of a tool call.
@@ -1682,7 +1780,7 @@ export type ToolResult = Message<"crm.ai.v1.ToolResult"> & {
  * Use `create(ToolResultSchema)` to create a new message.
  */
 export const ToolResultSchema: GenMessage<ToolResult> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 33);
+  messageDesc(file_crm_ai_v1_workflow, 36);
 
 /**
  * Qualification decision for a lead.
@@ -1826,8 +1924,9 @@ export const ToneSchema: GenEnum<Tone> = /*@__PURE__*/
  * every step, and streams its progress as RunEvents with a per-run sequence number; the event
  * log is persisted before events are sent, so WatchRun can resume from any sequence.
  *
- * Roles: `workflow.reader` may list, get and watch; `workflow.operator` may also start, cancel
- * and resume runs.
+ * Roles: `workflow.reader` may list, get and watch runs and read the settings;
+ * `workflow.operator` may also start, cancel and resume runs; `workflow.admin` may also change
+ * the settings.
  *
  * @generated from service crm.ai.v1.WorkflowService
  */
@@ -1915,6 +2014,29 @@ export const WorkflowService: GenService<{
     methodKind: "unary";
     input: typeof ResumeRunRequestSchema;
     output: typeof RunSchema;
+  },
+  /**
+   * Gets the caller's workflow settings: the thresholds of the decision agent's rules and of its
+   * hand-off to a human. A tenant that never changed them gets the defaults.
+   *
+   * @generated from rpc crm.ai.v1.WorkflowService.GetWorkflowSettings
+   */
+  getWorkflowSettings: {
+    methodKind: "unary";
+    input: typeof GetWorkflowSettingsRequestSchema;
+    output: typeof WorkflowSettingsSchema;
+  },
+  /**
+   * Changes the caller's workflow settings (the fields named in `update_mask`; all of them when
+   * it is empty) and returns them. Decisions made afterwards use them, in runs already queued
+   * too; a decision already taken is not revisited.
+   *
+   * @generated from rpc crm.ai.v1.WorkflowService.UpdateWorkflowSettings
+   */
+  updateWorkflowSettings: {
+    methodKind: "unary";
+    input: typeof UpdateWorkflowSettingsRequestSchema;
+    output: typeof WorkflowSettingsSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_crm_ai_v1_workflow, 0);

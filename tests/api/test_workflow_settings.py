@@ -1,0 +1,165 @@
+"""WorkflowService settings: each tenant's decision thresholds, used by its next decisions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
+
+import grpc
+import grpc.aio
+import pytest
+from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
+from crm_ai_client import ServiceError
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from ai_orchestration.config import Settings
+from tests.api._leads import hot_lead, metadata
+from tests.api.test_workflows import lead_run, write_llm_config
+from tests.conftest import BOOTSTRAP_ROWS, SECRET, TokenFactory, running_server
+from tests.fixtures.llm_server import LlmTestServer
+
+if TYPE_CHECKING:  # the async stub type exists only in the .pyi
+    Stub: TypeAlias = workflow_pb2_grpc.WorkflowServiceAsyncStub
+State = workflow_pb2.Run.State
+Reason = workflow_pb2.Interrupt.Reason
+SETTLED = {
+    State.STATE_SUCCEEDED,
+    State.STATE_FAILED,
+    State.STATE_CANCELLED,
+    State.STATE_WAITING_FOR_INPUT,
+}
+
+
+@pytest.fixture
+async def stub(tmp_path: Path, llm_server: LlmTestServer) -> AsyncIterator[Stub]:
+    settings = Settings(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path,
+        auth_hs256_secret=SECRET,
+        shutdown_grace_seconds=1,
+        scoring_bootstrap_rows=BOOTSTRAP_ROWS,
+        llm_config_file=str(write_llm_config(tmp_path / "llm.yaml", llm_server)),
+        llm_cache_ttl_seconds=0,
+    )
+    async with (
+        running_server(settings) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        yield workflow_pb2_grpc.WorkflowServiceStub(channel)
+
+
+async def _error(call: object) -> ServiceError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call  # type: ignore[misc]
+    return ServiceError.from_rpc_error(caught.value)
+
+
+def _update(paths: list[str], **values: float) -> workflow_pb2.UpdateWorkflowSettingsRequest:
+    return workflow_pb2.UpdateWorkflowSettingsRequest(
+        settings=workflow_pb2.WorkflowSettings(**values),  # type: ignore[arg-type]
+        update_mask=FieldMask(paths=paths),
+    )
+
+
+async def _settled(stub: Stub, md: object, run_id: str) -> workflow_pb2.Run:
+    """The run once it ended or waits for a human (the test's timeout bounds the wait)."""
+    while True:
+        run = await stub.GetRun(workflow_pb2.GetRunRequest(run_id=run_id), metadata=md)  # type: ignore[arg-type]
+        if run.state in SETTLED:
+            return run
+        await asyncio.sleep(0.05)
+
+
+async def test_a_new_tenant_gets_the_defaults(stub: Stub, token: TokenFactory) -> None:
+    settings = await stub.GetWorkflowSettings(
+        workflow_pb2.GetWorkflowSettingsRequest(), metadata=metadata(token())
+    )
+    assert (settings.min_confidence, settings.high_value_deal) == (0.6, 100_000.0)
+    assert (settings.clear_margin_points, settings.stale_touch_days) == (15.0, 90)
+    assert settings.stale_factor == 0.8
+
+
+async def test_an_update_changes_the_masked_fields_only_and_only_for_the_caller(
+    stub: Stub, token: TokenFactory
+) -> None:
+    alpha, beta = metadata(token(tenant_id="alpha")), metadata(token(tenant_id="beta"))
+    updated = await stub.UpdateWorkflowSettings(
+        _update(["min_confidence"], min_confidence=0.9, high_value_deal=5.0), metadata=alpha
+    )
+    assert (updated.min_confidence, updated.high_value_deal) == (0.9, 100_000.0)
+    read = await stub.GetWorkflowSettings(workflow_pb2.GetWorkflowSettingsRequest(), metadata=alpha)
+    assert read == updated
+    theirs = await stub.GetWorkflowSettings(
+        workflow_pb2.GetWorkflowSettingsRequest(), metadata=beta
+    )
+    assert theirs.min_confidence == 0.6
+
+
+async def test_bad_settings_name_the_field_and_change_nothing(
+    stub: Stub, token: TokenFactory
+) -> None:
+    md = metadata(token())
+    err = await _error(stub.UpdateWorkflowSettings(_update([], min_confidence=1.5), metadata=md))
+    assert err.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert "settings.min_confidence" in {v.field for v in err.field_violations}
+    # 0 passes the message's rules (unset) but not the threshold's range once it is masked.
+    err = await _error(stub.UpdateWorkflowSettings(_update(["high_value_deal"]), metadata=md))
+    assert err.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert {v.field for v in err.field_violations} == {"settings.high_value_deal"}
+    err = await _error(stub.UpdateWorkflowSettings(_update(["tone"]), metadata=md))
+    assert (err.code, err.field_violations[0].field) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "update_mask.paths",
+    )
+    unchanged = await stub.GetWorkflowSettings(
+        workflow_pb2.GetWorkflowSettingsRequest(), metadata=md
+    )
+    assert unchanged.min_confidence == 0.6 and unchanged.high_value_deal == 100_000.0
+
+
+async def test_only_a_workflow_admin_changes_settings(stub: Stub, token: TokenFactory) -> None:
+    operator = metadata(token(roles=["workflow.operator"]))
+    await stub.GetWorkflowSettings(workflow_pb2.GetWorkflowSettingsRequest(), metadata=operator)
+    err = await _error(
+        stub.UpdateWorkflowSettings(
+            _update(["min_confidence"], min_confidence=0.1), metadata=operator
+        )
+    )
+    assert err.code is grpc.StatusCode.PERMISSION_DENIED
+    admin = metadata(token(roles=["workflow.admin"]))
+    await stub.UpdateWorkflowSettings(
+        _update(["min_confidence"], min_confidence=0.1), metadata=admin
+    )
+
+
+async def test_each_tenants_thresholds_decide_its_hand_offs(
+    stub: Stub, token: TokenFactory
+) -> None:
+    cautious, trusting = (
+        metadata(token(tenant_id="cautious")),
+        metadata(token(tenant_id="trusting")),
+    )
+    # The same hot lead and its 50k deal: one tenant wants a human above 10k (the default is
+    # 100k), the other never for confidence and only above an unreachable deal value.
+    await stub.UpdateWorkflowSettings(
+        _update(["high_value_deal"], high_value_deal=10_000.0), metadata=cautious
+    )
+    await stub.UpdateWorkflowSettings(
+        _update(["min_confidence", "high_value_deal"], min_confidence=0.0, high_value_deal=1e15),
+        metadata=trusting,
+    )
+    lead = hot_lead("settings-hot-1")
+    lead.estimated_deal_value = 50_000.0
+
+    asked = await stub.StartRun(lead_run(lead), metadata=cautious)
+    run = await _settled(stub, cautious, asked.run_id)
+    assert run.state == State.STATE_WAITING_FOR_INPUT
+    assert Reason.REASON_HIGH_VALUE in run.pending_interrupt.reasons
+
+    trusted = await stub.StartRun(lead_run(lead), metadata=trusting)
+    run = await _settled(stub, trusting, trusted.run_id)
+    assert run.state == State.STATE_SUCCEEDED, run
+    assert run.output.lead_qualification.delivered
