@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from langgraph.errors import GraphInterrupt
 from langgraph.runtime import Runtime
@@ -182,6 +182,15 @@ async def ask(
     return completion.text, False
 
 
+DELTA_MIN_CHARS: Final[int] = 32
+"""Streamed pieces are coalesced into ``token_delta`` events of at least this many characters
+(the last one of a call excepted): every event is a committed write of the event log, and a
+model streams a few characters at a time."""
+DELTA_MAX_SECONDS: Final[float] = 0.05
+"""A piece arriving this long or longer after the first one held back sends what is held, so a
+slow model's text is not held back for many pieces."""
+
+
 async def _call(
     context: RunContext, step_name: str, request: CompletionRequest, *, stream: bool
 ) -> Completion:
@@ -189,13 +198,28 @@ async def _call(
     if not stream:
         return await gateway.complete(request)
     final: Completion | None = None
+    pending: list[str] = []
+    size, since = 0, 0.0
+
+    async def flush() -> None:
+        nonlocal size
+        if pending:
+            payload = {"step": step_name, "text": "".join(pending)}
+            pending.clear()
+            size = 0
+            await context.events.emit(EventKind.TOKEN_DELTA, payload)
+
     async for item in gateway.stream(request):
-        if isinstance(item, TokenDelta):
-            if item.text:
-                payload = {"step": step_name, "text": item.text}
-                await context.events.emit(EventKind.TOKEN_DELTA, payload)
-        else:
+        if not isinstance(item, TokenDelta):
             final = item
+        elif item.text:
+            if not pending:
+                since = time.monotonic()
+            pending.append(item.text)
+            size += len(item.text)
+            if size >= DELTA_MIN_CHARS or time.monotonic() - since >= DELTA_MAX_SECONDS:
+                await flush()
+    await flush()
     if final is None:  # the gateway always ends a stream with its Completion
         raise errors.UnavailableError("the LLM stream ended without a completion")
     return final

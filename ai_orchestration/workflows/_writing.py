@@ -124,7 +124,7 @@ async def write_draft(
         "subject_key": subject_key,
         "fallback": draft_text(fallback),
         "max_tokens": policy.max_tokens,
-        "stream": False,  # drafts are parsed line by line: the whole text at once
+        "stream": True,  # token deltas as it writes; parsed once the whole text is in
     }
     text, degraded = await ask(context, name, "outreach_draft", variables, **options)
     draft = fallback if degraded else parse_draft(text, spec)
