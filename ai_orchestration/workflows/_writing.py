@@ -124,7 +124,10 @@ async def write_draft(
         "subject_key": subject_key,
         "fallback": draft_text(fallback),
         "max_tokens": policy.max_tokens,
-        "stream": True,  # token deltas as it writes; parsed once the whole text is in
+        # Not streamed: litellm's stream wrapper costs about a millisecond of CPU per chunk, which
+        # tripled the CPU of a content run (measured with bench/bench_workflows.py); the draft is
+        # parsed and validated whole anyway. The analysis streams (its text is shown as is).
+        "stream": False,
     }
     text, degraded = await ask(context, name, "outreach_draft", variables, **options)
     draft = fallback if degraded else parse_draft(text, spec)

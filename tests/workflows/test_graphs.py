@@ -240,12 +240,9 @@ async def test_hot_lead_is_scored_analysed_qualified_drafted_and_delivered(world
     assert [r["call_id"] for r in results] == [c["call_id"] for c in calls]
     assert not any(r["error"] for r in results)
     assert json.loads(results[0]["result_json"])["score_id"] == score["score_id"]
-    deltas = recorder.of(EventKind.TOKEN_DELTA)
-    assert "".join(p["text"] for p in deltas if p["step"] == "lead_analysis") == output["analysis"]
-    # The content agent streams its draft too (coalesced into pieces of 32+ characters).
-    drafted = [p["text"] for p in deltas if p["step"] == "content"]
-    assert output["draft"]["body"].strip() in "".join(drafted)
-    assert all(len(text) >= 32 for text in drafted[:-1])
+    deltas = [p["text"] for p in recorder.of(EventKind.TOKEN_DELTA)]
+    assert "".join(deltas) == output["analysis"]
+    assert all(len(text) >= 32 for text in deltas[:-1])  # coalesced pieces, not one per word
     usage = recorder.of(EventKind.USAGE)
     assert len(usage) == 2 == _chat_requests(world.llm)  # analysis + draft
     assert all(u["prompt_tokens"] > 0 and u["cost_usd"] > 0 for u in usage)
