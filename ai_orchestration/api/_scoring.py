@@ -25,6 +25,7 @@ from ai_orchestration.api._scoring_messages import (
     settings_message,
     training_event,
 )
+from ai_orchestration.api._validation import masked_paths
 from ai_orchestration.scoring import LeadInput, ScoringEngine, TrainingResult, checked_settings
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import (
@@ -38,15 +39,13 @@ _SERVICE: Final[str] = "/crm.ai.v1.ScoringService/"
 DEFAULT_PAGE_SIZE: Final[int] = 50
 IDEMPOTENCY_TTL: Final[timedelta] = timedelta(days=7)
 """How long a ``request_id`` replays its first response."""
-_SETTABLE: Final[frozenset[str]] = frozenset(
-    {
-        "grade_a_min_score",
-        "grade_b_min_score",
-        "grade_c_min_score",
-        "score_ttl",
-        "challenger_version",
-        "challenger_share",
-    }
+_SETTABLE: Final[tuple[str, ...]] = (
+    "challenger_share",
+    "challenger_version",
+    "grade_a_min_score",
+    "grade_b_min_score",
+    "grade_c_min_score",
+    "score_ttl",
 )
 
 Context = grpc.aio.ServicerContext[Message, Message]
@@ -201,20 +200,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         self, request: scoring_pb2.UpdateScoringSettingsRequest, context: Context
     ) -> scoring_pb2.ScoringSettings:
         tenant = current_principal().tenant_id
-        paths = set(request.update_mask.paths) or set(_SETTABLE)
-        unknown = sorted(paths - _SETTABLE)
-        if unknown:
-            raise errors.InvalidArgumentError(
-                "invalid update_mask",
-                [
-                    errors.FieldViolation(
-                        "update_mask.paths",
-                        f"cannot update {', '.join(unknown)}; settable fields: "
-                        f"{', '.join(sorted(_SETTABLE))}",
-                        "update_mask_settable",
-                    )
-                ],
-            )
+        paths = masked_paths(request.update_mask.paths, _SETTABLE)
         merged = settings_message(await self.engine.settings.get(tenant))
         for path in paths:
             if path == "score_ttl":

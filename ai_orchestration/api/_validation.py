@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import protovalidate
@@ -47,3 +48,21 @@ def validate_request(message: Message) -> None:
     summary = "; ".join(f"{item.field}: {item.description}" for item in fields[:5])
     more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
     raise InvalidArgumentError(f"invalid {message.DESCRIPTOR.name}: {summary}{more}", fields)
+
+
+def masked_paths(paths: Collection[str], settable: Collection[str]) -> list[str]:
+    """The fields an ``update_mask`` names, in ``settable`` order (all of them for an empty
+    mask); ``INVALID_ARGUMENT`` on ``update_mask.paths`` naming any field not settable."""
+    unknown = sorted(set(paths) - set(settable))
+    if unknown:
+        raise InvalidArgumentError(
+            "invalid update_mask",
+            [
+                FieldViolation(
+                    "update_mask.paths",
+                    f"cannot update {', '.join(unknown)}; settable fields: {', '.join(settable)}",
+                    "update_mask_settable",
+                )
+            ],
+        )
+    return [name for name in settable if not paths or name in paths]

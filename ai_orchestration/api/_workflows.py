@@ -15,6 +15,7 @@ from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 from google.protobuf.message import Message
 
 from ai_orchestration import errors
+from ai_orchestration.api._validation import masked_paths
 from ai_orchestration.api._workflow_messages import (
     document,
     event_message,
@@ -175,20 +176,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.UpdateWorkflowSettingsRequest, context: Context
     ) -> workflow_pb2.WorkflowSettings:
         tenant = current_principal().tenant_id
-        paths = list(request.update_mask.paths) or list(_SETTINGS_FIELDS)
-        unknown = sorted(set(paths) - set(_SETTINGS_FIELDS))
-        if unknown:
-            raise errors.InvalidArgumentError(
-                "invalid update_mask",
-                [
-                    errors.FieldViolation(
-                        "update_mask.paths",
-                        f"cannot update {', '.join(unknown)}; settable fields: "
-                        f"{', '.join(_SETTINGS_FIELDS)}",
-                        "update_mask_settable",
-                    )
-                ],
-            )
+        paths = masked_paths(request.update_mask.paths, _SETTINGS_FIELDS)
         merged = _settings_message(await self.policies.get(tenant))
         for path in paths:
             setattr(merged, path, getattr(request.settings, path))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 import grpc
@@ -14,11 +13,10 @@ from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 from crm_ai_client import ServiceError
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from ai_orchestration.config import Settings
+from ai_orchestration.server import Server
 from tests.api._leads import hot_lead, metadata
-from tests.api.test_workflows import lead_run, write_llm_config
-from tests.conftest import BOOTSTRAP_ROWS, SECRET, TokenFactory, running_server
-from tests.fixtures.llm_server import LlmTestServer
+from tests.api.test_workflows import lead_run
+from tests.conftest import TokenFactory
 
 if TYPE_CHECKING:  # the async stub type exists only in the .pyi
     Stub: TypeAlias = workflow_pb2_grpc.WorkflowServiceAsyncStub
@@ -33,21 +31,8 @@ SETTLED = {
 
 
 @pytest.fixture
-async def stub(tmp_path: Path, llm_server: LlmTestServer) -> AsyncIterator[Stub]:
-    settings = Settings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path,
-        auth_hs256_secret=SECRET,
-        shutdown_grace_seconds=1,
-        scoring_bootstrap_rows=BOOTSTRAP_ROWS,
-        llm_config_file=str(write_llm_config(tmp_path / "llm.yaml", llm_server)),
-        llm_cache_ttl_seconds=0,
-    )
-    async with (
-        running_server(settings) as server,
-        grpc.aio.insecure_channel(server.address) as channel,
-    ):
+async def stub(workflow_server: Server) -> AsyncIterator[Stub]:
+    async with grpc.aio.insecure_channel(workflow_server.address) as channel:
         yield workflow_pb2_grpc.WorkflowServiceStub(channel)
 
 

@@ -9,67 +9,24 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 import grpc
 import grpc.aio
 import pytest
-import yaml
 from crm.ai.v1 import scoring_pb2, workflow_pb2, workflow_pb2_grpc
 from crm_ai_client import ServiceError
 from google.protobuf.duration_pb2 import Duration
 
-from ai_orchestration.config import Settings
 from ai_orchestration.server import Server
 from tests.api._leads import hot_lead, metadata
-from tests.conftest import BOOTSTRAP_ROWS, SECRET, TokenFactory, running_server
+from tests.conftest import TokenFactory
 from tests.fixtures.llm_server import LlmTestServer
 
 if TYPE_CHECKING:  # the async stub type exists only in the .pyi
     Stub: TypeAlias = workflow_pb2_grpc.WorkflowServiceAsyncStub
 State = workflow_pb2.Run.State
 TERMINAL = {State.STATE_SUCCEEDED, State.STATE_FAILED, State.STATE_CANCELLED}
-
-
-def write_llm_config(path: Path, server: LlmTestServer) -> Path:
-    """A routing file sending every logical model to the test server."""
-
-    def deployment(name: str) -> dict[str, object]:
-        return {
-            "model_name": name,
-            "litellm_params": {
-                "model": "openai/test-model",
-                "api_base": server.base_url + "/v1",
-                "api_key": "sk-test",
-            },
-            "model_info": {
-                "id": f"test-{name}",
-                "retries": 0,
-                "input_cost_per_token": 1e-6,
-                "output_cost_per_token": 2e-6,
-            },
-        }
-
-    path.write_text(yaml.safe_dump({"model_list": [deployment("fast"), deployment("smart")]}))
-    return path
-
-
-@pytest.fixture
-async def workflow_server(tmp_path: Path, llm_server: LlmTestServer) -> AsyncIterator[Server]:
-    settings = Settings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path,
-        auth_hs256_secret=SECRET,
-        shutdown_grace_seconds=1,
-        scoring_bootstrap_rows=BOOTSTRAP_ROWS,
-        llm_config_file=str(write_llm_config(tmp_path / "llm.yaml", llm_server)),
-        llm_cache_ttl_seconds=0,
-        workflow_lease_seconds=2,
-    )
-    async with running_server(settings) as running:
-        yield running
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 
 from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
 from tests.api._leads import hot_lead, metadata
-from tests.api.test_workflows import write_llm_config
+from tests.api.conftest import write_llm_config
 from tests.conftest import SECRET, make_token
 from tests.fixtures.llm_server import LlmTestServer
 

@@ -1,0 +1,54 @@
+"""Fixtures of the API tests: a real server whose LLM gateway talks to the LLM test server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ai_orchestration.config import Settings
+from ai_orchestration.server import Server
+from tests.conftest import BOOTSTRAP_ROWS, SECRET, running_server
+from tests.fixtures.llm_server import LlmTestServer
+
+
+def write_llm_config(path: Path, server: LlmTestServer) -> Path:
+    """A routing file sending every logical model to the test server."""
+
+    def deployment(name: str) -> dict[str, object]:
+        return {
+            "model_name": name,
+            "litellm_params": {
+                "model": "openai/test-model",
+                "api_base": server.base_url + "/v1",
+                "api_key": "sk-test",
+            },
+            "model_info": {
+                "id": f"test-{name}",
+                "retries": 0,
+                "input_cost_per_token": 1e-6,
+                "output_cost_per_token": 2e-6,
+            },
+        }
+
+    path.write_text(yaml.safe_dump({"model_list": [deployment("fast"), deployment("smart")]}))
+    return path
+
+
+@pytest.fixture
+async def workflow_server(tmp_path: Path, llm_server: LlmTestServer) -> AsyncIterator[Server]:
+    settings = Settings(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path,
+        auth_hs256_secret=SECRET,
+        shutdown_grace_seconds=1,
+        scoring_bootstrap_rows=BOOTSTRAP_ROWS,
+        llm_config_file=str(write_llm_config(tmp_path / "llm.yaml", llm_server)),
+        llm_cache_ttl_seconds=0,
+        workflow_lease_seconds=2,
+    )
+    async with running_server(settings) as running:
+        yield running
