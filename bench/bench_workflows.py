@@ -470,6 +470,29 @@ async def gateway_bound(gateway: LlmGateway, *, tasks: int, calls: int, seconds:
     return time.perf_counter() - start
 
 
+async def langgraph_alone(server: Server, *, runs: int, seconds: float) -> float:
+    """Seconds for ``runs`` content runs at once through the server's compiled graph and
+    checkpointer in this process (no gRPC, queue or event log): LangGraph's own CPU floor.
+
+    Raises:
+        BenchError: a run did not deliver, or the phase passed its deadline.
+    """
+    runner = server.workflows.runner if server.workflows else None
+    if not isinstance(runner, LangGraphRunner) or server.llm is None:
+        raise BenchError("the server does not run the LangGraph runner")
+    graph = runner.graph(CONTENT_GENERATION)
+    deps = WorkflowDeps.from_stack(
+        server.llm, scoring=server.scoring, delivery=DeliveryLedger(database=server.database)
+    )
+    start = time.perf_counter()
+    try:
+        async with asyncio.timeout(seconds):
+            await asyncio.gather(*(direct_run(graph, deps) for _ in range(runs)))
+    except TimeoutError as error:
+        raise BenchError(f"LangGraph alone: not done after {seconds:g} s") from error
+    return time.perf_counter() - start
+
+
 async def concurrent_runs(
     stub: Stub, metadata: tuple[tuple[str, str], ...], *, runs: int, seconds: float
 ) -> tuple[float, list[RunTiming]]:
@@ -501,8 +524,11 @@ def seconds_at(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-async def bench_concurrent(options: Options, cpu_bound: float, calls: int, llm_url: str) -> None:
-    """Prints the concurrent table; ``cpu_bound`` was measured on the zero-latency server."""
+async def bench_concurrent(
+    options: Options, cpu_bound: float, framework: float, calls: int, llm_url: str
+) -> None:
+    """Prints the concurrent table; ``cpu_bound`` and ``framework`` (LangGraph alone) were
+    measured on the zero-latency server."""
     runs = options.concurrent
     latency_bound = calls * options.latency_ms / 1000
     async with (
@@ -529,6 +555,10 @@ async def bench_concurrent(options: Options, cpu_bound: float, calls: int, llm_u
         f"{runs} at once, zero-latency server)"
     )
     print(
+        f"LangGraph alone    {framework:8.2f} s  (info: {runs} runs at once through the compiled "
+        f"graph in-process, no gRPC, queue or event log, zero-latency server)"
+    )
+    print(
         f"concurrent runs    {wall:8.2f} s  ({len(timings)} of {runs} runs ended, "
         f"{sum(t.llm_calls for t in timings)} LLM calls; run p50 {seconds_at(elapsed, 50):.2f} s, "
         f"p90 {seconds_at(elapsed, 90):.2f} s; first event p50 {samples.first_event_ms(50):.0f} "
@@ -544,6 +574,7 @@ async def bench_concurrent(options: Options, cpu_bound: float, calls: int, llm_u
     print(
         f"wall / {which} bound  {ratio:.2f}  (goal <= {BOUND_GOAL}: {verdict(ratio <= BOUND_GOAL)})"
     )
+    print(f"wall / LangGraph alone  {wall / framework:.2f}  (info)")
 
 
 async def run(options: Options) -> int:
@@ -569,7 +600,10 @@ async def run(options: Options) -> int:
                     calls=calls,
                     seconds=options.phase_seconds,
                 )
-            await bench_concurrent(options, cpu_bound, calls, slow_url)
+                framework = await langgraph_alone(
+                    server, runs=options.concurrent, seconds=options.phase_seconds
+                )
+            await bench_concurrent(options, cpu_bound, framework, calls, slow_url)
     except BenchError as error:
         print(f"FAILED {error}")
         return 1
