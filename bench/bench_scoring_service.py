@@ -1,8 +1,10 @@
 """ScoringService over real gRPC on 127.0.0.1, against baselines measured in the same run.
 
 ScoreLead: QPS, p50 and p99 at each concurrency (asyncio tasks sharing one grpc.aio channel)
-against an echo server that only deserialises the request and returns a constant LeadScore with
-10 factors. BatchScoreLeads: leads/s of 10,000-lead batches against in-process
+against an echo servicer that returns a constant LeadScore with 10 factors, served behind the
+service's own interceptor pipeline (authentication, validation, metrics, error mapping) as the
+issue's "trivial echo servicer on the same server"; a bare echo server (no pipeline) is an
+info row. BatchScoreLeads: leads/s of 10,000-lead batches against in-process
 ``TrainedModel.predict`` (prediction and TreeSHAP contributions) with the served model.
 
 Client and servers share one process and one event loop (the service's model work runs in worker
@@ -33,6 +35,7 @@ from crm.ai.v1 import scoring_pb2, scoring_pb2_grpc
 from crm_ai_client import ServiceError
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ai_orchestration.api import ServicePipeline
 from ai_orchestration.api._scoring_messages import lead_message
 from ai_orchestration.config import Settings
 from ai_orchestration.scoring import (
@@ -66,8 +69,9 @@ CHANNEL_OPTIONS: Final[list[tuple[str, Any]]] = [
 ]
 
 
-Serving = tuple[Server, str]
-"""The real server and the echo server's address."""
+Serving = tuple[Server, str, str]
+"""The real server, and the addresses of the echo behind the service's pipeline and of the
+bare echo."""
 ScoreCall = Callable[[scoring_pb2.ScoreLeadRequest], Awaitable[scoring_pb2.LeadScore]]
 
 
@@ -173,9 +177,12 @@ def echo_response() -> scoring_pb2.LeadScore:
     )
 
 
-async def start_echo_server(response: scoring_pb2.LeadScore) -> tuple[grpc.aio.Server, str]:
+async def start_echo_server(
+    response: scoring_pb2.LeadScore, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+) -> tuple[grpc.aio.Server, str]:
     """An echo server on 127.0.0.1:<free port> that deserialises the request and answers
-    ScoreLead with ``response``, BatchScoreLeads with chunks of ``response``, one per lead."""
+    ScoreLead with ``response``, BatchScoreLeads with chunks of ``response``, one per lead,
+    behind ``interceptors``."""
 
     async def score_lead(
         request: scoring_pb2.ScoreLeadRequest,
@@ -209,7 +216,7 @@ async def start_echo_server(response: scoring_pb2.LeadScore) -> tuple[grpc.aio.S
             ),
         },
     )
-    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    server = grpc.aio.server(interceptors=interceptors, options=CHANNEL_OPTIONS)
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -356,20 +363,28 @@ def goal(value: float, target: float) -> str:
     return "met" if value >= target else "NOT met"
 
 
+@dataclass(frozen=True, slots=True)
+class Stubs:
+    """The service, the echo behind its pipeline (the baseline) and the bare echo (info)."""
+
+    service: scoring_pb2_grpc.ScoringServiceAsyncStub
+    echo: scoring_pb2_grpc.ScoringServiceAsyncStub
+    bare: scoring_pb2_grpc.ScoringServiceAsyncStub
+
+
 async def bench_score_lead(
     options: Options,
-    service: scoring_pb2_grpc.ScoringServiceAsyncStub,
-    echo: scoring_pb2_grpc.ScoringServiceAsyncStub,
+    stubs: Stubs,
     requests: Sequence[scoring_pb2.ScoreLeadRequest],
     metadata: tuple[tuple[str, str], ...],
 ) -> list[str]:
     """Prints the ScoreLead table; returns the failures."""
 
-    def service_call(request: scoring_pb2.ScoreLeadRequest) -> Awaitable[scoring_pb2.LeadScore]:
-        return service.ScoreLead(request, metadata=metadata, timeout=UNARY_TIMEOUT)
+    def caller(stub: scoring_pb2_grpc.ScoringServiceAsyncStub) -> ScoreCall:
+        def call(request: scoring_pb2.ScoreLeadRequest) -> Awaitable[scoring_pb2.LeadScore]:
+            return stub.ScoreLead(request, metadata=metadata, timeout=UNARY_TIMEOUT)
 
-    def echo_call(request: scoring_pb2.ScoreLeadRequest) -> Awaitable[scoring_pb2.LeadScore]:
-        return echo.ScoreLead(request, metadata=metadata, timeout=UNARY_TIMEOUT)
+        return call
 
     print(
         f"\nScoreLead, unary ({len(requests)} distinct leads; per level and server "
@@ -382,17 +397,22 @@ async def bench_score_lead(
     )
     failures: list[str] = []
     for concurrency in options.concurrency:
-        baseline = await measure(echo_call, requests, concurrency, options)
+        baseline = await measure(caller(stubs.echo), requests, concurrency, options)
         print(level_row(concurrency, "echo", baseline))
-        scored = await measure(service_call, requests, concurrency, options)
+        scored = await measure(caller(stubs.service), requests, concurrency, options)
         print(level_row(concurrency, "ScoreLead", scored))
+        bare = await measure(caller(stubs.bare), requests, concurrency, options)
+        print(level_row(concurrency, "bare echo", bare))
         ratio = scored.qps / baseline.qps if baseline.qps else float("nan")
         print(
             f"{'':>7}ScoreLead / echo QPS  {ratio:.2f}  "
             f"(goal >= {QPS_GOAL:.2f}: {goal(ratio, QPS_GOAL)})"
         )
+        bare_ratio = scored.qps / bare.qps if bare.qps else float("nan")
+        print(f"{'':>7}ScoreLead / bare echo QPS  {bare_ratio:.2f}  (info: no interceptors)")
         failures += [f"echo c={concurrency}: {e}" for e in baseline.errors]
         failures += [f"ScoreLead c={concurrency}: {e}" for e in scored.errors]
+        failures += [f"bare echo c={concurrency}: {e}" for e in bare.errors]
     return failures
 
 
@@ -501,11 +521,16 @@ async def serving(options: Options, response: scoring_pb2.LeadScore) -> AsyncIte
         async with Database.from_url(settings.resolved_database_url()) as database:
             await database.migrate()
             async with Server(settings=settings, database=database) as server:
-                echo_server, echo_address = await start_echo_server(response)
+                pipeline = ServicePipeline(
+                    authenticator=server.authenticator, metrics=server.metrics
+                )
+                echo_server, echo_address = await start_echo_server(response, [pipeline])
+                bare_server, bare_address = await start_echo_server(response)
                 try:
-                    yield server, echo_address
+                    yield server, echo_address, bare_address
                 finally:
                     await echo_server.stop(None)
+                    await bare_server.stop(None)
 
 
 async def run(options: Options) -> int:
@@ -521,15 +546,17 @@ async def run(options: Options) -> int:
     response = echo_response()
     failures: list[str] = []
     starting = time.perf_counter()
-    async with serving(options, response) as (server, echo_address):
+    async with serving(options, response) as (server, echo_address, bare_address):
         print(f"server start         {time.perf_counter() - starting:.1f} s (migrate, train model)")
         print(f"served model         {server.scoring.registry.global_model.version}")
         async with (
             grpc.aio.insecure_channel(server.address, options=CHANNEL_OPTIONS) as service_channel,
             grpc.aio.insecure_channel(echo_address, options=CHANNEL_OPTIONS) as echo_channel,
+            grpc.aio.insecure_channel(bare_address, options=CHANNEL_OPTIONS) as bare_channel,
         ):
             service = scoring_pb2_grpc.ScoringServiceStub(service_channel)
             echo = scoring_pb2_grpc.ScoringServiceStub(echo_channel)
+            bare = scoring_pb2_grpc.ScoringServiceStub(bare_channel)
             try:
                 sample = await service.ScoreLead(
                     requests[0], metadata=metadata, timeout=UNARY_TIMEOUT
@@ -542,8 +569,9 @@ async def run(options: Options) -> int:
                 f"({len(sample.positive_factors)}+{len(sample.negative_factors)} factors), "
                 f"echo {response.ByteSize()} B (5+5 factors)"
             )
-            failures += await bench_score_lead(options, service, echo, requests, metadata)
-            failures += await bench_batch(options, server, service, echo, metadata)
+            stubs = Stubs(service=service, echo=echo, bare=bare)
+            failures += await bench_score_lead(options, stubs, requests, metadata)
+            failures += await bench_batch(options, server, service, bare, metadata)
     print(f"\ntotal                {time.perf_counter() - started:.1f} s")
     for failure in failures:
         print(f"FAILED {failure}")
