@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -10,12 +9,11 @@ import grpc
 import grpc.aio
 import pytest
 from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
-from crm_ai_client import ServiceError
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from ai_orchestration.server import Server
 from tests.api._leads import hot_lead, metadata
-from tests.api.test_workflows import lead_run
+from tests.api.test_workflows import _error, _until, lead_run
 from tests.conftest import TokenFactory
 
 if TYPE_CHECKING:  # the async stub type exists only in the .pyi
@@ -36,26 +34,11 @@ async def stub(workflow_server: Server) -> AsyncIterator[Stub]:
         yield workflow_pb2_grpc.WorkflowServiceStub(channel)
 
 
-async def _error(call: object) -> ServiceError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
-    return ServiceError.from_rpc_error(caught.value)
-
-
 def _update(paths: list[str], **values: float) -> workflow_pb2.UpdateWorkflowSettingsRequest:
     return workflow_pb2.UpdateWorkflowSettingsRequest(
         settings=workflow_pb2.WorkflowSettings(**values),  # type: ignore[arg-type]
         update_mask=FieldMask(paths=paths),
     )
-
-
-async def _settled(stub: Stub, md: object, run_id: str) -> workflow_pb2.Run:
-    """The run once it ended or waits for a human (the test's timeout bounds the wait)."""
-    while True:
-        run = await stub.GetRun(workflow_pb2.GetRunRequest(run_id=run_id), metadata=md)  # type: ignore[arg-type]
-        if run.state in SETTLED:
-            return run
-        await asyncio.sleep(0.05)
 
 
 async def test_a_new_tenant_gets_the_defaults(stub: Stub, token: TokenFactory) -> None:
@@ -140,11 +123,11 @@ async def test_each_tenants_thresholds_decide_its_hand_offs(
     lead.estimated_deal_value = 50_000.0
 
     asked = await stub.StartRun(lead_run(lead), metadata=cautious)
-    run = await _settled(stub, cautious, asked.run_id)
+    run = await _until(stub, cautious, asked.run_id, SETTLED)
     assert run.state == State.STATE_WAITING_FOR_INPUT
     assert Reason.REASON_HIGH_VALUE in run.pending_interrupt.reasons
 
     trusted = await stub.StartRun(lead_run(lead), metadata=trusting)
-    run = await _settled(stub, trusting, trusted.run_id)
+    run = await _until(stub, trusting, trusted.run_id, SETTLED)
     assert run.state == State.STATE_SUCCEEDED, run
     assert run.output.lead_qualification.delivered
