@@ -343,13 +343,15 @@ class RunRepository:
         expected_from: Collection[RunState],
         reason: str = "",
         event: tuple[EventKind, JsonDoc] | None = None,
+        appended: builtins.list[RunEvent] | None = None,
         **fields: object,
     ) -> RunRecord:
         """Move the run to ``to`` if it is in one of ``expected_from``; append ``state_changed``.
 
         ``event`` (kind, payload) is appended just before ``state_changed`` in the same
         transaction: the outcome that causes the move (``completed``, ``failed``,
-        ``interrupt_raised``) is stored if and only if the move happens.
+        ``interrupt_raised``) is stored if and only if the move happens. The events written
+        are added to ``appended`` once committed (for a caller that keeps recent events).
 
         Fields set on the way: ``started_at`` (first move to RUNNING), ``ended_at`` (a terminal
         state), the lease is dropped (any state but RUNNING), ``pending_interrupt`` is cleared
@@ -373,6 +375,7 @@ class RunRepository:
             if not isinstance(payload, dict):
                 raise ValueError("the event's payload must be a JSON object (a dict)")
         now = self._now()
+        written: builtins.list[RunEvent] = []
         async with self._database.transaction(immediate=True) as session:
             row = await _locked(session, run_id)
             _check_state(row, allowed, owner)
@@ -381,8 +384,12 @@ class RunRepository:
             if event is not None:
                 row.last_sequence += 1
                 session.add(_rows.event_row(run_id, row.last_sequence, kind, payload, now))
-            _change_state(session, row, target, reason, now)
-            return _rows.to_record(row)
+                written.append(RunEvent(run_id, row.last_sequence, kind, payload, now))
+            written.append(_change_state(session, row, target, reason, now))
+            record = _rows.to_record(row)
+        if appended is not None:
+            appended.extend(written)
+        return record
 
     async def claim(
         self,
@@ -422,9 +429,12 @@ class RunRepository:
         lease_seconds: float,
         max_attempts: int = 3,
         limit_per_tenant: int | None = None,
+        appended: builtins.list[RunEvent] | None = None,
     ) -> builtins.list[RunRecord]:
         """Up to ``count`` runs, taken in one transaction in the order :meth:`claim` would take
-        them one after another (the fairness order is recomputed after each).
+        them one after another (the fairness order is recomputed after each). The
+        ``state_changed`` events written for the claimed runs are added to ``appended`` once
+        committed.
 
         Returns:
             The claimed runs; fewer than ``count`` means there is nothing more to run now.
@@ -437,6 +447,7 @@ class RunRepository:
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
         claimed: builtins.list[RunRecord] = []
+        written: builtins.list[RunEvent] = []
         settled = 0
         now = self._now()
         async with self._database.transaction(immediate=True) as session:
@@ -452,8 +463,11 @@ class RunRepository:
                 row.lease_owner = worker_id
                 row.lease_expires_at = now + timedelta(seconds=lease_seconds)
                 why = "claimed" if previous is RunState.QUEUED else "lease expired; re-claimed"
-                _change_state(session, row, RunState.RUNNING, f"{why} by {worker_id}", now)
+                reason = f"{why} by {worker_id}"
+                written.append(_change_state(session, row, RunState.RUNNING, reason, now))
                 claimed.append(_rows.to_record(row))
+        if appended is not None:
+            appended.extend(written)
         return claimed
 
     async def heartbeat(self, run_id: str, worker_id: str, *, lease_seconds: float) -> bool:
@@ -614,8 +628,8 @@ def _settle(session: AsyncSession, row: WorkflowRunModel, now: datetime, max_att
 
 def _change_state(
     session: AsyncSession, row: WorkflowRunModel, target: RunState, reason: str, now: datetime
-) -> None:
-    """Set the state and what goes with it, and append the ``state_changed`` event."""
+) -> RunEvent:
+    """Set the state and what goes with it, and append the ``state_changed`` event (returned)."""
     previous = row.state
     row.state = target.value
     if target is RunState.RUNNING:
@@ -632,6 +646,7 @@ def _change_state(
     session.add(
         _rows.event_row(row.run_id, row.last_sequence, EventKind.STATE_CHANGED, payload, now)
     )
+    return RunEvent(row.run_id, row.last_sequence, EventKind.STATE_CHANGED, payload, now)
 
 
 def _usage_amounts(

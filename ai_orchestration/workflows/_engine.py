@@ -49,6 +49,9 @@ _log = logging.getLogger(__name__)
 _WATCH_PAGE: Final[int] = 500
 """Events read from the log per query while watching."""
 _CLAIM_BATCH: Final[int] = 8
+_KEEP_ENDED_SECONDS: Final[float] = 1.0
+"""How long the events of a run whose execution here ended stay in memory: the watchers woken
+by its last announcement get to them an iteration or two after the execution's task ended."""
 """Most runs claimed in one transaction (it holds the write lock, and on SQLite the loop)."""
 
 
@@ -300,6 +303,7 @@ class RunEngine:
             while not self._stopping:
                 free = min(self.settings.concurrency - len(self._executing), _CLAIM_BATCH)
                 runs: list[RunRecord] = []
+                written: list[RunEvent] = []
                 if free > 0:
                     try:
                         runs = await self.runs.claim_many(
@@ -307,11 +311,15 @@ class RunEngine:
                             free,
                             lease_seconds=self.settings.lease_seconds,
                             max_attempts=self.settings.max_attempts,
+                            appended=written,
                         )
                     except Exception:
                         _log.exception("claiming runs failed; retrying")
                     for run in runs:
                         self._recent.open(run.run_id)
+                    for event in written:  # the moves to RUNNING: watchers need not read them
+                        self._recent.add(event)
+                    for run in runs:
                         await self.bus.publish("event", run.run_id, run.last_sequence)
                         task = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}")
                         self._executing[run.run_id] = task
@@ -322,7 +330,11 @@ class RunEngine:
     def _forget(self, run_id: str, _: object = None) -> None:
         self._executing.pop(run_id, None)
         self._cancelled.discard(run_id)
-        self._recent.close(run_id)
+        asyncio.get_running_loop().call_later(_KEEP_ENDED_SECONDS, self._close_recent, run_id)
+
+    def _close_recent(self, run_id: str) -> None:
+        if run_id not in self._executing:  # not claimed here again meanwhile
+            self._recent.close(run_id)
 
     async def _execute(self, run: RunRecord) -> None:
         try:
@@ -427,9 +439,18 @@ class RunEngine:
         event: tuple[EventKind, JsonDoc] | None = None,
         **fields: object,
     ) -> RunRecord:
+        written: list[RunEvent] = []
         run = await self.runs.transition(
-            run_id, to=state, expected_from=expected_from, reason=reason, event=event, **fields
+            run_id,
+            to=state,
+            expected_from=expected_from,
+            reason=reason,
+            event=event,
+            appended=written,
+            **fields,
         )
+        for event_written in written:
+            self._recent.add(event_written)
         await self.bus.publish("event", run_id, run.last_sequence)
         return run
 

@@ -16,7 +16,7 @@ from ai_orchestration.storage import (
     RunRepository,
     compute_request_digest,
 )
-from ai_orchestration.workflows import EventKind, RunError, RunRecord, RunState
+from ai_orchestration.workflows import EventKind, RunError, RunEvent, RunRecord, RunState
 from tests.storage._support import FakeClock
 
 TENANT = "tenant-a"
@@ -451,6 +451,36 @@ async def test_a_transition_stores_its_causing_event_only_when_it_happens(
     events = await runs.events_after(TENANT, run.run_id, 1, 10)
     assert [(e.sequence, e.kind.value) for e in events] == [(2, "failed"), (3, "state_changed")]
     assert events[0].payload == failed and done.last_sequence == 3
+
+
+async def test_the_events_a_transition_or_claim_reports_are_the_ones_in_the_log(
+    runs: RunRepository,
+) -> None:
+    run = await _start(runs, "req-1")
+    claimed_events: list[RunEvent] = []
+    (claimed,) = await runs.claim_many("w1", 1, lease_seconds=LEASE, appended=claimed_events)
+    ended_events: list[RunEvent] = []
+    await runs.transition(
+        run.run_id,
+        to=RunState.SUCCEEDED,
+        expected_from=(RunState.RUNNING,),
+        event=(EventKind.COMPLETED, {"output": {"ok": True}}),
+        appended=ended_events,
+    )
+    log = await runs.events_after(TENANT, run.run_id, 1, 10)
+    assert claimed.run_id == run.run_id
+    assert [*claimed_events, *ended_events] == log
+    assert [e.kind for e in log] == [
+        EventKind.STATE_CHANGED,
+        EventKind.COMPLETED,
+        EventKind.STATE_CHANGED,
+    ]
+    refused: list[RunEvent] = []
+    with pytest.raises(FailedPreconditionError):
+        await runs.transition(
+            run.run_id, to=RunState.CANCELLED, expected_from=(RunState.RUNNING,), appended=refused
+        )
+    assert refused == []  # nothing written, nothing reported
 
 
 async def test_transition_rejects_unknown_fields(runs: RunRepository) -> None:
