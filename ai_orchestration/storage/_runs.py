@@ -382,9 +382,7 @@ class RunRepository:
             for name, value in changes.items():
                 setattr(row, name, value)
             if event is not None:
-                row.last_sequence += 1
-                session.add(_rows.event_row(run_id, row.last_sequence, kind, payload, now))
-                written.append(RunEvent(run_id, row.last_sequence, kind, payload, now))
+                written.append(_add_event(session, row, kind, payload, now))
             written.append(_change_state(session, row, target, reason, now))
             record = _rows.to_record(row)
         if appended is not None:
@@ -641,12 +639,21 @@ def _change_state(
         row.pending_interrupt = None
     if target in TERMINAL_STATES:
         row.ended_at = now
-    row.last_sequence += 1
     payload: dict[str, JsonValue] = {"from": previous, "to": target.value, "reason": reason}
-    session.add(
-        _rows.event_row(row.run_id, row.last_sequence, EventKind.STATE_CHANGED, payload, now)
-    )
-    return RunEvent(row.run_id, row.last_sequence, EventKind.STATE_CHANGED, payload, now)
+    return _add_event(session, row, EventKind.STATE_CHANGED, payload, now)
+
+
+def _add_event(
+    session: AsyncSession,
+    row: WorkflowRunModel,
+    kind: EventKind,
+    payload: JsonDoc,
+    now: datetime,
+) -> RunEvent:
+    """Append an event to the run's log at its next sequence, in the session's transaction."""
+    row.last_sequence += 1
+    session.add(_rows.event_row(row.run_id, row.last_sequence, kind, payload, now))
+    return RunEvent(row.run_id, row.last_sequence, kind, payload, now)
 
 
 def _usage_amounts(

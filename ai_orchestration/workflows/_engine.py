@@ -49,10 +49,10 @@ _log = logging.getLogger(__name__)
 _WATCH_PAGE: Final[int] = 500
 """Events read from the log per query while watching."""
 _CLAIM_BATCH: Final[int] = 8
+"""Most runs claimed in one transaction (it holds the write lock, and on SQLite the loop)."""
 _KEEP_ENDED_SECONDS: Final[float] = 1.0
 """How long the events of a run whose execution here ended stay in memory: the watchers woken
 by its last announcement get to them an iteration or two after the execution's task ended."""
-"""Most runs claimed in one transaction (it holds the write lock, and on SQLite the loop)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,11 +285,15 @@ class RunEngine:
         await self.bus.publish("queued")
         return run
 
-    async def announce(self, event: RunEvent) -> None:
-        """Tell watchers (here and on other replicas) that ``event`` is in the log, and keep it
-        for the ones here."""
-        self._recent.add(event)
-        await self.bus.publish("event", event.run_id, event.sequence)
+    async def announce(self, *events: RunEvent) -> None:
+        """Tell watchers (here and on other replicas) that ``events`` are in the log, and keep
+        them for the ones here: one message per run, naming its newest sequence."""
+        newest: dict[str, int] = {}
+        for event in events:
+            self._recent.add(event)
+            newest[event.run_id] = max(event.sequence, newest.get(event.run_id, 0))
+        for run_id, sequence in newest.items():
+            await self.bus.publish("event", run_id, sequence)
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -317,10 +321,8 @@ class RunEngine:
                         _log.exception("claiming runs failed; retrying")
                     for run in runs:
                         self._recent.open(run.run_id)
-                    for event in written:  # the moves to RUNNING: watchers need not read them
-                        self._recent.add(event)
+                    await self.announce(*written)  # the moves to RUNNING
                     for run in runs:
-                        await self.bus.publish("event", run.run_id, run.last_sequence)
                         task = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}")
                         self._executing[run.run_id] = task
                         task.add_done_callback(functools.partial(self._forget, run.run_id))
@@ -449,9 +451,7 @@ class RunEngine:
             appended=written,
             **fields,
         )
-        for event_written in written:
-            self._recent.add(event_written)
-        await self.bus.publish("event", run_id, run.last_sequence)
+        await self.announce(*written)
         return run
 
     async def _fail(self, run_id: str, error: RunError, state: RunState = RunState.FAILED) -> None:

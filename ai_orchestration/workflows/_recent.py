@@ -6,8 +6,8 @@ largest cost of a streamed run). The replica executing a run has each event in h
 returns (it is durable by then), so it keeps the last few of each run it executes here.
 :meth:`RecentEvents.covering` hands them out only when they are exactly the events the log
 holds after the watcher's sequence up to the newest sequence announced on the bus: any event
-it does not hold (a state change written by the repository, or by another replica) makes the
-watcher read the log, so the log stays the source of truth and nothing is skipped.
+it does not hold (an event written by another replica, or before the execution here began)
+makes the watcher read the log, so the log stays the source of truth and nothing is skipped.
 """
 
 from __future__ import annotations

@@ -153,9 +153,10 @@ async def ask(
 ) -> tuple[str, bool]:
     """Render ``template`` and ask the gateway; (text, degraded).
 
-    Streamed calls emit a ``token_delta`` per piece; every answered call emits ``usage``. The
-    degraded answer (every deployment failed), a stream cut after its first token, and a call
-    the gateway refused (budget, rate limit, template error) all give ``(fallback, True)``.
+    Streamed calls emit ``token_delta`` events (pieces coalesced, see :data:`DELTA_MIN_CHARS`);
+    every answered call emits ``usage``. The degraded answer (every deployment failed), a stream
+    cut after its first token, and a call the gateway refused (budget, rate limit, template
+    error) all give ``(fallback, True)``.
     """
     run = context.run
     try:
@@ -198,28 +199,18 @@ async def _call(
     if not stream:
         return await gateway.complete(request)
     final: Completion | None = None
-    pending: list[str] = []
-    size, since = 0, 0.0
-
-    async def flush() -> None:
-        nonlocal size
-        if pending:
-            payload = {"step": step_name, "text": "".join(pending)}
-            pending.clear()
-            size = 0
-            await context.events.emit(EventKind.TOKEN_DELTA, payload)
-
+    held, since = "", 0.0
     async for item in gateway.stream(request):
         if not isinstance(item, TokenDelta):
             final = item
         elif item.text:
-            if not pending:
-                since = time.monotonic()
-            pending.append(item.text)
-            size += len(item.text)
-            if size >= DELTA_MIN_CHARS or time.monotonic() - since >= DELTA_MAX_SECONDS:
-                await flush()
-    await flush()
+            since = since if held else time.monotonic()
+            held += item.text
+            if len(held) >= DELTA_MIN_CHARS or time.monotonic() - since >= DELTA_MAX_SECONDS:
+                await context.events.emit(EventKind.TOKEN_DELTA, {"step": step_name, "text": held})
+                held = ""
+    if held:
+        await context.events.emit(EventKind.TOKEN_DELTA, {"step": step_name, "text": held})
     if final is None:  # the gateway always ends a stream with its Completion
         raise errors.UnavailableError("the LLM stream ended without a completion")
     return final
