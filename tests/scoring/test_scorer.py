@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from ai_orchestration.scoring import LeadInput, ScoringEngine, generate_leads
+from ai_orchestration.scoring._scorer import score_ids
 from ai_orchestration.storage import Database
 
 LEADS = [LeadInput(f"burst-{i}", lead) for i, lead in enumerate(generate_leads(40, seed=3).leads)]
@@ -55,3 +57,12 @@ async def test_a_request_arriving_during_the_last_store_is_answered(
         blocker.close()
     one, two = await asyncio.wait_for(asyncio.gather(early, late), 30)
     assert (one.lead_id, two.lead_id) == ("burst-0", "burst-1")
+
+
+def test_score_ids_grow_with_scoring_time_and_position_and_are_unique() -> None:
+    now = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    first = score_ids(now, range(3))
+    later = score_ids(now + timedelta(milliseconds=1), [0])
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in first + later)
+    assert first == sorted(first) and first[-1] < later[0]
+    assert len(set(score_ids(now, [0] * 1000))) == 1000  # the random part tells them apart

@@ -152,6 +152,33 @@ async def test_single_statements_run_inline_and_bulk_writes_on_the_worker_thread
         await connection.close()
 
 
+async def test_the_commit_or_rollback_of_a_bulk_write_runs_on_the_worker_thread(
+    tmp_path: Path,
+) -> None:
+    connection = await connect_inline(str(tmp_path / "x.db"))  # sqlite3 opens transactions
+    threads: list[tuple[str, int]] = []
+    try:
+        await connection.execute("CREATE TABLE t (v INTEGER)")
+        await connection.commit()
+        await connection.set_trace_callback(
+            lambda sql: threads.append((sql.split()[0].upper(), threading.get_ident()))
+        )
+        loop = threading.get_ident()
+        for end in ("commit", "rollback"):
+            await connection.execute("INSERT INTO t VALUES (0)")
+            await getattr(connection, end)()  # a small transaction ends on the loop
+            await connection.executemany("INSERT INTO t VALUES (?)", [(v,) for v in range(10)])
+            await getattr(connection, end)()  # a bulk one on the thread that wrote it
+        ends = [thread for statement, thread in threads if statement in {"COMMIT", "ROLLBACK"}]
+        assert len(ends) == 4
+        assert ends[0] == ends[2] == loop
+        assert ends[1] == ends[3] != loop
+        async with connection.execute("SELECT COUNT(*) FROM t") as cursor:
+            assert await cursor.fetchone() == (11,)  # the rolled-back bulk write is gone
+    finally:
+        await connection.close()
+
+
 async def test_opening_a_new_file_another_process_holds_waits_to_switch_it_to_wal(
     tmp_path: Path,
 ) -> None:
