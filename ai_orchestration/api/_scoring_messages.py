@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -145,54 +145,81 @@ def _factor(document: dict[str, JsonValue]) -> scoring_pb2.ScoreFactor:
     )
 
 
+def _stamp(value: datetime) -> dict[str, int]:
+    """A ``Timestamp`` as the constructor's dict form: handing it a message costs a copy."""
+    stamp = timestamp(value)
+    return {"seconds": stamp.seconds, "nanos": stamp.nanos}
+
+
 def lead_score(
-    record: ScoreRecord, stamps: dict[datetime, Timestamp] | None = None
+    record: ScoreRecord,
+    stamps: dict[datetime, dict[str, int]] | None = None,
+    build: Callable[..., scoring_pb2.LeadScore] = scoring_pb2.LeadScore,
 ) -> scoring_pb2.LeadScore:
-    """The ``LeadScore`` of a stored score. ``stamps`` memoises timestamps across the records
+    """The ``LeadScore`` of a stored score, made by ``build`` (the message class, or ``add`` of
+    a repeated field to build it in place). ``stamps`` memoises timestamps across the records
     of a batch, which share their score and expiry times."""
     if stamps is None:
         stamps = {}
     if (scored := stamps.get(record.scored_at)) is None:
-        scored = stamps[record.scored_at] = timestamp(record.scored_at)
+        scored = stamps[record.scored_at] = _stamp(record.scored_at)
     if (expires := stamps.get(record.expires_at)) is None:
-        expires = stamps[record.expires_at] = timestamp(record.expires_at)
-    fields: dict[str, Any] = {
-        "score_id": record.score_id,
-        "lead_id": record.lead_id,
-        "score": record.score,
-        "grade": _GRADE.get(record.grade, scoring_pb2.GRADE_UNSPECIFIED),
-        "probability": record.probability,
-        "confidence": record.confidence,
-        "model_version": record.model_version,
-        "experiment_arm": record.experiment_arm,
-        "score_time": scored,
-        "expire_time": expires,
-        "input_digest": record.input_digest,
-    }
+        expires = stamps[record.expires_at] = _stamp(record.expires_at)
     try:
-        # The scorer writes factor documents with exactly ScoreFactor's fields, and the
-        # constructor takes such dicts as they are: half the cost of a ScoreFactor each.
-        return scoring_pb2.LeadScore(
-            positive_factors=record.positive_factors,  # type: ignore[arg-type]
-            negative_factors=record.negative_factors,  # type: ignore[arg-type]
-            **fields,
+        # The factor documents have exactly ScoreFactor's fields, and the constructor takes
+        # such dicts as they are: half the cost of building a ScoreFactor each.
+        return _lead_score(
+            build, record, scored, expires, record.positive_factors, record.negative_factors
         )
     except (TypeError, ValueError):  # a row written by another version: convert each factor
-        return scoring_pb2.LeadScore(
-            positive_factors=[_factor(f) for f in record.positive_factors],
-            negative_factors=[_factor(f) for f in record.negative_factors],
-            **fields,
+        return _lead_score(
+            build,
+            record,
+            scored,
+            expires,
+            [_factor(f) for f in record.positive_factors],
+            [_factor(f) for f in record.negative_factors],
         )
+
+
+def _lead_score(  # noqa: PLR0917 - the parts lead_score resolved, in one place
+    build: Callable[..., scoring_pb2.LeadScore],
+    record: ScoreRecord,
+    scored: dict[str, int],
+    expires: dict[str, int],
+    positive: Sequence[Any],
+    negative: Sequence[Any],
+) -> scoring_pb2.LeadScore:
+    # One constructor call, no intermediate dict: this runs for every lead of a batch. A call
+    # that raises adds nothing, not even through a repeated field's ``add``.
+    return build(
+        score_id=record.score_id,
+        lead_id=record.lead_id,
+        score=record.score,
+        grade=_GRADE.get(record.grade, scoring_pb2.GRADE_UNSPECIFIED),
+        probability=record.probability,
+        confidence=record.confidence,
+        positive_factors=positive,
+        negative_factors=negative,
+        model_version=record.model_version,
+        experiment_arm=record.experiment_arm,
+        score_time=scored,
+        expire_time=expires,
+        input_digest=record.input_digest,
+    )
 
 
 def batch_response(
     records: Sequence[ScoreRecord], first_index: int
 ) -> scoring_pb2.BatchScoreLeadsResponse:
-    """One ``BatchScoreLeadsResponse`` chunk of consecutive scores."""
-    stamps: dict[datetime, Timestamp] = {}
-    return scoring_pb2.BatchScoreLeadsResponse(
-        scores=[lead_score(record, stamps) for record in records], first_index=first_index
-    )
+    """One ``BatchScoreLeadsResponse`` chunk of consecutive scores, each built in place
+    (building them apart and handing over the list copied every message)."""
+    response = scoring_pb2.BatchScoreLeadsResponse(first_index=first_index)
+    stamps: dict[datetime, dict[str, int]] = {}
+    add = response.scores.add
+    for record in records:
+        lead_score(record, stamps, add)
+    return response
 
 
 def lead_outcome(record: OutcomeRecord) -> scoring_pb2.LeadOutcome:
