@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from ai_orchestration._dataclasses import frozen_record
 from ai_orchestration.scoring._features import (
     CATEGORICAL_FEATURES,
     FEATURES,
@@ -235,7 +236,7 @@ FactorDocument = dict[str, Any]
 (the fields of :class:`Factor`)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class ExplainedRow:
     """Score, grade and factors of one lead of a batch (factors as documents, for storage)."""
 
@@ -275,35 +276,52 @@ def explain_batch(
     """
     features = contributions[:, :-1]
     scale = _points_per_logit(probabilities, base_probability, raws, contributions[:, -1])
-    points = np.rint(features * scale[:, None]).astype(np.int64).tolist()
+    points = np.rint(features * scale[:, None]).astype(np.int64)
     scores = np.clip(np.rint(100.0 * probabilities), 0, 100).astype(np.int64).tolist()
-    descending = np.argsort(-features, axis=1, kind="stable")[:, :MAX_FACTORS].tolist()
-    ascending = np.argsort(features, axis=1, kind="stable")[:, :MAX_FACTORS].tolist()
-    values = features.tolist()
     # Every feature of every lead described column by column (map over memoised describers
-    # runs in C), then each factor is one dict: a function call per factor cost as much again.
+    # runs in C); the factors of the whole batch are then built in one comprehension per sign.
     described = [list(map(describe, map(read, leads))) for read, describe in _DESCRIBERS]
-    rows: list[ExplainedRow] = []
-    for row, (contribution, lead_points) in enumerate(zip(values, points, strict=True)):
-        factors: tuple[list[FactorDocument], list[FactorDocument]] = ([], [])
-        for order, sign, found in ((descending, 1.0, factors[0]), (ascending, -1.0, factors[1])):
-            for column in order[row]:
-                if contribution[column] * sign <= 0.0:
-                    break
-                value, phrase = described[column][row]
-                lead_point = lead_points[column]
-                found.append(
-                    {
-                        "feature": FEATURES[column],
-                        "value": value,
-                        "contribution": contribution[column],
-                        "points": lead_point,
-                        "reason": f"{phrase} ({lead_point:+d})",
-                    }
-                )
-        score = scores[row]
-        rows.append(ExplainedRow(score, cutoffs.grade(score), *factors))
-    return rows
+    descending = np.argsort(-features, axis=1, kind="stable")
+    positive = _factors(descending, features, features > 0.0, points, described)
+    negative = _factors(
+        np.argsort(features, axis=1, kind="stable"), features, features < 0.0, points, described
+    )
+    return [
+        ExplainedRow(score, cutoffs.grade(score), up, down)
+        for score, up, down in zip(scores, positive, negative, strict=True)
+    ]
+
+
+def _factors(
+    order: npt.NDArray[np.intp],
+    contributions: FloatArray,
+    wanted: npt.NDArray[np.bool_],
+    points: npt.NDArray[np.int64],
+    described: list[list[Description]],
+) -> list[list[FactorDocument]]:
+    """Each lead's factor documents, at most :data:`MAX_FACTORS`, strongest first: the first
+    columns in its row of ``order`` that are ``wanted`` (contributions of one sign)."""
+    top = order[:, :MAX_FACTORS]
+    rows = np.arange(len(top))[:, None]
+    keep = wanted[rows, top]  # a prefix of each row: the order is by strength
+    lead, rank = np.nonzero(keep)  # row-major: grouped by lead, strongest first
+    column = top[lead, rank]
+    contribution = contributions[lead, column].tolist()
+    documents: list[FactorDocument] = [
+        {
+            "feature": FEATURES[c],
+            "value": value,
+            "contribution": v,
+            "points": p,
+            "reason": f"{phrase} ({p:+d})",
+        }
+        for r, c, v, p in zip(
+            lead.tolist(), column.tolist(), contribution, points[lead, column].tolist(), strict=True
+        )
+        for value, phrase in (described[c][r],)
+    ]
+    ends = np.cumsum(keep.sum(axis=1)).tolist()
+    return [documents[start:end] for start, end in zip([0, *ends], ends, strict=False)]
 
 
 def explain(

@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
+from ai_orchestration._dataclasses import frozen_record
 
 
 class Seniority(StrEnum):
@@ -38,7 +39,7 @@ class LeadSource(StrEnum):
     REFERRAL = "referral"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class LeadFeatures:
     """One lead as the model sees it; ``None`` means the CRM does not know the value."""
 

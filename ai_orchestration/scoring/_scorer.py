@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from ai_orchestration._dataclasses import frozen_record
 from ai_orchestration.scoring._explain import (
     ExplainedRow,
     confidence_of,
@@ -38,7 +39,7 @@ two the model's work (about 0.1 ms a lead) costs less than handing it to a worke
 back (about 0.4 ms)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class LeadInput:
     """A lead to score: its CRM id and its features."""
 

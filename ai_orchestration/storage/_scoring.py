@@ -33,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 
+from ai_orchestration._dataclasses import frozen_record
 from ai_orchestration.errors import ConflictError
 from ai_orchestration.storage._bulk import BulkInsert
 from ai_orchestration.storage._common import (
@@ -292,7 +293,7 @@ class ScoringModelRepository:
 # Lead scores
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class ScoreRecord:
     """One score given to one lead."""
 
