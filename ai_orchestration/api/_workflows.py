@@ -30,6 +30,7 @@ from ai_orchestration.workflows import (
     DecisionPolicy,
     DecisionPolicyStore,
     RunEngine,
+    RunEvent,
     RunRecord,
     checked_policy,
 )
@@ -66,7 +67,9 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             workflows=[workflow_message(d) for d in definitions]
         )
 
-    async def _start_record(self, request: workflow_pb2.StartRunRequest) -> RunRecord:
+    async def _start_record(
+        self, request: workflow_pb2.StartRunRequest, appended: list[RunEvent] | None = None
+    ) -> RunRecord:
         workflow = request.WhichOneof("input")
         assert workflow is not None  # the oneof is required by validation
         return await self.engine.start_run(
@@ -82,6 +85,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
                 if request.HasField("timeout")
                 else 0.0
             ),
+            appended=appended,
         )
 
     async def StartRun(  # noqa: N802 - gRPC method name
@@ -92,9 +96,10 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
     async def StreamRun(  # noqa: N802 - gRPC method name
         self, request: workflow_pb2.StreamRunRequest, context: Context
     ) -> AsyncIterator[workflow_pb2.RunEvent]:
-        run = await self._start_record(request.run)
+        written: list[RunEvent] = []  # a new run's first event: streamed without a read
+        run = await self._start_record(request.run, written)
         async for event in self.engine.watch(
-            current_principal().tenant_id, run.run_id, until_waiting=True, run=run
+            current_principal().tenant_id, run.run_id, until_waiting=True, run=run, known=written
         ):
             yield event_message(event)
 

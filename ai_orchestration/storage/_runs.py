@@ -104,11 +104,13 @@ class RunRepository:
         labels: Mapping[str, str],
         input: JsonDoc,  # the contract's name for the workflow's input
         timeout_seconds: float,
+        appended: builtins.list[RunEvent] | None = None,
     ) -> tuple[RunRecord, bool]:
         """Queue a run, or return the run the tenant created with ``request_id`` before.
 
-        A new run is QUEUED with event 1 (``state_changed`` to QUEUED) in the same transaction.
-        Concurrent calls with one ``request_id`` all get the single run that won.
+        A new run is QUEUED with event 1 (``state_changed`` to QUEUED) in the same transaction;
+        that event is added to ``appended`` once committed (for a caller about to stream the
+        run). Concurrent calls with one ``request_id`` all get the single run that won.
 
         Returns:
             The run, and whether this call created it.
@@ -137,15 +139,18 @@ class RunRepository:
             .on_conflict_do_nothing(index_elements=[_Run.tenant_id, _Run.request_id])
         )
         stored = select(_Run).where(_Run.tenant_id == tenant_id, _Run.request_id == request_id)
+        first: RunEvent | None = None
         async with self._database.transaction(immediate=True) as session:
             created = _rowcount(await session.execute(statement)) > 0
             row = (await session.execute(stored)).scalar_one()
             if created:
-                payload = {"from": CREATED_FROM, "to": RunState.QUEUED.value, "reason": ""}
-                session.add(
-                    _rows.event_row(row.run_id, 1, EventKind.STATE_CHANGED, payload, row.created_at)
-                )
+                payload: JsonDoc = {"from": CREATED_FROM, "to": RunState.QUEUED.value, "reason": ""}
+                kind = EventKind.STATE_CHANGED
+                session.add(_rows.event_row(row.run_id, 1, kind, payload, row.created_at))
+                first = RunEvent(row.run_id, 1, kind, payload, row.created_at)
             record, digest = _rows.to_record(row), row.request_digest
+        if first is not None and appended is not None:
+            appended.append(first)
         if digest != request_digest:
             raise ConflictError(
                 f"request_id {request_id!r} was already used to start a different run; use a "

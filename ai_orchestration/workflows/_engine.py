@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -29,7 +29,7 @@ from typing import Final
 from ai_orchestration import errors
 from ai_orchestration.storage import RunRepository, utc_now
 from ai_orchestration.workflows._notify import LocalBus, wait_for
-from ai_orchestration.workflows._recent import RecentEvents
+from ai_orchestration.workflows._recent import RecentEvents, contiguous
 from ai_orchestration.workflows._types import (
     TERMINAL_STATES,
     Completed,
@@ -163,8 +163,10 @@ class RunEngine:
         priority: int = 0,
         labels: Mapping[str, str] | None = None,
         timeout_seconds: float = 0.0,
+        appended: list[RunEvent] | None = None,
     ) -> RunRecord:
-        """Queue a run (or return the run ``request_id`` created before)."""
+        """Queue a run (or return the run ``request_id`` created before). A new run's first
+        event is added to ``appended``: a caller that streams the run then needs no read."""
         definition = self.runner.definitions.get(workflow)
         if definition is None:
             raise errors.NotImplementedYetError(
@@ -182,6 +184,7 @@ class RunEngine:
             labels=dict(labels or {}),
             input=input_document,
             timeout_seconds=timeout_seconds or self.settings.default_timeout_seconds,
+            appended=appended,
         )
         if created:
             await self.bus.publish("event", run.run_id, run.last_sequence)
@@ -200,6 +203,7 @@ class RunEngine:
         after_sequence: int = 0,
         until_waiting: bool = False,
         run: RunRecord | None = None,
+        known: Sequence[RunEvent] = (),
     ) -> AsyncIterator[RunEvent]:
         """The run's events after ``after_sequence``: the stored ones, then live ones as they
         are written, until the run ends (or waits for a human, with ``until_waiting``).
@@ -208,16 +212,23 @@ class RunEngine:
         reads the log when the bus wakes it (or at the safety poll), never the run row. When
         this replica executes the run and still holds every event the bus announced since
         (:class:`RecentEvents`), those are yielded without a read.
-        ``run`` is the run as the caller already has it (saves the first read).
+        ``run`` is the run as the caller already has it, and ``known`` the events it already
+        holds (the first of a run it just created): when they are every event up to
+        ``run.last_sequence``, the first pass needs no read either. An event written before the
+        watcher listened is then seen at the next announcement, which reads from its sequence.
         """
         if run is None:
             run = await self.runs.get(tenant_id, run_id)  # NOT_FOUND before anything is streamed
         state, sequence = run.state, after_sequence
         announced = False  # the first pass, and each safety poll, read the log
+        first = True
         with self.bus.waiter("event", run_id) as woken:
             while True:
                 events = None
-                if announced:
+                if first:
+                    events = contiguous(known, sequence, run.last_sequence) if known else None
+                    first = False
+                elif announced:
                     events = self._recent.covering(run_id, sequence, self.bus.latest(run_id))
                 if events is None:
                     events = await self.runs.events_after(tenant_id, run_id, sequence, _WATCH_PAGE)

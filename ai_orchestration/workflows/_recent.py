@@ -13,11 +13,12 @@ makes the watcher read the log, so the log stays the source of truth and nothing
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import Final
 
 from ai_orchestration.workflows._types import RunEvent
 
-__all__ = ["RecentEvents"]
+__all__ = ["RecentEvents", "contiguous"]
 
 _PER_RUN: Final[int] = 256
 """Events kept per run; a watcher further behind reads the log."""
@@ -50,12 +51,18 @@ class RecentEvents:
         kept = self._runs.get(run_id)
         if latest is None or kept is None:
             return None
-        if latest <= after:
-            return []
-        # Concurrent appenders may finish out of order: sort; sequences are unique, so the
-        # count tells whether every one is there.
-        wanted = sorted(
-            (event for event in kept if after < event.sequence <= latest),
-            key=lambda event: event.sequence,
-        )
-        return wanted if len(wanted) == latest - after else None
+        return contiguous(kept, after, latest)
+
+
+def contiguous(events: Iterable[RunEvent], after: int, latest: int) -> list[RunEvent] | None:
+    """The events of one run with sequences ``after + 1 .. latest`` in order, if ``events``
+    holds every one of them; else ``None``."""
+    if latest <= after:
+        return []
+    # Concurrent appenders may finish out of order: sort; sequences are unique, so the count
+    # tells whether every one is there.
+    wanted = sorted(
+        (event for event in events if after < event.sequence <= latest),
+        key=lambda event: event.sequence,
+    )
+    return wanted if len(wanted) == latest - after else None

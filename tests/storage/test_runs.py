@@ -48,6 +48,7 @@ async def _start(
     workflow: str = "lead_qualification",
     priority: int = 0,
     body: bytes | None = None,
+    appended: list[RunEvent] | None = None,
 ) -> RunRecord:
     run, _ = await runs.create(
         tenant,
@@ -59,6 +60,7 @@ async def _start(
         labels={"source": "test"},
         input=LEAD_INPUT,
         timeout_seconds=60.0,
+        appended=appended,
     )
     return run
 
@@ -481,6 +483,15 @@ async def test_the_events_a_transition_or_claim_reports_are_the_ones_in_the_log(
             run.run_id, to=RunState.CANCELLED, expected_from=(RunState.RUNNING,), appended=refused
         )
     assert refused == []  # nothing written, nothing reported
+
+
+async def test_create_reports_the_first_event_of_a_new_run_only(runs: RunRepository) -> None:
+    first: list[RunEvent] = []
+    run = await _start(runs, "req-1", appended=first)
+    assert first == await runs.events_after(TENANT, run.run_id, 0, 10)
+    again: list[RunEvent] = []
+    assert (await _start(runs, "req-1", appended=again)).run_id == run.run_id
+    assert again == []  # the retry wrote nothing
 
 
 async def test_transition_rejects_unknown_fields(runs: RunRepository) -> None:

@@ -1,0 +1,118 @@
+"""StreamRun's watcher: a run this call just created streams its first event without a read,
+and the stream still has every event once, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_orchestration.storage import Database, RunRepository
+from ai_orchestration.workflows import (
+    EventKind,
+    EventSink,
+    LocalBus,
+    Outcome,
+    RunEngine,
+    RunEvent,
+    RunRecord,
+    RunState,
+    WorkflowDefinition,
+)
+
+TENANT = "tenant-a"
+WORKFLOW = WorkflowDefinition(
+    name="idle",
+    description="never executed: the engine is not started",
+    version="1",
+    input_type="crm.ai.v1.ContentGenerationInput",
+    output_type="crm.ai.v1.ContentGenerationOutput",
+    interruptible=False,
+)
+
+
+class IdleRunner:
+    @property
+    def definitions(self) -> Mapping[str, WorkflowDefinition]:
+        return {WORKFLOW.name: WORKFLOW}
+
+    async def execute(self, run: RunRecord, events: EventSink) -> Outcome:
+        raise AssertionError("no worker runs in these tests")
+
+
+class CountingRuns(RunRepository):
+    """The real repository, counting reads of the event log."""
+
+    reads = 0
+
+    async def events_after(self, *args: Any, **kwargs: Any) -> list[RunEvent]:
+        self.reads += 1
+        return await super().events_after(*args, **kwargs)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[RunEngine]:
+    async with Database.from_url(f"sqlite:///{tmp_path}/service.db") as database:
+        await database.migrate()
+        yield RunEngine(runs=CountingRuns(database=database), runner=IdleRunner(), bus=LocalBus())
+
+
+async def _start(engine: RunEngine, request_id: str, appended: list[RunEvent]) -> RunRecord:
+    return await engine.start_run(
+        TENANT,
+        workflow=WORKFLOW.name,
+        input_document={},
+        request_id=request_id,
+        request_digest=hashlib.sha256(request_id.encode()).hexdigest(),
+        appended=appended,
+    )
+
+
+async def _stream_then_cancel(
+    engine: RunEngine, run: RunRecord, known: list[RunEvent]
+) -> tuple[list[RunEvent], int]:
+    """Every event a watcher of ``run`` gets until it is cancelled, and the log reads made
+    before the first event arrived."""
+    runs = engine.runs
+    assert isinstance(runs, CountingRuns)
+    runs.reads = 0
+    seen: list[RunEvent] = []
+    reads_at_first = -1
+    watching = engine.watch(TENANT, run.run_id, run=run, known=known)
+    async for event in watching:
+        seen.append(event)
+        if len(seen) == 1:
+            reads_at_first = runs.reads
+            await engine.cancel(TENANT, run.run_id, "test over")
+    return seen, reads_at_first
+
+
+async def test_a_new_runs_first_event_is_streamed_without_reading_the_log(
+    engine: RunEngine,
+) -> None:
+    written: list[RunEvent] = []
+    run = await _start(engine, "req-1", written)
+    assert [(e.sequence, e.payload["to"]) for e in written] == [(1, RunState.QUEUED.value)]
+    seen, reads = await asyncio.wait_for(_stream_then_cancel(engine, run, written), 10)
+    assert reads == 0
+    assert seen == await engine.runs.events_after(TENANT, run.run_id, 0, 100)  # once, in order
+    assert [e.payload["to"] for e in seen] == [RunState.QUEUED.value, RunState.CANCELLED.value]
+
+
+async def test_known_events_short_of_the_runs_last_sequence_are_not_trusted(
+    engine: RunEngine,
+) -> None:
+    first: list[RunEvent] = []
+    run = await _start(engine, "req-1", first)
+    retried: list[RunEvent] = []
+    assert (await _start(engine, "req-1", retried)).run_id == run.run_id
+    assert retried == []  # a retry wrote nothing, so it knows nothing
+    await engine.runs.append_event(run.run_id, EventKind.STEP_STARTED, {"step": "elsewhere"})
+    run = await engine.runs.get(TENANT, run.run_id)  # last_sequence 2; only event 1 is known
+    seen, reads = await asyncio.wait_for(_stream_then_cancel(engine, run, first), 10)
+    assert reads == 1  # the first pass read the log
+    assert [e.sequence for e in seen] == [1, 2, 3]
