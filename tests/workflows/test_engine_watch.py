@@ -23,16 +23,10 @@ from ai_orchestration.workflows import (
     RunState,
     WorkflowDefinition,
 )
+from tests.workflows._doubles import workflow_definition
 
 TENANT = "tenant-a"
-WORKFLOW = WorkflowDefinition(
-    name="idle",
-    description="never executed: the engine is not started",
-    version="1",
-    input_type="crm.ai.v1.ContentGenerationInput",
-    output_type="crm.ai.v1.ContentGenerationOutput",
-    interruptible=False,
-)
+WORKFLOW = workflow_definition("idle", "never executed: the engine is not started")
 
 
 class IdleRunner:
