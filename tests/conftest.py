@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc.aio
 import jwt
@@ -83,18 +84,24 @@ async def running_server(settings: Settings) -> AsyncIterator[Server]:
             yield running
 
 
+def server_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings of a test server: HS256 auth with :data:`SECRET` on 127.0.0.1:<free port>,
+    SQLite under ``data_dir``, a small bootstrap model; ``overrides`` set any other field."""
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "data_dir": data_dir,
+        "auth_hs256_secret": SECRET,
+        "shutdown_grace_seconds": 1,
+        "scoring_bootstrap_rows": BOOTSTRAP_ROWS,
+    }
+    return Settings(**{**values, **overrides})
+
+
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     """A real server with HS256 auth on 127.0.0.1:<free port>, SQLite under tmp_path."""
-    settings = Settings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path,
-        auth_hs256_secret=SECRET,
-        shutdown_grace_seconds=1,
-        scoring_bootstrap_rows=BOOTSTRAP_ROWS,
-    )
-    async with running_server(settings) as running:
+    async with running_server(server_settings(tmp_path)) as running:
         yield running
 
 

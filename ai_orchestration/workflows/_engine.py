@@ -220,15 +220,12 @@ class RunEngine:
         if run is None:
             run = await self.runs.get(tenant_id, run_id)  # NOT_FOUND before anything is streamed
         state, sequence = run.state, after_sequence
-        announced = False  # the first pass, and each safety poll, read the log
-        first = True
+        announced = False  # the first pass, and each safety poll, read the log...
+        held = contiguous(known, sequence, run.last_sequence) if known else None  # ...or not
         with self.bus.waiter("event", run_id) as woken:
             while True:
-                events = None
-                if first:
-                    events = contiguous(known, sequence, run.last_sequence) if known else None
-                    first = False
-                elif announced:
+                events, held = held, None
+                if events is None and announced:
                     events = self._recent.covering(run_id, sequence, self.bus.latest(run_id))
                 if events is None:
                     events = await self.runs.events_after(tenant_id, run_id, sequence, _WATCH_PAGE)

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ai_orchestration.config import Settings
 from ai_orchestration.server import Server
-from tests.conftest import BOOTSTRAP_ROWS, SECRET, running_server
+from tests.conftest import running_server, server_settings
 from tests.fixtures.llm_server import LlmTestServer
 
 
@@ -39,13 +38,8 @@ def write_llm_config(path: Path, server: LlmTestServer) -> Path:
 
 @pytest.fixture
 async def workflow_server(tmp_path: Path, llm_server: LlmTestServer) -> AsyncIterator[Server]:
-    settings = Settings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path,
-        auth_hs256_secret=SECRET,
-        shutdown_grace_seconds=1,
-        scoring_bootstrap_rows=BOOTSTRAP_ROWS,
+    settings = server_settings(
+        tmp_path,
         llm_config_file=str(write_llm_config(tmp_path / "llm.yaml", llm_server)),
         llm_cache_ttl_seconds=0,
         workflow_lease_seconds=2,
