@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from ai_orchestration.storage import _migrate
 from ai_orchestration.storage._sqlite import SQLITE_BEGIN_OPTION, install_sqlite_hooks
 from ai_orchestration.storage._sqlite_inline import connect_inline
+from ai_orchestration.storage._sqlite_writer import SqliteWriter
 from ai_orchestration.storage._urls import normalize_database_url, sqlite_file_path
 
 __all__ = ["Backend", "Database"]
@@ -66,8 +67,11 @@ class Database:
     :meth:`close` is safe to call more than once.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        """Wrap an engine built elsewhere; prefer :meth:`from_url`, which configures it."""
+    def __init__(self, engine: AsyncEngine, *, sqlite_file: str | None = None) -> None:
+        """Wrap an engine built elsewhere; prefer :meth:`from_url`, which configures it.
+
+        ``sqlite_file``: the engine's SQLite database file, for :attr:`sqlite_writer`.
+        """
         backend = engine.dialect.name
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database dialect {backend!r}")
@@ -76,6 +80,7 @@ class Database:
         # Repositories hand out plain dataclasses, so nothing is read after commit: skip expiry.
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         self._closed = False
+        self._writer = None if sqlite_file is None else SqliteWriter(sqlite_file, engine.dialect)
 
     @classmethod
     def from_url(cls, url: str | URL, *, echo: bool = False) -> Database:
@@ -101,9 +106,9 @@ class Database:
                 normalized, echo=echo, async_creator=creator, **_JSON_CODEC
             )
             install_sqlite_hooks(engine.sync_engine)
-        else:
-            # Replicas outlive database restarts and failovers: test connections on checkout.
-            engine = create_async_engine(normalized, echo=echo, pool_pre_ping=True, **_JSON_CODEC)
+            return cls(engine, sqlite_file=None if path is None else str(path))
+        # Replicas outlive database restarts and failovers: test connections on checkout.
+        engine = create_async_engine(normalized, echo=echo, pool_pre_ping=True, **_JSON_CODEC)
         return cls(engine)
 
     @property
@@ -116,6 +121,13 @@ class Database:
         """The underlying engine, for code that needs Core access (tests, maintenance)."""
         self._check_open()
         return self._engine
+
+    @property
+    def sqlite_writer(self) -> SqliteWriter | None:
+        """The dedicated connection of a SQLite file database, for hot paths that write in one
+        synchronous burst (see ``_sqlite_writer``); ``None`` on PostgreSQL and in memory."""
+        self._check_open()
+        return self._writer
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
@@ -168,6 +180,8 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        if self._writer is not None:
+            self._writer.close()
         await self._engine.dispose()
 
     async def __aenter__(self) -> Self:

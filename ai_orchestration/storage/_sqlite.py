@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-__all__ = ["SQLITE_BEGIN_OPTION", "install_sqlite_hooks"]
+__all__ = ["SQLITE_BEGIN_OPTION", "configure_connection", "install_sqlite_hooks"]
 
 SQLITE_BEGIN_OPTION = "ai_orchestration_sqlite_begin"
 """Execution option naming the ``BEGIN`` flavour (``DEFERRED`` or ``IMMEDIATE``) of a connection."""
@@ -24,6 +24,12 @@ def install_sqlite_hooks(engine: Engine) -> None:
 
 
 def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    configure_connection(dbapi_connection)
+
+
+def configure_connection(dbapi_connection: Any) -> None:
+    """Explicit transactions, WAL, ``synchronous = NORMAL`` and foreign keys on a new
+    ``sqlite3`` (or aiosqlite) connection: every connection of the service gets these."""
     # sqlite3's legacy transaction mode never emits BEGIN before DDL or SELECT, so migrations and
     # read-then-write sequences would not be atomic. Take BEGIN over (see _on_begin) instead.
     dbapi_connection.isolation_level = None

@@ -39,7 +39,7 @@ from typing import Any, Final
 
 import aiosqlite
 
-__all__ = ["BUSY_TIMEOUT_SECONDS", "InlineConnection", "connect_inline"]
+__all__ = ["BUSY_TIMEOUT_SECONDS", "BusyBackoff", "InlineConnection", "connect_inline"]
 
 BUSY_TIMEOUT_SECONDS: Final[float] = 10.0
 """How long a statement waits for another writer before "database is locked" is raised."""
@@ -56,6 +56,30 @@ _ENDS_TRANSACTION: Final[frozenset[str]] = frozenset({"commit", "rollback"})
 pages to the WAL, 8 us a row of a 1,000-score chunk, which the loop would otherwise wait for."""
 
 
+class BusyBackoff:
+    """The waits of one statement that found the database busy: exponential, up to
+    :data:`BUSY_TIMEOUT_SECONDS` in all, without blocking the loop."""
+
+    __slots__ = ("_deadline", "_delay")
+
+    def __init__(self) -> None:
+        self._deadline: float | None = None
+        self._delay = _FIRST_BACKOFF
+
+    async def wait(self, error: sqlite3.OperationalError) -> None:
+        """Sleeps before the next try; raises ``error`` when it is not plain ``SQLITE_BUSY``
+        (nothing to wait for) or the time is up."""
+        if getattr(error, "sqlite_errorcode", None) not in _RETRYABLE:
+            raise error
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + BUSY_TIMEOUT_SECONDS
+        if now >= self._deadline:
+            raise error
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, _MAX_BACKOFF)
+
+
 class InlineConnection(aiosqlite.Connection):
     """aiosqlite's connection, with every call run inline (see the module docstring)."""
 
@@ -65,8 +89,7 @@ class InlineConnection(aiosqlite.Connection):
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
-        deadline: float | None = None
-        backoff = _FIRST_BACKOFF
+        backoff = BusyBackoff()
         name = getattr(fn, "__name__", "")
         bulk = name in _ON_THREAD
         if name in _ENDS_TRANSACTION:
@@ -79,14 +102,7 @@ class InlineConnection(aiosqlite.Connection):
                     return await self._on_thread(fn, *args, **kwargs)
                 return fn(*args, **kwargs)
             except sqlite3.OperationalError as error:
-                if getattr(error, "sqlite_errorcode", None) not in _RETRYABLE:
-                    raise
-                now = time.monotonic()
-                deadline = deadline or now + BUSY_TIMEOUT_SECONDS
-                if now >= deadline:
-                    raise
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+                await backoff.wait(error)
 
     async def _on_thread(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Runs ``fn`` on the worker thread and waits for it to end, even when the caller is

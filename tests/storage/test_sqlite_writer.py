@@ -1,0 +1,179 @@
+"""The dedicated SQLite write connection: whole transactions, lock waits that leave the loop
+running, and rows identical to the engine's."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, event, select, text
+
+from ai_orchestration.storage import Database, RunRepository, compute_request_digest
+from ai_orchestration.storage._models import WorkflowRunModel
+from ai_orchestration.storage._sqlite import SQLITE_BEGIN_OPTION
+from ai_orchestration.storage._sqlite_writer import SqliteWriter, WriterSession
+from ai_orchestration.workflows import EventKind, RunState
+
+BY_ID = select(WorkflowRunModel).where(WorkflowRunModel.run_id == bindparam("run_id"))
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    async with Database.from_url(f"sqlite:///{tmp_path}/service.db") as db:
+        await db.migrate()
+        async with db.engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE t (v INTEGER NOT NULL)"))
+        yield db
+
+
+def _writer(database: Database) -> SqliteWriter:
+    writer = database.sqlite_writer
+    assert writer is not None
+    return writer
+
+
+async def _values(database: Database) -> list[int]:
+    async with database.engine.connect() as connection:
+        return list((await connection.execute(text("SELECT v FROM t ORDER BY v"))).scalars())
+
+
+async def _new_run(database: Database, request_id: str = "r-1") -> str:
+    run, _ = await RunRepository(database=database).create(
+        "tenant-a",
+        workflow="content_generation",
+        workflow_version="1",
+        priority=3,
+        request_id=request_id,
+        request_digest=compute_request_digest(request_id.encode()),
+        labels={"team": "growth"},
+        input={"content_generation": {"purpose": "webinar"}},
+        timeout_seconds=60,
+    )
+    return run.run_id
+
+
+async def test_a_transaction_commits_as_a_whole_or_not_at_all(database: Database) -> None:
+    writer = _writer(database)
+
+    def insert_two(connection: sqlite3.Connection) -> str:
+        connection.execute("INSERT INTO t (v) VALUES (1), (2)")
+        return "done"
+
+    def insert_then_fail(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO t (v) VALUES (3)")
+        raise LookupError("the work failed half way")
+
+    assert await writer.write(insert_two) == "done"
+    with pytest.raises(LookupError, match="half way"):
+        await writer.write(insert_then_fail)
+    assert await _values(database) == [1, 2]
+    assert await writer.write(insert_two) == "done"  # the connection is usable again
+    assert await _values(database) == [1, 1, 2, 2]
+
+
+async def test_a_write_waits_for_the_lock_without_blocking_the_loop(database: Database) -> None:
+    holder_has_lock, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_write_lock() -> None:
+        async with database.engine.connect() as plain:
+            connection = await plain.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            async with connection.begin():
+                await connection.execute(text("INSERT INTO t (v) VALUES (1)"))
+                holder_has_lock.set()
+                await release.wait()  # suspended inside its transaction
+
+    holder = asyncio.create_task(hold_the_write_lock())
+    await holder_has_lock.wait()
+    waiter = asyncio.create_task(
+        _writer(database).write(lambda c: c.execute("INSERT INTO t (v) VALUES (2)"))
+    )
+    await asyncio.sleep(0.1)
+    assert not waiter.done()  # it waits for the lock...
+    release.set()  # ...which the holder can only give back if the loop still runs
+    await asyncio.wait_for(asyncio.gather(holder, waiter), 5)
+    assert await _values(database) == [1, 2]
+
+
+async def test_rows_read_by_the_writer_equal_the_engines(database: Database) -> None:
+    run_id = await _new_run(database)
+    async with database.sessionmaker() as session:
+        expected = await session.get(WorkflowRunModel, run_id)
+    assert expected is not None
+    writer = _writer(database)
+
+    def load(connection: sqlite3.Connection) -> WorkflowRunModel | None:
+        return WriterSession(writer, connection).load(WorkflowRunModel, BY_ID, {"run_id": run_id})
+
+    loaded = await writer.write(load)
+    assert loaded is not None
+    columns = writer.codec(WorkflowRunModel.__table__).columns
+    assert {name: getattr(loaded, name) for name in columns} == {
+        name: getattr(expected, name) for name in columns
+    }
+    assert loaded.created_at.tzinfo is not None  # UTCDateTime's zone, as the engine gives it
+    assert loaded.labels == {"team": "growth"}  # JSON decoded
+
+
+async def test_a_flush_updates_only_the_changed_columns(database: Database) -> None:
+    run_id = await _new_run(database)
+    writer = _writer(database)
+    statements: list[str] = []
+
+    def change(connection: sqlite3.Connection) -> None:
+        session = WriterSession(writer, connection)
+        row = session.load(WorkflowRunModel, BY_ID, {"run_id": run_id})
+        assert row is not None
+        row.priority = 7
+        row.output = {"text": "hello"}
+        connection.set_trace_callback(statements.append)
+        try:
+            session.flush()
+            session.flush()  # nothing changed since: nothing written
+        finally:
+            connection.set_trace_callback(None)
+
+    await writer.write(change)
+    assert len(statements) == 1
+    changed = statements[0].partition(" SET ")[2].partition(" WHERE ")[0]
+    assert [part.split("=")[0] for part in changed.split(", ")] == ["priority", "output"]
+    run = await RunRepository(database=database).get("tenant-a", run_id)
+    assert (run.priority, run.output) == (7, {"text": "hello"})
+
+
+async def test_only_a_sqlite_file_database_has_a_writer(tmp_path: Path) -> None:
+    async with Database.from_url("sqlite://") as memory:
+        assert memory.sqlite_writer is None
+    database = Database.from_url(f"sqlite:///{tmp_path}/x.db")
+    writer = database.sqlite_writer
+    assert writer is not None
+    await database.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await writer.write(lambda c: None)
+
+
+async def test_the_run_repositorys_hot_paths_bypass_the_engine_on_sqlite(
+    database: Database,
+) -> None:
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    runs = RunRepository(database=database)
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        run_id = await _new_run(database)
+        claimed = await runs.claim_many("worker-1", 4, lease_seconds=30)
+        await runs.append_event(run_id, EventKind.STEP_STARTED, {"step": "write"})
+        ended = await runs.transition(
+            run_id, to=RunState.SUCCEEDED, expected_from=[RunState.RUNNING], worker_id="worker-1"
+        )
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+    assert [run.run_id for run in claimed] == [run_id]
+    assert (ended.state, ended.last_sequence) == (RunState.SUCCEEDED, 4)
+    assert statements == []
