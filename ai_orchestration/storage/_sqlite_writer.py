@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, bindparam, insert, inspect, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -140,25 +140,27 @@ class RowCodec:
 
 class WriterSession:
     """The part of an ORM session a repository's row logic uses, for a :class:`SqliteWriter`
-    transaction: rows are loaded as transient model instances, changed in Python by the same
-    code the session path runs, and :meth:`flush` writes the changed columns and the added
-    instances with the writer's statements."""
+    transaction: rows are loaded as plain objects with the model's attributes, changed in
+    Python by the same code the session path runs, and :meth:`flush` writes the changed
+    columns and the added model instances with the writer's statements."""
 
     def __init__(self, writer: SqliteWriter, connection: sqlite3.Connection) -> None:
         self._writer = writer
         self._connection = connection
-        self._loaded: list[tuple[Any, dict[str, Any]]] = []
+        self._loaded: list[tuple[_PlainRow, dict[str, Any]]] = []
         self._added: list[Any] = []
 
     def load(self, model: type[M], statement: ClauseElement, values: Mapping[str, Any]) -> M | None:
-        """The first row of ``statement`` (a ``select(model)``) as a ``model`` instance."""
+        """The first row of ``statement`` (a ``select(model)``), typed as a ``model``
+        instance but a plain object with its column attributes (see :class:`_PlainRow`)."""
         stored = self._writer.execute(self._connection, statement, values).fetchone()
         if stored is None:
             return None
-        loaded = self._writer.codec(_table(model)).values(stored)
-        instance = model(**loaded)
+        plain = _plain(model)
+        loaded = self._writer.codec(plain.table).values(stored)
+        instance = plain(loaded)
         self._loaded.append((instance, loaded))
-        return instance
+        return cast(M, instance)
 
     def add(self, instance: object) -> None:
         """Inserts ``instance`` (a new model instance) at the next :meth:`flush`."""
@@ -167,7 +169,7 @@ class WriterSession:
     def flush(self) -> None:
         """Writes the changed columns of the loaded instances, then inserts the added ones."""
         for instance, stored in self._loaded:
-            table = _table(type(instance))
+            table = instance.table
             changed = {
                 name: value for name in stored if (value := getattr(instance, name)) != stored[name]
             }
@@ -182,6 +184,36 @@ class WriterSession:
             table = _table(type(instance))
             values = {column.name: getattr(instance, column.name) for column in table.columns}
             self._writer.execute(self._connection, _insert_all(table), values)
+
+
+class _PlainRow:
+    """A loaded row: the model's column attributes on a plain object. An instrumented model
+    instance cost more to build than the statement that read it, and the repositories' row
+    logic only reads and sets attributes."""
+
+    __slots__ = ()
+    table: Table
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+
+
+_PLAIN: dict[type[Any], type[_PlainRow]] = {}
+
+
+def _plain(model: type[Any]) -> type[_PlainRow]:
+    """The plain row class of ``model`` (built once per model)."""
+    known = _PLAIN.get(model)
+    if known is not None:
+        return known
+    table = _table(model)
+    attributes = {column.key for column in inspect(model).columns}
+    if attributes != {column.name for column in table.columns}:
+        raise TypeError(f"{model.__name__}'s attributes are not named after its columns")
+    namespace = {"__slots__": tuple(sorted(attributes)), "table": table}
+    plain = _PLAIN[model] = type(f"Plain{model.__name__}", (_PlainRow,), namespace)
+    return plain
 
 
 def _table(model: type[Any]) -> Table:
@@ -207,29 +239,40 @@ def _update_by_key(table: Table, columns: frozenset[str]) -> ClauseElement:
     return update(table).where(*condition).values(changes)
 
 
-class _Compiled:
-    """A statement's SQL for ``sqlite3`` and how to order and process its parameters."""
+_REQUIRED: Final = object()
+"""A bound parameter with no value of its own: the caller gives it."""
 
-    __slots__ = ("_compiled", "_names", "_processors", "sql")
+
+class _Compiled:
+    """A statement's SQL for ``sqlite3`` and how to order and process its parameters: what
+    ``construct_params`` does, once per statement instead of once per call (values bound
+    in the statement, e.g. ``state = 'RUNNING'``, are taken then)."""
+
+    __slots__ = ("_plan", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
-        self._compiled = compiled
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError("expanding and literal-execute parameters are not supported here")
         self.sql: str = compiled.string
-        self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
-        self._processors = tuple(
-            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            for name in self._names
-        )
+        plan = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            if bind.callable is not None:
+                raise ValueError(f"bound parameter {name!r} has a callable default")
+            default = _REQUIRED if bind.required else bind.value
+            plan.append((name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+        self._plan = tuple(plan)
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        given = self._compiled.construct_params(dict(values))
-        return tuple(
-            value if process is None or value is None else process(value)
-            for value, process in zip(
-                (given[name] for name in self._names), self._processors, strict=True
-            )
-        )
+        """The statement's parameters in order, each processed by its type."""
+        given = []
+        for name, default, process in self._plan:
+            value = values.get(name, default)
+            if value is _REQUIRED:
+                raise ValueError(f"no value given for the bound parameter {name!r}")
+            given.append(value if process is None or value is None else process(value))
+        return tuple(given)
 
 
 @functools.lru_cache(maxsize=128)

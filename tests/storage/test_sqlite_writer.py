@@ -177,3 +177,13 @@ async def test_the_run_repositorys_hot_paths_bypass_the_engine_on_sqlite(
     assert [run.run_id for run in claimed] == [run_id]
     assert (ended.state, ended.last_sequence) == (RunState.SUCCEEDED, 4)
     assert statements == []
+
+
+async def test_a_statement_missing_a_parameter_value_is_refused(database: Database) -> None:
+    writer = _writer(database)
+
+    def load_without_the_id(connection: sqlite3.Connection) -> None:
+        WriterSession(writer, connection).load(WorkflowRunModel, BY_ID, {"run": "typo"})
+
+    with pytest.raises(ValueError, match="no value given for the bound parameter 'run_id'"):
+        await writer.write(load_without_the_id)
