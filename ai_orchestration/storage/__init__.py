@@ -15,7 +15,7 @@ from ai_orchestration.storage._idempotency import (
     compute_request_digest,
 )
 from ai_orchestration.storage._models import Base
-from ai_orchestration.storage._runs import CREATED_FROM, MAX_PRIORITY, RunRepository
+from ai_orchestration.storage._runs import CREATED_FROM, MAX_PRIORITY, Claimant, RunRepository
 from ai_orchestration.storage._scoring import (
     GLOBAL_OWNER,
     MODEL_STATES,
@@ -62,6 +62,7 @@ __all__ = [
     "Base",
     "BudgetAlertRecord",
     "BudgetLimits",
+    "Claimant",
     "Clock",
     "Database",
     "DeliveryLedger",

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Final
 
 from ai_orchestration import errors
-from ai_orchestration.storage import RunRepository, utc_now
+from ai_orchestration.storage import Claimant, RunRepository, utc_now
 from ai_orchestration.workflows._notify import LocalBus, wait_for
 from ai_orchestration.workflows._recent import RecentEvents, contiguous
 from ai_orchestration.workflows._types import (
@@ -114,6 +114,8 @@ class RunEngine:
         # Host and pid in the id: operators (and tests) can tell which process holds a lease.
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._executing: dict[str, asyncio.Task[None]] = {}
+        self._reserved = 0  # slots held by claims in progress
+        self._full = False  # the claim loop found no free slot at its last pass
         self._recent = RecentEvents()
         self._cancelled: set[str] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -174,21 +176,35 @@ class RunEngine:
                 f"{', '.join(sorted(self.runner.definitions))}",
                 reason="WORKFLOW_UNAVAILABLE",
             )
-        run, created = await self.runs.create(
-            tenant_id,
-            workflow=workflow,
-            workflow_version=definition.version,
-            priority=priority,
-            request_id=request_id,
-            request_digest=request_digest,
-            labels=dict(labels or {}),
-            input=input_document,
-            timeout_seconds=timeout_seconds or self.settings.default_timeout_seconds,
-            appended=appended,
-        )
+        written: list[RunEvent] = []
+        claimed: list[RunRecord] = []
+        # A free slot here claims in the same transaction (the new run, unless another comes
+        # first in the queue): no second transaction, no wake-up of the claim loop.
+        slot = self._reserve_slot()
+        try:
+            run, created = await self.runs.create(
+                tenant_id,
+                workflow=workflow,
+                workflow_version=definition.version,
+                priority=priority,
+                request_id=request_id,
+                request_digest=request_digest,
+                labels=dict(labels or {}),
+                input=input_document,
+                timeout_seconds=timeout_seconds or self.settings.default_timeout_seconds,
+                appended=written,
+                claim_for=self._claimant if slot else None,
+                claimed=claimed,
+            )
+        finally:
+            self._reserved -= slot
+        if appended is not None:
+            appended.extend(event for event in written if event.run_id == run.run_id)
         if created:
-            await self.bus.publish("event", run.run_id, run.last_sequence)
-            await self.bus.publish("queued")
+            await self._launch(claimed, written)
+            if not any(claim.run_id == run.run_id for claim in claimed):
+                await self.bus.publish("queued")
+            run = next((claim for claim in claimed if claim.run_id == run.run_id), run)
         return run
 
     async def get(self, tenant_id: str, run_id: str) -> RunRecord:
@@ -310,13 +326,39 @@ class RunEngine:
             self._cancelled.add(run_id)
             task.cancel()
 
+    @property
+    def _claimant(self) -> Claimant:
+        return Claimant(self.worker_id, self.settings.lease_seconds, self.settings.max_attempts)
+
+    def _free_slots(self) -> int:
+        return self.settings.concurrency - len(self._executing) - self._reserved
+
+    def _reserve_slot(self) -> bool:
+        """Takes a slot for a claim in progress (given back by the caller), if one is free."""
+        if self._loop_task is None or self._stopping or self._free_slots() <= 0:
+            return False  # not executing runs here (not started, or stopping), or full
+        self._reserved += 1
+        return True
+
+    async def _launch(self, runs: list[RunRecord], written: list[RunEvent]) -> None:
+        """Executes claimed ``runs`` here; announces ``written``, their claim's events."""
+        for run in runs:
+            self._recent.open(run.run_id)
+        await self.announce(*written)  # the moves to RUNNING (and a new run's first event)
+        for run in runs:
+            task = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}")
+            self._executing[run.run_id] = task
+            task.add_done_callback(functools.partial(self._forget, run.run_id))
+
     async def _claim_loop(self) -> None:
         with self.bus.waiter("queued") as woken:
             while not self._stopping:
-                free = min(self.settings.concurrency - len(self._executing), _CLAIM_BATCH)
+                free = min(self._free_slots(), _CLAIM_BATCH)
+                self._full = free <= 0  # queued work waits for a slot: _forget wakes the loop
                 runs: list[RunRecord] = []
-                written: list[RunEvent] = []
                 if free > 0:
+                    written: list[RunEvent] = []
+                    self._reserved += free
                     try:
                         runs = await self.runs.claim_many(
                             self.worker_id,
@@ -327,19 +369,18 @@ class RunEngine:
                         )
                     except Exception:
                         _log.exception("claiming runs failed; retrying")
-                    for run in runs:
-                        self._recent.open(run.run_id)
-                    await self.announce(*written)  # the moves to RUNNING
-                    for run in runs:
-                        task = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}")
-                        self._executing[run.run_id] = task
-                        task.add_done_callback(functools.partial(self._forget, run.run_id))
+                    finally:
+                        self._reserved -= free
+                    await self._launch(runs, written)
                 if free <= 0 or len(runs) < free:  # no room, or the queue is drained
                     await wait_for(woken, self.settings.poll_seconds)
 
     def _forget(self, run_id: str, _: object = None) -> None:
         self._executing.pop(run_id, None)
         self._cancelled.discard(run_id)
+        if self._full:  # a slot opened for work that waits: claim now, not at the next poll
+            self._full = False
+            self.bus.deliver("queued", "")
         asyncio.get_running_loop().call_later(_KEEP_ENDED_SECONDS, self._close_recent, run_id)
 
     def _close_recent(self, run_id: str) -> None:

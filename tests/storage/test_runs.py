@@ -11,6 +11,7 @@ import pytest
 from ai_orchestration.errors import ConflictError, FailedPreconditionError, NotFoundError
 from ai_orchestration.storage import (
     CREATED_FROM,
+    Claimant,
     Database,
     InvalidPageTokenError,
     RunRepository,
@@ -492,6 +493,58 @@ async def test_create_reports_the_first_event_of_a_new_run_only(runs: RunReposit
     again: list[RunEvent] = []
     assert (await _start(runs, "req-1", appended=again)).run_id == run.run_id
     assert again == []  # the retry wrote nothing
+
+
+async def _create_claiming(
+    runs: RunRepository, request_id: str, *, priority: int = 0
+) -> tuple[RunRecord, list[RunRecord], list[RunEvent]]:
+    claimed: list[RunRecord] = []
+    written: list[RunEvent] = []
+    run, _ = await runs.create(
+        TENANT,
+        workflow="lead_qualification",
+        workflow_version="1",
+        priority=priority,
+        request_id=request_id,
+        request_digest=compute_request_digest(request_id.encode()),
+        labels={},
+        input=LEAD_INPUT,
+        timeout_seconds=60.0,
+        appended=written,
+        claim_for=Claimant("w1", LEASE),
+        claimed=claimed,
+    )
+    return run, claimed, written
+
+
+async def test_create_can_claim_the_new_run_in_the_same_transaction(
+    runs: RunRepository,
+) -> None:
+    run, claimed, written = await _create_claiming(runs, "req-1")
+    assert run.state is RunState.QUEUED  # the run as created...
+    assert [(c.run_id, c.state, c.lease_owner, c.attempts) for c in claimed] == [
+        (run.run_id, RunState.RUNNING, "w1", 1)  # ...then claimed
+    ]
+    assert written == await runs.events_after(TENANT, run.run_id, 0, 10)
+    assert [e.payload["to"] for e in written] == ["QUEUED", "RUNNING"]
+    assert (await runs.get(TENANT, run.run_id)).state is RunState.RUNNING
+    assert await runs.claim("w2", lease_seconds=LEASE) is None
+
+    _, again, rewritten = await _create_claiming(runs, "req-1")  # a retry claims nothing
+    assert (again, rewritten) == ([], [])
+
+
+async def test_create_claims_the_run_that_comes_first_in_the_queue(
+    runs: RunRepository, clock: FakeClock
+) -> None:
+    waiting = await _start(runs, "waiting", priority=5)
+    clock.advance(timedelta(seconds=1))
+    new, claimed, written = await _create_claiming(runs, "new", priority=1)
+    assert [c.run_id for c in claimed] == [waiting.run_id]
+    assert [(e.run_id, e.sequence) for e in written] == [(new.run_id, 1), (waiting.run_id, 2)]
+    assert (await runs.get(TENANT, new.run_id)).state is RunState.QUEUED
+    next_claim = await runs.claim("w2", lease_seconds=LEASE)
+    assert next_claim is not None and next_claim.run_id == new.run_id
 
 
 async def test_transition_rejects_unknown_fields(runs: RunRepository) -> None:
