@@ -87,10 +87,15 @@ class DeliveryLedger:
             "draft": request.draft,
             "created_at": require_aware("clock()", self._clock()),
         }
+        writer = self._database.sqlite_writer
+        if writer is not None:  # see _sqlite_writer: a fifth of the engine's cost
+            return await writer.write(
+                lambda connection: writer.execute(connection, _INSERT_SQLITE, values).rowcount > 0
+            )
         statement = (
             dialect_insert(self._database.backend, _Delivery)
             .values(values)
-            .on_conflict_do_nothing(index_elements=[_Delivery.tenant_id, _Delivery.idempotency_key])
+            .on_conflict_do_nothing(index_elements=_KEY)
         )
         async with self._database.transaction() as session:
             result = await session.execute(statement)
@@ -109,6 +114,11 @@ class DeliveryLedger:
         async with self._database.sessionmaker() as session:
             rows = (await session.execute(statement)).scalars().all()
         return [_stored(row) for row in rows]
+
+
+_KEY = [_Delivery.tenant_id, _Delivery.idempotency_key]
+_INSERT_SQLITE = dialect_insert("sqlite", _Delivery).on_conflict_do_nothing(index_elements=_KEY)
+"""A delivery's row, or nothing when its key was handed over before (every column bound)."""
 
 
 def _stored(row: WorkflowDeliveryModel) -> StoredDelivery:

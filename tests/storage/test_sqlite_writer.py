@@ -12,8 +12,14 @@ from typing import Any
 import pytest
 from sqlalchemy import bindparam, event, select, text
 
-from ai_orchestration.storage import Database, RunRepository, compute_request_digest
+from ai_orchestration.storage import (
+    Database,
+    DeliveryLedger,
+    RunRepository,
+    compute_request_digest,
+)
 from ai_orchestration.storage._models import WorkflowRunModel
+from ai_orchestration.storage._run_types import DeliveryRequest
 from ai_orchestration.storage._sqlite import SQLITE_BEGIN_OPTION
 from ai_orchestration.storage._sqlite_writer import SqliteWriter, WriterSession
 from ai_orchestration.workflows import EventKind, RunState
@@ -155,7 +161,7 @@ async def test_only_a_sqlite_file_database_has_a_writer(tmp_path: Path) -> None:
         await writer.write(lambda c: None)
 
 
-async def test_the_run_repositorys_hot_paths_bypass_the_engine_on_sqlite(
+async def test_a_runs_writes_bypass_the_engine_on_sqlite(
     database: Database,
 ) -> None:
     statements: list[str] = []
@@ -163,12 +169,16 @@ async def test_the_run_repositorys_hot_paths_bypass_the_engine_on_sqlite(
     def record(*args: Any) -> None:
         statements.append(str(args[2]))
 
-    runs = RunRepository(database=database)
+    runs, ledger = RunRepository(database=database), DeliveryLedger(database=database)
     event.listen(database.engine.sync_engine, "before_cursor_execute", record)
     try:
         run_id = await _new_run(database)
         claimed = await runs.claim_many("worker-1", 4, lease_seconds=30)
         await runs.append_event(run_id, EventKind.STEP_STARTED, {"step": "write"})
+        request = DeliveryRequest(
+            f"{run_id}:deliver", "tenant-a", run_id, "CHANNEL_EMAIL", {"name": "Ada"}, {}
+        )
+        delivered = [await ledger.deliver(request) for _ in range(2)]
         ended = await runs.transition(
             run_id, to=RunState.SUCCEEDED, expected_from=[RunState.RUNNING], worker_id="worker-1"
         )
@@ -176,6 +186,7 @@ async def test_the_run_repositorys_hot_paths_bypass_the_engine_on_sqlite(
         event.remove(database.engine.sync_engine, "before_cursor_execute", record)
     assert [run.run_id for run in claimed] == [run_id]
     assert (ended.state, ended.last_sequence) == (RunState.SUCCEEDED, 4)
+    assert delivered == [True, False]
     assert statements == []
 
 
