@@ -181,7 +181,7 @@ class Database:
             return
         self._closed = True
         if self._writer is not None:
-            self._writer.close()
+            await self._writer.close()
         await self._engine.dispose()
 
     async def __aenter__(self) -> Self:

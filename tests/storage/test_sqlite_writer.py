@@ -4,6 +4,8 @@ running, and rows identical to the engine's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from ai_orchestration.storage import (
     Database,
     DeliveryLedger,
     RunRepository,
+    _sqlite_writer,
     compute_request_digest,
 )
 from ai_orchestration.storage._models import WorkflowRunModel
@@ -198,3 +201,31 @@ async def test_a_statement_missing_a_parameter_value_is_refused(database: Databa
 
     with pytest.raises(ValueError, match="no value given for the bound parameter 'run_id'"):
         await writer.write(load_without_the_id)
+
+
+async def test_the_wal_is_copied_into_the_database_off_the_loop(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sqlite_writer, "CHECKPOINT_EVERY", 5)
+    writer = _writer(database)
+    with contextlib.closing(sqlite3.connect(tmp_path / "service.db")) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the schema, in the main file
+
+    def rows_in_the_database_file() -> int:
+        """The rows of ``t`` in the main file alone (what a checkpoint copied there)."""
+        copy = tmp_path / "copy.db"
+        shutil.copyfile(tmp_path / "service.db", copy)
+        with contextlib.closing(sqlite3.connect(copy)) as connection:
+            return int(connection.execute("SELECT count(*) FROM t").fetchone()[0])
+
+    for value in range(4):
+        await writer.write(lambda c, v=value: c.execute("INSERT INTO t (v) VALUES (?)", (v,)))
+    assert writer.checkpoint_done and rows_in_the_database_file() == 0  # all in the WAL
+    await writer.write(lambda c: c.execute("INSERT INTO t (v) VALUES (4)"))  # the fifth commit
+    assert not writer.checkpoint_done  # on a worker thread, after the commit returned
+    await asyncio.wait_for(writer.checkpoint_finished(), 5)
+    assert rows_in_the_database_file() == 5
+    autocheckpoint = await writer.write(
+        lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    )
+    assert autocheckpoint == 0  # never inside one of this connection's commits
