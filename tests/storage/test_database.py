@@ -37,6 +37,7 @@ def test_exported_names_are_pinned_and_sorted() -> None:
         "UsageTotals",
         "Backend",
         "Base",
+        "Claimant",
         "Clock",
         "Database",
         "IdempotencyRecord",
