@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from ai_orchestration.storage import Database, _sqlite_inline
 from ai_orchestration.storage._sqlite import SQLITE_BEGIN_OPTION
 from ai_orchestration.storage._sqlite_inline import InlineConnection, connect_inline
+from tests.storage._support import write_past_a_held_lock
 
 
 async def _ticks_during(work: asyncio.Future[object] | asyncio.Task[object]) -> int:
@@ -40,24 +41,7 @@ async def test_a_writer_waits_for_another_tasks_transaction_without_blocking_the
     async with Database.from_url(f"sqlite:///{tmp_path}/x.db") as db:
         async with db.engine.begin() as conn:
             await conn.execute(text("CREATE TABLE t (v INTEGER)"))
-        holder_has_lock = asyncio.Event()
-        release = asyncio.Event()
-
-        async def hold_the_write_lock() -> None:
-            async with db.engine.connect() as plain:
-                conn = await plain.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-                async with conn.begin():
-                    await conn.execute(text("INSERT INTO t (v) VALUES (1)"))
-                    holder_has_lock.set()
-                    await release.wait()  # suspended inside its transaction
-
-        holder = asyncio.create_task(hold_the_write_lock())
-        await holder_has_lock.wait()
-        waiter = asyncio.create_task(_write(db, 2))
-        await asyncio.sleep(0.1)
-        assert not waiter.done()  # it waits for the lock...
-        release.set()  # ...which the holder can only give back if the loop still runs
-        await asyncio.wait_for(asyncio.gather(holder, waiter), 5)
+        await write_past_a_held_lock(db, lambda: _write(db, 2))
         async with db.engine.connect() as conn:
             values = (await conn.execute(text("SELECT v FROM t ORDER BY v"))).scalars().all()
         assert values == [1, 2]

@@ -23,9 +23,9 @@ from ai_orchestration.storage import (
 )
 from ai_orchestration.storage._models import WorkflowRunModel
 from ai_orchestration.storage._run_types import DeliveryRequest
-from ai_orchestration.storage._sqlite import SQLITE_BEGIN_OPTION
 from ai_orchestration.storage._sqlite_writer import SqliteWriter, WriterSession
 from ai_orchestration.workflows import EventKind, RunState
+from tests.storage._support import write_past_a_held_lock
 
 BY_ID = select(WorkflowRunModel).where(WorkflowRunModel.run_id == bindparam("run_id"))
 
@@ -85,25 +85,10 @@ async def test_a_transaction_commits_as_a_whole_or_not_at_all(database: Database
 
 
 async def test_a_write_waits_for_the_lock_without_blocking_the_loop(database: Database) -> None:
-    holder_has_lock, release = asyncio.Event(), asyncio.Event()
-
-    async def hold_the_write_lock() -> None:
-        async with database.engine.connect() as plain:
-            connection = await plain.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            async with connection.begin():
-                await connection.execute(text("INSERT INTO t (v) VALUES (1)"))
-                holder_has_lock.set()
-                await release.wait()  # suspended inside its transaction
-
-    holder = asyncio.create_task(hold_the_write_lock())
-    await holder_has_lock.wait()
-    waiter = asyncio.create_task(
-        _writer(database).write(lambda c: c.execute("INSERT INTO t (v) VALUES (2)"))
+    writer = _writer(database)
+    await write_past_a_held_lock(
+        database, lambda: writer.write(lambda c: c.execute("INSERT INTO t (v) VALUES (2)"))
     )
-    await asyncio.sleep(0.1)
-    assert not waiter.done()  # it waits for the lock...
-    release.set()  # ...which the holder can only give back if the loop still runs
-    await asyncio.wait_for(asyncio.gather(holder, waiter), 5)
     assert await _values(database) == [1, 2]
 
 

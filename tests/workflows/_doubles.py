@@ -2,7 +2,36 @@
 
 from __future__ import annotations
 
-from ai_orchestration.workflows import WorkflowDefinition
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from ai_orchestration.storage import Database, RunRepository
+from ai_orchestration.workflows import RunEvent, RunRecord, WorkflowDefinition
+
+
+class CountingRuns(RunRepository):
+    """The real repository, counting reads of the event log and claim queries."""
+
+    reads = 0
+    claims = 0
+
+    async def events_after(self, *args: Any, **kwargs: Any) -> list[RunEvent]:
+        self.reads += 1
+        return await super().events_after(*args, **kwargs)
+
+    async def claim_many(self, *args: Any, **kwargs: Any) -> list[RunRecord]:
+        self.claims += 1
+        return await super().claim_many(*args, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def migrated_sqlite(directory: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite database in ``directory``, closed afterwards."""
+    async with Database.from_url(f"sqlite:///{directory}/service.db") as database:
+        await database.migrate()
+        yield database
 
 
 def workflow_definition(name: str, description: str) -> WorkflowDefinition:

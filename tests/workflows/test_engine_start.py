@@ -7,11 +7,9 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ai_orchestration.storage import Database, RunRepository
 from ai_orchestration.workflows import (
     Completed,
     EngineSettings,
@@ -25,7 +23,7 @@ from ai_orchestration.workflows import (
     RunState,
     WorkflowDefinition,
 )
-from tests.workflows._doubles import workflow_definition
+from tests.workflows._doubles import CountingRuns, migrated_sqlite, workflow_definition
 
 TENANT = "tenant-a"
 WORKFLOW = workflow_definition("gated", "finishes when the test opens its gate")
@@ -48,28 +46,17 @@ class GatedRunner:
         return Completed({"content_generation": {"delivered": True}})
 
 
-class CountingRuns(RunRepository):
-    """The real repository, counting claim queries of the claim loop."""
-
-    claims = 0
-
-    async def claim_many(self, *args: Any, **kwargs: Any) -> list[RunRecord]:
-        self.claims += 1
-        return await super().claim_many(*args, **kwargs)
-
-
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[RunEngine]:
-    async with Database.from_url(f"sqlite:///{tmp_path}/service.db") as database:
-        await database.migrate()
+    async with migrated_sqlite(tmp_path) as database:
         # The claim loop polls rarely: only the bus (or a start here) brings work.
         settings = EngineSettings(concurrency=1, poll_seconds=60)
         runs = CountingRuns(database=database)
         async with RunEngine(
             runs=runs, runner=GatedRunner(), bus=LocalBus(), settings=settings
-        ) as e:
+        ) as started:
             await asyncio.sleep(0.05)  # the loop's first claim: nothing queued yet
-            yield e
+            yield started
 
 
 async def _start(engine: RunEngine, request_id: str, appended: list[RunEvent]) -> RunRecord:

@@ -7,11 +7,9 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ai_orchestration.storage import Database, RunRepository
 from ai_orchestration.workflows import (
     EventKind,
     EventSink,
@@ -23,7 +21,7 @@ from ai_orchestration.workflows import (
     RunState,
     WorkflowDefinition,
 )
-from tests.workflows._doubles import workflow_definition
+from tests.workflows._doubles import CountingRuns, migrated_sqlite, workflow_definition
 
 TENANT = "tenant-a"
 WORKFLOW = workflow_definition("idle", "never executed: the engine is not started")
@@ -38,20 +36,9 @@ class IdleRunner:
         raise AssertionError("no worker runs in these tests")
 
 
-class CountingRuns(RunRepository):
-    """The real repository, counting reads of the event log."""
-
-    reads = 0
-
-    async def events_after(self, *args: Any, **kwargs: Any) -> list[RunEvent]:
-        self.reads += 1
-        return await super().events_after(*args, **kwargs)
-
-
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[RunEngine]:
-    async with Database.from_url(f"sqlite:///{tmp_path}/service.db") as database:
-        await database.migrate()
+    async with migrated_sqlite(tmp_path) as database:
         yield RunEngine(runs=CountingRuns(database=database), runner=IdleRunner(), bus=LocalBus())
 
 
