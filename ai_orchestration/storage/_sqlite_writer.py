@@ -122,7 +122,7 @@ class SqliteWriter:
         connection = sqlite3.connect(self._path, isolation_level=None, timeout=0.0)
         try:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.OperationalError:
+        except sqlite3.Error:
             _log.warning("a WAL checkpoint of %s failed; the next one retries", self._path)
         finally:
             connection.close()
