@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator
@@ -37,6 +38,10 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
         async with db.engine.begin() as connection:
             await connection.execute(text("CREATE TABLE t (v INTEGER NOT NULL)"))
         yield db
+
+
+def _insert(connection: sqlite3.Connection, *, value: int) -> None:
+    connection.execute("INSERT INTO t (v) VALUES (?)", (value,))
 
 
 def _writer(database: Database) -> SqliteWriter:
@@ -104,7 +109,7 @@ async def test_rows_read_by_the_writer_equal_the_engines(database: Database) -> 
 
     loaded = await writer.write(load)
     assert loaded is not None
-    columns = writer.codec(WorkflowRunModel.__table__).columns
+    columns = [column.name for column in WorkflowRunModel.__table__.columns]
     assert {name: getattr(loaded, name) for name in columns} == {
         name: getattr(expected, name) for name in columns
     }
@@ -204,7 +209,7 @@ async def test_the_wal_is_copied_into_the_database_off_the_loop(
             return int(connection.execute("SELECT count(*) FROM t").fetchone()[0])
 
     for value in range(4):
-        await writer.write(lambda c, v=value: c.execute("INSERT INTO t (v) VALUES (?)", (v,)))
+        await writer.write(functools.partial(_insert, value=value))
     assert writer.checkpoint_done and rows_in_the_database_file() == 0  # all in the WAL
     await writer.write(lambda c: c.execute("INSERT INTO t (v) VALUES (4)"))  # the fifth commit
     assert not writer.checkpoint_done  # on a worker thread, after the commit returned
