@@ -2,32 +2,25 @@
 
 ``connection.execute(insert(table), list_of_dicts)`` converts every value of every row through
 SQLAlchemy's per-row parameter machinery; for a 10,000-score chunk that cost more than the
-INSERT itself in SQLite. Here the statement is compiled once per dialect, each column's bind
-processor (the same one SQLAlchemy would use: JSON serialisation, UTC timestamps) is applied to
-the column's values, once per distinct value for columns whose values repeat across a batch
-(timestamps, versions), and the rows go to the driver's ``executemany`` as positional tuples.
+INSERT itself in SQLite. Here the statement is compiled once per dialect (a
+:class:`CompiledStatement`), each column's bind processor (the same one SQLAlchemy would use:
+JSON serialisation, UTC timestamps) is applied to the column's values, once per distinct value
+for columns whose values repeat across a batch (timestamps, versions), and the rows go to the
+driver's ``executemany`` as positional tuples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ai_orchestration.storage._statements import CompiledStatement
+
 __all__ = ["BulkInsert"]
-
-Processor = Callable[[Any], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    sql: str
-    processors: tuple[Processor | None, ...]
-    """One per column of the insert, in its order (``None``: the value goes as it is)."""
 
 
 class BulkInsert:
@@ -43,27 +36,24 @@ class BulkInsert:
         self.table = table
         self.columns = tuple(columns)
         self._repeated = frozenset(self.columns.index(name) for name in repeated)
-        self._compiled: dict[str, _Compiled] = {}
+        self._compiled: dict[str, CompiledStatement] = {}
 
-    def _compile(self, dialect: Dialect) -> _Compiled:
+    def _compile(self, dialect: Dialect) -> CompiledStatement:
         compiled = self._compiled.get(dialect.name)
         if compiled is not None:
             return compiled
-        statement = insert(self.table).compile(dialect=dialect, column_keys=list(self.columns))
-        order = statement.positiontup
-        if order is None or list(order) != list(self.columns):
+        compiled = CompiledStatement(insert(self.table), dialect, column_keys=self.columns)
+        if compiled.names != self.columns:
             raise ValueError(
                 f"{dialect.name}: expected positional parameters in the order {self.columns}, "
-                f"got {order}"
+                f"got {compiled.names}"
             )
-        processors = tuple(
-            self.table.columns[name].type.dialect_impl(dialect).bind_processor(dialect)
-            for name in self.columns
-        )
-        compiled = self._compiled[dialect.name] = _Compiled(statement.string, processors)
+        self._compiled[dialect.name] = compiled
         return compiled
 
-    def _convert(self, compiled: _Compiled, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    def _convert(
+        self, compiled: CompiledStatement, rows: Sequence[Sequence[Any]]
+    ) -> list[tuple[Any, ...]]:
         columns: list[Sequence[Any]] = []
         for index, column in enumerate(zip(*rows, strict=True)):
             process = compiled.processors[index]

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.dml import Insert
 
 from ai_orchestration.errors import FailedPreconditionError
 from ai_orchestration.storage import _run_rows as _rows
@@ -46,7 +47,7 @@ from ai_orchestration.storage._run_types import (
     RunRecord,
     RunState,
 )
-from ai_orchestration.storage._sqlite_writer import SqliteWriter, WriterSession
+from ai_orchestration.storage._sqlite_writer import SqliteWriter
 
 __all__ = [
     "BUMP_SEQUENCE",
@@ -70,12 +71,12 @@ __all__ = [
     "candidate_statements",
     "change_state",
     "check_state",
-    "create_now",
+    "create_in",
     "locked_run",
     "queued_event",
     "rowcount",
     "settle",
-    "transition_now",
+    "transition_in",
     "usage_amounts",
 ]
 
@@ -104,7 +105,9 @@ BUMP_SEQUENCE = (
 """An event append's row update, built once: the next sequence, and a usage event's amounts
 (zero for the other kinds)."""
 INSERT_EVENT = insert(_Event)
-RUN_BY_ID = select(_Run).where(_Run.run_id == bindparam("target_run"))
+RUN_BY_ID = select(_Run).where(_Run.run_id == bindparam("target_run")).with_for_update()
+"""A run's row, locked until the transaction ends (``FOR UPDATE`` is not rendered on SQLite,
+whose ``BEGIN IMMEDIATE`` already holds the writer lock)."""
 REQUEST_KEY = [_Run.tenant_id, _Run.request_id]
 RUN_BY_REQUEST = select(_Run).where(
     _Run.tenant_id == bindparam("tenant"), _Run.request_id == bindparam("request")
@@ -112,7 +115,8 @@ RUN_BY_REQUEST = select(_Run).where(
 INSERT_RUN_SQLITE = dialect_insert("sqlite", _Run).on_conflict_do_nothing(
     index_elements=REQUEST_KEY
 )
-"""A new run, or nothing when the tenant used its request id before (every column bound)."""
+"""A new run, or nothing when the tenant used its request id before: every column a bound
+parameter, for the SQLite writer (which compiles a statement once)."""
 OWNED = select(_Run.run_id).where(
     _Run.tenant_id == bindparam("tenant"), _Run.run_id == bindparam("target_run")
 )
@@ -185,10 +189,7 @@ def settle(session: Adds, row: WorkflowRunModel, now: datetime, max_attempts: in
             reason="MAX_ATTEMPTS_EXCEEDED",
         )
         row.error = _rows.error_document(error)
-        row.last_sequence += 1
-        session.add(
-            _rows.event_row(row.run_id, row.last_sequence, EventKind.FAILED, row.error, now)
-        )
+        add_event(session, row, EventKind.FAILED, row.error, now)
         change_state(session, row, RunState.DEAD_LETTERED, error.message, now)
         return True
     return False
@@ -274,8 +275,10 @@ class Transition:
 
 
 class Rows(Protocol):
-    """A transaction's rows: an ORM session (:class:`OrmRows`) or a :class:`WriterSession`."""
+    """A write transaction's rows: an ORM session (:class:`OrmRows`) or a
+    :class:`WriterSession` (see :meth:`RunRepository._write`)."""
 
+    def execute(self, statement: Insert, values: Mapping[str, Any]) -> int: ...
     def load(
         self, model: type[WorkflowRunModel], statement: Select[Any], values: Mapping[str, Any]
     ) -> WorkflowRunModel | None: ...
@@ -288,6 +291,9 @@ class OrmRows:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+
+    def execute(self, statement: Insert, values: Mapping[str, Any]) -> int:
+        return rowcount(self._session.execute(statement, values))
 
     def load(
         self, model: type[WorkflowRunModel], statement: Select[Any], values: Mapping[str, Any]
@@ -357,41 +363,38 @@ def queued_event(session: Adds, row: WorkflowRunModel) -> RunEvent:
     return RunEvent(row.run_id, 1, kind, payload, row.created_at)
 
 
-def create_now(
-    writer: SqliteWriter,
-    connection: sqlite3.Connection,
+def create_in(
+    rows: Rows,
     *,
-    values: Mapping[str, object],
+    insert: Insert,
+    insert_values: Mapping[str, object],
     key: Mapping[str, str],
     claim: Claim | None,
 ) -> tuple[
     RunRecord, str, RunEvent | None, tuple[builtins.list[RunRecord], builtins.list[RunEvent]]
 ]:
-    """:meth:`RunRepository.create` in a :class:`SqliteWriter` transaction: the run, its
-    request digest, its first event when this call created it, and what ``claim`` took."""
-    columns = {name: values.get(name) for name in _Run.__table__.columns.keys()}  # noqa: SIM118
-    created = writer.execute(connection, INSERT_RUN_SQLITE, columns).rowcount > 0
-    session = WriterSession(writer, connection)
-    row = session.load(_Run, RUN_BY_REQUEST, key)
+    """:meth:`RunRepository.create` in its transaction: the run, its request digest, its first
+    event when this call created it, and what ``claim`` took then."""
+    created = rows.execute(insert, insert_values) > 0
+    row = rows.load(_Run, RUN_BY_REQUEST, key)
     if row is None:  # inserted or already there, in this transaction
         raise RuntimeError(f"run with request_id {key['request']!r} vanished while created")
-    first = queued_event(session, row) if created else None
-    session.flush()
+    first = queued_event(rows, row) if created else None
+    rows.flush()
     record = _rows.to_record(row)
-    taken = claim.run(session) if created and claim is not None else ([], [])
+    taken = claim.run(rows) if first is not None and claim is not None else ([], [])
     return record, row.request_digest, first, taken
 
 
-def transition_now(
-    writer: SqliteWriter, connection: sqlite3.Connection, *, run_id: str, move: Transition
+def transition_in(
+    rows: Rows, *, run_id: str, move: Transition
 ) -> tuple[RunRecord, builtins.list[RunEvent]]:
-    """:meth:`RunRepository.transition` in a :class:`SqliteWriter` transaction."""
-    session = WriterSession(writer, connection)
-    row = session.load(_Run, RUN_BY_ID, {"target_run": run_id})
+    """:meth:`RunRepository.transition` in its transaction: the run after, the events added."""
+    row = rows.load(_Run, RUN_BY_ID, {"target_run": run_id})
     if row is None:
         raise _rows.not_found(run_id)
-    written = move.apply(session, row)
-    session.flush()
+    written = move.apply(rows, row)
+    rows.flush()
     return _rows.to_record(row), written
 
 

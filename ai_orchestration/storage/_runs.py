@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import (
     and_,
@@ -49,21 +50,20 @@ from ai_orchestration.storage._run_changes import (
     CREATED_FROM,
     EVENTS_AFTER,
     INSERT_EVENT,
+    INSERT_RUN_SQLITE,
     OWNED,
     REQUEST_KEY,
-    RUN_BY_REQUEST,
     Claim,
     Claimant,
     OrmRows,
+    Rows,
     Transition,
     append_now,
     candidate_statements,
     change_state,
-    create_now,
+    create_in,
     locked_run,
-    queued_event,
-    rowcount,
-    transition_now,
+    transition_in,
     usage_amounts,
 )
 from ai_orchestration.storage._run_rows import MAX_PRIORITY
@@ -86,6 +86,7 @@ __all__ = ["CREATED_FROM", "MAX_PRIORITY", "Claimant", "RunRepository"]
 
 
 _Run = WorkflowRunModel
+T = TypeVar("T")
 _Event = WorkflowRunEventModel
 
 
@@ -155,25 +156,21 @@ class RunRepository:
         )
         key = {"tenant": tenant_id, "request": request_id}
         claim = None if claim_for is None else self._claim(claim_for, 1, values["created_at"])
-        taken: tuple[builtins.list[RunRecord], builtins.list[RunEvent]] = ([], [])
-        writer = self._database.sqlite_writer
-        if writer is not None:
-            record, digest, first, taken = await writer.write(
-                functools.partial(create_now, writer, values=values, key=key, claim=claim)
-            )
-        else:
-            statement = (
+        if self._database.sqlite_writer is not None:  # bound parameters: compiled once
+            columns = {name: values.get(name) for name in _Run.__table__.columns.keys()}  # noqa: SIM118
+            insert, insert_values = INSERT_RUN_SQLITE, columns
+        else:  # literal values: absent columns stay out (SQL NULL, never a JSON null)
+            insert = (
                 dialect_insert(self._database.backend, _Run)
                 .values(values)
                 .on_conflict_do_nothing(index_elements=REQUEST_KEY)
             )
-            async with self._database.transaction(immediate=True) as session:
-                created = rowcount(await session.execute(statement)) > 0
-                row = (await session.execute(RUN_BY_REQUEST, key)).scalar_one()
-                first = queued_event(session, row) if created else None
-                record, digest = _rows.to_record(row), row.request_digest
-                if first is not None and claim is not None:
-                    taken = await session.run_sync(lambda sync: claim.run(OrmRows(sync)))
+            insert_values = {}
+        record, digest, first, taken = await self._write(
+            functools.partial(
+                create_in, insert=insert, insert_values=insert_values, key=key, claim=claim
+            )
+        )
         if first is not None and appended is not None:
             appended.append(first)
         if appended is not None:
@@ -359,8 +356,12 @@ class RunRepository:
                 payload.get("cost_usd", 0.0),
             )
         now = self._now()
-        amounts: dict[str, object] = {"target_run": run_id, "cost": cost}
-        amounts |= {"tokens_in": tokens_in, "tokens_out": tokens_out}
+        amounts: dict[str, object] = {
+            "target_run": run_id,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "cost": cost,
+        }
         event = {"run_id": run_id, "kind": kind.value, "payload": payload, "event_time": now}
         writer = self._database.sqlite_writer
         if writer is not None:
@@ -422,16 +423,9 @@ class RunRepository:
             reason=reason,
             now=self._now(),
         )
-        writer = self._database.sqlite_writer
-        if writer is not None:
-            record, written = await writer.write(
-                functools.partial(transition_now, writer, run_id=run_id, move=move)
-            )
-        else:
-            async with self._database.transaction(immediate=True) as session:
-                row = await locked_run(session, run_id)
-                written = move.apply(session, row)
-                record = _rows.to_record(row)
+        record, written = await self._write(
+            functools.partial(transition_in, run_id=run_id, move=move)
+        )
         if appended is not None:
             appended.extend(written)
         return record
@@ -487,15 +481,7 @@ class RunRepository:
         claimant = Claimant(worker_id, lease_seconds, max_attempts, limit_per_tenant)
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
-        claim = self._claim(claimant, count, self._now())
-        writer = self._database.sqlite_writer
-        if writer is not None:
-            claimed, written = await writer.write(
-                lambda connection: claim.run(WriterSession(writer, connection))
-            )
-        else:
-            async with self._database.transaction(immediate=True) as session:
-                claimed, written = await session.run_sync(lambda sync: claim.run(OrmRows(sync)))
+        claimed, written = await self._write(self._claim(claimant, count, self._now()).run)
         if appended is not None:
             appended.extend(written)
         return claimed
@@ -546,6 +532,15 @@ class RunRepository:
 
     def _now(self) -> datetime:
         return require_aware("clock()", self._clock())
+
+    async def _write(self, work: Callable[[Rows], T]) -> T:
+        """Runs ``work`` in one write transaction: on the SQLite writer (a file database), else
+        in an ORM session (``BEGIN IMMEDIATE`` on SQLite, row locks on PostgreSQL)."""
+        writer = self._database.sqlite_writer
+        if writer is not None:
+            return await writer.write(lambda connection: work(WriterSession(writer, connection)))
+        async with self._database.transaction(immediate=True) as session:
+            return await session.run_sync(lambda sync: work(OrmRows(sync)))
 
     def _claim(self, claimant: Claimant, count: int, now: datetime) -> Claim:
         return Claim(

@@ -10,9 +10,9 @@ transaction and one connection serves every task without a pool; the only wait i
 writer lock itself (held by a transaction on a pooled connection, or by another process),
 taken like every statement of the service: asyncio sleeps with backoff (``BusyBackoff``).
 
-:class:`RowCodec` converts a table's rows the way SQLAlchemy would (the column types' own
-bind and result processors, e.g. ``UTCDateTime`` and orjson-coded JSON), so rows written here
-and rows written through the engine are the same bytes, and each side reads the other's.
+Values go in and come out through the column types' own bind and result processors (e.g.
+``UTCDateTime`` and orjson-coded JSON, see ``_statements``), so rows written here and rows
+written through the engine are the same bytes, and each side reads the other's.
 """
 
 from __future__ import annotations
@@ -21,18 +21,18 @@ import asyncio
 import functools
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, insert, inspect, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from ai_orchestration.storage._sqlite import configure_connection
 from ai_orchestration.storage._sqlite_inline import BusyBackoff
+from ai_orchestration.storage._statements import CompiledStatement, Processor
 
-__all__ = ["RowCodec", "SqliteWriter", "WriterSession"]
+__all__ = ["SqliteWriter", "WriterSession"]
 
 _log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ class SqliteWriter:
     docstring). Opened at the first :meth:`write`; :meth:`close` closes it."""
 
     def __init__(self, path: str, dialect: Dialect) -> None:
-        """``path``: the database file; ``dialect``: the engine's, for :meth:`codec`."""
+        """``path``: the database file; ``dialect``: the engine's, whose type processors
+        convert values."""
         self._path = path
         self._dialect = dialect
         self._connection: sqlite3.Connection | None = None
@@ -57,9 +58,10 @@ class SqliteWriter:
         self._commits = 0
         self._checkpoint: asyncio.Future[None] | None = None
 
-    def codec(self, table: Table) -> RowCodec:
-        """The row codec of ``table`` (built once per table)."""
-        return _codec(table, self._dialect)
+    @property
+    def dialect(self) -> Dialect:
+        """The engine's dialect, whose type processors convert values."""
+        return self._dialect
 
     def execute(
         self,
@@ -155,26 +157,6 @@ class SqliteWriter:
         return self._connection
 
 
-class RowCodec:
-    """A table's rows as SQLAlchemy would return them, by its columns' types (see the module
-    docstring), from a ``SELECT`` of all its columns in table order (``select(Model)``)."""
-
-    def __init__(self, table: Table, dialect: Dialect) -> None:
-        self.table = table
-        self.columns: tuple[str, ...] = tuple(column.name for column in table.columns)
-        self._results = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in table.columns
-        )
-
-    def values(self, stored: Sequence[Any]) -> dict[str, Any]:
-        """A stored row by column name, each value converted by its column's type."""
-        return {
-            name: value if process is None or value is None else process(value)
-            for name, value, process in zip(self.columns, stored, self._results, strict=True)
-        }
-
-
 class WriterSession:
     """The part of an ORM session a repository's row logic uses, for a :class:`SqliteWriter`
     transaction: rows are loaded as plain objects with the model's attributes, changed in
@@ -187,14 +169,21 @@ class WriterSession:
         self._loaded: list[tuple[_PlainRow, dict[str, Any]]] = []
         self._added: list[Any] = []
 
+    def execute(self, statement: ClauseElement, values: Mapping[str, Any]) -> int:
+        """Runs ``statement``; the rows it changed."""
+        return self._writer.execute(self._connection, statement, values).rowcount
+
     def load(self, model: type[M], statement: ClauseElement, values: Mapping[str, Any]) -> M | None:
         """The first row of ``statement`` (a ``select(model)``), typed as a ``model``
         instance but a plain object with its column attributes (see :class:`_PlainRow`)."""
         stored = self._writer.execute(self._connection, statement, values).fetchone()
         if stored is None:
             return None
-        plain = _plain(model)
-        loaded = self._writer.codec(plain.table).values(stored)
+        plain = _plain(model, self._writer.dialect)
+        loaded = {
+            name: value if process is None or value is None else process(value)
+            for name, value, process in zip(plain.columns, stored, plain.results, strict=True)
+        }
         instance = plain(loaded)
         self._loaded.append((instance, loaded))
         return cast(M, instance)
@@ -226,30 +215,41 @@ class WriterSession:
 class _PlainRow:
     """A loaded row: the model's column attributes on a plain object. An instrumented model
     instance cost more to build than the statement that read it, and the repositories' row
-    logic only reads and sets attributes."""
+    logic only reads and sets attributes. Each model's subclass knows its table, its columns
+    in table order (a ``select(model)``'s) and their result processors."""
 
     __slots__ = ()
     table: Table
+    columns: tuple[str, ...]
+    results: tuple[Processor | None, ...]
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         for name, value in values.items():
             setattr(self, name, value)
 
 
-_PLAIN: dict[type[Any], type[_PlainRow]] = {}
+_PLAIN: dict[tuple[type[Any], Dialect], type[_PlainRow]] = {}
 
 
-def _plain(model: type[Any]) -> type[_PlainRow]:
-    """The plain row class of ``model`` (built once per model)."""
-    known = _PLAIN.get(model)
+def _plain(model: type[Any], dialect: Dialect) -> type[_PlainRow]:
+    """The plain row class of ``model`` (built once per model and dialect)."""
+    known = _PLAIN.get((model, dialect))
     if known is not None:
         return known
     table = _table(model)
     attributes = {column.key for column in inspect(model).columns}
     if attributes != {column.name for column in table.columns}:
         raise TypeError(f"{model.__name__}'s attributes are not named after its columns")
-    namespace = {"__slots__": tuple(sorted(attributes)), "table": table}
-    plain = _PLAIN[model] = type(f"Plain{model.__name__}", (_PlainRow,), namespace)
+    namespace = {
+        "__slots__": tuple(sorted(attributes)),
+        "table": table,
+        "columns": tuple(column.name for column in table.columns),
+        "results": tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in table.columns
+        ),
+    }
+    plain = _PLAIN[model, dialect] = type(f"Plain{model.__name__}", (_PlainRow,), namespace)
     return plain
 
 
@@ -276,47 +276,6 @@ def _update_by_key(table: Table, columns: frozenset[str]) -> ClauseElement:
     return update(table).where(*condition).values(changes)
 
 
-_REQUIRED: Final = object()
-"""A bound parameter with no value of its own: the caller gives it."""
-
-
-class _Compiled:
-    """A statement's SQL for ``sqlite3`` and how to order and process its parameters: what
-    ``construct_params`` does, once per statement instead of once per call (values bound
-    in the statement, e.g. ``state = 'RUNNING'``, are taken then)."""
-
-    __slots__ = ("_plan", "sql")
-
-    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
-        if compiled.literal_execute_params or compiled.post_compile_params:
-            raise ValueError("expanding and literal-execute parameters are not supported here")
-        self.sql: str = compiled.string
-        plan = []
-        for name in compiled.positiontup or ():
-            bind = compiled.binds[name]
-            if bind.callable is not None:
-                raise ValueError(f"bound parameter {name!r} has a callable default")
-            default = _REQUIRED if bind.required else bind.value
-            plan.append((name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
-        self._plan = tuple(plan)
-
-    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        """The statement's parameters in order, each processed by its type."""
-        given = []
-        for name, default, process in self._plan:
-            value = values.get(name, default)
-            if value is _REQUIRED:
-                raise ValueError(f"no value given for the bound parameter {name!r}")
-            given.append(value if process is None or value is None else process(value))
-        return tuple(given)
-
-
 @functools.lru_cache(maxsize=128)
-def _compiled(statement: ClauseElement, dialect: Dialect) -> _Compiled:
-    return _Compiled(statement, dialect)
-
-
-@functools.lru_cache(maxsize=32)
-def _codec(table: Table, dialect: Dialect) -> RowCodec:
-    return RowCodec(table, dialect)
+def _compiled(statement: ClauseElement, dialect: Dialect) -> CompiledStatement:
+    return CompiledStatement(statement, dialect)
