@@ -6,6 +6,7 @@ Every field is documented in the README's configuration table; keep the two in s
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,10 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _default_batch_workers() -> int:
+    return min(4, os.cpu_count() or 1)
 
 
 class Settings(BaseSettings):
@@ -71,6 +76,11 @@ class Settings(BaseSettings):
     scoring_bootstrap_rows: int = Field(default=50_000, ge=5_000, le=1_000_000)
     """Synthetic leads the global scoring model is trained on at first start (a few seconds for
     50k); also the global data mixed into a small tenant's training."""
+    scoring_batch_workers: int = Field(default_factory=_default_batch_workers, ge=0, le=64)
+    """Worker processes that score BatchScoreLeads chunks (about 160 MB each), launched at
+    start; until one is up, and with 0, chunks are scored in a thread of the server process,
+    where the GIL caps a batch at about a half of what two workers reach on two cores. Default:
+    the CPU count, at most 4."""
 
     redis_url: str = ""
     """Redis shared by the replicas (``redis://host:port/db``): LLM circuit breakers, response

@@ -8,7 +8,8 @@ info row. BatchScoreLeads: leads/s of 10,000-lead batches against in-process
 ``TrainedModel.predict`` (prediction and TreeSHAP contributions) with the served model.
 
 Client and servers share one process and one event loop (the service's model work runs in worker
-threads), so the ratios compare like with like while the absolute figures include the client's
+threads, and BatchScoreLeads chunks in the service's worker processes, waited for before the
+run), so the ratios compare like with like while the absolute figures include the client's
 share of the CPU. ``--quick`` is a smoke run of a few seconds.
 """
 
@@ -36,7 +37,6 @@ from crm_ai_client import ServiceError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ai_orchestration.api import ServicePipeline
-from ai_orchestration.api._scoring_messages import lead_message
 from ai_orchestration.config import Settings
 from ai_orchestration.scoring import (
     LeadInput,
@@ -44,6 +44,7 @@ from ai_orchestration.scoring import (
     generate_leads,
     to_matrix,
 )
+from ai_orchestration.scoring_rpc import lead_message
 from ai_orchestration.server import Server
 from ai_orchestration.storage import Database
 
@@ -86,6 +87,7 @@ class Options:
     batch_size: int
     batches: int
     bootstrap_rows: int
+    batch_workers: int | None
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -103,6 +105,11 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--bootstrap-rows", type=int, help="synthetic leads behind the served model (50000)"
     )
+    parser.add_argument(
+        "--batch-workers",
+        type=int,
+        help="BatchScoreLeads worker processes (Settings.scoring_batch_workers' default)",
+    )
     args = parser.parse_args(argv)
     quick: bool = args.quick
 
@@ -118,6 +125,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         batch_size=int(pick(args.batch_size, 10_000, 1_000)),
         batches=int(pick(args.batches, 2, 1)),
         bootstrap_rows=int(pick(args.bootstrap_rows, 50_000, 5_000)),
+        batch_workers=args.batch_workers,
     )
     if not options.concurrency or min(options.concurrency) < 1:
         parser.error("--concurrency needs positive integers")
@@ -125,6 +133,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         parser.error("--batch-size must be 1..10000 (BatchScoreLeadsRequest.leads max_items)")
     if options.seconds <= 0 or min(options.requests, options.lead_pool, options.batches) < 1:
         parser.error("--seconds, --requests, --lead-pool and --batches must be positive")
+    if options.batch_workers is not None and not 0 <= options.batch_workers <= 64:
+        parser.error("--batch-workers must be 0..64 (Settings.scoring_batch_workers)")
     if not 5_000 <= options.bootstrap_rows <= 1_000_000:
         parser.error("--bootstrap-rows must be 5000..1000000 (Settings.scoring_bootstrap_rows)")
     return options
@@ -510,6 +520,11 @@ def token() -> str:
 async def serving(options: Options, response: scoring_pb2.LeadScore) -> AsyncIterator[Serving]:
     """The real server (SQLite in a temporary directory) and the echo server, both on port 0."""
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as data_dir:
+        workers: dict[str, Any] = (
+            {}
+            if options.batch_workers is None
+            else {"scoring_batch_workers": options.batch_workers}
+        )
         settings = Settings(
             host="127.0.0.1",
             port=0,
@@ -517,10 +532,13 @@ async def serving(options: Options, response: scoring_pb2.LeadScore) -> AsyncIte
             auth_hs256_secret=SECRET,
             shutdown_grace_seconds=1,
             scoring_bootstrap_rows=options.bootstrap_rows,
+            **workers,
         )
         async with Database.from_url(settings.resolved_database_url()) as database:
             await database.migrate()
             async with Server(settings=settings, database=database) as server:
+                if server.batch_scoring.pool is not None:  # measure the workers, not the thread
+                    await server.batch_scoring.pool.wait_ready()
                 pipeline = ServicePipeline(
                     authenticator=server.authenticator, metrics=server.metrics
                 )
@@ -549,6 +567,7 @@ async def run(options: Options) -> int:
     async with serving(options, response) as (server, echo_address, bare_address):
         print(f"server start         {time.perf_counter() - starting:.1f} s (migrate, train model)")
         print(f"served model         {server.scoring.registry.global_model.version}")
+        print(f"batch workers        {server.settings.scoring_batch_workers} processes")
         async with (
             grpc.aio.insecure_channel(server.address, options=CHANNEL_OPTIONS) as service_channel,
             grpc.aio.insecure_channel(echo_address, options=CHANNEL_OPTIONS) as echo_channel,

@@ -94,6 +94,9 @@ def server_settings(data_dir: Path, **overrides: Any) -> Settings:
         "auth_hs256_secret": SECRET,
         "shutdown_grace_seconds": 1,
         "scoring_bootstrap_rows": BOOTSTRAP_ROWS,
+        # Chunks in a thread: worker processes are tested where asked for
+        # (tests/api/test_batch_workers.py), not launched by every test server.
+        "scoring_batch_workers": 0,
     }
     return Settings(**{**values, **overrides})
 

@@ -118,6 +118,18 @@ async def _validated(requests: AsyncIterator[Message]) -> AsyncIterator[Message]
         yield request
 
 
+def _passing_bytes(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """``serializer``, except that a response already serialised (bytes) goes out as it is: a
+    handler may build its messages elsewhere (BatchScoreLeads, in worker processes)."""
+    if serializer is None:
+        return None
+
+    def serialize(response: Any) -> bytes:
+        return response if isinstance(response, bytes) else serializer(response)
+
+    return serialize
+
+
 class ServicePipeline(grpc.aio.ServerInterceptor):
     """The one interceptor: auth, validation, error mapping, metrics."""
 
@@ -143,7 +155,7 @@ class ServicePipeline(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any]:
         kwargs: dict[str, Any] = {
             "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
+            "response_serializer": _passing_bytes(handler.response_serializer),
         }
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(

@@ -15,8 +15,10 @@ from crm.ai.v1 import scoring_pb2, scoring_pb2_grpc
 from google.protobuf.message import Message
 
 from ai_orchestration import errors
-from ai_orchestration.api._scoring_messages import (
-    batch_response,
+from ai_orchestration.api._validation import masked_paths
+from ai_orchestration.scoring import LeadInput, ScoringEngine, TrainingResult, checked_settings
+from ai_orchestration.scoring_rpc import (
+    BatchScorer,
     duration,
     lead_features,
     lead_outcome,
@@ -25,8 +27,6 @@ from ai_orchestration.api._scoring_messages import (
     settings_message,
     training_event,
 )
-from ai_orchestration.api._validation import masked_paths
-from ai_orchestration.scoring import LeadInput, ScoringEngine, TrainingResult, checked_settings
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import (
     IdempotencyRepository,
@@ -73,9 +73,12 @@ def _bad_token(error: InvalidPageTokenError) -> errors.InvalidArgumentError:
 class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     """Serves ``crm.ai.v1.ScoringService`` from a :class:`ScoringEngine`."""
 
-    def __init__(self, engine: ScoringEngine, idempotency: IdempotencyRepository) -> None:
+    def __init__(
+        self, engine: ScoringEngine, idempotency: IdempotencyRepository, batch: BatchScorer
+    ) -> None:
         self.engine = engine
         self.idempotency = idempotency
+        self.batch = batch
 
     async def ScoreLead(  # noqa: N802 - gRPC method name
         self, request: scoring_pb2.ScoreLeadRequest, context: Context
@@ -84,15 +87,13 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         lead = LeadInput(request.lead.lead_id, lead_features(request.lead))
         return lead_score(await self.engine.scorer.score_one(tenant, lead))
 
-    async def BatchScoreLeads(  # noqa: N802 - gRPC method name
+    async def BatchScoreLeads(  # type: ignore[override]  # noqa: N802 - gRPC method name
         self, request: scoring_pb2.BatchScoreLeadsRequest, context: Context
-    ) -> AsyncIterator[scoring_pb2.BatchScoreLeadsResponse]:
-        tenant = current_principal().tenant_id
-        leads = [LeadInput(lead.lead_id, lead_features(lead)) for lead in request.leads]
-        first_index = 0
-        async for records in self.engine.scorer.score_stream(tenant, leads):
-            yield batch_response(records, first_index)
-            first_index += len(records)
+    ) -> AsyncIterator[bytes]:
+        # Serialised BatchScoreLeadsResponses, made where the chunk was scored (a worker
+        # process); the pipeline's serializer passes bytes through.
+        async for response in self.batch.stream(current_principal().tenant_id, request.leads):
+            yield response
 
     async def ListLeadScores(  # noqa: N802 - gRPC method name
         self, request: scoring_pb2.ListLeadScoresRequest, context: Context

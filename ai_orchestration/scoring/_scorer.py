@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -29,8 +29,6 @@ from ai_orchestration.scoring._features import LeadFeatures, features_to_json, t
 from ai_orchestration.scoring._registry import Deployment, ModelRegistry, ServingModel
 from ai_orchestration.storage import Clock, LeadScoreRepository, ScoreRecord, utc_now
 
-DEFAULT_CHUNK: Final[int] = 1000
-"""Leads per inference chunk of a batch request."""
 DEFAULT_MAX_BATCH: Final[int] = 256
 """Most single-lead requests coalesced into one inference call."""
 INLINE_LEADS: Final[int] = 2
@@ -158,13 +156,11 @@ class LeadScorer:
         registry: ModelRegistry,
         scores: LeadScoreRepository,
         clock: Clock = utc_now,
-        chunk: int = DEFAULT_CHUNK,
         max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         self.registry = registry
         self.scores = scores
         self.clock = clock
-        self.chunk = chunk
         self.max_batch = max_batch
         self._pending: list[_Pending] = []
         self._worker: asyncio.Task[None] | None = None
@@ -232,32 +228,3 @@ class LeadScorer:
         for item, record in zip(items, records, strict=True):
             if not item.future.done():  # the caller may have gone (cancelled)
                 item.future.set_result(record)
-
-    async def score_stream(
-        self, tenant_id: str, leads: Sequence[LeadInput]
-    ) -> AsyncIterator[list[ScoreRecord]]:
-        """Scores ``leads`` chunk by chunk, yielding each chunk's persisted scores in order.
-
-        The next chunk is computed in a worker thread while the current one is stored and sent,
-        so at most two chunks are in memory. Closing the iterator (a cancelled call) stops the
-        work after the chunk in progress.
-        """
-        deployment = await self.registry.deployment(tenant_id)
-        chunks = [leads[i : i + self.chunk] for i in range(0, len(leads), self.chunk)]
-
-        def start(chunk: Sequence[LeadInput]) -> asyncio.Future[list[ScoreRecord]]:
-            return asyncio.ensure_future(
-                asyncio.to_thread(compute_scores, deployment, chunk, self.clock())
-            )
-
-        upcoming = start(chunks[0]) if chunks else None
-        try:
-            for index in range(len(chunks)):
-                assert upcoming is not None
-                records = await upcoming
-                upcoming = start(chunks[index + 1]) if index + 1 < len(chunks) else None
-                await self.scores.add_many(tenant_id, records)
-                yield records
-        finally:
-            if upcoming is not None:
-                upcoming.cancel()

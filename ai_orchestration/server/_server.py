@@ -29,6 +29,7 @@ from ai_orchestration.errors import FailedPreconditionError
 from ai_orchestration.llm import InjectionPolicy, LlmMetrics, LlmOptions, LlmStack, build_stack
 from ai_orchestration.observability import Metrics
 from ai_orchestration.scoring import ScoringEngine
+from ai_orchestration.scoring_rpc import BatchScorer
 from ai_orchestration.security import Authenticator, TokenVerifier
 from ai_orchestration.server._workflows import start_workflows
 from ai_orchestration.storage import (
@@ -105,6 +106,12 @@ class Server:
         self.scoring = ScoringEngine(
             database=database, bootstrap_rows=settings.scoring_bootstrap_rows
         )
+        self.batch_scoring = BatchScorer(
+            registry=self.scoring.registry,
+            scores=self.scoring.scores,
+            clock=self.scoring.clock,
+            processes=settings.scoring_batch_workers,
+        )
         self.llm: LlmStack | None = None
         """The LLM gateway and its collaborators, built by :meth:`start`."""
         self.workflows: RunEngine | None = None
@@ -143,7 +150,9 @@ class Server:
         )
         self._service_names = register_services(
             server,
-            scoring=ScoringServicer(self.scoring, IdempotencyRepository(database=self.database)),
+            scoring=ScoringServicer(
+                self.scoring, IdempotencyRepository(database=self.database), self.batch_scoring
+            ),
             usage=UsageServicer(UsageRepository(database=self.database)),
             workflows=WorkflowServicer(self.workflows, policies),
         )
@@ -161,6 +170,9 @@ class Server:
         self.port = server.add_insecure_port(f"{bind_host}:{self.settings.port}")
         await server.start()
         self._server = server
+        # Launched, not awaited: until a worker is up, chunks are scored in a thread.
+        self.batch_scoring.start()
+        self._resources.push_async_callback(self.batch_scoring.close)
         for name in ("", *self._service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.settings.metrics_port:

@@ -19,6 +19,7 @@ from ai_orchestration.storage._runs import CREATED_FROM, MAX_PRIORITY, Claimant,
 from ai_orchestration.storage._scoring import (
     GLOBAL_OWNER,
     MODEL_STATES,
+    EncodedScoreRows,
     InvalidPageTokenError,
     LeadOutcomeRepository,
     LeadScoreRepository,
@@ -28,6 +29,7 @@ from ai_orchestration.storage._scoring import (
     ScoreRecord,
     ScoringModelRepository,
     StoredScoringModel,
+    encode_score_rows,
 )
 from ai_orchestration.storage._settings import TenantSettingsRepository
 from ai_orchestration.storage._templates import (
@@ -66,6 +68,7 @@ __all__ = [
     "Clock",
     "Database",
     "DeliveryLedger",
+    "EncodedScoreRows",
     "IdempotencyRecord",
     "IdempotencyRepository",
     "InvalidPageTokenError",
@@ -93,6 +96,7 @@ __all__ = [
     "UsageRepository",
     "UsageTotals",
     "compute_request_digest",
+    "encode_score_rows",
     "normalize_database_url",
     "utc_now",
 ]

@@ -27,15 +27,24 @@ class BulkInsert:
     """``INSERT INTO table (columns...)`` for many rows given as tuples in ``columns`` order.
 
     ``repeated``: columns whose values are few per batch; their conversion is memoised.
+    ``encoded``: columns whose values come already converted (JSON text made with
+    :func:`encode_json`, the engine's own serialiser), passed to the driver as they are.
     """
 
-    def __init__(self, table: Table, columns: Sequence[str], repeated: Sequence[str] = ()) -> None:
-        unknown = set(columns).union(repeated) - set(table.columns.keys())
+    def __init__(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        repeated: Sequence[str] = (),
+        encoded: Sequence[str] = (),
+    ) -> None:
+        unknown = set(columns).union(repeated, encoded) - set(table.columns.keys())
         if unknown:
             raise ValueError(f"{table.name} has no column {', '.join(sorted(unknown))}")
         self.table = table
         self.columns = tuple(columns)
         self._repeated = frozenset(self.columns.index(name) for name in repeated)
+        self._encoded = frozenset(self.columns.index(name) for name in encoded)
         self._compiled: dict[str, CompiledStatement] = {}
 
     def _compile(self, dialect: Dialect) -> CompiledStatement:
@@ -57,7 +66,7 @@ class BulkInsert:
         columns: list[Sequence[Any]] = []
         for index, column in enumerate(zip(*rows, strict=True)):
             process = compiled.processors[index]
-            if process is None:
+            if process is None or index in self._encoded:
                 columns.append(column)
             elif index in self._repeated:
                 memo: dict[Any, Any] = {}

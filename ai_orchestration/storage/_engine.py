@@ -25,7 +25,7 @@ from ai_orchestration.storage._sqlite_inline import connect_inline
 from ai_orchestration.storage._sqlite_writer import SqliteWriter
 from ai_orchestration.storage._urls import normalize_database_url, sqlite_file_path
 
-__all__ = ["Backend", "Database"]
+__all__ = ["Backend", "Database", "encode_json"]
 
 Backend = Literal["sqlite", "postgresql"]
 
@@ -37,7 +37,9 @@ def _numpy_scalar(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _json_dumps(value: Any) -> str:
+def encode_json(value: Any) -> str:
+    """JSON text of a column value, as the engine writes JSON columns (orjson, numpy scalars as
+    Python numbers)."""
     return orjson.dumps(value, default=_numpy_scalar).decode()
 
 
@@ -49,7 +51,7 @@ def _json_loads(value: Any) -> Any:
 
 
 _JSON_CODEC: Final[dict[str, Any]] = {
-    "json_serializer": _json_dumps,
+    "json_serializer": encode_json,
     "json_deserializer": _json_loads,
 }
 """JSON columns through orjson: the stdlib encoder cost more than the INSERT of a score row."""

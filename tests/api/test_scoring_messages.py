@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from crm.ai.v1 import scoring_pb2
 
-from ai_orchestration.api._scoring_messages import lead_features, lead_message, lead_score
 from ai_orchestration.scoring import LeadFeatures, generate_leads
+from ai_orchestration.scoring_rpc import lead_features, lead_message, lead_score
 from ai_orchestration.storage import JsonValue, ScoreRecord
 
 

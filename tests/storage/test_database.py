@@ -38,6 +38,8 @@ def test_exported_names_are_pinned_and_sorted() -> None:
         "Backend",
         "Base",
         "Claimant",
+        "EncodedScoreRows",
+        "encode_score_rows",
         "Clock",
         "Database",
         "IdempotencyRecord",

@@ -5,7 +5,16 @@ from __future__ import annotations
 import crm_ai_client
 import pytest
 
-from ai_orchestration import api, errors, llm, observability, security, server, workflows
+from ai_orchestration import (
+    api,
+    errors,
+    llm,
+    observability,
+    scoring_rpc,
+    security,
+    server,
+    workflows,
+)
 from ai_orchestration.api._errors import STATUS_CODES
 from ai_orchestration.config import Settings, is_loopback
 
@@ -186,6 +195,25 @@ from ai_orchestration.config import Settings, is_loopback
             ],
         ),
         (observability, ["Metrics", "configure_logging"]),
+        (
+            scoring_rpc,
+            [
+                "DEFAULT_CHUNK",
+                "BatchScorer",
+                "WorkerLostError",
+                "WorkerPool",
+                "batch_response",
+                "duration",
+                "lead_features",
+                "lead_message",
+                "lead_outcome",
+                "lead_score",
+                "scoring_model",
+                "settings_message",
+                "timestamp",
+                "training_event",
+            ],
+        ),
         (
             crm_ai_client,
             ["DEFAULT_SERVICE_CONFIG", "FieldViolation", "ServiceError", "aio_channel", "channel"],
