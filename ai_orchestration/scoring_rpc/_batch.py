@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Final
 
 from crm.ai.v1 import scoring_pb2
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ai_orchestration.scoring import Deployment, ModelRegistry, ServingModel
 from ai_orchestration.scoring_rpc._child import (
@@ -55,6 +56,25 @@ def route_of(deployment: Deployment) -> Route:
     )
 
 
+class BatchMetrics:
+    """Prometheus metrics of batch scoring, in the server's registry."""
+
+    def __init__(self, registry: CollectorRegistry, pool: WorkerPool | None) -> None:
+        self.leads = Counter(
+            "aio_scoring_batch_leads",
+            "BatchScoreLeads leads scored, by where (worker: a worker process; server: a thread "
+            "of the server, with no worker up or after one died).",
+            ["where"],
+            registry=registry,
+        )
+        self.workers = Gauge(
+            "aio_scoring_batch_workers",
+            "BatchScoreLeads worker processes up.",
+            registry=registry,
+        )
+        self.workers.set_function(lambda: len(pool.pids) if pool is not None else 0)
+
+
 class BatchScorer:
     """Scores BatchScoreLeads requests chunk by chunk; ``processes`` workers (0: a thread)."""
 
@@ -66,12 +86,14 @@ class BatchScorer:
         clock: Clock = utc_now,
         processes: int = 0,
         chunk: int = DEFAULT_CHUNK,
+        metrics: CollectorRegistry | None = None,
     ) -> None:
         self.registry = registry
         self.scores = scores
         self.clock = clock
         self.chunk = chunk
         self.pool = WorkerPool(processes) if processes else None
+        self.metrics = BatchMetrics(metrics or CollectorRegistry(), self.pool)
         self._artifacts: OrderedDict[ModelKey, bytes] = OrderedDict()
 
     def start(self) -> None:
@@ -117,10 +139,15 @@ class BatchScorer:
     async def _score(self, deployment: Deployment, job: ChunkJob) -> ScoredChunk:
         if self.pool is not None and self.pool.ready:
             try:
-                return await self.pool.score(job, lambda key: self._artifact(deployment, key))
+                scored = await self.pool.score(job, lambda key: self._artifact(deployment, key))
             except WorkerLostError as error:
                 _log.warning("scoring chunk at %d in this process: %s", job.first_index, error)
-        return await asyncio.to_thread(score_with, deployment, job)
+            else:
+                self.metrics.leads.labels(where="worker").inc(scored.count)
+                return scored
+        scored = await asyncio.to_thread(score_with, deployment, job)
+        self.metrics.leads.labels(where="server").inc(scored.count)
+        return scored
 
     async def _artifact(self, deployment: Deployment, key: ModelKey) -> bytes:
         artifact = self._artifacts.get(key)

@@ -111,6 +111,7 @@ class Server:
             scores=self.scoring.scores,
             clock=self.scoring.clock,
             processes=settings.scoring_batch_workers,
+            metrics=self.metrics.registry,
         )
         self.llm: LlmStack | None = None
         """The LLM gateway and its collaborators, built by :meth:`start`."""

@@ -159,6 +159,10 @@ async def _batch(
         return [chunk async for chunk in stub.BatchScoreLeads(request, metadata=md)]
 
 
+def _sample(server: Server, name: str, **labels: str) -> float | None:
+    return server.metrics.registry.get_sample_value(name, labels)
+
+
 def _comparable(score: scoring_pb2.LeadScore) -> scoring_pb2.LeadScore:
     copy = scoring_pb2.LeadScore()
     copy.CopyFrom(score)
@@ -182,6 +186,9 @@ async def test_batch_in_workers_matches_a_thread_and_is_stored(
         assert server.batch_scoring.pool is not None
         await server.batch_scoring.pool.wait_ready()
         chunks = await _batch(server, leads, md)
+        assert _sample(server, "aio_scoring_batch_workers") == 2
+        assert _sample(server, "aio_scoring_batch_leads_total", where="worker") == len(leads)
+        assert _sample(server, "aio_scoring_batch_leads_total", where="server") is None
         async with grpc.aio.insecure_channel(server.address) as channel:
             stub = scoring_pb2_grpc.ScoringServiceStub(channel)
             stored = {}
@@ -192,6 +199,7 @@ async def test_batch_in_workers_matches_a_thread_and_is_stored(
                 stored[index] = list(history.scores)
     async with running_server(server_settings(tmp_path / "thread")) as server:
         threaded = await _batch(server, leads, md)
+        assert _sample(server, "aio_scoring_batch_leads_total", where="server") == len(leads)
 
     assert [(c.first_index, len(c.scores)) for c in chunks] == [
         (0, 1000),
@@ -228,5 +236,8 @@ async def test_a_batch_survives_its_worker_being_killed(
                 received.extend(chunk.scores)
         assert [s.lead_id for s in received] == [lead.lead_id for lead in leads]
         assert "in this process" in caplog.text
+        here = _sample(server, "aio_scoring_batch_leads_total", where="server") or 0
+        there = _sample(server, "aio_scoring_batch_leads_total", where="worker") or 0
+        assert here >= 1000 and here + there == len(leads)
         await asyncio.wait_for(pool.wait_ready(), 60)
         assert len(pool.pids) == 1 and pool.pids != [victim]
