@@ -12,8 +12,10 @@ which, and sends an artifact only to a worker that lacks it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import signal
 import struct
 import sys
 from collections import OrderedDict
@@ -165,6 +167,9 @@ def serve() -> None:
     The protocol gets the original standard output to itself; file descriptor 1 is pointed at
     standard error, so a library that prints cannot corrupt a frame.
     """
+    # The parent ends a worker by closing its input; a terminal's Ctrl-C, which reaches the
+    # whole process group, is the parent's to handle (it drains, then closes).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     # One OpenMP thread: the workers are the parallelism (two workers with two LightGBM threads
@@ -172,10 +177,11 @@ def serve() -> None:
     threadpool_limits(limits=1)
     jobs = sys.stdin.buffer
     _write(replies, (READY, os.getpid(), ()))
-    while (job := _read(jobs)) is not None:
-        kind, value = _outcome(job)
-        loaded = tuple(_loaded)
-        try:
-            _write(replies, (kind, value, loaded))
-        except (pickle.PicklingError, TypeError, AttributeError):  # an exception pickle refused
-            _write(replies, (ERROR, RuntimeError(repr(value)), loaded))
+    with contextlib.suppress(BrokenPipeError):  # the parent went away: so do we
+        while (job := _read(jobs)) is not None:
+            kind, value = _outcome(job)
+            loaded = tuple(_loaded)
+            try:
+                _write(replies, (kind, value, loaded))
+            except (pickle.PicklingError, TypeError, AttributeError):  # pickle refused it
+                _write(replies, (ERROR, RuntimeError(repr(value)), loaded))

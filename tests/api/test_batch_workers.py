@@ -137,6 +137,16 @@ async def test_a_killed_worker_fails_its_job_and_is_replaced(
     assert artifacts.sent == {("*", "global-v1"): 2, ("acme", "tenant-v2"): 2}
 
 
+async def test_a_worker_leaves_ctrl_c_to_the_server(
+    pool: WorkerPool, experiment: Deployment
+) -> None:
+    # A terminal's Ctrl-C reaches the whole process group; the server drains, then stops them.
+    (pid,) = pool.pids
+    os.kill(pid, signal.SIGINT)
+    scored = await pool.score(_job(experiment, _LEADS[:10]), _Artifacts(experiment))
+    assert scored.count == 10 and pool.pids == [pid]
+
+
 async def test_close_stops_the_workers() -> None:
     workers = WorkerPool(2)
     workers.start()
