@@ -7,9 +7,10 @@ probability by an isotonic calibrator fitted on data the trees did not see.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias
 
@@ -19,6 +20,7 @@ import numpy.typing as npt
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from ai_orchestration.scoring._contributions import TreeTables, UnsupportedError
 from ai_orchestration.scoring._features import CATEGORICAL_FEATURES, FEATURES
 
 FloatArray = npt.NDArray[np.float64]
@@ -94,6 +96,19 @@ class TrainedModel:
     feature_ranges: FloatArray
     """``(len(FEATURES), 2)``: 1st and 99th percentile of each feature in the training rows,
     used to tell how far a lead is from what the model learnt on."""
+    tables: TreeTables | None = field(init=False, repr=False, compare=False, default=None)
+    """The booster's contributions by cell (``None``: LightGBM's TreeSHAP for every row)."""
+
+    def __post_init__(self) -> None:
+        with contextlib.suppress(UnsupportedError):
+            object.__setattr__(self, "tables", TreeTables(self.booster))
+
+    def contributions(self, x: FloatArray) -> FloatArray:
+        """``Booster.predict(x, pred_contrib=True)``, from the tables when they cover ``x``."""
+        if self.tables is not None:
+            with contextlib.suppress(UnsupportedError):
+                return self.tables.contributions(x)
+        return np.asarray(self.booster.predict(x, pred_contrib=True), dtype=np.float64)
 
     def predict(self, x: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Scores the rows of ``x`` (columns as :data:`FEATURES`).
@@ -102,7 +117,7 @@ class TrainedModel:
         and per-feature contributions of shape ``(rows, len(FEATURES) + 1)`` whose last column
         is the base value, so each row sums to ``raw``.
         """
-        contributions = np.asarray(self.booster.predict(x, pred_contrib=True), dtype=np.float64)
+        contributions = self.contributions(x)
         # TreeSHAP contributions (base value included) add up to the raw output exactly (up to
         # float rounding; tested against the booster), so one pass through the trees is enough.
         raw: FloatArray = contributions.sum(axis=1)
