@@ -29,7 +29,7 @@ from ai_orchestration.api._errors import (
     internal_status,
     rich_status,
 )
-from ai_orchestration.api._validation import validate_request
+from ai_orchestration.api._validation import validate_request, validates_itself
 from ai_orchestration.observability import Metrics
 from ai_orchestration.security import Authenticator
 from ai_orchestration.security._principal import set_principal
@@ -57,6 +57,8 @@ class _Call:
         self.correlation_id = offered if _SAFE_ID.match(offered) else uuid.uuid4().hex
 
     def enter(self, request: Message | None) -> None:
+        """Authenticates; validates ``request`` unless it is ``None`` (a request stream, or a
+        handler that validates its own)."""
         principal = self.pipeline.authenticator.authenticate(self.method, self.metadata)
         # Each RPC runs in its own task with a copied context, so the binding cannot leak to
         # another call; it is not reset because a cancelled stream may be closed from another
@@ -178,10 +180,12 @@ class ServicePipeline(grpc.aio.ServerInterceptor):
     def _unary_response(
         self, method: str, behavior: Callable[..., Any], *, streaming: bool
     ) -> Callable[..., Awaitable[Any]]:
+        checked = not streaming and not validates_itself(behavior)
+
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             call = _Call(self, method, context)
             async with call.guard():
-                call.enter(None if streaming else request)
+                call.enter(request if checked else None)
                 arg = _validated(request) if streaming else request
                 return await behavior(arg, context)
             raise AssertionError("unreachable: guard() re-raises")  # pragma: no cover
@@ -192,13 +196,14 @@ class ServicePipeline(grpc.aio.ServerInterceptor):
         self, method: str, behavior: Callable[..., Any], *, streaming: bool
     ) -> Callable[..., AsyncIterator[Any]]:
         generates = inspect.isasyncgenfunction(behavior)
+        checked = not streaming and not validates_itself(behavior)
 
         async def wrapped(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             call = _Call(self, method, context)
             async with call.guard():
-                call.enter(None if streaming else request)
+                call.enter(request if checked else None)
                 arg = _validated(request) if streaming else request
                 if generates:
                     async for response in behavior(arg, context):

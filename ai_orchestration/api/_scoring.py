@@ -6,6 +6,7 @@ the interceptor before and after these methods; the tenant is the caller's, neve
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 from typing import Final
@@ -15,7 +16,11 @@ from crm.ai.v1 import scoring_pb2, scoring_pb2_grpc
 from google.protobuf.message import Message
 
 from ai_orchestration import errors
-from ai_orchestration.api._validation import masked_paths
+from ai_orchestration.api._validation import (
+    masked_paths,
+    validate_request,
+    validates_own_request,
+)
 from ai_orchestration.scoring import LeadInput, ScoringEngine, TrainingResult, checked_settings
 from ai_orchestration.scoring_rpc import (
     BatchScorer,
@@ -87,12 +92,16 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         lead = LeadInput(request.lead.lead_id, lead_features(request.lead))
         return lead_score(await self.engine.scorer.score_one(tenant, lead))
 
+    @validates_own_request
     async def BatchScoreLeads(  # type: ignore[override]  # noqa: N802 - gRPC method name
         self, request: scoring_pb2.BatchScoreLeadsRequest, context: Context
     ) -> AsyncIterator[bytes]:
         # Serialised BatchScoreLeadsResponses, made where the chunk was scored (a worker
-        # process); the pipeline's serializer passes bytes through.
-        async for response in self.batch.stream(current_principal().tenant_id, request.leads):
+        # process); the pipeline's serializer passes bytes through. The request is validated
+        # while the first chunks are scored.
+        tenant = current_principal().tenant_id
+        check = functools.partial(validate_request, request)
+        async for response in self.batch.stream(tenant, request.leads, check):
             yield response
 
     async def ListLeadScores(  # noqa: N802 - gRPC method name

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 import protovalidate
 from google.protobuf.message import Message
@@ -30,6 +30,23 @@ def _rule_reason(rule_id: str) -> str:
     # google.rpc.BadRequest.FieldViolation.reason is UPPER_SNAKE_CASE: "string.min_len" ->
     # "STRING_MIN_LEN".
     return "".join(ch if ch.isalnum() else "_" for ch in rule_id).upper()
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def validates_own_request(handler: _F) -> _F:
+    """Marks a handler that validates its request itself (with :func:`validate_request`), so the
+    pipeline does not: BatchScoreLeads checks its up to 10,000 leads while worker processes
+    already score the first chunks, and stores and sends nothing before the check passed."""
+    handler.validates_own_request = True  # type: ignore[attr-defined]
+    return handler
+
+
+def validates_itself(handler: object) -> bool:
+    """Whether ``handler`` (a servicer method, bound or not) is marked
+    :func:`validates_own_request`."""
+    return bool(getattr(handler, "validates_own_request", False))
 
 
 def validate_request(message: Message) -> None:

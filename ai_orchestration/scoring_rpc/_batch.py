@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final
 
 from crm.ai.v1 import scoring_pb2
@@ -107,9 +107,17 @@ class BatchScorer:
             await self.pool.close()
 
     async def stream(
-        self, tenant_id: str, leads: Sequence[scoring_pb2.Lead]
+        self,
+        tenant_id: str,
+        leads: Sequence[scoring_pb2.Lead],
+        check: Callable[[], None] | None = None,
     ) -> AsyncIterator[bytes]:
-        """The serialised responses for ``leads``, in order, each stored before it is yielded."""
+        """The serialised responses for ``leads``, in order, each stored before it is yielded.
+
+        ``check`` (the request's validation) runs in a thread once the first chunks are on their
+        way to the workers; nothing is stored or yielded before it returns, and what it raises
+        ends the stream.
+        """
         deployment = await self.registry.deployment(tenant_id)
         route = route_of(deployment)
         starts = iter(range(0, len(leads), self.chunk))
@@ -127,6 +135,9 @@ class BatchScorer:
         try:
             for _ in range(workers + 1):
                 submit()
+            if check is not None:
+                # In a thread, so that the loop keeps feeding the workers meanwhile.
+                await asyncio.to_thread(check)
             while ahead:
                 scored = await ahead.popleft()
                 submit()
@@ -134,6 +145,8 @@ class BatchScorer:
                 yield scored.response
         finally:
             for future in ahead:
+                if future.done() and not future.cancelled():
+                    future.exception()  # retrieved: an invalid request's chunk may have failed
                 future.cancel()
 
     async def _score(self, deployment: Deployment, job: ChunkJob) -> ScoredChunk:

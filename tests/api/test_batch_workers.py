@@ -1,5 +1,6 @@
 """BatchScoreLeads in worker processes: the same scores as in-process, stored on both backends,
-models sent once per worker, errors and lost workers handled, workers stopped with the server."""
+models sent once per worker, errors, invalid requests and lost workers handled, workers stopped
+with the server."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import grpc.aio
 import pytest
 from crm.ai.v1 import scoring_pb2, scoring_pb2_grpc
+from crm_ai_client import ServiceError
 from google.protobuf.message import DecodeError
 
 from ai_orchestration.scoring import (
@@ -251,3 +253,34 @@ async def test_a_batch_survives_its_worker_being_killed(
         assert here >= 1000 and here + there == len(leads)
         await asyncio.wait_for(pool.wait_ready(), 60)
         assert len(pool.pids) == 1 and pool.pids != [victim]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+async def test_an_invalid_lead_fails_the_batch_and_stores_nothing(
+    workers: int, tmp_path: Path, token: TokenFactory
+) -> None:
+    # Validated while the first chunks are scored: none of them may be stored or sent.
+    leads = lead_messages(generate_leads(2_300, seed=24).leads, "v")
+    leads[1_500].email = "not an address"
+    md = metadata(token())
+    async with running_server(server_settings(tmp_path, scoring_batch_workers=workers)) as server:
+        if server.batch_scoring.pool is not None:
+            await server.batch_scoring.pool.wait_ready()
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = scoring_pb2_grpc.ScoringServiceStub(channel)
+            call = stub.BatchScoreLeads(
+                scoring_pb2.BatchScoreLeadsRequest(leads=leads), metadata=md
+            )
+            received = []
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                async for chunk in call:
+                    received.append(chunk)
+            error = ServiceError.from_rpc_error(caught.value)
+            assert error.code is grpc.StatusCode.INVALID_ARGUMENT
+            assert [v.field for v in error.field_violations] == ["leads[1500].email"]
+            assert received == []
+            for lead_id in ("v-0", "v-999", "v-1000"):
+                history = await stub.ListLeadScores(
+                    scoring_pb2.ListLeadScoresRequest(lead_id=lead_id), metadata=md
+                )
+                assert list(history.scores) == []
