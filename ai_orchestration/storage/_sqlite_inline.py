@@ -108,17 +108,42 @@ class InlineConnection(aiosqlite.Connection):
         """Runs ``fn`` on the worker thread and waits for it to end, even when the caller is
         cancelled meanwhile: until then the ``sqlite3`` connection is in use on that thread, and
         the rollback or close that follows a cancellation would run on the loop's thread at the
-        same time (``sqlite3`` does not survive that: it crashed the process)."""
-        running = asyncio.ensure_future(super()._execute(fn, *args, **kwargs))  # type: ignore[no-untyped-call]
+        same time (``sqlite3`` does not survive that: it crashed the process).
+
+        The end is signalled through a future of this method's own, which no task awaits
+        directly: a task wrapped around aiosqlite's ``_execute`` could itself be cancelled (as
+        closing a loop cancels every task), and it was, with the statement still running.
+        """
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[Any] = loop.create_future()
+        call = functools.partial(fn, *args, **kwargs)
+
+        def run() -> None:  # on the worker thread
+            try:
+                result = call()
+            except BaseException as error:  # handed to the caller as it is
+                loop.call_soon_threadsafe(_settle, ended, None, error)
+            else:
+                loop.call_soon_threadsafe(_settle, ended, result, None)
+
+        self._tx.put_nowait((None, run))
         try:
-            return await asyncio.shield(running)
+            return await asyncio.shield(ended)
         except asyncio.CancelledError:
-            while not running.done():
+            while not ended.done():
                 with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait([running])
-            if not running.cancelled():
-                running.exception()  # retrieved: the caller only hears of its cancellation
+                    await asyncio.wait([ended])
+            ended.exception()  # retrieved: the caller only hears of its cancellation
             raise
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
 
 
 def connect_inline(database: str, **kwargs: Any) -> InlineConnection:

@@ -210,3 +210,33 @@ async def test_a_cancelled_bulk_write_ends_on_its_thread_before_the_caller_hears
             assert await cursor.fetchone() == (20,)
     finally:
         await connection.close()
+
+
+async def test_a_bulk_write_outlives_every_task_being_cancelled(tmp_path: Path) -> None:
+    # Closing a loop cancels every task, not only the caller: the statement must still end on
+    # its thread before the caller goes on (to a rollback or close on the loop's thread).
+    connection = await connect_inline(str(tmp_path / "x.db"), isolation_level=None)
+    finished = threading.Event()
+
+    def slow_rows() -> Iterator[tuple[int]]:
+        for value in range(20):
+            time.sleep(0.01)
+            yield (value,)
+        finished.set()
+
+    try:
+        await connection.execute("CREATE TABLE t (v INTEGER)")
+        writing = asyncio.create_task(
+            connection.executemany("INSERT INTO t VALUES (?)", slow_rows())
+        )
+        await asyncio.sleep(0.05)
+        for _ in range(3):
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+            await asyncio.sleep(0)
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+        assert finished.is_set()
+    finally:
+        await connection.close()
