@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiosqlite
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -182,10 +183,11 @@ async def test_opening_a_new_file_another_process_holds_waits_to_switch_it_to_wa
         other.close()
 
 
-async def test_a_cancelled_bulk_write_ends_on_its_thread_before_the_caller_hears_of_it(
-    tmp_path: Path,
-) -> None:
-    connection = await connect_inline(str(tmp_path / "x.db"), isolation_level=None)
+async def _slow_write(
+    connection: aiosqlite.Connection,
+) -> tuple[asyncio.Task[object], threading.Event]:
+    """A 20-row INSERT taking 0.2 s on the worker thread, 50 ms under way; the event is set
+    when sqlite3 has consumed the last row."""
     finished = threading.Event()
 
     def slow_rows() -> Iterator[tuple[int]]:  # consumed by sqlite3 on the worker thread
@@ -194,12 +196,18 @@ async def test_a_cancelled_bulk_write_ends_on_its_thread_before_the_caller_hears
             yield (value,)
         finished.set()
 
+    await connection.execute("CREATE TABLE t (v INTEGER)")
+    writing = asyncio.create_task(connection.executemany("INSERT INTO t VALUES (?)", slow_rows()))
+    await asyncio.sleep(0.05)
+    return writing, finished
+
+
+async def test_a_cancelled_bulk_write_ends_on_its_thread_before_the_caller_hears_of_it(
+    tmp_path: Path,
+) -> None:
+    connection = await connect_inline(str(tmp_path / "x.db"), isolation_level=None)
     try:
-        await connection.execute("CREATE TABLE t (v INTEGER)")
-        writing = asyncio.create_task(
-            connection.executemany("INSERT INTO t VALUES (?)", slow_rows())
-        )
-        await asyncio.sleep(0.05)
+        writing, finished = await _slow_write(connection)
         writing.cancel()
         with pytest.raises(asyncio.CancelledError):
             await writing
@@ -216,20 +224,8 @@ async def test_a_bulk_write_outlives_every_task_being_cancelled(tmp_path: Path) 
     # Closing a loop cancels every task, not only the caller: the statement must still end on
     # its thread before the caller goes on (to a rollback or close on the loop's thread).
     connection = await connect_inline(str(tmp_path / "x.db"), isolation_level=None)
-    finished = threading.Event()
-
-    def slow_rows() -> Iterator[tuple[int]]:
-        for value in range(20):
-            time.sleep(0.01)
-            yield (value,)
-        finished.set()
-
     try:
-        await connection.execute("CREATE TABLE t (v INTEGER)")
-        writing = asyncio.create_task(
-            connection.executemany("INSERT INTO t VALUES (?)", slow_rows())
-        )
-        await asyncio.sleep(0.05)
+        writing, finished = await _slow_write(connection)
         for _ in range(3):
             for task in asyncio.all_tasks():
                 if task is not asyncio.current_task():
