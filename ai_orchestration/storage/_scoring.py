@@ -361,18 +361,11 @@ class LeadScoreRepository:
             sqlalchemy.exc.IntegrityError: a ``score_id`` the tenant already stored (nothing of
                 the batch is stored then).
         """
-        require_tenant(tenant_id)
-        if not records:
-            return
-        rows = [_score_row(tenant_id, record) for record in records]
-        if len({row[1] for row in rows}) != len(rows):
-            raise ValueError("score_id must be unique within a batch")
-        async with self._database.core_transaction() as connection:
-            await _INSERT_SCORES.execute(connection, rows)
+        await self.add_encoded(tenant_id, encode_score_rows(tenant_id, records))
 
     async def add_encoded(self, tenant_id: str, rows: EncodedScoreRows) -> None:
-        """Stores rows made by :func:`encode_score_rows` (in a worker process, typically) with one
-        multi-row INSERT in one transaction; all or nothing.
+        """:meth:`add_many` for rows already made by :func:`encode_score_rows` (in a worker
+        process, typically).
 
         Raises:
             ValueError: rows of another tenant.
@@ -384,7 +377,7 @@ class LeadScoreRepository:
         if not rows.rows:
             return
         async with self._database.core_transaction() as connection:
-            await _INSERT_ENCODED_SCORES.execute(connection, rows.rows)
+            await _INSERT_SCORES.execute(connection, rows.rows)
 
     async def list_for_lead(
         self, tenant_id: str, lead_id: str, *, page_size: int, page_token: str = ""
@@ -737,18 +730,7 @@ _INSERT_SCORES: Final[BulkInsert] = BulkInsert(
         "features",
     ),
     repeated=("tenant_id", "model_version", "experiment_arm", "scored_at", "expires_at"),
-)
-
-
-_JSON_COLUMNS: Final[tuple[str, ...]] = ("positive_factors", "negative_factors", "features")
-_INSERT_ENCODED_SCORES: Final[BulkInsert] = BulkInsert(
-    _SCORE_TABLE,
-    _INSERT_SCORES.columns,
-    repeated=("tenant_id", "model_version", "experiment_arm", "scored_at", "expires_at"),
-    encoded=_JSON_COLUMNS,
-)
-_ENCODED_COLUMNS: Final[tuple[int, ...]] = tuple(
-    _INSERT_SCORES.columns.index(name) for name in _JSON_COLUMNS
+    encoded=("positive_factors", "negative_factors", "features"),
 )
 
 
@@ -763,25 +745,20 @@ class EncodedScoreRows:
 
 
 def encode_score_rows(tenant_id: str, records: Sequence[ScoreRecord]) -> EncodedScoreRows:
-    """The rows of ``records`` for :meth:`LeadScoreRepository.add_encoded`, checked as
-    :meth:`LeadScoreRepository.add_many` checks them."""
+    """The checked rows of ``records`` for :data:`_INSERT_SCORES`.
+
+    Raises:
+        ValueError: as :meth:`LeadScoreRepository.add_many`.
+    """
     require_tenant(tenant_id)
     rows = [_score_row(tenant_id, record) for record in records]
     if len({row[1] for row in rows}) != len(rows):
         raise ValueError("score_id must be unique within a batch")
-    positive, negative, features = _ENCODED_COLUMNS
-    encoded = []
-    for row in rows:
-        values = list(row)
-        values[positive] = encode_json(row[positive])
-        values[negative] = encode_json(row[negative])
-        values[features] = encode_json(row[features])
-        encoded.append(tuple(values))
-    return EncodedScoreRows(tenant_id, encoded)
+    return EncodedScoreRows(tenant_id, rows)
 
 
 def _score_row(tenant_id: str, record: ScoreRecord) -> tuple[Any, ...]:
-    """The row of ``record`` in :data:`_INSERT_SCORES` order."""
+    """The row of ``record`` in :data:`_INSERT_SCORES` order, JSON columns encoded."""
     if not isinstance(record.grade, str) or len(record.grade) != 1:
         raise ValueError(f"grade must be one character, got {record.grade!r}")
     return (
@@ -792,14 +769,14 @@ def _score_row(tenant_id: str, record: ScoreRecord) -> tuple[Any, ...]:
         record.grade,
         record.probability,
         record.confidence,
-        record.positive_factors,
-        record.negative_factors,
+        encode_json(record.positive_factors),
+        encode_json(record.negative_factors),
         require_text("model_version", record.model_version),
         record.experiment_arm,
         require_aware("scored_at", record.scored_at),
         require_aware("expires_at", record.expires_at),
         record.input_digest,
-        record.features,
+        encode_json(record.features),
     )
 
 
