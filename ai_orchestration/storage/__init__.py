@@ -15,12 +15,12 @@ from ai_orchestration.storage._idempotency import (
     compute_request_digest,
 )
 from ai_orchestration.storage._models import Base
+from ai_orchestration.storage._pages import InvalidPageTokenError
 from ai_orchestration.storage._runs import CREATED_FROM, MAX_PRIORITY, Claimant, RunRepository
 from ai_orchestration.storage._scoring import (
     GLOBAL_OWNER,
     MODEL_STATES,
     EncodedScoreRows,
-    InvalidPageTokenError,
     LeadOutcomeRepository,
     LeadScoreRepository,
     NewScoringModel,

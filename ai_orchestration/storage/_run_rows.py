@@ -12,6 +12,7 @@ from typing import Any, Final, Protocol
 from ai_orchestration.errors import NotFoundError
 from ai_orchestration.storage._common import JsonValue, require_text
 from ai_orchestration.storage._models import WorkflowRunEventModel, WorkflowRunModel
+from ai_orchestration.storage._pages import cursor_text, cursor_time
 from ai_orchestration.storage._run_types import (
     EventKind,
     JsonDoc,
@@ -21,7 +22,6 @@ from ai_orchestration.storage._run_types import (
     RunState,
     RunUsage,
 )
-from ai_orchestration.storage._scoring import _cursor_text, _cursor_time
 
 __all__ = [
     "MAX_PRIORITY",
@@ -137,7 +137,7 @@ def not_found(run_id: str) -> NotFoundError:
 
 def run_cursor(cursor: Sequence[JsonValue]) -> tuple[datetime, str]:
     created_at, run_id = cursor
-    return _cursor_time(created_at), _cursor_text(run_id)
+    return cursor_time(created_at), cursor_text(run_id)
 
 
 def to_record(row: WorkflowRunModel) -> RunRecord:

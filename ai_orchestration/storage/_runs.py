@@ -45,6 +45,11 @@ from ai_orchestration.storage._common import (
 )
 from ai_orchestration.storage._engine import Database
 from ai_orchestration.storage._models import WorkflowRunEventModel, WorkflowRunModel
+from ai_orchestration.storage._pages import (
+    decode_page_token,
+    encode_page_token,
+    require_page_size,
+)
 from ai_orchestration.storage._run_changes import (
     BUMP_SEQUENCE,
     CREATED_FROM,
@@ -74,11 +79,6 @@ from ai_orchestration.storage._run_types import (
     RunEvent,
     RunRecord,
     RunState,
-)
-from ai_orchestration.storage._scoring import (
-    _decode_page_token,
-    _encode_page_token,
-    _require_page_size,
 )
 from ai_orchestration.storage._sqlite_writer import WriterSession
 
@@ -223,7 +223,7 @@ class RunRepository:
             InvalidPageTokenError: ``page_token`` was not issued for this tenant and query.
             ValueError: an empty tenant, a ``page_size`` below 1, or a naive time.
         """
-        _require_page_size(page_size)
+        require_page_size(page_size)
         state_values = sorted({RunState(state).value for state in states})
         after = None if created_after is None else require_aware("created_after", created_after)
         before = None if created_before is None else require_aware("created_before", created_before)
@@ -245,7 +245,7 @@ class RunRepository:
         if before is not None:
             statement = statement.where(_Run.created_at < before)
         if page_token:
-            created_at, run_id = _decode_page_token(page_token, scope, _rows.run_cursor)
+            created_at, run_id = decode_page_token(page_token, scope, _rows.run_cursor)
             statement = statement.where(
                 or_(
                     _Run.created_at < created_at,
@@ -259,7 +259,7 @@ class RunRepository:
         if len(rows) <= page_size:
             return page, ""
         cursor: builtins.list[JsonValue] = [page[-1].created_at.isoformat(), page[-1].run_id]
-        return page, _encode_page_token(scope, cursor)
+        return page, encode_page_token(scope, cursor)
 
     async def events_after(
         self, tenant_id: str, run_id: str, after_sequence: int, limit: int

@@ -10,16 +10,11 @@ experiment arms, leads) and one pagination scheme:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import hashlib
-import hmac
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -47,12 +42,18 @@ from ai_orchestration.storage._common import (
 )
 from ai_orchestration.storage._engine import Database, encode_json
 from ai_orchestration.storage._models import LeadOutcomeModel, LeadScoreModel, ScoringModelModel
+from ai_orchestration.storage._pages import (
+    cursor_text,
+    cursor_time,
+    decode_page_token,
+    encode_page_token,
+    require_page_size,
+)
 
 __all__ = [
     "GLOBAL_OWNER",
     "MODEL_STATES",
     "EncodedScoreRows",
-    "InvalidPageTokenError",
     "LeadOutcomeRepository",
     "LeadScoreRepository",
     "NewScoringModel",
@@ -70,15 +71,10 @@ GLOBAL_OWNER: Final[str] = "*"
 MODEL_STATES: Final[tuple[str, ...]] = ("candidate", "published", "retired", "rejected")
 """The states a scoring model can be in."""
 
-_T = TypeVar("_T")
 _Model = ScoringModelModel
 _Score = LeadScoreModel
 _SCORE_TABLE: Final[Table] = cast(Table, LeadScoreModel.__table__)
 _Outcome = LeadOutcomeModel
-
-
-class InvalidPageTokenError(ValueError):
-    """A page token this repository did not issue (or for another query)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,10 +230,10 @@ class ScoringModelRepository:
             ValueError: an empty tenant or a ``page_size`` below 1.
         """
         scope = ("scoring_models.list_visible", _require_tenant(tenant_id))
-        _require_page_size(page_size)
+        require_page_size(page_size)
         statement = select(_Model).where(_Model.owner.in_((tenant_id, GLOBAL_OWNER)))
         if page_token:
-            trained_at, owner, version = _decode_page_token(page_token, scope, _model_cursor)
+            trained_at, owner, version = decode_page_token(page_token, scope, _model_cursor)
             statement = statement.where(
                 or_(
                     _Model.trained_at < trained_at,
@@ -260,7 +256,7 @@ class ScoringModelRepository:
             return page, ""
         last = page[-1]
         cursor: list[JsonValue] = [last.trained_at.isoformat(), last.owner, last.version]
-        return page, _encode_page_token(scope, cursor)
+        return page, encode_page_token(scope, cursor)
 
     async def set_state(
         self, tenant_id: str, version: str, state: str, *, reason: str = ""
@@ -395,10 +391,10 @@ class LeadScoreRepository:
             require_tenant(tenant_id),
             require_text("lead_id", lead_id),
         )
-        _require_page_size(page_size)
+        require_page_size(page_size)
         statement = select(_Score).where(_Score.tenant_id == tenant_id, _Score.lead_id == lead_id)
         if page_token:
-            scored_at, score_id = _decode_page_token(page_token, scope, _score_cursor)
+            scored_at, score_id = decode_page_token(page_token, scope, _score_cursor)
             statement = statement.where(
                 or_(
                     _Score.scored_at < scored_at,
@@ -414,7 +410,7 @@ class LeadScoreRepository:
         if len(rows) <= page_size:
             return page, ""
         cursor: list[JsonValue] = [page[-1].scored_at.isoformat(), page[-1].score_id]
-        return page, _encode_page_token(scope, cursor)
+        return page, encode_page_token(scope, cursor)
 
     async def latest_features(self, tenant_id: str, lead_id: str) -> dict[str, JsonValue] | None:
         """The inputs of the lead's newest score, or ``None`` when it was never scored."""
@@ -616,8 +612,6 @@ class LeadOutcomeRepository:
 # --------------------------------------------------------------------------------------------
 # Helpers
 
-_TOKEN_SEAL_CHARS = 32
-
 
 def _require_tenant(tenant_id: str) -> str:
     require_tenant(tenant_id)
@@ -632,67 +626,14 @@ def _require_state(state: str) -> str:
     return state
 
 
-def _require_page_size(page_size: int) -> None:
-    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-        raise ValueError(f"page_size must be an integer of at least 1, got {page_size!r}")
-
-
-def _seal(scope: Sequence[str], cursor: list[JsonValue]) -> str:
-    # Binds the cursor to the query it came from and catches edited tokens. Not a secret: a
-    # forged token could only move the cursor within rows the query shows the caller anyway.
-    material = json.dumps([list(scope), cursor], separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(material.encode()).hexdigest()[:_TOKEN_SEAL_CHARS]
-
-
-def _encode_page_token(scope: Sequence[str], cursor: list[JsonValue]) -> str:
-    """An opaque token: urlsafe base64 (unpadded) of ``[cursor, seal]``."""
-    body = json.dumps([cursor, _seal(scope, cursor)], separators=(",", ":"), ensure_ascii=True)
-    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
-
-
-def _decode_page_token(
-    token: str, scope: Sequence[str], parse: Callable[[list[JsonValue]], _T]
-) -> _T:
-    """The cursor in ``token``, checked against ``scope`` and converted by ``parse``."""
-    invalid = InvalidPageTokenError(
-        "page_token was not issued for this query; pass the next_page_token of the previous "
-        "page unchanged, or an empty token for the first page"
-    )
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        decoded = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True))
-        cursor, seal = decoded
-        if not isinstance(cursor, list) or not isinstance(seal, str):
-            raise invalid
-        if not hmac.compare_digest(seal, _seal(scope, cursor)):
-            raise invalid
-        return parse(cursor)
-    except InvalidPageTokenError:
-        raise
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise invalid from None
-
-
-def _cursor_time(value: JsonValue) -> datetime:
-    if not isinstance(value, str):
-        raise TypeError("cursor time must be a string")
-    return require_aware("cursor", datetime.fromisoformat(value))
-
-
-def _cursor_text(value: JsonValue) -> str:
-    if not isinstance(value, str):
-        raise TypeError("cursor key must be a string")
-    return value
-
-
 def _model_cursor(cursor: list[JsonValue]) -> tuple[datetime, str, str]:
     trained_at, owner, version = cursor
-    return _cursor_time(trained_at), _cursor_text(owner), _cursor_text(version)
+    return cursor_time(trained_at), cursor_text(owner), cursor_text(version)
 
 
 def _score_cursor(cursor: list[JsonValue]) -> tuple[datetime, str]:
     scored_at, score_id = cursor
-    return _cursor_time(scored_at), _cursor_text(score_id)
+    return cursor_time(scored_at), cursor_text(score_id)
 
 
 def _to_stored_model(row: ScoringModelModel) -> StoredScoringModel:

@@ -24,10 +24,10 @@ from ai_orchestration.storage._common import (
 )
 from ai_orchestration.storage._engine import Database
 from ai_orchestration.storage._models import LlmBudgetAlertModel, LlmBudgetModel, LlmCallModel
-from ai_orchestration.storage._scoring import (
+from ai_orchestration.storage._pages import (
     InvalidPageTokenError,
-    _decode_page_token,
-    _encode_page_token,
+    decode_page_token,
+    encode_page_token,
 )
 
 __all__ = [
@@ -291,7 +291,7 @@ class UsageRepository:
         scope = [tenant_id, start.isoformat(), end.isoformat(), *dimensions]
         offset = 0
         if page_token:
-            offset = _decode_page_token(page_token, scope, _offset)
+            offset = decode_page_token(page_token, scope, _offset)
         columns = [column for name in dimensions for column in _COLUMNS[name]]
         where = _window(tenant_id, start, end)
         statement: Select[Any] = (
@@ -310,7 +310,7 @@ class UsageRepository:
             return UsagePage(groups=(UsageGroup(totals=totals),), totals=totals)
         more = len(rows) > page_size
         groups = tuple(_group(dimensions, row) for row in rows[:page_size])
-        token = _encode_page_token(scope, [offset + page_size]) if more else ""
+        token = encode_page_token(scope, [offset + page_size]) if more else ""
         return UsagePage(groups=groups, totals=totals, next_page_token=token)
 
     async def get_budget(self, tenant_id: str) -> StoredBudget | None:
