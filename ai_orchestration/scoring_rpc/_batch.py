@@ -22,6 +22,7 @@ import asyncio
 import logging
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from typing import Final
 
 from crm.ai.v1 import scoring_pb2
@@ -34,7 +35,7 @@ from ai_orchestration.scoring_rpc._child import (
     ModelKey,
     Route,
     ScoredChunk,
-    score_with,
+    score_leads,
 )
 from ai_orchestration.scoring_rpc._pool import WorkerLostError, WorkerPool
 from ai_orchestration.storage import Clock, LeadScoreRepository, utc_now
@@ -122,7 +123,6 @@ class BatchScorer:
         ends the stream.
         """
         deployment = await self.registry.deployment(tenant_id)
-        route = route_of(deployment)
         starts = iter(range(0, len(leads), self.chunk))
         workers = self.pool.processes if self.pool is not None and self.pool.ready else 1
         ahead: deque[asyncio.Future[ScoredChunk]] = deque()
@@ -131,9 +131,9 @@ class BatchScorer:
             start = next(starts, None)
             if start is None:
                 return
-            chunk = scoring_pb2.BatchScoreLeadsRequest(leads=leads[start : start + self.chunk])
-            job = ChunkJob(tenant_id, route, chunk.SerializeToString(), start, self.clock())
-            ahead.append(asyncio.ensure_future(self._score(deployment, job)))
+            chunk = leads[start : start + self.chunk]
+            scoring = self._score(deployment, tenant_id, chunk, start, self.clock())
+            ahead.append(asyncio.ensure_future(scoring))
 
         try:
             for _ in range(workers + 1):
@@ -152,16 +152,28 @@ class BatchScorer:
                     future.exception()  # retrieved: an invalid request's chunk may have failed
                 future.cancel()
 
-    async def _score(self, deployment: Deployment, job: ChunkJob) -> ScoredChunk:
+    async def _score(
+        self,
+        deployment: Deployment,
+        tenant_id: str,
+        leads: Sequence[scoring_pb2.Lead],
+        first_index: int,
+        now: datetime,
+    ) -> ScoredChunk:
         if self.pool is not None and self.pool.ready:
+            # Serialised only for a worker: a thread scores the messages themselves.
+            chunk = scoring_pb2.BatchScoreLeadsRequest(leads=leads).SerializeToString()
+            job = ChunkJob(tenant_id, route_of(deployment), chunk, first_index, now)
             try:
                 scored = await self.pool.score(job, lambda key: self._artifact(deployment, key))
             except WorkerLostError as error:
-                _log.warning("scoring chunk at %d in this process: %s", job.first_index, error)
+                _log.warning("scoring chunk at %d in this process: %s", first_index, error)
             else:
                 self.metrics.leads.labels(where="worker").inc(scored.count)
                 return scored
-        scored = await asyncio.to_thread(score_with, deployment, job)
+        scored = await asyncio.to_thread(
+            score_leads, deployment, tenant_id, leads, first_index, now
+        )
         self.metrics.leads.labels(where="server").inc(scored.count)
         return scored
 

@@ -19,6 +19,7 @@ import signal
 import struct
 import sys
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Final
@@ -115,24 +116,32 @@ def _serving(job: ChunkJob) -> dict[ModelKey, ServingModel]:
     return serving
 
 
-def score_with(deployment: Deployment, job: ChunkJob) -> ScoredChunk:
-    """Scores, explains and encodes the chunk of ``job`` with ``deployment`` (the same
+def score_leads(
+    deployment: Deployment,
+    tenant_id: str,
+    leads: Sequence[scoring_pb2.Lead],
+    first_index: int,
+    now: datetime,
+) -> ScoredChunk:
+    """Scores, explains and encodes a chunk with ``deployment`` (the same
     :func:`compute_scores` as every other scoring path): the whole work of a chunk, in a worker
     process or, without one, in a thread of the service."""
-    request = scoring_pb2.BatchScoreLeadsRequest.FromString(job.leads)
-    leads = [LeadInput(lead.lead_id, lead_features(lead)) for lead in request.leads]
-    records = compute_scores(deployment, leads, job.now)
-    response = batch_response(records, job.first_index).SerializeToString()
-    return ScoredChunk(response, encode_score_rows(job.tenant_id, records), len(records))
+    inputs = [LeadInput(lead.lead_id, lead_features(lead)) for lead in leads]
+    records = compute_scores(deployment, inputs, now)
+    response = batch_response(records, first_index).SerializeToString()
+    return ScoredChunk(response, encode_score_rows(tenant_id, records), len(records))
 
 
 def score_chunk(job: ChunkJob) -> ScoredChunk:
-    """:func:`score_with` the models the job names, loading those it carries."""
+    """:func:`score_leads` of the job's chunk with the models it names, loading those it
+    carries."""
     serving = _serving(job)
     route = job.route
     champion = serving[route.champion]
     challenger = serving[route.challenger] if route.challenger is not None else None
-    return score_with(Deployment(route.settings, champion, challenger), job)
+    deployment = Deployment(route.settings, champion, challenger)
+    leads = scoring_pb2.BatchScoreLeadsRequest.FromString(job.leads).leads
+    return score_leads(deployment, job.tenant_id, leads, job.first_index, job.now)
 
 
 def _read(stream: BinaryIO) -> object | None:

@@ -29,7 +29,7 @@ from ai_orchestration.scoring import (
 )
 from ai_orchestration.scoring_rpc import WorkerLostError, WorkerPool
 from ai_orchestration.scoring_rpc._batch import route_of
-from ai_orchestration.scoring_rpc._child import ChunkJob, ModelKey, ScoredChunk, score_with
+from ai_orchestration.scoring_rpc._child import ChunkJob, ModelKey, ScoredChunk, score_leads
 from ai_orchestration.server import Server
 from tests.api._leads import lead_messages, metadata
 from tests.conftest import TokenFactory, running_server, server_settings
@@ -93,7 +93,7 @@ async def test_a_worker_scores_a_chunk_as_this_process_does(
     artifacts = _Artifacts(experiment)
     job = _job(experiment, _LEADS, first_index=1000)
     in_worker = await pool.score(job, artifacts)
-    here = score_with(experiment, job)
+    here = score_leads(experiment, job.tenant_id, _LEADS, job.first_index, job.now)
     assert in_worker.count == here.count == len(_LEADS)
     assert _without_ids(in_worker) == _without_ids(here)
     response = scoring_pb2.BatchScoreLeadsResponse.FromString(in_worker.response)
