@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "is_loopback"]
@@ -109,11 +109,29 @@ class Settings(BaseSettings):
     """Executions a run gets (replica crashes, internal errors) before it is dead-lettered."""
     workflow_default_timeout_seconds: float = Field(default=900.0, gt=0, le=86400.0)
     """Run timeout when StartRun sets none."""
+    workflow_queue: Literal["auto", "database", "redis"] = "auto"
+    """Where queued runs wait for a replica: ``database`` (the run table, claimed with
+    ``SKIP LOCKED``), or ``redis`` (Redis Streams with a consumer group: pushed to idle
+    replicas, no claim polling of the run table; needs ``redis_url``). ``auto``: ``redis`` when
+    ``redis_url`` is set."""
 
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Port for the Prometheus ``/metrics`` endpoint on ``host``; 0 disables it."""
     log_level: str = "INFO"
     """Root log level."""
+
+    @model_validator(mode="after")
+    def _queue_has_its_redis(self) -> Settings:
+        if self.workflow_queue == "redis" and not self.redis_url:
+            raise ValueError("workflow_queue=redis needs redis_url (AIO_REDIS_URL)")
+        return self
+
+    @property
+    def uses_stream_queue(self) -> bool:
+        """Whether runs are queued on Redis Streams (see ``workflow_queue``)."""
+        return self.workflow_queue == "redis" or (
+            self.workflow_queue == "auto" and bool(self.redis_url)
+        )
 
     @property
     def auth_configured(self) -> bool:

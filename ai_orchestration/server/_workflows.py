@@ -11,12 +11,15 @@ from ai_orchestration.llm import LlmStack
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
 from ai_orchestration.workflows import (
+    DatabaseQueue,
     DecisionPolicyStore,
     EngineSettings,
     LangGraphRunner,
     LocalBus,
     RedisBus,
     RunEngine,
+    RunQueue,
+    StreamQueue,
     WorkflowDeps,
     open_checkpointer,
 )
@@ -70,11 +73,23 @@ async def start_workflows(
         ),
         checkpointer=checkpointer,
     )
+    runs = RunRepository(database=database)
+    queue: RunQueue = DatabaseQueue(runs)
+    if settings.uses_stream_queue:
+        # A plain connection: the queue makes no blocking reads (the bus wakes the workers).
+        queue_client = aioredis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+        )
+        resources.push_async_callback(queue_client.aclose)
+        queue = StreamQueue(
+            client=queue_client, runs=runs, lease_seconds=settings.workflow_lease_seconds
+        )
     engine = RunEngine(
-        runs=RunRepository(database=database),
+        runs=runs,
         runner=runner,
         bus=bus,
         settings=engine_settings(settings),
+        queue=queue,
     )
     await engine.start()
     resources.push_async_callback(engine.stop)

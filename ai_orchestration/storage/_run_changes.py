@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Literal, Protocol, cast
 
 from sqlalchemy import (
     CursorResult,
@@ -62,6 +62,7 @@ __all__ = [
     "RUN_BY_REQUEST",
     "Adds",
     "Claim",
+    "ClaimOutcome",
     "Claimant",
     "OrmRows",
     "Rows",
@@ -338,6 +339,29 @@ class Claim:
             rows.flush()  # the next candidate query sees this one's new state
         return claimed, written
 
+    def run_named(
+        self, rows: Rows, run_id: str
+    ) -> tuple[ClaimOutcome, RunRecord | None, builtins.list[RunEvent]]:
+        """Claims the run ``run_id`` if it waits for a worker: QUEUED, or RUNNING with an
+        expired lease. A cancel flag or exhausted attempts end it instead (as :meth:`run`
+        does); a RUNNING run whose lease is live is left alone."""
+        row = rows.load(_Run, RUN_BY_ID, {"target_run": run_id})
+        if row is None:
+            return "ended", None, []
+        state = RunState(row.state)
+        expires = row.lease_expires_at
+        if state is RunState.RUNNING and expires is not None and expires > self.now:
+            return "busy", _rows.to_record(row), []
+        if state not in (RunState.QUEUED, RunState.RUNNING):
+            return "ended", _rows.to_record(row), []
+        written: builtins.list[RunEvent] = []
+        if settle(_Recording(rows, written), row, self.now, self.max_attempts):
+            rows.flush()
+            return "ended", _rows.to_record(row), written
+        written.append(self._take(rows, row))
+        rows.flush()
+        return "claimed", _rows.to_record(row), written
+
     def _candidate(self, rows: Rows) -> WorkflowRunModel | None:
         for statement in self.statements:
             row = rows.load(_Run, statement, {"now": self.now})
@@ -353,6 +377,25 @@ class Claim:
         why = "claimed" if previous is RunState.QUEUED else "lease expired; re-claimed"
         reason = f"{why} by {self.worker_id}"
         return change_state(rows, row, RunState.RUNNING, reason, self.now)
+
+
+ClaimOutcome = Literal["claimed", "busy", "ended"]
+"""What :meth:`Claim.run_named` found: it claimed the run; another worker's lease on it is
+live; or the run needs no worker (ended, waiting for a human, gone, or just ended by the
+claim because it was flagged cancelled or out of attempts)."""
+
+
+class _Recording:
+    """:class:`Adds` that also keeps the events :func:`settle` adds, as :class:`RunEvent`."""
+
+    def __init__(self, rows: Adds, written: builtins.list[RunEvent]) -> None:
+        self._rows = rows
+        self._written = written
+
+    def add(self, instance: object) -> None:
+        self._rows.add(instance)
+        if isinstance(instance, _Event):
+            self._written.append(_rows.to_event(instance))
 
 
 def queued_event(session: Adds, row: WorkflowRunModel) -> RunEvent:

@@ -60,6 +60,7 @@ from ai_orchestration.storage._run_changes import (
     REQUEST_KEY,
     Claim,
     Claimant,
+    ClaimOutcome,
     OrmRows,
     Rows,
     Transition,
@@ -485,6 +486,50 @@ class RunRepository:
         if appended is not None:
             appended.extend(written)
         return claimed
+
+    async def claim_named(
+        self, run_id: str, claimant: Claimant, *, appended: builtins.list[RunEvent] | None = None
+    ) -> tuple[ClaimOutcome, RunRecord | None]:
+        """Claim the run ``run_id`` (a queue outside the database named it) as :meth:`claim`
+        would claim it: if it is QUEUED, or RUNNING with an expired lease. A flagged cancel or
+        exhausted attempts end the run instead. The events written are added to ``appended``.
+
+        Returns:
+            ``("claimed", run)``; ``("busy", run)`` when another worker's lease on it is live;
+            ``("ended", run or None)`` when it needs no worker (ended, waiting for input, just
+            ended by this call, or unknown).
+        """
+        claim = self._claim(claimant, 1, self._now())
+        outcome, record, written = await self._write(
+            functools.partial(claim.run_named, run_id=run_id)
+        )
+        if appended is not None:
+            appended.extend(written)
+        return outcome, record
+
+    async def waiting_for_worker(self, limit: int) -> builtins.list[RunRecord]:
+        """Up to ``limit`` runs a worker should take: QUEUED, or RUNNING with an expired lease
+        (its worker died); highest priority, then oldest, first. For a queue outside the
+        database to find runs it does not hold (written before it ran, or lost by it)."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        statement = (
+            select(_Run)
+            .where(
+                or_(
+                    _Run.state == RunState.QUEUED.value,
+                    and_(
+                        _Run.state == RunState.RUNNING.value,
+                        _Run.lease_expires_at <= self._now(),
+                    ),
+                )
+            )
+            .order_by(_Run.priority.desc(), _Run.created_at, _Run.run_id)
+            .limit(limit)
+        )
+        async with self._database.sessionmaker() as session:
+            rows = (await session.execute(statement)).scalars().all()
+        return [_rows.to_record(row) for row in rows]
 
     async def heartbeat(self, run_id: str, worker_id: str, *, lease_seconds: float) -> bool:
         """Extend ``worker_id``'s lease of the run to ``lease_seconds`` from now.

@@ -8,7 +8,9 @@ from ai_orchestration.workflows._engine import EngineSettings, RunEngine
 from ai_orchestration.workflows._graphs import DEFINITIONS
 from ai_orchestration.workflows._notify import LocalBus, RedisBus
 from ai_orchestration.workflows._policy import DecisionPolicyStore, checked_policy
+from ai_orchestration.workflows._queue import DatabaseQueue, RunQueue
 from ai_orchestration.workflows._runner import LangGraphRunner
+from ai_orchestration.workflows._streams import StreamQueue
 from ai_orchestration.workflows._types import (
     TERMINAL_STATES,
     Completed,
@@ -35,6 +37,7 @@ __all__ = [
     "AnalysisPolicy",
     "Completed",
     "ContentPolicy",
+    "DatabaseQueue",
     "DecisionPolicy",
     "DecisionPolicyStore",
     "DeliveryRequest",
@@ -51,9 +54,11 @@ __all__ = [
     "RunEngine",
     "RunError",
     "RunEvent",
+    "RunQueue",
     "RunRecord",
     "RunState",
     "RunUsage",
+    "StreamQueue",
     "WorkflowDefinition",
     "WorkflowDeps",
     "WorkflowRunner",

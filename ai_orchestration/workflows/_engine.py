@@ -1,11 +1,12 @@
 """The run engine: start, watch, cancel and resume runs; workers that claim and execute them.
 
-Every replica runs the same engine on the same database. Runs wait in the database queue
-(:class:`~ai_orchestration.storage.RunRepository`); a replica's workers claim them with a lease
-they renew while executing. A replica that dies stops renewing, its lease expires and another
-replica claims the run and resumes it from its last LangGraph checkpoint. The event log is
-written before anything is published, so watchers read it from the database and are only
-woken by the bus (:mod:`._notify`).
+Every replica runs the same engine on the same database. Runs wait in a queue: the run table
+itself (:class:`~._queue.DatabaseQueue`, the embedded default), or Redis Streams shared by the
+replicas (:class:`~._streams.StreamQueue`). Either way a replica's workers claim each run in the
+database with a lease they renew while executing. A replica that dies stops renewing, its
+lease expires and another replica claims the run and resumes it from its last LangGraph
+checkpoint. The event log is written before anything is published, so watchers read it from
+the database and are only woken by the bus (:mod:`._notify`).
 
 Cancellation: a QUEUED or WAITING_FOR_INPUT run is cancelled in the database at once; a
 RUNNING one gets a cancel flag and a bus message, and the replica executing it cancels its task
@@ -29,6 +30,7 @@ from typing import Final
 from ai_orchestration import errors
 from ai_orchestration.storage import Claimant, RunRepository, utc_now
 from ai_orchestration.workflows._notify import LocalBus, wait_for
+from ai_orchestration.workflows._queue import DatabaseQueue, RunQueue
 from ai_orchestration.workflows._recent import RecentEvents, contiguous
 from ai_orchestration.workflows._types import (
     TERMINAL_STATES,
@@ -106,10 +108,14 @@ class RunEngine:
         bus: LocalBus,
         settings: EngineSettings | None = None,
         worker_id: str = "",
+        queue: RunQueue | None = None,
     ) -> None:
+        """``queue``: where the workers get runs; the run table (:class:`DatabaseQueue`) when
+        none is given."""
         self.runs = runs
         self.runner = runner
         self.bus = bus
+        self.queue: RunQueue = queue or DatabaseQueue(runs)
         self.settings = settings or EngineSettings()
         # Host and pid in the id: operators (and tests) can tell which process holds a lease.
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -180,7 +186,7 @@ class RunEngine:
         claimed: list[RunRecord] = []
         # A free slot here claims in the same transaction (the new run, unless another comes
         # first in the queue): no second transaction, no wake-up of the claim loop.
-        slot = self._reserve_slot()
+        slot = self.queue.claims_at_create and self._reserve_slot()
         try:
             run, created = await self.runs.create(
                 tenant_id,
@@ -203,6 +209,7 @@ class RunEngine:
         if created:
             await self._launch(claimed, written)
             if not any(claim.run_id == run.run_id for claim in claimed):
+                await self._offer(run)
                 await self.bus.publish("queued")
             run = next((claim for claim in claimed if claim.run_id == run.run_id), run)
         return run
@@ -306,6 +313,7 @@ class RunEngine:
             resume={**answer, "interrupt_id": interrupt_id},
         )
         await self.bus.publish("event", run_id, run.last_sequence)
+        await self._offer(run)
         await self.bus.publish("queued")
         return run
 
@@ -360,13 +368,7 @@ class RunEngine:
                     written: list[RunEvent] = []
                     self._reserved += free
                     try:
-                        runs = await self.runs.claim_many(
-                            self.worker_id,
-                            free,
-                            lease_seconds=self.settings.lease_seconds,
-                            max_attempts=self.settings.max_attempts,
-                            appended=written,
-                        )
+                        runs = await self.queue.claim(self._claimant, free, written)
                     except Exception:
                         _log.exception("claiming runs failed; retrying")
                     finally:
@@ -403,6 +405,23 @@ class RunEngine:
                 await self._release(run.run_id, "replica shutting down")
             else:
                 raise
+        finally:
+            await self._finished(run.run_id)
+
+    async def _offer(self, run: RunRecord) -> None:
+        """Put a run that became QUEUED in the queue. The run is committed already: when the
+        queue cannot take it now, the queue's reconciliation with the database adds it later."""
+        try:
+            await self.queue.queued(run)
+        except Exception:
+            _log.exception("queueing run %s failed; the queue's reconciliation adds it", run.run_id)
+
+    async def _finished(self, run_id: str) -> None:
+        """Tell the queue the run no longer executes here (it needs no worker, or another)."""
+        try:
+            await self.queue.finished(run_id)
+        except Exception:  # the queue reconciles with the database: a late entry is harmless
+            _log.exception("telling the queue that run %s left this replica failed", run_id)
 
     async def _run_to_outcome(self, run: RunRecord) -> None:
         events = _EventLog(self, run.run_id)
@@ -461,6 +480,10 @@ class RunEngine:
             except Exception:
                 _log.exception("renewing the leases of %d runs failed", len(executing))
                 continue
+            try:
+                await self.queue.renew(held)
+            except Exception:
+                _log.exception("renewing the queue entries of %d runs failed", len(held))
             for run_id, task in executing.items():
                 if task.done() or self._executing.get(run_id) is not task:
                     continue
@@ -535,6 +558,8 @@ class RunEngine:
         except errors.FailedPreconditionError:
             return  # no longer ours: nothing was written
         await self.bus.publish("event", run_id, run.last_sequence)
+        await self._finished(run_id)  # its queue entry goes before a new one is added
+        await self._offer(run)
         await self.bus.publish("queued")
 
 

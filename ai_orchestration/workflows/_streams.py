@@ -1,0 +1,349 @@
+"""The run queue on Redis Streams, for replicas that share a Redis.
+
+Layout (every key carries the hash tag ``{runs}``, so a Redis Cluster keeps them in one slot
+and the scripts below may touch them together):
+
+- one stream per tenant and priority, ``aio:{runs}:q:<priority>:<tenant>``, with one consumer
+  group, ``workers``; each replica is a consumer, named by its worker id. An entry is one
+  queued run: ``{"run": <run_id>}``;
+- ``aio:{runs}:active``, a sorted set of the streams that hold entries (score: priority);
+- ``aio:{runs}:index``, a hash from run id to ``"<stream> <entry id>"``: at most one entry per
+  run, and what a reconciliation pass checks.
+
+The life of an entry:
+
+1. **Queued** (:meth:`StreamQueue.queued`): ``XADD`` when the run becomes QUEUED in the
+   database, unless the run already has an entry.
+2. **Delivered** (:meth:`StreamQueue.claim`): one script picks the next runs the way the
+   database queue would, fair between tenants first: the tenant with the fewest runs in
+   progress (pending entries of its streams), then the highest priority, then the oldest entry;
+   ``XREADGROUP`` gives the entry to this replica. The replica then claims that run in the
+   database (:meth:`RunRepository.claim_named`), which decides: a run that no longer waits for
+   a worker is acknowledged and dropped, so a duplicate entry never runs anything twice.
+3. **Leased**: the entry stays pending on this replica while the run executes; every heartbeat
+   resets its idle time (``XCLAIM ... JUSTID``).
+4. **Re-claimed**: the entries of a dead replica stop being renewed; once idle for half a lease
+   another replica takes them over (``XAUTOCLAIM``) and claims their runs as soon as the
+   database lease has expired too. A run that keeps killing its replicas is dead-lettered by
+   the database claim after ``max_attempts``.
+5. **Acknowledged** (:meth:`StreamQueue.finished`): ``XACK`` and ``XDEL`` when the run leaves
+   RUNNING here; an emptied stream is removed.
+
+Redis is not the source of truth: a run committed as QUEUED whose entry was never added (the
+replica died in between, or Redis lost its data) is found by a reconciliation pass that every
+replica makes once per lease period (:meth:`RunRepository.waiting_for_worker`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Final
+
+import redis.asyncio as aioredis
+
+from ai_orchestration.storage import Claimant, RunRepository
+from ai_orchestration.workflows._types import RunEvent, RunRecord
+
+__all__ = ["Delivery", "StreamQueue"]
+
+_log = logging.getLogger(__name__)
+
+PREFIX: Final[str] = "aio:{runs}:"
+ACTIVE: Final[str] = PREFIX + "active"
+INDEX: Final[str] = PREFIX + "index"
+GROUP: Final[str] = "workers"
+RECONCILE_BATCH: Final[int] = 200
+"""Runs a reconciliation pass looks at (highest priority and oldest first)."""
+
+
+def stream_key(tenant_id: str, priority: int) -> str:
+    """The stream of a tenant's runs of one priority (0-9: one digit, parsed by the scripts)."""
+    return f"{PREFIX}q:{priority}:{tenant_id}"
+
+
+_TENANT_AT: Final[int] = len(stream_key("", 0))
+"""Where the tenant starts in a stream's key (1-based in Lua: this plus one)."""
+
+_PUT: Final[str] = """
+-- KEYS: active, index, stream. ARGV: group, run id, priority.
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return false end
+pcall(redis.call, 'XGROUP', 'CREATE', KEYS[3], ARGV[1], '0', 'MKSTREAM')
+local id = redis.call('XADD', KEYS[3], '*', 'run', ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], KEYS[3] .. ' ' .. id)
+redis.call('ZADD', KEYS[1], ARGV[3], KEYS[3])
+return id
+"""
+
+_ACK: Final[str] = """
+-- KEYS: active, index, stream. ARGV: group, entry id, run id.
+local acked = redis.call('XACK', KEYS[3], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[3], ARGV[2])
+if redis.call('HGET', KEYS[2], ARGV[3]) == KEYS[3] .. ' ' .. ARGV[2] then
+  redis.call('HDEL', KEYS[2], ARGV[3])
+end
+if redis.call('XLEN', KEYS[3]) == 0 then
+  redis.call('DEL', KEYS[3])
+  redis.call('ZREM', KEYS[1], KEYS[3])
+end
+return acked
+"""
+
+_TAKE: Final[str] = """
+-- KEYS: active. ARGV: group, consumer, wanted, where the tenant starts in a stream's key.
+-- Returns {stream, entry id, run id} triples, in the order the runs were picked.
+local group, consumer, wanted, at = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local tenants, order = {}, {}
+local streams = redis.call('ZREVRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #streams, 2 do
+  local key, priority = streams[i], tonumber(streams[i + 1])
+  local name = string.sub(key, at + 1)
+  local tenant = tenants[name]
+  if tenant == nil then
+    tenant = {running = 0, streams = {}}
+    tenants[name] = tenant
+    table.insert(order, name)
+  end
+  local ok, pending = pcall(redis.call, 'XPENDING', key, group)
+  if ok then tenant.running = tenant.running + pending[1] end
+  table.insert(tenant.streams, {key = key, priority = priority})
+end
+
+local function next_entry(key)
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', key)
+  if not ok then return nil end
+  for _, fields in ipairs(groups) do
+    local info = {}
+    for j = 1, #fields, 2 do info[fields[j]] = fields[j + 1] end
+    if info['name'] == group then
+      local entries = redis.call('XRANGE', key, '(' .. info['last-delivered-id'], '+', 'COUNT', 1)
+      if #entries > 0 then return entries[1][1] end
+      return nil
+    end
+  end
+  return nil
+end
+
+local function candidate(tenant)
+  for _, stream in ipairs(tenant.streams) do  -- highest priority first
+    local id = next_entry(stream.key)
+    if id then
+      local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+      return {key = stream.key, priority = stream.priority, ms = tonumber(ms), seq = tonumber(seq)}
+    end
+  end
+  return false
+end
+
+local function before(a, b)  -- a is served before b: fewest in progress, priority, oldest
+  if a.running ~= b.running then return a.running < b.running end
+  if a.next.priority ~= b.next.priority then return a.next.priority > b.next.priority end
+  if a.next.ms ~= b.next.ms then return a.next.ms < b.next.ms end
+  return a.next.seq < b.next.seq
+end
+
+local taken, picked = {}, 0
+while picked < wanted do
+  local best = nil
+  for _, name in ipairs(order) do
+    local tenant = tenants[name]
+    if tenant.next == nil then tenant.next = candidate(tenant) end
+    if tenant.next and (best == nil or before(tenant, best)) then best = tenant end
+  end
+  if best == nil then break end
+  local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1,
+    'STREAMS', best.next.key, '>')
+  if read and read[1] and read[1][2][1] then
+    local entry = read[1][2][1]
+    table.insert(taken, best.next.key)
+    table.insert(taken, entry[1])
+    table.insert(taken, entry[2][2])
+    best.running = best.running + 1
+    picked = picked + 1
+  end
+  best.next = nil
+end
+return taken
+"""
+
+_RECLAIM: Final[str] = """
+-- KEYS: active. ARGV: group, consumer, min idle ms, wanted.
+-- Returns {stream, entry id, run id} triples of entries idle for at least min idle ms.
+local wanted = tonumber(ARGV[4])
+local taken = {}
+for _, key in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
+  local cursor, rounds = '0-0', 0
+  repeat
+    local need = wanted - math.floor(#taken / 3)
+    if need <= 0 then return taken end
+    local ok, result = pcall(redis.call, 'XAUTOCLAIM', key, ARGV[1], ARGV[2], ARGV[3], cursor,
+      'COUNT', need)
+    if not ok then break end
+    for _, entry in ipairs(result[2]) do
+      if entry[2] then
+        table.insert(taken, key)
+        table.insert(taken, entry[1])
+        table.insert(taken, entry[2][2])
+      end
+    end
+    cursor, rounds = result[1], rounds + 1
+  until cursor == '0-0' or rounds >= 10
+end
+return taken
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A stream entry given to this replica: the run it names."""
+
+    stream: str
+    entry_id: str
+    run_id: str
+    consumer: str
+    """The replica it was given to (the worker id)."""
+
+
+class StreamQueue:
+    """The :class:`~ai_orchestration.workflows._queue.RunQueue` on Redis Streams (see the
+    module's documentation). ``client`` is a plain connection (no blocking reads are made)."""
+
+    claims_at_create = False  # every run goes through the streams: they decide who runs it
+
+    def __init__(
+        self,
+        *,
+        client: aioredis.Redis,
+        runs: RunRepository,
+        lease_seconds: float,
+    ) -> None:
+        self._client = client
+        self._runs = runs
+        self._lease_seconds = lease_seconds
+        self._held: dict[str, Delivery] = {}  # run id -> the entry of a run executing here
+        self._put = client.register_script(_PUT)
+        self._ack = client.register_script(_ACK)
+        self._take = client.register_script(_TAKE)
+        self._reclaim = client.register_script(_RECLAIM)
+        self._next_reclaim = 0.0
+        self._next_reconcile = 0.0
+
+    # -- RunQueue --------------------------------------------------------------------------
+
+    async def claim(
+        self, claimant: Claimant, count: int, appended: list[RunEvent]
+    ) -> list[RunRecord]:
+        now = time.monotonic()
+        if now >= self._next_reconcile:
+            self._next_reconcile = now + self._lease_seconds
+            await self.reconcile()
+        deliveries = await self.take(claimant.worker_id, count)
+        if len(deliveries) < count and now >= self._next_reclaim:
+            self._next_reclaim = now + self._lease_seconds / 4
+            deliveries += await self.reclaim(claimant.worker_id, count - len(deliveries))
+        claimed: list[RunRecord] = []
+        for delivery in deliveries:
+            run = await self._claim_one(claimant, delivery, appended)
+            if run is not None:
+                claimed.append(run)
+        return claimed
+
+    async def queued(self, run: RunRecord) -> None:
+        await self.add(run)
+
+    async def finished(self, run_id: str) -> None:
+        delivery = self._held.pop(run_id, None)
+        if delivery is not None:
+            await self.acknowledge(delivery)
+
+    async def renew(self, run_ids: Collection[str]) -> None:
+        held = [self._held[run_id] for run_id in run_ids if run_id in self._held]
+        if not held:
+            return
+        async with self._client.pipeline(transaction=False) as pipeline:
+            for delivery in held:
+                pipeline.xclaim(
+                    delivery.stream,
+                    GROUP,
+                    delivery.consumer,
+                    0,
+                    [delivery.entry_id],
+                    justid=True,
+                )
+            await pipeline.execute()
+
+    # -- the stream operations ---------------------------------------------------------------
+
+    async def add(self, run: RunRecord) -> bool:
+        """Add the run's entry; False when it has one already."""
+        stream = stream_key(run.tenant_id, run.priority)
+        added = await self._put(
+            keys=[ACTIVE, INDEX, stream], args=[GROUP, run.run_id, run.priority]
+        )
+        return added is not None
+
+    async def take(self, consumer: str, count: int) -> list[Delivery]:
+        """Up to ``count`` new entries for ``consumer``, picked fairly (see the module)."""
+        flat = await self._take(keys=[ACTIVE], args=[GROUP, consumer, count, _TENANT_AT])
+        return self._deliveries(consumer, flat)
+
+    async def reclaim(self, consumer: str, count: int) -> list[Delivery]:
+        """Up to ``count`` entries that another consumer left idle for half a lease."""
+        idle_ms = max(1, int(self._lease_seconds * 500))
+        flat = await self._reclaim(keys=[ACTIVE], args=[GROUP, consumer, idle_ms, count])
+        return self._deliveries(consumer, flat)
+
+    async def acknowledge(self, delivery: Delivery) -> None:
+        """Remove the entry: its run needs no worker from the queue any more."""
+        await self._ack(
+            keys=[ACTIVE, INDEX, delivery.stream],
+            args=[GROUP, delivery.entry_id, delivery.run_id],
+        )
+
+    async def reconcile(self) -> int:
+        """Queue the runs the database says wait for a worker but that have no entry; returns
+        how many were added."""
+        try:
+            waiting = await self._runs.waiting_for_worker(RECONCILE_BATCH)
+            added = 0
+            for run in waiting:
+                added += await self.add(run)
+        except Exception:
+            _log.exception("reconciling the run queue with the database failed; retrying")
+            return 0
+        if added:
+            _log.warning("queued %d runs that waited without a queue entry", added)
+        return added
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _claim_one(
+        self, claimant: Claimant, delivery: Delivery, appended: list[RunEvent]
+    ) -> RunRecord | None:
+        try:
+            outcome, run = await self._runs.claim_named(
+                delivery.run_id, claimant, appended=appended
+            )
+        except Exception:
+            # The entry stays pending here, unrenewed: it is re-claimed after half a lease.
+            _log.exception("claiming run %s from the queue failed", delivery.run_id)
+            return None
+        if outcome == "claimed" and run is not None:
+            self._held[run.run_id] = delivery
+            return run
+        if outcome == "ended":
+            await self.acknowledge(delivery)
+        # "busy": another replica's lease is live. The entry stays pending, unrenewed, and is
+        # looked at again once idle for half a lease (it ends with the run, or takes it over).
+        return None
+
+    @staticmethod
+    def _deliveries(consumer: str, flat: list[bytes]) -> list[Delivery]:
+        texts = [item.decode() if isinstance(item, bytes) else str(item) for item in flat]
+        deliveries = []
+        for index in range(0, len(texts) - 2, 3):
+            stream, entry_id, run_id = texts[index : index + 3]
+            deliveries.append(Delivery(stream, entry_id, run_id, consumer))
+        return deliveries
