@@ -144,6 +144,7 @@ class Server:
             scoring=self.scoring,
             policies=policies,
             resources=self._resources,
+            metrics=self.metrics.registry,
         )
         server = grpc.aio.server(
             interceptors=[ServicePipeline(authenticator=self.authenticator, metrics=self.metrics)],

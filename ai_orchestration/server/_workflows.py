@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
 from ai_orchestration.config import Settings
 from ai_orchestration.llm import LlmStack
@@ -23,6 +25,7 @@ from ai_orchestration.workflows import (
     WorkflowDeps,
     open_checkpointer,
 )
+from ai_orchestration.workflows._metrics import WorkflowMetrics
 
 
 def engine_settings(settings: Settings) -> EngineSettings:
@@ -50,6 +53,7 @@ async def start_workflows(
     scoring: ScoringEngine,
     policies: DecisionPolicyStore,
     resources: contextlib.AsyncExitStack,
+    metrics: CollectorRegistry | None = None,
 ) -> RunEngine:
     """Start this replica's engine; ``resources`` closes everything it opened, in reverse."""
     checkpointer = await resources.enter_async_context(open_checkpointer(database.engine.url))
@@ -93,4 +97,15 @@ async def start_workflows(
     )
     await engine.start()
     resources.push_async_callback(engine.stop)
+    if metrics is not None:
+        sampler = asyncio.create_task(
+            WorkflowMetrics(metrics, engine).sample_forever(), name="workflow-metrics"
+        )
+        resources.push_async_callback(_cancelled, sampler)
     return engine
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

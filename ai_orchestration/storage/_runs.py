@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from sqlalchemy import (
     and_,
+    func,
     or_,
     select,
     update,
@@ -530,6 +531,14 @@ class RunRepository:
         async with self._database.sessionmaker() as session:
             rows = (await session.execute(statement)).scalars().all()
         return [_rows.to_record(row) for row in rows]
+
+    async def count_queued(self) -> int:
+        """How many runs are QUEUED, all tenants together (the queue's depth)."""
+        statement = (
+            select(func.count()).select_from(_Run).where(_Run.state == RunState.QUEUED.value)
+        )
+        async with self._database.engine.connect() as connection:
+            return int((await connection.execute(statement)).scalar_one())
 
     async def heartbeat(self, run_id: str, worker_id: str, *, lease_seconds: float) -> bool:
         """Extend ``worker_id``'s lease of the run to ``lease_seconds`` from now.

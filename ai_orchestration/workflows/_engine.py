@@ -151,6 +151,11 @@ class RunEngine:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    @property
+    def executing(self) -> int:
+        """Runs executing on this replica now."""
+        return len(self._executing)
+
     async def __aenter__(self) -> RunEngine:
         await self.start()
         return self

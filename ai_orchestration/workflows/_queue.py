@@ -46,6 +46,10 @@ class RunQueue(Protocol):
         """This replica still executes ``run_ids`` (called at every lease heartbeat)."""
         ...
 
+    async def depth(self) -> int:
+        """Runs waiting to be handed to a replica (the queue depth an autoscaler watches)."""
+        ...
+
 
 class DatabaseQueue:
     """The run table as the queue (see :meth:`RunRepository.claim_many`): fair between
@@ -75,3 +79,6 @@ class DatabaseQueue:
 
     async def renew(self, run_ids: Collection[str]) -> None:
         return None  # the lease is on the row, renewed by the engine's heartbeat
+
+    async def depth(self) -> int:
+        return await self._runs.count_queued()

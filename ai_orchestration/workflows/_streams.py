@@ -195,6 +195,17 @@ return taken
 """
 
 
+_DEPTH: Final[str] = """
+-- KEYS: active. ARGV: group. Entries not yet delivered (acknowledged ones are deleted).
+local waiting = 0
+for _, key in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local ok, pending = pcall(redis.call, 'XPENDING', key, ARGV[1])
+  waiting = waiting + redis.call('XLEN', key) - (ok and pending[1] or 0)
+end
+return waiting
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """A stream entry given to this replica: the run it names."""
@@ -227,6 +238,7 @@ class StreamQueue:
         self._ack = client.register_script(_ACK)
         self._take = client.register_script(_TAKE)
         self._reclaim = client.register_script(_RECLAIM)
+        self._depth = client.register_script(_DEPTH)
         self._next_reclaim = 0.0
         self._next_reconcile = 0.0
 
@@ -273,6 +285,9 @@ class StreamQueue:
                     justid=True,
                 )
             await pipeline.execute()
+
+    async def depth(self) -> int:
+        return int(await self._depth(keys=[ACTIVE], args=[GROUP]))
 
     # -- the stream operations ---------------------------------------------------------------
 

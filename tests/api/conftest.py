@@ -36,13 +36,21 @@ def write_llm_config(path: Path, server: LlmTestServer) -> Path:
     return path
 
 
-@pytest.fixture
-async def workflow_server(tmp_path: Path, llm_server: LlmTestServer) -> AsyncIterator[Server]:
+@pytest.fixture(params=["database", "redis"])
+async def workflow_server(
+    tmp_path: Path, llm_server: LlmTestServer, request: pytest.FixtureRequest
+) -> AsyncIterator[Server]:
+    """A server running workflows, once with each run queue: the run table, and Redis
+    Streams (with Redis carrying the bus and the LLM gateway's shared state too)."""
+    redis = {}
+    if request.param == "redis":
+        redis = {"redis_url": request.getfixturevalue("redis_url"), "workflow_queue": "redis"}
     settings = server_settings(
         tmp_path,
         llm_config_file=str(write_llm_config(tmp_path / "llm.yaml", llm_server)),
         llm_cache_ttl_seconds=0,
         workflow_lease_seconds=2,
+        **redis,
     )
     async with running_server(settings) as running:
         yield running

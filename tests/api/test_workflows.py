@@ -328,3 +328,20 @@ async def test_lead_qualification_end_to_end(stub: Stub, token: TokenFactory) ->
     assert output.score.lead_id == "wf-hot-1" and output.score.score >= 75
     assert output.qualification == workflow_pb2.QUALIFICATION_QUALIFIED
     assert output.draft.body and output.delivered
+
+
+async def test_the_engine_gauges_are_exported(workflow_server: Server, token: TokenFactory) -> None:
+    registry = workflow_server.metrics.registry
+    async with grpc.aio.insecure_channel(workflow_server.address) as channel:
+        stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
+        request = workflow_pb2.StreamRunRequest(run=content_run())
+        events = [e async for e in stub.StreamRun(request, metadata=metadata(token()))]
+    assert events[-1].state_changed.to == State.STATE_SUCCEEDED
+    executing = [registry.get_sample_value("aio_workflow_runs_executing")]
+    for _ in range(100):  # the run's task ends just after its last event (acknowledging it)
+        if executing[-1] == 0:
+            break
+        await asyncio.sleep(0.02)
+        executing.append(registry.get_sample_value("aio_workflow_runs_executing"))
+    assert executing[-1] == 0 and set(executing) <= {0, 1}
+    assert registry.get_sample_value("aio_workflow_queue_depth") == 0

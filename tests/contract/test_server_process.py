@@ -131,3 +131,14 @@ def test_invalid_configuration_is_reported_without_traceback(tmp_path: Path) -> 
     assert "invalid configuration" in result.stderr
     assert "port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_redis_queue_without_redis_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="workflow_queue=redis needs redis_url"):
+        Settings(data_dir=tmp_path, workflow_queue="redis")
+    assert Settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:1/0").uses_stream_queue
+    assert not Settings(data_dir=tmp_path).uses_stream_queue  # auto, without Redis
+    pinned = Settings(
+        data_dir=tmp_path, redis_url="redis://127.0.0.1:1/0", workflow_queue="database"
+    )
+    assert not pinned.uses_stream_queue

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
 from ai_orchestration.storage import Claimant, RunRepository
 from ai_orchestration.workflows import (
     Completed,
+    DatabaseQueue,
     EngineSettings,
     EventKind,
     EventSink,
@@ -28,6 +30,7 @@ from ai_orchestration.workflows import (
     StreamQueue,
     WorkflowDefinition,
 )
+from ai_orchestration.workflows._metrics import WorkflowMetrics
 from ai_orchestration.workflows._streams import ACTIVE, INDEX
 from tests.workflows._doubles import migrated_sqlite, workflow_definition
 
@@ -136,7 +139,9 @@ async def test_fairness_counts_the_runs_each_tenant_has_in_progress(setup: Setup
     assert second.run_id == quiet.run_id  # newer, but its tenant has nothing running
 
 
-async def _wait_for_state(runs: RunRepository, tenant: str, run_id: str, want: RunState) -> RunRecord:
+async def _wait_for_state(
+    runs: RunRepository, tenant: str, run_id: str, want: RunState
+) -> RunRecord:
     for _ in range(400):
         run = await runs.get(tenant, run_id)
         if run.state is want:
@@ -285,3 +290,31 @@ async def test_runs_queued_before_the_streams_are_found_by_reconciliation(setup:
             await _wait_for_state(setup.runs, "tenant-a", run.run_id, RunState.SUCCEEDED)
     assert runner.executions == {run.run_id: 1 for run in waiting}
     assert await setup.queue().reconcile() == 0  # nothing left without an entry
+
+
+async def test_the_depth_counts_entries_not_yet_delivered(setup: Setup) -> None:
+    queue = setup.queue()
+    assert await queue.depth() == 0
+    for index in range(3):
+        await queue.queued(await _create(setup.runs, f"tenant-{index % 2}", f"depth-{index}"))
+    assert await queue.depth() == 3
+    (taken,) = await queue.claim(Claimant("replica", 10), 1, [])
+    assert await queue.depth() == 2  # one is in progress now
+    await setup.runs.transition(
+        taken.run_id, to=RunState.SUCCEEDED, expected_from=[RunState.RUNNING], worker_id="replica"
+    )
+    await queue.finished(taken.run_id)
+    assert await queue.depth() == 2
+    assert await DatabaseQueue(setup.runs).depth() == 2  # the run table agrees
+
+
+async def test_the_depth_gauge_samples_the_queue(setup: Setup) -> None:
+    queue = setup.queue()
+    engine = RunEngine(runs=setup.runs, runner=CountingRunner(), bus=LocalBus(), queue=queue)
+    registry = CollectorRegistry()
+    metrics = WorkflowMetrics(registry, engine)  # the engine is not started: nothing is taken
+    for index in range(2):
+        await queue.queued(await _create(setup.runs, "tenant-a", f"gauge-{index}"))
+    await metrics.sample()
+    assert registry.get_sample_value("aio_workflow_queue_depth") == 2
+    assert registry.get_sample_value("aio_workflow_runs_executing") == 0
