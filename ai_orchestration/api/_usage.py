@@ -12,10 +12,10 @@ from typing import Final
 import grpc.aio
 from crm.ai.v1 import usage_pb2, usage_pb2_grpc
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from ai_orchestration import errors
 from ai_orchestration.llm._accounting import BudgetStatus, budget_status
+from ai_orchestration.scoring_rpc import timestamp
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import (
     DEFAULT_SOFT_THRESHOLD,
@@ -43,12 +43,6 @@ _DIMENSIONS: Final[dict[int, UsageDimension]] = {
 }
 
 Context = grpc.aio.ServicerContext[Message, Message]
-
-
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
 
 
 def _window(request: usage_pb2.GetUsageRequest) -> tuple[datetime, datetime]:
@@ -94,7 +88,7 @@ def _row(group: UsageGroup) -> usage_pb2.UsageRow:
     )
     if group.day:
         day = datetime.strptime(group.day, "%Y-%m-%d").replace(tzinfo=UTC)
-        row.day_start_time.CopyFrom(_timestamp(day))
+        row.day_start_time.CopyFrom(timestamp(day))
     return row
 
 
@@ -111,13 +105,13 @@ def _budget(status: BudgetStatus) -> usage_pb2.Budget:
         forecast_cost_usd=status.forecast.cost_usd,
         forecast_tokens=status.forecast.tokens,
         soft_threshold_crossed=status.soft_threshold_crossed,
-        month_start_time=_timestamp(status.month_start),
-        month_end_time=_timestamp(status.month_end),
+        month_start_time=timestamp(status.month_start),
+        month_end_time=timestamp(status.month_end),
     )
     if status.alert_time is not None:
-        budget.soft_threshold_alert_time.CopyFrom(_timestamp(status.alert_time))
+        budget.soft_threshold_alert_time.CopyFrom(timestamp(status.alert_time))
     if status.updated_at is not None:
-        budget.update_time.CopyFrom(_timestamp(status.updated_at))
+        budget.update_time.CopyFrom(timestamp(status.updated_at))
     return budget
 
 

@@ -122,11 +122,14 @@ def lead_message(lead_id: str, lead: LeadFeatures) -> scoring_pb2.Lead:
     return message
 
 
+_MICROSECOND: Final[timedelta] = timedelta(microseconds=1)
+
+
 def timestamp(value: datetime) -> Timestamp:
-    """A protobuf timestamp of an aware datetime."""
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
+    """A protobuf timestamp of an aware datetime (exact to the microsecond; a third of the
+    cost of ``Timestamp.FromDatetime``, which goes through ``calendar.timegm``)."""
+    seconds, micros = divmod((value - _EPOCH) // _MICROSECOND, 1_000_000)
+    return Timestamp(seconds=seconds, nanos=micros * 1000)
 
 
 def _factor(document: dict[str, JsonValue]) -> scoring_pb2.ScoreFactor:
