@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import io
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -89,6 +90,7 @@ class Options:
     concurrent: int
     latency_ms: float
     phase_seconds: float
+    redis: bool
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -105,6 +107,12 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--phase-seconds", type=float, help="deadline of each concurrent phase (600)"
     )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="serve with a Redis (started here): the run queue on Redis Streams and the bus "
+        "on pub/sub, as replicas that share a Redis run",
+    )
     args = parser.parse_args(argv)
     quick: bool = args.quick
 
@@ -118,6 +126,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         concurrent=int(pick(args.concurrent, 200, 20)),
         latency_ms=float(pick(args.latency_ms, 200.0, 200.0)),
         phase_seconds=float(pick(args.phase_seconds, 600.0, 120.0)),
+        redis=bool(args.redis),
     )
     if min(options.runs, options.concurrent) < 1 or options.warmup < 0:
         parser.error("--runs and --concurrent must be positive, --warmup not negative")
@@ -161,6 +170,37 @@ async def llm_server(latency_ms: float) -> AsyncIterator[str]:
                 await process.wait()
 
 
+@contextlib.asynccontextmanager
+async def redis_server(wanted: bool) -> AsyncIterator[str]:
+    """A throw-away ``redis-server`` on a free loopback port (no persistence), when
+    ``wanted``; yields its URL, or ``""``."""
+    if not wanted:
+        yield ""
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:
+        process = await asyncio.create_subprocess_exec(
+            "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", directory,
+            stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            for _ in range(200):
+                with contextlib.suppress(OSError):
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    break
+                await asyncio.sleep(0.025)
+            else:
+                raise BenchError(f"redis-server did not listen on port {port}")
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            await process.wait()
+
+
 def write_llm_config(path: Path, base_url: str) -> str:
     """A routing file sending the logical models the workflows use to the test server."""
 
@@ -185,9 +225,10 @@ def write_llm_config(path: Path, base_url: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def serving(base_url: str, *, concurrency: int) -> AsyncIterator[Server]:
+async def serving(base_url: str, *, concurrency: int, redis_url: str = "") -> AsyncIterator[Server]:
     """The real server on port 0: SQLite in a temporary directory, LLM caches off (every run
-    reaches the LLM), ``workflow_concurrency`` = ``concurrency``."""
+    reaches the LLM), ``workflow_concurrency`` = ``concurrency``; with ``redis_url``, runs
+    queue on Redis Streams."""
     with tempfile.TemporaryDirectory(prefix="bench-workflows-") as data_dir:
         settings = Settings(
             host="127.0.0.1",
@@ -199,6 +240,7 @@ async def serving(base_url: str, *, concurrency: int) -> AsyncIterator[Server]:
             llm_config_file=write_llm_config(Path(data_dir) / "llm.yaml", base_url),
             llm_cache_ttl_seconds=0,
             workflow_concurrency=concurrency,
+            redis_url=redis_url,
         )
         async with Database.from_url(settings.resolved_database_url()) as database:
             await database.migrate()
@@ -525,14 +567,20 @@ def seconds_at(values: Sequence[float], q: float) -> float:
 
 
 async def bench_concurrent(
-    options: Options, cpu_bound: float, framework: float, calls: int, llm_url: str
+    options: Options,
+    cpu_bound: float,
+    framework: float,
+    calls: int,
+    llm_url: str,
+    *,
+    redis_url: str = "",
 ) -> None:
     """Prints the concurrent table; ``cpu_bound`` and ``framework`` (LangGraph alone) were
     measured on the zero-latency server."""
     runs = options.concurrent
     latency_bound = calls * options.latency_ms / 1000
     async with (
-        serving(llm_url, concurrency=runs) as server,
+        serving(llm_url, concurrency=runs, redis_url=redis_url) as server,
         grpc.aio.insecure_channel(server.address) as channel,
     ):
         stub: Stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
@@ -585,9 +633,12 @@ async def run(options: Options) -> int:
         async with (
             llm_server(0.0) as fast_url,
             llm_server(options.latency_ms) as slow_url,
+            redis_server(options.redis) as redis_url,
         ):
+            queue = "Redis Streams (--redis)" if redis_url else "the run table (SQLite)"
+            print(f"run queue            {queue}")
             starting = time.perf_counter()
-            async with serving(fast_url, concurrency=8) as server:
+            async with serving(fast_url, concurrency=8, redis_url=redis_url) as server:
                 print(f"server start         {time.perf_counter() - starting:.1f} s")
                 async with grpc.aio.insecure_channel(server.address) as channel:
                     stub: Stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
@@ -603,7 +654,9 @@ async def run(options: Options) -> int:
                 framework = await langgraph_alone(
                     server, runs=options.concurrent, seconds=options.phase_seconds
                 )
-            await bench_concurrent(options, cpu_bound, framework, calls, slow_url)
+            await bench_concurrent(
+                options, cpu_bound, framework, calls, slow_url, redis_url=redis_url
+            )
     except BenchError as error:
         print(f"FAILED {error}")
         return 1
