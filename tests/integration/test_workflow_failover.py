@@ -21,9 +21,11 @@ from pathlib import Path
 
 import grpc.aio
 import pytest
+import redis.asyncio as aioredis
 from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 
 from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
+from ai_orchestration.workflows._streams import GROUP, INDEX
 from tests.api._leads import hot_lead, metadata
 from tests.api.conftest import write_llm_config
 from tests.conftest import SECRET, make_token
@@ -97,9 +99,14 @@ async def _owner_pid(runs: RunRepository, run_id: str) -> int:
     raise AssertionError("nobody claimed the run")
 
 
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 async def test_a_run_survives_the_death_of_its_replica(
     replicas: list[tuple[subprocess.Popen[str], str]],
     postgres_database_url: str,
+    redis_url: str,
     llm_server: LlmTestServer,
 ) -> None:
     llm_server.set_latency(1.0)  # every LLM call takes a second: time to kill mid-run
@@ -135,6 +142,14 @@ async def test_a_run_survives_the_death_of_its_replica(
         # Durability is synchronous: once the decision step starts, the analysis step's
         # checkpoint is committed.
         await asyncio.wait_for(second_step.wait(), timeout=60)
+        queue = aioredis.Redis.from_url(redis_url)
+        # The replicas queue runs on Redis Streams: the run's entry is pending on the victim.
+        entry = await queue.hget(INDEX, run.run_id)
+        assert entry is not None
+        stream, entry_id = _text(entry).split(" ")
+        (pending,) = await queue.xpending_range(stream, GROUP, min="-", max="+", count=10)
+        assert _text(pending["message_id"]) == entry_id
+        assert _text(pending["consumer"]).split("-")[-2] == str(victim.pid)
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
         await asyncio.wait_for(watching, timeout=120)
@@ -166,3 +181,6 @@ async def test_a_run_survives_the_death_of_its_replica(
         deliveries = await DeliveryLedger(database=database).list_for_run("failover", run.run_id)
         assert len(deliveries) == 1
         assert final.output.lead_qualification.delivered
+        # The survivor re-claimed the entry; acknowledged when the run ended, it is gone.
+        assert await queue.hlen(INDEX) == 0 and not await queue.exists(stream)
+        await queue.aclose()
