@@ -31,7 +31,9 @@ The life of an entry:
 
 Redis is not the source of truth: a run committed as QUEUED whose entry was never added (the
 replica died in between, or Redis lost its data) is found by a reconciliation pass that every
-replica makes once per lease period (:meth:`RunRepository.waiting_for_worker`).
+replica makes once per lease period (:meth:`RunRepository.waiting_for_worker`). While Redis is
+unreachable, replicas claim runs from the run table as the database queue does, and the
+entries they could not add or acknowledge are reconciled or dropped once it is back.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from ai_orchestration.storage import Claimant, RunRepository
 from ai_orchestration.workflows._types import RunEvent, RunRecord
@@ -55,6 +58,8 @@ PREFIX: Final[str] = "aio:{runs}:"
 ACTIVE: Final[str] = PREFIX + "active"
 INDEX: Final[str] = PREFIX + "index"
 GROUP: Final[str] = "workers"
+OUTAGE_WARNING_SECONDS: Final[float] = 60.0
+"""Least time between two warnings that Redis is unreachable."""
 RECONCILE_BATCH: Final[int] = 200
 """Runs a reconciliation pass looks at (highest priority and oldest first)."""
 
@@ -241,6 +246,7 @@ class StreamQueue:
         self._depth = client.register_script(_DEPTH)
         self._next_reclaim = 0.0
         self._next_reconcile = 0.0
+        self._next_outage_warning = 0.0
 
     # -- RunQueue --------------------------------------------------------------------------
 
@@ -251,10 +257,13 @@ class StreamQueue:
         if now >= self._next_reconcile:
             self._next_reconcile = now + self._lease_seconds
             await self.reconcile()
-        deliveries = await self.take(claimant.worker_id, count)
-        if len(deliveries) < count and now >= self._next_reclaim:
-            self._next_reclaim = now + self._lease_seconds / 4
-            deliveries += await self.reclaim(claimant.worker_id, count - len(deliveries))
+        try:
+            deliveries = await self.take(claimant.worker_id, count)
+            if len(deliveries) < count and now >= self._next_reclaim:
+                self._next_reclaim = now + self._lease_seconds / 4
+                deliveries += await self.reclaim(claimant.worker_id, count - len(deliveries))
+        except (RedisError, OSError) as error:
+            return await self._claim_without_redis(claimant, count, appended, error)
         claimed: list[RunRecord] = []
         for delivery in deliveries:
             run = await self._claim_one(claimant, delivery, appended)
@@ -263,28 +272,38 @@ class StreamQueue:
         return claimed
 
     async def queued(self, run: RunRecord) -> None:
-        await self.add(run)
+        try:
+            await self.add(run)
+        except (RedisError, OSError) as error:  # reconciliation adds it when Redis is back
+            self._unreachable(error)
 
     async def finished(self, run_id: str) -> None:
         delivery = self._held.pop(run_id, None)
-        if delivery is not None:
+        if delivery is None:
+            return
+        try:
             await self.acknowledge(delivery)
+        except (RedisError, OSError) as error:  # a leftover entry is dropped when delivered
+            self._unreachable(error)
 
     async def renew(self, run_ids: Collection[str]) -> None:
         held = [self._held[run_id] for run_id in run_ids if run_id in self._held]
         if not held:
             return
-        async with self._client.pipeline(transaction=False) as pipeline:
-            for delivery in held:
-                pipeline.xclaim(
-                    delivery.stream,
-                    GROUP,
-                    delivery.consumer,
-                    0,
-                    [delivery.entry_id],
-                    justid=True,
-                )
-            await pipeline.execute()
+        try:
+            async with self._client.pipeline(transaction=False) as pipeline:
+                for delivery in held:
+                    pipeline.xclaim(
+                        delivery.stream,
+                        GROUP,
+                        delivery.consumer,
+                        0,
+                        [delivery.entry_id],
+                        justid=True,
+                    )
+                await pipeline.execute()
+        except (RedisError, OSError) as error:  # the database lease still holds the runs
+            self._unreachable(error)
 
     async def depth(self) -> int:
         return int(await self._depth(keys=[ACTIVE], args=[GROUP]))
@@ -334,6 +353,22 @@ class StreamQueue:
 
     # -- internals ---------------------------------------------------------------------------
 
+    async def _claim_without_redis(
+        self, claimant: Claimant, count: int, appended: list[RunEvent], error: Exception
+    ) -> list[RunRecord]:
+        """While Redis is unreachable, runs are claimed from the run table, as without Redis:
+        the database decides either way, and reconciliation queues what is left when Redis is
+        back (a run claimed here has no entry: if this replica dies, reconciliation finds it
+        once its lease expired)."""
+        self._unreachable(error)
+        return await self._runs.claim_many(
+            claimant.worker_id,
+            count,
+            lease_seconds=claimant.lease_seconds,
+            max_attempts=claimant.max_attempts,
+            appended=appended,
+        )
+
     async def _claim_one(
         self, claimant: Claimant, delivery: Delivery, appended: list[RunEvent]
     ) -> RunRecord | None:
@@ -353,6 +388,16 @@ class StreamQueue:
         # "busy": another replica's lease is live. The entry stays pending, unrenewed, and is
         # looked at again once idle for half a lease (it ends with the run, or takes it over).
         return None
+
+    def _unreachable(self, error: Exception) -> None:
+        """Logs an outage of Redis, once a minute at most."""
+        now = time.monotonic()
+        if now >= self._next_outage_warning:
+            self._next_outage_warning = now + OUTAGE_WARNING_SECONDS
+            _log.warning(
+                "Redis unreachable (%s): runs are claimed from the database until it is back",
+                error,
+            )
 
     @staticmethod
     def _deliveries(consumer: str, flat: list[bytes]) -> list[Delivery]:

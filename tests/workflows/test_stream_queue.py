@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,3 +319,33 @@ async def test_the_depth_gauge_samples_the_queue(setup: Setup) -> None:
     await metrics.sample()
     assert registry.get_sample_value("aio_workflow_queue_depth") == 2
     assert registry.get_sample_value("aio_workflow_runs_executing") == 0
+
+
+async def test_runs_are_claimed_from_the_database_while_redis_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=1)
+    runner = CountingRunner()
+    try:
+        async with migrated_sqlite(tmp_path) as database:
+            setup = Setup(RunRepository(database=database), client)
+            async with _engine(setup, runner) as engine:
+                started = []
+                for index in range(3):
+                    request = f"outage-{index}"
+                    run = await engine.start_run(
+                        "tenant-a",
+                        workflow=WORKFLOW.name,
+                        input_document={},
+                        request_id=request,
+                        request_digest=hashlib.sha256(request.encode()).hexdigest(),
+                    )
+                    started.append(run.run_id)
+                for run_id in started:
+                    await _wait_for_state(setup.runs, "tenant-a", run_id, RunState.SUCCEEDED)
+    finally:
+        await client.aclose()
+    assert runner.executions == dict.fromkeys(started, 1)
