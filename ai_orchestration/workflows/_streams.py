@@ -48,6 +48,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ai_orchestration.storage import Claimant, RunRepository
+from ai_orchestration.workflows._queue import DatabaseQueue
 from ai_orchestration.workflows._types import RunEvent, RunRecord
 
 __all__ = ["Delivery", "StreamQueue"]
@@ -237,6 +238,7 @@ class StreamQueue:
     ) -> None:
         self._client = client
         self._runs = runs
+        self._fallback = DatabaseQueue(runs)
         self._lease_seconds = lease_seconds
         self._held: dict[str, Delivery] = {}  # run id -> the entry of a run executing here
         self._put = client.register_script(_PUT)
@@ -361,13 +363,7 @@ class StreamQueue:
         back (a run claimed here has no entry: if this replica dies, reconciliation finds it
         once its lease expired)."""
         self._unreachable(error)
-        return await self._runs.claim_many(
-            claimant.worker_id,
-            count,
-            lease_seconds=claimant.lease_seconds,
-            max_attempts=claimant.max_attempts,
-            appended=appended,
-        )
+        return await self._fallback.claim(claimant, count, appended)
 
     async def _claim_one(
         self, claimant: Claimant, delivery: Delivery, appended: list[RunEvent]

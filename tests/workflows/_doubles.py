@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from ai_orchestration.storage import Database, RunRepository
-from ai_orchestration.workflows import RunEvent, RunRecord, WorkflowDefinition
+from ai_orchestration.workflows import RunEvent, RunRecord, RunState, WorkflowDefinition
 
 
 class CountingRuns(RunRepository):
@@ -44,3 +45,15 @@ def workflow_definition(name: str, description: str) -> WorkflowDefinition:
         output_type="crm.ai.v1.ContentGenerationOutput",
         interruptible=False,
     )
+
+
+async def wait_for_state(
+    runs: RunRepository, tenant_id: str, run_id: str, want: RunState
+) -> RunRecord:
+    """The run once it is in state ``want`` (polled for up to 8 s)."""
+    for _ in range(400):
+        run = await runs.get(tenant_id, run_id)
+        if run.state is want:
+            return run
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"run {run_id} is {run.state.value}, not {want.value}")

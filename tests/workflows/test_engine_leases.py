@@ -23,7 +23,7 @@ from ai_orchestration.workflows import (
     RunState,
     WorkflowDefinition,
 )
-from tests.workflows._doubles import workflow_definition
+from tests.workflows._doubles import wait_for_state, workflow_definition
 
 TENANT = "tenant-a"
 WORKFLOW = workflow_definition("blocking", "waits until the test lets it finish")
@@ -78,12 +78,7 @@ async def _engine_with_running_runs(
 
 
 async def _state(runs: RunRepository, run_id: str, want: RunState) -> RunRecord:
-    for _ in range(200):
-        run = await runs.get(TENANT, run_id)
-        if run.state is want:
-            return run
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"run {run_id} is {run.state}, not {want}")
+    return await wait_for_state(runs, TENANT, run_id, want)
 
 
 async def test_a_cancel_flag_set_elsewhere_stops_only_that_run(runs: RunRepository) -> None:

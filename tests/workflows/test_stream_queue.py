@@ -33,7 +33,7 @@ from ai_orchestration.workflows import (
 )
 from ai_orchestration.workflows._metrics import WorkflowMetrics
 from ai_orchestration.workflows._streams import ACTIVE, INDEX
-from tests.workflows._doubles import migrated_sqlite, workflow_definition
+from tests.workflows._doubles import migrated_sqlite, wait_for_state, workflow_definition
 
 WORKFLOW = workflow_definition("counted", "completes at once, counting its executions")
 
@@ -90,6 +90,18 @@ async def _create(
     return run
 
 
+async def _claimed(
+    setup: Setup, request_id: str, worker_id: str, lease_seconds: float
+) -> tuple[StreamQueue, RunRecord]:
+    """A new run of tenant-a, queued and claimed by ``worker_id`` through its own queue."""
+    run = await _create(setup.runs, "tenant-a", request_id)
+    queue = setup.queue(lease_seconds)
+    await queue.queued(run)
+    (claimed,) = await queue.claim(Claimant(worker_id, lease_seconds), 1, [])
+    assert claimed.run_id == run.run_id
+    return queue, claimed
+
+
 # tenant, request id, priority; in creation order
 _BACKLOG = [
     ("tenant-a", "a1", 0),
@@ -140,17 +152,6 @@ async def test_fairness_counts_the_runs_each_tenant_has_in_progress(setup: Setup
     assert second.run_id == quiet.run_id  # newer, but its tenant has nothing running
 
 
-async def _wait_for_state(
-    runs: RunRepository, tenant: str, run_id: str, want: RunState
-) -> RunRecord:
-    for _ in range(400):
-        run = await runs.get(tenant, run_id)
-        if run.state is want:
-            return run
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"run {run_id} is {run.state.value}, not {want.value}")
-
-
 async def _queue_empty(client: aioredis.Redis) -> bool:
     return await client.zcard(ACTIVE) == 0 and await client.hlen(INDEX) == 0
 
@@ -170,27 +171,27 @@ def _engine(setup: Setup, runner: CountingRunner, lease_seconds: float = 10.0) -
     )
 
 
+async def _start(engine: RunEngine, request_id: str) -> RunRecord:
+    return await engine.start_run(
+        "tenant-a",
+        workflow=WORKFLOW.name,
+        input_document={},
+        request_id=request_id,
+        request_digest=hashlib.sha256(request_id.encode()).hexdigest(),
+    )
+
+
 async def test_runs_started_on_an_engine_go_through_the_streams_and_their_entries_go(
     setup: Setup,
 ) -> None:
     runner = CountingRunner()
     async with _engine(setup, runner) as engine:
-        started = []
-        for index in range(5):
-            request = f"req-{index}"
-            first: list[RunEvent] = []
-            run = await engine.start_run(
-                "tenant-a",
-                workflow=WORKFLOW.name,
-                input_document={},
-                request_id=request,
-                request_digest=hashlib.sha256(request.encode()).hexdigest(),
-                appended=first,
-            )
-            assert run.state is RunState.QUEUED  # never claimed at creation: the streams pick
-            started.append(run.run_id)
+        runs = [await _start(engine, f"req-{index}") for index in range(5)]
+        # Never claimed at creation, even with free slots: the streams pick.
+        assert {run.state for run in runs} == {RunState.QUEUED}
+        started = [run.run_id for run in runs]
         for run_id in started:
-            await _wait_for_state(setup.runs, "tenant-a", run_id, RunState.SUCCEEDED)
+            await wait_for_state(setup.runs, "tenant-a", run_id, RunState.SUCCEEDED)
         for _ in range(100):
             if await _queue_empty(setup.client):
                 break
@@ -200,15 +201,11 @@ async def test_runs_started_on_an_engine_go_through_the_streams_and_their_entrie
 
 
 async def test_a_dead_replicas_run_is_taken_over_once_its_lease_expires(setup: Setup) -> None:
-    run = await _create(setup.runs, "tenant-a", "doomed")
-    dead = setup.queue(lease_seconds=1.0)
-    await dead.queued(run)
-    (claimed,) = await dead.claim(Claimant("dead-replica", 1.0), 1, [])
-    assert claimed.run_id == run.run_id  # ...and then the replica dies: nothing renews it
+    _, run = await _claimed(setup, "doomed", "dead-replica", 1.0)  # then it dies: no renewal
 
     runner = CountingRunner()
     async with _engine(setup, runner, lease_seconds=1.0):
-        done = await _wait_for_state(setup.runs, "tenant-a", run.run_id, RunState.SUCCEEDED)
+        done = await wait_for_state(setup.runs, "tenant-a", run.run_id, RunState.SUCCEEDED)
     assert runner.executions == {run.run_id: 1}
     assert done.attempts == 2
     reasons = [
@@ -221,24 +218,18 @@ async def test_a_dead_replicas_run_is_taken_over_once_its_lease_expires(setup: S
 
 
 async def test_a_live_replicas_entries_are_not_taken_over(setup: Setup) -> None:
-    run = await _create(setup.runs, "tenant-a", "held")
-    holder = setup.queue(lease_seconds=0.4)
-    await holder.queued(run)
-    (claimed,) = await holder.claim(Claimant("holder", 0.4), 1, [])
+    holder, claimed = await _claimed(setup, "held", "holder", 0.4)
     other = setup.queue(lease_seconds=0.4)
     for _ in range(6):  # three times the idle limit, the holder renewing as its heartbeat does
         await asyncio.sleep(0.1)
         await holder.renew([claimed.run_id])
         await setup.runs.heartbeat(claimed.run_id, "holder", lease_seconds=0.4)
         assert await other.reclaim("other", 5) == []
-    assert (await setup.runs.get("tenant-a", run.run_id)).lease_owner == "holder"
+    assert (await setup.runs.get("tenant-a", claimed.run_id)).lease_owner == "holder"
 
 
 async def test_an_entry_delivered_twice_never_runs_its_run_twice(setup: Setup) -> None:
-    run = await _create(setup.runs, "tenant-a", "twice")
-    first = setup.queue(lease_seconds=0.4)
-    await first.queued(run)
-    assert [r.run_id for r in await first.claim(Claimant("first", 0.4), 1, [])] == [run.run_id]
+    first, run = await _claimed(setup, "twice", "first", 0.4)
     await setup.client.hdel(INDEX, run.run_id)  # as if the index was lost: a second entry
     await first.queued(run)
 
@@ -288,7 +279,7 @@ async def test_runs_queued_before_the_streams_are_found_by_reconciliation(setup:
     runner = CountingRunner()
     async with _engine(setup, runner):
         for run in waiting:
-            await _wait_for_state(setup.runs, "tenant-a", run.run_id, RunState.SUCCEEDED)
+            await wait_for_state(setup.runs, "tenant-a", run.run_id, RunState.SUCCEEDED)
     assert runner.executions == {run.run_id: 1 for run in waiting}
     assert await setup.queue().reconcile() == 0  # nothing left without an entry
 
@@ -333,19 +324,9 @@ async def test_runs_are_claimed_from_the_database_while_redis_is_unreachable(
         async with migrated_sqlite(tmp_path) as database:
             setup = Setup(RunRepository(database=database), client)
             async with _engine(setup, runner) as engine:
-                started = []
-                for index in range(3):
-                    request = f"outage-{index}"
-                    run = await engine.start_run(
-                        "tenant-a",
-                        workflow=WORKFLOW.name,
-                        input_document={},
-                        request_id=request,
-                        request_digest=hashlib.sha256(request.encode()).hexdigest(),
-                    )
-                    started.append(run.run_id)
+                started = [(await _start(engine, f"outage-{i}")).run_id for i in range(3)]
                 for run_id in started:
-                    await _wait_for_state(setup.runs, "tenant-a", run_id, RunState.SUCCEEDED)
+                    await wait_for_state(setup.runs, "tenant-a", run_id, RunState.SUCCEEDED)
     finally:
         await client.aclose()
     assert runner.executions == dict.fromkeys(started, 1)
