@@ -22,6 +22,7 @@ from typing import Final
 
 import redis.asyncio
 
+from ai_orchestration._redis import redis_client
 from ai_orchestration.errors import QuotaViolation
 from ai_orchestration.llm._ratelimit import (
     InProcessRateLimiter,
@@ -286,7 +287,7 @@ class UsageAccountant:
             self._totals = _LocalTotals()
             self._limiter = rate_limiter or InProcessRateLimiter()
         else:
-            self._totals = _RedisTotals(redis.asyncio.Redis.from_url(redis_url), key_prefix)
+            self._totals = _RedisTotals(redis_client(redis_url), key_prefix)
             self._limiter = rate_limiter or RedisRateLimiter.from_url(
                 redis_url, key_prefix=f"{key_prefix}:rl"
             )

@@ -23,6 +23,7 @@ from typing import Final, Literal, Protocol
 
 import redis.asyncio
 
+from ai_orchestration import _redis
 from ai_orchestration.errors import QuotaViolation
 from ai_orchestration.llm._types import RateLimitedError
 
@@ -224,7 +225,7 @@ class RedisRateLimiter:
     ) -> RedisRateLimiter:
         """A limiter with its own client for ``url`` (closed by :meth:`close`)."""
         return cls(
-            redis_client=redis.asyncio.Redis.from_url(url),
+            redis_client=_redis.redis_client(url),
             window_seconds=window_seconds,
             key_prefix=key_prefix,
             owns_client=True,

@@ -18,9 +18,8 @@ import litellm
 import redis.asyncio as aioredis
 from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
 from prometheus_client import CollectorRegistry, Counter
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from ai_orchestration._redis import redis_client
 from ai_orchestration.llm._accounting import PricePerToken, UsageAccountant
 from ai_orchestration.llm._breaker import BreakerStore, InProcessBreakerStore, RedisBreakerStore
 from ai_orchestration.llm._cache import (
@@ -225,12 +224,8 @@ async def release_litellm_clients() -> None:
 def _redis_client(url: str) -> aioredis.Redis:
     # On a call's path: a slow or dead Redis must cost half a second once, not seconds of
     # redis-py's default retries with backoff.
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=REDIS_SOCKET_TIMEOUT,
-        socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
-        retry=Retry(NoBackoff(), 1),
-    )
+    timeout = REDIS_SOCKET_TIMEOUT
+    return redis_client(url, wait_seconds=timeout, command_seconds=timeout)
 
 
 def _price_per_token(config: GatewayConfig) -> PricePerToken:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from ai_orchestration._redis import redis_client
 from ai_orchestration.config import Settings
 from ai_orchestration.llm import LlmStack
 from ai_orchestration.scoring import ScoringEngine
@@ -60,7 +60,7 @@ async def start_workflows(
     bus: LocalBus
     if settings.redis_url:
         # Its own connection without a read timeout: the subscriber blocks on reads by design.
-        client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        client = redis_client(settings.redis_url, wait_seconds=2, command_seconds=None)
         resources.push_async_callback(client.aclose)
         redis_bus = RedisBus(client=client)
         await redis_bus.start()
@@ -81,9 +81,7 @@ async def start_workflows(
     queue: RunQueue = DatabaseQueue(runs)
     if settings.uses_stream_queue:
         # A plain connection: the queue makes no blocking reads (the bus wakes the workers).
-        queue_client = aioredis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=5
-        )
+        queue_client = redis_client(settings.redis_url, wait_seconds=2, command_seconds=5)
         resources.push_async_callback(queue_client.aclose)
         queue = StreamQueue(
             client=queue_client, runs=runs, lease_seconds=settings.workflow_lease_seconds

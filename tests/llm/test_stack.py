@@ -6,6 +6,7 @@ and, for the keyless default, the bundled local model.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from ai_orchestration._redis import MAX_CONNECTIONS
 from ai_orchestration.config import Settings
 from ai_orchestration.llm import (
     BUILTIN_TEMPLATES,
@@ -206,3 +208,21 @@ async def test_a_keyless_server_answers_from_the_bundled_model(tmp_path: Path) -
         )
     assert answer.text.strip() and not answer.degraded
     assert answer.deployment and answer.usage.completion_tokens > 0
+
+
+async def test_more_concurrent_calls_than_redis_connections_all_succeed(
+    stack: tuple[LlmStack, Database, CollectorRegistry], llm_server: LlmTestServer
+) -> None:
+    """Each call uses Redis (breaker, rate limit, cache, budget): 3x the pool's connections at
+    once wait for a connection instead of failing with ``Too many connections``."""
+    built, _, registry = stack
+    calls = 3 * MAX_CONNECTIONS
+    answers = await asyncio.gather(
+        *(built.gateway.complete(_request(f"question {index}")) for index in range(calls))
+    )
+    assert len({answer.text for answer in answers}) == calls  # distinct prompts, no cache hit
+    assert len(llm_server.requests) == calls
+    ok = registry.get_sample_value(
+        "aio_llm_calls_total", {"model": "fast", "deployment": "primary", "outcome": "ok"}
+    )
+    assert ok == calls
