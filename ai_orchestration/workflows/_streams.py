@@ -225,7 +225,8 @@ class Delivery:
 
 class StreamQueue:
     """The :class:`~ai_orchestration.workflows._queue.RunQueue` on Redis Streams (see the
-    module's documentation). ``client`` is a plain connection (no blocking reads are made)."""
+    module's documentation). ``client`` needs no blocking reads: the engine's bus wakes the
+    claim loop, which then asks for entries without waiting."""
 
     claims_at_create = False  # every run goes through the streams: they decide who runs it
 
