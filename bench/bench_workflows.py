@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import io
 import os
 import socket
@@ -50,6 +51,8 @@ from ai_orchestration.workflows import (
     EventKind,
     JsonDoc,
     LangGraphRunner,
+    RunEngine,
+    RunEvent,
     RunRecord,
     RunState,
     WorkflowDeps,
@@ -380,6 +383,41 @@ async def direct_run(graph: Graph, deps: WorkflowDeps) -> RunTiming:
     return RunTiming(elapsed, sink.steps, sink.llm_calls)
 
 
+async def engine_run(engine: RunEngine) -> RunTiming:
+    """The run the server's StreamRun makes, through its engine in this process: start, then
+    watch to the end; no gRPC. Shows how the served overhead splits between the engine (queue,
+    event log) and the RPC (messages, streaming).
+
+    Raises:
+        BenchError: the run did not succeed, or degraded.
+    """
+    request_id = str(uuid.uuid4())
+    first: list[RunEvent] = []
+    steps = calls = 0
+    last: RunEvent | None = None
+    start = time.perf_counter()
+    run = await engine.start_run(
+        TENANT,
+        workflow=CONTENT_GENERATION,
+        input_document=document(content_input()),
+        request_id=request_id,
+        request_digest=hashlib.sha256(request_id.encode()).hexdigest(),
+        appended=first,
+    )
+    async for event in engine.watch(TENANT, run.run_id, until_waiting=True, run=run, known=first):
+        steps += event.kind is EventKind.STEP_FINISHED
+        calls += event.kind is EventKind.USAGE
+        last = event
+    elapsed = time.perf_counter() - start
+    if last is None or last.payload.get("to") != RunState.SUCCEEDED.value:
+        raise BenchError(f"engine run {run.run_id} ended without success: {last}")
+    output = (await engine.get(TENANT, run.run_id)).output or {}
+    content = output.get(CONTENT_GENERATION)
+    if not isinstance(content, dict) or content.get("degraded_steps"):
+        raise BenchError(f"engine run {run.run_id} used a fallback (degraded): {output}")
+    return RunTiming(elapsed, steps, calls)
+
+
 # --- part 1 and 2: per step, first event ------------------------------------------------------
 
 
@@ -411,8 +449,9 @@ async def bench_per_step(
     options: Options, server: Server, stub: Stub, metadata: tuple[tuple[str, str], ...]
 ) -> int:
     """Prints the per-step and first-event tables; returns the LLM calls per run."""
-    runner = server.workflows.runner if server.workflows else None
-    if not isinstance(runner, LangGraphRunner) or server.llm is None:
+    engine = server.workflows
+    runner = engine.runner if engine else None
+    if engine is None or not isinstance(runner, LangGraphRunner) or server.llm is None:
         raise BenchError("the server does not run the LangGraph runner")
     graph = runner.graph(CONTENT_GENERATION)  # compiled once, on the server's checkpointer
     memory_graph = build_graphs(InMemorySaver())[CONTENT_GENERATION]
@@ -421,6 +460,7 @@ async def bench_per_step(
     )
     rows: dict[str, Callable[[], Awaitable[RunTiming]]] = {
         "StreamRun": lambda: served_run(stub, metadata),
+        "engine": lambda: engine_run(engine),
         "LangGraph": lambda: direct_run(graph, deps),
         "in-memory": lambda: direct_run(memory_graph, deps),
     }
@@ -444,6 +484,7 @@ async def bench_per_step(
     print(f"{'':<11}{'steps':>7}{'LLM calls':>11}{'run ms':>9}{'step p50':>10}{'step p90':>10}")
     notes = {
         "StreamRun": "served over gRPC, SQLite checkpoints + event log",
+        "engine": "info: the server's engine in-process (queue, event log), no gRPC",
         "LangGraph": "same compiled graph and checkpointer, ainvoke in-process",
         "in-memory": "info: the graph on InMemorySaver (no durable checkpoint)",
     }
