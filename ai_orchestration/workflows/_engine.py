@@ -124,6 +124,7 @@ class RunEngine:
         self._full = False  # the claim loop found no free slot at its last pass
         self._recent = RecentEvents()
         self._cancelled: set[str] = set()
+        self._lost: set[str] = set()  # runs another replica took over from this one
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -385,6 +386,7 @@ class RunEngine:
     def _forget(self, run_id: str, _: object = None) -> None:
         self._executing.pop(run_id, None)
         self._cancelled.discard(run_id)
+        self._lost.discard(run_id)
         if self._full:  # a slot opened for work that waits: claim now, not at the next poll
             self._full = False
             self.bus.deliver("queued", "")
@@ -424,7 +426,7 @@ class RunEngine:
     async def _finished(self, run_id: str) -> None:
         """Tell the queue the run no longer executes here (it needs no worker, or another)."""
         try:
-            await self.queue.finished(run_id)
+            await self.queue.finished(run_id, lost=run_id in self._lost)
         except Exception:  # the queue reconciles with the database: a late entry is harmless
             _log.exception("telling the queue that run %s left this replica failed", run_id)
 
@@ -498,6 +500,7 @@ class RunEngine:
                     task.cancel()
                 elif cancel_requested is None and await self._taken_over(run_id):
                     _log.warning("lost the lease of run %s; another replica took it", run_id)
+                    self._lost.add(run_id)
                     task.cancel()
 
     async def _taken_over(self, run_id: str) -> bool:

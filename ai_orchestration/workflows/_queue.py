@@ -38,8 +38,9 @@ class RunQueue(Protocol):
         """``run`` became QUEUED (created, resumed, handed back): offer it to the workers."""
         ...
 
-    async def finished(self, run_id: str) -> None:
-        """This replica stopped executing ``run_id`` (the run left RUNNING, or was lost)."""
+    async def finished(self, run_id: str, *, lost: bool = False) -> None:
+        """This replica stopped executing ``run_id``: the run left RUNNING, or (``lost``)
+        another replica took it over and holds its queue entry now."""
         ...
 
     async def renew(self, run_ids: Collection[str]) -> None:
@@ -74,7 +75,7 @@ class DatabaseQueue:
     async def queued(self, run: RunRecord) -> None:
         return None  # the row is the queue entry
 
-    async def finished(self, run_id: str) -> None:
+    async def finished(self, run_id: str, *, lost: bool = False) -> None:
         return None
 
     async def renew(self, run_ids: Collection[str]) -> None:

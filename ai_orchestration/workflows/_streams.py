@@ -280,9 +280,9 @@ class StreamQueue:
         except (RedisError, OSError) as error:  # reconciliation adds it when Redis is back
             self._unreachable(error)
 
-    async def finished(self, run_id: str) -> None:
+    async def finished(self, run_id: str, *, lost: bool = False) -> None:
         delivery = self._held.pop(run_id, None)
-        if delivery is None:
+        if delivery is None or lost:  # a lost run's entry is the new holder's to acknowledge
             return
         try:
             await self.acknowledge(delivery)

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
+from sqlalchemy import update
 
 from ai_orchestration.storage import Claimant, RunRepository
+from ai_orchestration.storage._models import WorkflowRunModel
 from ai_orchestration.workflows import (
     Completed,
     DatabaseQueue,
@@ -32,7 +34,7 @@ from ai_orchestration.workflows import (
     WorkflowDefinition,
 )
 from ai_orchestration.workflows._metrics import WorkflowMetrics
-from ai_orchestration.workflows._streams import ACTIVE, INDEX
+from ai_orchestration.workflows._streams import ACTIVE, GROUP, INDEX
 from tests.workflows._doubles import migrated_sqlite, wait_for_state, workflow_definition
 
 WORKFLOW = workflow_definition("counted", "completes at once, counting its executions")
@@ -330,3 +332,43 @@ async def test_runs_are_claimed_from_the_database_while_redis_is_unreachable(
     finally:
         await client.aclose()
     assert runner.executions == dict.fromkeys(started, 1)
+
+
+class HangingRunner(CountingRunner):
+    """Executes every run until it is cancelled (a long LLM step)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: asyncio.Queue[str] = asyncio.Queue()
+        self.cancelled: asyncio.Queue[str] = asyncio.Queue()
+
+    async def execute(self, run: RunRecord, events: EventSink) -> Outcome:
+        await self.started.put(run.run_id)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.cancelled.put(run.run_id)
+        raise AssertionError("unreachable")
+
+
+async def test_a_run_taken_over_leaves_its_entry_to_the_new_holder(setup: Setup) -> None:
+    runner = HangingRunner()
+    async with _engine(setup, runner) as engine:
+        run = await _start(engine, "taken-over")
+        assert await asyncio.wait_for(runner.started.get(), 5) == run.run_id
+        entry = await setup.client.hget(INDEX, run.run_id)
+        assert isinstance(entry, bytes)
+        stream, entry_id = entry.decode().split(" ")
+        # Another replica takes the run over: its database lease, and the entry (XAUTOCLAIM).
+        await setup.client.xclaim(stream, GROUP, "other-replica", 0, [entry_id], justid=True)
+        async with setup.runs._database.transaction() as session:
+            await session.execute(
+                update(WorkflowRunModel)
+                .where(WorkflowRunModel.run_id == run.run_id)
+                .values(lease_owner="other-replica")
+            )
+        assert await asyncio.wait_for(runner.cancelled.get(), 5) == run.run_id
+        await asyncio.sleep(0.1)  # the execution's task ends after the runner's
+        assert await setup.client.hget(INDEX, run.run_id) == entry  # not acknowledged here
+        (pending,) = await setup.client.xpending_range(stream, GROUP, "-", "+", 10)
+        assert pending["consumer"] == b"other-replica"
