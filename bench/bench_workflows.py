@@ -12,7 +12,10 @@
 
 The LLM test servers run as child processes (``python -m tests.fixtures.llm_server``), so their
 CPU is not charged to the service; client and service share this process. ``--quick`` is a
-smoke run of well under a minute.
+smoke run of well under a minute. ``--redis`` starts a ``redis-server`` and serves with it: the
+run queue on Redis Streams and the bus on pub/sub, as replicas sharing a Redis run. The
+``engine`` row of part 1 runs the server's engine in this process without gRPC, which splits
+the served overhead between the engine and the RPC.
 """
 
 from __future__ import annotations
