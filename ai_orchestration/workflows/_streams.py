@@ -17,7 +17,10 @@ The life of an entry:
 2. **Delivered** (:meth:`StreamQueue.claim`): one script picks the next runs the way the
    database queue would, fair between tenants first: the tenant with the fewest runs in
    progress (pending entries of its streams), then the highest priority, then the oldest entry;
-   ``XREADGROUP`` gives the entry to this replica. The replica then claims that run in the
+   ``XREADGROUP`` gives the entry to this replica. The script looks at every stream that holds
+   entries: about 8 us of Redis time per stream (0.5 ms for 10 tenants with 3 priorities each,
+   3 ms for 100, 25 ms for 1,000; measured on the 2-core development machine). The replica
+   then claims that run in the
    database (:meth:`RunRepository.claim_named`), which decides: a run that no longer waits for
    a worker is acknowledged and dropped, so a duplicate entry never runs anything twice.
 3. **Leased**: the entry stays pending on this replica while the run executes; every heartbeat
@@ -112,32 +115,30 @@ for i = 1, #streams, 2 do
     tenants[name] = tenant
     table.insert(order, name)
   end
+  -- The summary of the entries in progress: their count, and the newest of them. Entries are
+  -- delivered in order and deleted once acknowledged, so the first entry after the newest
+  -- pending one (or the first entry, with none pending) is the next one to deliver.
   local ok, pending = pcall(redis.call, 'XPENDING', key, group)
-  if ok then tenant.running = tenant.running + pending[1] end
-  table.insert(tenant.streams, {key = key, priority = priority})
+  if ok then
+    tenant.running = tenant.running + pending[1]
+    local after = pending[1] > 0 and ('(' .. pending[3]) or '-'
+    table.insert(tenant.streams, {key = key, priority = priority, after = after})
+  end
 end
 
-local function next_entry(key)
-  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', key)
-  if not ok then return nil end
-  for _, fields in ipairs(groups) do
-    local info = {}
-    for j = 1, #fields, 2 do info[fields[j]] = fields[j + 1] end
-    if info['name'] == group then
-      local entries = redis.call('XRANGE', key, '(' .. info['last-delivered-id'], '+', 'COUNT', 1)
-      if #entries > 0 then return entries[1][1] end
-      return nil
-    end
-  end
+local function next_entry(stream)
+  local entries = redis.call('XRANGE', stream.key, stream.after, '+', 'COUNT', 1)
+  if #entries > 0 then return entries[1][1] end
   return nil
 end
 
 local function candidate(tenant)
   for _, stream in ipairs(tenant.streams) do  -- highest priority first
-    local id = next_entry(stream.key)
+    local id = next_entry(stream)
     if id then
       local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-      return {key = stream.key, priority = stream.priority, ms = tonumber(ms), seq = tonumber(seq)}
+      return {key = stream.key, priority = stream.priority, ms = tonumber(ms), seq = tonumber(seq),
+        stream = stream}
     end
   end
   return false
@@ -163,6 +164,7 @@ while picked < wanted do
     'STREAMS', best.next.key, '>')
   if read and read[1] and read[1][2][1] then
     local entry = read[1][2][1]
+    best.next.stream.after = '(' .. entry[1]
     table.insert(taken, best.next.key)
     table.insert(taken, entry[1])
     table.insert(taken, entry[2][2])

@@ -372,3 +372,20 @@ async def test_a_run_taken_over_leaves_its_entry_to_the_new_holder(setup: Setup)
         assert await setup.client.hget(INDEX, run.run_id) == entry  # not acknowledged here
         (pending,) = await setup.client.xpending_range(stream, GROUP, "-", "+", 10)
         assert pending["consumer"] == b"other-replica"
+
+
+async def test_entries_are_delivered_once_in_order_around_acknowledged_ones(
+    setup: Setup,
+) -> None:
+    queue = setup.queue()
+    runs = [await _create(setup.runs, "tenant-a", f"order-{index}") for index in range(4)]
+    for run in runs:
+        await queue.queued(run)
+    first, second = await queue.take("replica", 2)
+    await queue.acknowledge(first)  # the oldest done; the second still in progress
+    (third,) = await queue.take("replica", 1)
+    await queue.acknowledge(third)  # done out of order
+    (fourth,) = await queue.take("replica", 1)
+    assert [d.run_id for d in (first, second, third, fourth)] == [r.run_id for r in runs]
+    assert await queue.take("replica", 1) == []
+    assert await queue.depth() == 0
