@@ -20,9 +20,9 @@ The life of an entry:
    ``XREADGROUP`` gives the entry to this replica. The script looks at every stream that holds
    entries: about 8 us of Redis time per stream (0.5 ms for 10 tenants with 3 priorities each,
    3 ms for 100, 25 ms for 1,000; measured on the 2-core development machine). The replica
-   then claims that run in the
-   database (:meth:`RunRepository.claim_named`), which decides: a run that no longer waits for
-   a worker is acknowledged and dropped, so a duplicate entry never runs anything twice.
+   then claims that run in the database (:meth:`RunRepository.claim_named`), which decides: a
+   run that no longer waits for a worker is acknowledged and dropped, so a duplicate entry
+   never runs anything twice.
 3. **Leased**: the entry stays pending on this replica while the run executes; every heartbeat
    resets its idle time (``XCLAIM ... JUSTID``).
 4. **Re-claimed**: the entries of a dead replica stop being renewed; once idle for half a lease
