@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ACK", "DEPTH", "PUT", "RECLAIM", "TAKE"]
+__all__ = ["ACK", "DEPTH", "PRUNE", "PUT", "RECLAIM", "TAKE"]
 
 PUT: Final[str] = """
 -- KEYS: active, index, stream. ARGV: group, run id, priority.
@@ -144,4 +144,25 @@ for _, key in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   waiting = waiting + redis.call('XLEN', key) - (ok and pending[1] or 0)
 end
 return waiting
+"""
+
+PRUNE: Final[str] = """
+-- KEYS: active. ARGV: group, idle ms. Deletes the consumers (replicas, by worker id) that hold
+-- no entry and were idle that long: every replica start adds one, and a stream busy for months
+-- would keep them all. A live replica deleted while idle is added again at its next read.
+local pruned = 0
+for _, key in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', key, ARGV[1])
+  if ok then
+    for _, fields in ipairs(consumers) do
+      local info = {}
+      for j = 1, #fields, 2 do info[fields[j]] = fields[j + 1] end
+      if info['pending'] == 0 and info['idle'] >= tonumber(ARGV[2]) then
+        redis.call('XGROUP', 'DELCONSUMER', key, ARGV[1], info['name'])
+        pruned = pruned + 1
+      end
+    end
+  end
+end
+return pruned
 """

@@ -65,6 +65,8 @@ INDEX: Final[str] = PREFIX + "index"
 GROUP: Final[str] = "workers"
 OUTAGE_WARNING_SECONDS: Final[float] = 60.0
 """Least time between two warnings that Redis is unreachable."""
+PRUNE_IDLE_SECONDS: Final[float] = 3600.0
+"""A consumer (a replica) holding no entry is deleted after this long without a read."""
 RECONCILE_BATCH: Final[int] = 200
 """Runs a reconciliation pass looks at (highest priority and oldest first)."""
 
@@ -113,6 +115,7 @@ class StreamQueue:
         self._take = client.register_script(scripts.TAKE)
         self._reclaim = client.register_script(scripts.RECLAIM)
         self._depth = client.register_script(scripts.DEPTH)
+        self._prune = client.register_script(scripts.PRUNE)
         self._next_reclaim = 0.0
         self._next_reconcile = 0.0
         self._next_outage_warning = 0.0
@@ -206,19 +209,27 @@ class StreamQueue:
         )
 
     async def reconcile(self) -> int:
-        """Queue the runs the database says wait for a worker but that have no entry; returns
-        how many were added."""
+        """Queue the runs the database says wait for a worker but that have no entry, and
+        delete the consumers of replicas long gone (see :meth:`prune`); returns how many runs
+        were added."""
         try:
             waiting = await self._runs.waiting_for_worker(RECONCILE_BATCH)
             added = 0
             for run in waiting:
                 added += await self.add(run)
+            await self.prune()
         except Exception:
             _log.exception("reconciling the run queue with the database failed; retrying")
             return 0
         if added:
             _log.warning("queued %d runs that waited without a queue entry", added)
         return added
+
+    async def prune(self, idle_seconds: float = PRUNE_IDLE_SECONDS) -> int:
+        """Delete the consumers that hold no entry and were idle for ``idle_seconds``; returns
+        how many."""
+        idle_ms = max(0, int(idle_seconds * 1000))
+        return int(await self._prune(keys=[ACTIVE], args=[GROUP, idle_ms]))
 
     # -- internals ---------------------------------------------------------------------------
 

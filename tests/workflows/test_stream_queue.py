@@ -389,3 +389,29 @@ async def test_entries_are_delivered_once_in_order_around_acknowledged_ones(
     assert [d.run_id for d in (first, second, third, fourth)] == [r.run_id for r in runs]
     assert await queue.take("replica", 1) == []
     assert await queue.depth() == 0
+
+
+async def test_consumers_of_replicas_long_gone_are_pruned(setup: Setup) -> None:
+    queue = setup.queue()
+    for index in range(3):
+        await queue.queued(await _create(setup.runs, "tenant-a", f"prune-{index}"))
+    (gone,) = await queue.take("replica-gone", 1)
+    await queue.acknowledge(gone)  # it finished its run, then went away
+    (working,) = await queue.take("replica-working", 1)  # holds an entry
+    await asyncio.sleep(0.05)
+
+    async def consumers() -> set[str]:
+        rows = await setup.client.xinfo_consumers(working.stream, GROUP)
+        return {_text(row["name"]) for row in rows}
+
+    assert await queue.prune(idle_seconds=60) == 0  # nobody idle that long
+    assert await consumers() == {"replica-gone", "replica-working"}
+    assert await queue.prune(idle_seconds=0.01) == 1
+    assert await consumers() == {"replica-working"}  # its entry keeps it
+    (last,) = await queue.take("replica-gone", 1)  # a pruned replica that reads again is back
+    assert await consumers() == {"replica-gone", "replica-working"}
+    assert last.run_id not in {gone.run_id, working.run_id}
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
