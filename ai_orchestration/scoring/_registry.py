@@ -50,14 +50,20 @@ class ServingModel:
     """TreeSHAP base value: the raw output for a lead the model knows nothing about."""
     base_probability: float
     """Calibrated probability at the base value."""
+    artifact: bytes
+    """The model as stored (:meth:`TrainedModel.to_bytes`): what a scoring worker loads."""
 
     @classmethod
-    def load(cls, owner: str, version: str, model: TrainedModel) -> ServingModel:
-        """Wraps a model, computing its base value once."""
+    def load(
+        cls, owner: str, version: str, model: TrainedModel, artifact: bytes | None = None
+    ) -> ServingModel:
+        """Wraps a model, computing its base value once; ``artifact`` is the stored form it
+        was read from (serialised again when not given)."""
         _, _, contributions = model.predict(np.full((1, len(FEATURES)), np.nan))
         base = float(contributions[0, -1])
         probability = float(model.calibrator(np.array([base]))[0])
-        return cls(owner, version, model, base, probability)
+        stored = model.to_bytes() if artifact is None else artifact
+        return cls(owner, version, model, base, probability, stored)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -169,7 +175,9 @@ class ModelRegistry:
             self._loaded.move_to_end(key)
             return cached
         model = await asyncio.to_thread(TrainedModel.from_bytes, stored.artifact)
-        serving = await asyncio.to_thread(ServingModel.load, stored.owner, stored.version, model)
+        serving = await asyncio.to_thread(
+            ServingModel.load, stored.owner, stored.version, model, stored.artifact
+        )
         self._loaded[key] = serving
         while len(self._loaded) > _LOADED_MODELS:
             self._loaded.popitem(last=False)

@@ -19,8 +19,9 @@ the batch is CPU-bound.)
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Final
@@ -30,7 +31,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ai_orchestration.scoring import Deployment, ModelRegistry, ServingModel
 from ai_orchestration.scoring_rpc._child import (
-    KEPT_MODELS,
     ChunkJob,
     ModelKey,
     Route,
@@ -98,7 +98,6 @@ class BatchScorer:
         self.chunk = chunk
         self.pool = WorkerPool(processes) if processes else None
         self.metrics = BatchMetrics(metrics or CollectorRegistry(), self.pool)
-        self._artifacts: OrderedDict[ModelKey, bytes] = OrderedDict()
 
     def start(self) -> None:
         """Launches the workers in the background; chunks use a thread until one is up."""
@@ -165,7 +164,7 @@ class BatchScorer:
             chunk = scoring_pb2.BatchScoreLeadsRequest(leads=leads).SerializeToString()
             job = ChunkJob(tenant_id, route_of(deployment), chunk, first_index, now)
             try:
-                scored = await self.pool.score(job, lambda key: self._artifact(deployment, key))
+                scored = await self.pool.score(job, functools.partial(_artifact, deployment))
             except WorkerLostError as error:
                 _log.warning("scoring chunk at %d in this process: %s", first_index, error)
             else:
@@ -177,14 +176,8 @@ class BatchScorer:
         self.metrics.leads.labels(where="server").inc(scored.count)
         return scored
 
-    async def _artifact(self, deployment: Deployment, key: ModelKey) -> bytes:
-        artifact = self._artifacts.get(key)
-        if artifact is None:
-            serving = [m for m in (deployment.champion, deployment.challenger) if m is not None]
-            model = next(m for m in serving if _key(m) == key)
-            artifact = await asyncio.to_thread(model.model.to_bytes)
-            self._artifacts[key] = artifact
-            while len(self._artifacts) > KEPT_MODELS:
-                self._artifacts.popitem(last=False)
-        self._artifacts.move_to_end(key)
-        return artifact
+
+def _artifact(deployment: Deployment, key: ModelKey) -> bytes:
+    """The stored form of the deployment's version ``key``, for a worker that lacks it."""
+    serving = [m for m in (deployment.champion, deployment.challenger) if m is not None]
+    return next(m for m in serving if _key(m) == key).artifact

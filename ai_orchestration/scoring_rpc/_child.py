@@ -108,7 +108,7 @@ def _serving(job: ChunkJob) -> dict[ModelKey, ServingModel]:
             if artifact is None:  # the parent tracks what each worker holds: a bug if reached
                 raise LookupError(f"model {key} was neither sent nor loaded before")
             trained = TrainedModel.from_bytes(artifact)
-            model = _loaded[key] = ServingModel.load(key[0], key[1], trained)
+            model = _loaded[key] = ServingModel.load(key[0], key[1], trained, artifact)
             while len(_loaded) > KEPT_MODELS:
                 _loaded.popitem(last=False)
         _loaded.move_to_end(key)

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import pickle
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -41,7 +41,7 @@ _COMMAND: Final[tuple[str, ...]] = (
     "ai_orchestration.scoring_rpc._worker_main",
 )
 
-Artifacts = Callable[[ModelKey], Awaitable[bytes]]
+Artifacts = Callable[[ModelKey], bytes]
 """Gives a model version's artifact (:meth:`TrainedModel.to_bytes`)."""
 
 
@@ -170,7 +170,7 @@ class WorkerPool:
         try:
             needed = [key for key in job.route.versions() if key not in worker.loaded]
             if needed:
-                job = replace(job, models={key: await artifacts(key) for key in needed})
+                job = replace(job, models={key: artifacts(key) for key in needed})
         except BaseException:
             self._idle.put_nowait(worker)
             raise

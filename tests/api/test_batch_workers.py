@@ -73,9 +73,9 @@ class _Artifacts:
         }
         self.sent: Counter[ModelKey] = Counter()
 
-    async def __call__(self, key: ModelKey) -> bytes:
+    def __call__(self, key: ModelKey) -> bytes:
         self.sent[key] += 1
-        return self.models[key].model.to_bytes()
+        return self.models[key].artifact
 
 
 def _without_ids(
