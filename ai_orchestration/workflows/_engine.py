@@ -240,7 +240,8 @@ class RunEngine:
         Every state change is itself an event, so the log alone says when to stop: a watcher
         reads the log when the bus wakes it (or at the safety poll), never the run row. When
         this replica executes the run and still holds every event the bus announced since
-        (:class:`RecentEvents`), those are yielded without a read.
+        (:class:`RecentEvents`), those are yielded without a read; so are the safety poll's,
+        while the run executes here (:meth:`_sole_writer`).
         ``run`` is the run as the caller already has it, and ``known`` the events it already
         holds (the first of a run it just created): when they are every event up to
         ``run.last_sequence``, the first pass needs no read either. An event written before the
@@ -256,6 +257,8 @@ class RunEngine:
                 events, held = held, None
                 if events is None and announced:
                     events = self._recent.covering(run_id, sequence, self.bus.latest(run_id))
+                elif events is None and self._sole_writer(run_id):  # a safety poll, or the first
+                    events = self._recent.following(run_id, sequence)
                 if events is None:
                     events = await self.runs.events_after(tenant_id, run_id, sequence, _WATCH_PAGE)
                 for event in events:
@@ -270,6 +273,13 @@ class RunEngine:
                 ):
                     return
                 announced = await wait_for(woken, self.settings.watch_poll_seconds)
+
+    def _sole_writer(self, run_id: str) -> bool:
+        """Whether every event of ``run_id`` is written here now: it executes here, under this
+        replica's lease. (Should the lease be lost unnoticed, another replica's events show as
+        a gap in :class:`RecentEvents`, or reach the watchers on the bus, or at the latest at
+        the next heartbeat, which sees the loss and ends the execution here.)"""
+        return run_id in self._executing and run_id not in self._lost
 
     async def cancel(self, tenant_id: str, run_id: str, reason: str) -> RunRecord:
         """Cancel the run: at once unless it is executing somewhere, else within a second."""

@@ -8,6 +8,11 @@ returns (it is durable by then), so it keeps the last few of each run it execute
 holds after the watcher's sequence up to the newest sequence announced on the bus: any event
 it does not hold (an event written by another replica, or before the execution here began)
 makes the watcher read the log, so the log stays the source of truth and nothing is skipped.
+
+:meth:`RecentEvents.following` serves the watchers' safety poll of a run that executes here:
+this replica is then the run's only writer, so the events it keeps are the whole log after
+the watcher's sequence, and the poll needs no read (500 streamed runs at once made about six
+such reads per run, the largest cost of a watcher under load).
 """
 
 from __future__ import annotations
@@ -52,6 +57,16 @@ class RecentEvents:
         if latest is None or kept is None:
             return None
         return contiguous(kept, after, latest)
+
+    def following(self, run_id: str, after: int) -> list[RunEvent] | None:
+        """Every kept event of ``run_id`` after ``after``, if they run on from ``after + 1``
+        without a gap (``[]`` when none is newer); ``None`` when the run is not kept, or an
+        event is missing. Only the caller knows whether what is kept is the whole log."""
+        kept = self._runs.get(run_id)
+        if kept is None:
+            return None
+        newest = max((event.sequence for event in kept), default=after)
+        return contiguous(kept, after, newest)
 
 
 def contiguous(events: Iterable[RunEvent], after: int, latest: int) -> list[RunEvent] | None:

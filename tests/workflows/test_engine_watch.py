@@ -1,5 +1,6 @@
-"""StreamRun's watcher: a run this call just created streams its first event without a read,
-and the stream still has every event once, in order."""
+"""StreamRun's watcher: a run this call just created streams its first event without a read, a
+run executing here is polled without reads, and the stream still has every event once, in
+order."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from ai_orchestration.workflows import (
+    Completed,
+    EngineSettings,
     EventKind,
     EventSink,
     LocalBus,
@@ -97,3 +100,75 @@ async def test_known_events_short_of_the_runs_last_sequence_are_not_trusted(
     seen, reads = await asyncio.wait_for(_stream_then_cancel(engine, run, first), 10)
     assert reads == 1  # the first pass read the log
     assert [e.sequence for e in seen] == [1, 2, 3]
+
+
+class GatedRunner:
+    """Emits one step event, then waits for the test to let it finish."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    @property
+    def definitions(self) -> Mapping[str, WorkflowDefinition]:
+        return {WORKFLOW.name: WORKFLOW}
+
+    async def execute(self, run: RunRecord, events: EventSink) -> Outcome:
+        await events.emit(EventKind.STEP_STARTED, {"step": "gated"})
+        self.started.set()
+        await self.release.wait()
+        await events.emit(EventKind.STEP_FINISHED, {"step": "gated"})
+        return Completed({})
+
+
+async def test_safety_polls_of_a_run_executing_here_do_not_read_the_log(tmp_path: Path) -> None:
+    runner = GatedRunner()
+    settings = EngineSettings(watch_poll_seconds=0.02, poll_seconds=0.05)
+    async with migrated_sqlite(tmp_path) as database:
+        runs = CountingRuns(database=database)
+        async with RunEngine(runs=runs, runner=runner, bus=LocalBus(), settings=settings) as engine:
+            first: list[RunEvent] = []
+            run = await _start(engine, "req-1", first)
+            seen: list[RunEvent] = []
+
+            async def watch() -> None:
+                async for event in engine.watch(TENANT, run.run_id, run=run, known=first):
+                    seen.append(event)
+
+            watching = asyncio.create_task(watch())
+            await asyncio.wait_for(runner.started.wait(), 10)
+            await asyncio.sleep(0.05)  # the watcher catches up with the step's event
+            reads = runs.reads
+            await asyncio.sleep(0.3)  # about 15 safety polls while the run executes here
+            assert runs.reads == reads
+            runner.release.set()
+            await asyncio.wait_for(watching, 10)
+            logged = await runs.events_after(TENANT, run.run_id, 0, 100)
+    assert seen == logged  # every event once, in order
+    assert EventKind.STEP_FINISHED in [e.kind for e in seen]
+    assert seen[-1].payload["to"] == RunState.SUCCEEDED.value
+
+
+async def test_safety_polls_read_the_log_once_the_run_executes_elsewhere(
+    engine: RunEngine,
+) -> None:
+    # The engine is not started: the run is not executing here, so another replica may write
+    # its events, and a poll must read them even when the bus never announced them.
+    first: list[RunEvent] = []
+    run = await _start(engine, "req-1", first)
+    engine.settings = EngineSettings(watch_poll_seconds=0.02)
+    seen: list[RunEvent] = []
+
+    async def watch() -> None:
+        async for event in engine.watch(TENANT, run.run_id, run=run, known=first):
+            seen.append(event)
+
+    watching = asyncio.create_task(watch())
+    await engine.runs.append_event(run.run_id, EventKind.STEP_STARTED, {"step": "elsewhere"})
+    for _ in range(200):  # unannounced: only a poll finds it
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert [e.sequence for e in seen] == [1, 2]
+    await engine.cancel(TENANT, run.run_id, "test over")
+    await asyncio.wait_for(watching, 10)

@@ -81,6 +81,21 @@ def test_only_runs_executing_here_are_kept_and_bounded() -> None:
     assert recent.covering(RUN, 1, 3) is None
 
 
+def test_following_hands_out_every_kept_event_after_a_sequence_without_a_gap() -> None:
+    recent = RecentEvents()
+    assert recent.following(RUN, 0) is None  # not executing here: the log must be read
+    recent.open(RUN)
+    assert _sequences(recent.following(RUN, 4)) == []  # nothing written here yet
+    for sequence in (5, 7, 6):
+        recent.add(_event(sequence))
+    assert _sequences(recent.following(RUN, 4)) == [5, 6, 7]
+    assert _sequences(recent.following(RUN, 6)) == [7]
+    assert _sequences(recent.following(RUN, 7)) == []
+    assert recent.following(RUN, 3) is None  # event 4 was written before the execution here
+    recent.add(_event(9))
+    assert recent.following(RUN, 7) is None  # 8 is missing: written elsewhere, or in flight
+
+
 def test_the_bus_tracks_the_latest_announced_sequence_of_watched_runs_only() -> None:
     bus = LocalBus()
     bus.deliver("event", RUN, 4)
