@@ -23,6 +23,7 @@ from typing import Final, Literal, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ai_orchestration._outage import OutageLog
 from ai_orchestration.llm._config import BreakerPolicy
 
 __all__ = [
@@ -153,9 +154,10 @@ class RedisBreakerStore:
     """Breaker state shared by every replica through Redis (atomic Lua scripts).
 
     If Redis cannot be reached the breaker *fails open*: calls are admitted and failures are
-    not counted (logged), so an outage of Redis never blocks LLM calls. The breaker sits on
-    every call's path: give ``client`` a short ``socket_timeout`` and few retries (redis-py's
-    default retry policy backs off for seconds per command while Redis is down).
+    not counted (logged once a minute), so an outage of Redis never blocks LLM calls. The
+    breaker sits on every call's path: give ``client`` a short ``socket_timeout`` and few
+    retries (redis-py's default retry policy backs off for seconds per command while Redis is
+    down).
     """
 
     def __init__(self, *, client: aioredis.Redis, prefix: str = "aio:llm:breaker:") -> None:
@@ -163,13 +165,14 @@ class RedisBreakerStore:
         self._prefix = prefix
         self._admit = client.register_script(_ADMIT)
         self._failure = client.register_script(_FAILURE)
+        self._outage = OutageLog(_log)
 
     async def admit(self, key: str, now: float, policy: BreakerPolicy) -> bool:
         """See :meth:`BreakerStore.admit`."""
         try:
             admitted = await self._admit(keys=[self._prefix + key], args=[now, policy.cooldown])
         except RedisError:
-            _log.warning("circuit breaker store unreachable; admitting call to %s", key)
+            self._outage.failed("circuit breaker store unreachable; admitting call to %s", key)
             return True
         return bool(admitted)
 
@@ -178,7 +181,9 @@ class RedisBreakerStore:
         try:
             await self._client.delete(self._prefix + key)
         except RedisError:
-            _log.warning("circuit breaker store unreachable; success of %s not recorded", key)
+            self._outage.failed(
+                "circuit breaker store unreachable; success of %s not recorded", key
+            )
 
     async def record_failure(self, key: str, now: float, policy: BreakerPolicy) -> bool:
         """See :meth:`BreakerStore.record_failure`."""
@@ -190,7 +195,9 @@ class RedisBreakerStore:
                 args=[now, policy.failure_threshold, policy.window, policy.cooldown, ttl],
             )
         except RedisError:
-            _log.warning("circuit breaker store unreachable; failure of %s not recorded", key)
+            self._outage.failed(
+                "circuit breaker store unreachable; failure of %s not recorded", key
+            )
             return False
         return bool(opened)
 

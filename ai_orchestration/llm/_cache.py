@@ -29,6 +29,7 @@ from typing import Final, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ai_orchestration._outage import OutageLog
 from ai_orchestration.llm._types import ChatMessage, Completion, CompletionRequest, Usage
 
 __all__ = [
@@ -164,6 +165,7 @@ class RedisCacheBackend:
         self._client = client
         self._prefix = prefix
         self.errors = 0
+        self._outage = OutageLog(_log)
         """Redis errors met so far (each one served as a miss or a skipped store)."""
 
     async def get(self, key: str) -> Completion | None:
@@ -190,7 +192,9 @@ class RedisCacheBackend:
 
     def _failed(self, operation: str, err: RedisError) -> None:
         self.errors += 1
-        _log.warning("LLM response cache: Redis %s failed (%s)", operation, type(err).__name__)
+        self._outage.failed(
+            "LLM response cache: Redis %s failed (%s)", operation, type(err).__name__
+        )
 
 
 @dataclass(frozen=True, slots=True)

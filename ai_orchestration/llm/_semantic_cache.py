@@ -42,6 +42,7 @@ import numpy.typing as npt
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ai_orchestration._outage import OutageLog
 from ai_orchestration.llm._cache import (
     DEFAULT_CACHE_TTL_SECONDS,
     CacheStats,
@@ -319,6 +320,7 @@ class RedisVectorStore:
         self._add = client.register_script(_ADD_SCRIPT)
         self._live_vectors = client.register_script(_LIVE_VECTORS_SCRIPT)
         self.errors = 0
+        self._outage = OutageLog(_log)
         """Redis errors met so far."""
 
     def _keys(self, scope: str) -> list[str]:
@@ -392,7 +394,9 @@ class RedisVectorStore:
 
     def _failed(self, operation: str, err: RedisError) -> None:
         self.errors += 1
-        _log.warning("LLM semantic cache: Redis %s failed (%s)", operation, type(err).__name__)
+        self._outage.failed(
+            "LLM semantic cache: Redis %s failed (%s)", operation, type(err).__name__
+        )
 
 
 def _encode_payload(prompt: str, completion: Completion) -> bytes:

@@ -26,6 +26,8 @@ from typing import Final, Literal
 
 import redis.asyncio as aioredis
 
+from ai_orchestration._outage import OutageLog
+
 __all__ = ["LocalBus", "RedisBus", "RunBus", "Topic", "wait_for"]
 
 _log = logging.getLogger(__name__)
@@ -100,6 +102,7 @@ class RedisBus(LocalBus):
     def __init__(self, *, client: aioredis.Redis) -> None:
         super().__init__()
         self._client = client
+        self._outage = OutageLog(_log)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -114,7 +117,7 @@ class RedisBus(LocalBus):
         try:
             await self._client.publish(CHANNEL, f"{topic}:{run_id}:{sequence}")
         except (aioredis.ConnectionError, aioredis.TimeoutError) as error:
-            _log.warning("workflow bus: publish failed (%s); replicas will poll", error)
+            self._outage.failed("workflow bus: publish failed (%s); replicas will poll", error)
             self.deliver(topic, run_id, sequence)
 
     async def _listen(self) -> None:

@@ -50,6 +50,7 @@ from typing import Final
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ai_orchestration._outage import OutageLog
 from ai_orchestration.storage import Claimant, RunRepository
 from ai_orchestration.workflows import _stream_scripts as scripts
 from ai_orchestration.workflows._queue import DatabaseQueue
@@ -63,8 +64,6 @@ PREFIX: Final[str] = "aio:{runs}:"
 ACTIVE: Final[str] = PREFIX + "active"
 INDEX: Final[str] = PREFIX + "index"
 GROUP: Final[str] = "workers"
-OUTAGE_WARNING_SECONDS: Final[float] = 60.0
-"""Least time between two warnings that Redis is unreachable."""
 PRUNE_IDLE_SECONDS: Final[float] = 3600.0
 """A consumer (a replica) holding no entry is deleted after this long without a read."""
 RECONCILE_BATCH: Final[int] = 200
@@ -118,7 +117,7 @@ class StreamQueue:
         self._prune = client.register_script(scripts.PRUNE)
         self._next_reclaim = 0.0
         self._next_reconcile = 0.0
-        self._next_outage_warning = 0.0
+        self._outage = OutageLog(_log)
 
     # -- RunQueue --------------------------------------------------------------------------
 
@@ -265,13 +264,9 @@ class StreamQueue:
 
     def _unreachable(self, error: Exception) -> None:
         """Logs an outage of Redis, once a minute at most."""
-        now = time.monotonic()
-        if now >= self._next_outage_warning:
-            self._next_outage_warning = now + OUTAGE_WARNING_SECONDS
-            _log.warning(
-                "Redis unreachable (%s): runs are claimed from the database until it is back",
-                error,
-            )
+        self._outage.failed(
+            "Redis unreachable (%s): runs are claimed from the database until it is back", error
+        )
 
     @staticmethod
     def _deliveries(consumer: str, flat: list[bytes]) -> list[Delivery]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
 import re
 import time
@@ -21,7 +22,7 @@ from redis.backoff import NoBackoff
 
 from ai_orchestration.llm._breaker import InProcessBreakerStore, RedisBreakerStore
 from ai_orchestration.llm._config import LOCAL_MODEL as LOCAL
-from ai_orchestration.llm._config import GatewayConfig, default_config, parse_config
+from ai_orchestration.llm._config import BreakerPolicy, GatewayConfig, default_config, parse_config
 from ai_orchestration.llm._gateway import DEFAULT_FALLBACK_TEXT, LlmGateway
 from ai_orchestration.llm._local import (
     LocalModel,
@@ -529,6 +530,26 @@ async def test_an_unreachable_redis_breaker_store_fails_open(llm_server: LlmTest
         assert len(llm_server.requests) == 2
     finally:
         await client.aclose()
+
+
+async def test_an_unreachable_breaker_store_is_logged_once_not_per_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = aioredis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
+    store = RedisBreakerStore(client=client)
+    policy = BreakerPolicy(allowed_fails=0)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ai_orchestration.llm._breaker"):
+            for _ in range(10):
+                assert await store.admit("fast", time.time(), policy)  # fails open
+                await store.record_success("fast")
+                assert not await store.record_failure("fast", time.time(), policy)
+    finally:
+        await client.aclose()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "ai_orchestration.llm._breaker"]
+    assert warnings == ["circuit breaker store unreachable; admitting call to fast"]
 
 
 async def test_default_config_falls_back_to_the_real_local_model(llm_server: LlmTestServer) -> None:
