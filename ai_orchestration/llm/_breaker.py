@@ -171,8 +171,8 @@ class RedisBreakerStore:
         """See :meth:`BreakerStore.admit`."""
         try:
             admitted = await self._admit(keys=[self._prefix + key], args=[now, policy.cooldown])
-        except RedisError:
-            self._outage.failed("circuit breaker store unreachable; admitting call to %s", key)
+        except RedisError as error:
+            self._unreachable(error, "admitting call to %s", key)
             return True
         return bool(admitted)
 
@@ -180,10 +180,8 @@ class RedisBreakerStore:
         """See :meth:`BreakerStore.record_success`."""
         try:
             await self._client.delete(self._prefix + key)
-        except RedisError:
-            self._outage.failed(
-                "circuit breaker store unreachable; success of %s not recorded", key
-            )
+        except RedisError as error:
+            self._unreachable(error, "success of %s not recorded", key)
 
     async def record_failure(self, key: str, now: float, policy: BreakerPolicy) -> bool:
         """See :meth:`BreakerStore.record_failure`."""
@@ -194,12 +192,15 @@ class RedisBreakerStore:
                 keys=[self._prefix + key],
                 args=[now, policy.failure_threshold, policy.window, policy.cooldown, ttl],
             )
-        except RedisError:
-            self._outage.failed(
-                "circuit breaker store unreachable; failure of %s not recorded", key
-            )
+        except RedisError as error:
+            self._unreachable(error, "failure of %s not recorded", key)
             return False
         return bool(opened)
+
+    def _unreachable(self, error: RedisError, consequence: str, key: str) -> None:
+        self._outage.failed(
+            "circuit breaker store unreachable (%s); " + consequence, type(error).__name__, key
+        )
 
     async def state(self, key: str, now: float) -> BreakerState:
         """See :meth:`BreakerStore.state`."""
