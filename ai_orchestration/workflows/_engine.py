@@ -30,6 +30,7 @@ from typing import Final
 from ai_orchestration import errors
 from ai_orchestration.storage import Claimant, RunRepository, utc_now
 from ai_orchestration.workflows._notify import LocalBus, wait_for
+from ai_orchestration.workflows._probe import SequenceProbe
 from ai_orchestration.workflows._queue import DatabaseQueue, RunQueue
 from ai_orchestration.workflows._recent import RecentEvents, contiguous
 from ai_orchestration.workflows._types import (
@@ -123,6 +124,7 @@ class RunEngine:
         self._reserved = 0  # slots held by claims in progress
         self._full = False  # the claim loop found no free slot at its last pass
         self._recent = RecentEvents()
+        self._probe = SequenceProbe(runs.last_sequences)
         self._cancelled: set[str] = set()
         self._lost: set[str] = set()  # runs another replica took over from this one
         self._loop_task: asyncio.Task[None] | None = None
@@ -151,6 +153,7 @@ class RunEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._probe.aclose()
 
     @property
     def executing(self) -> int:
@@ -241,7 +244,9 @@ class RunEngine:
         reads the log when the bus wakes it (or at the safety poll), never the run row. When
         this replica executes the run and still holds every event the bus announced since
         (:class:`RecentEvents`), those are yielded without a read; so are the safety poll's,
-        while the run executes here (:meth:`_sole_writer`).
+        while the run executes here (:meth:`_sole_writer`). The safety polls of other runs ask
+        a :class:`SequenceProbe`, one query for the polls of many watchers, and read the log
+        only for a run with newer events.
         ``run`` is the run as the caller already has it, and ``known`` the events it already
         holds (the first of a run it just created): when they are every event up to
         ``run.last_sequence``, the first pass needs no read either. An event written before the
@@ -250,15 +255,17 @@ class RunEngine:
         if run is None:
             run = await self.runs.get(tenant_id, run_id)  # NOT_FOUND before anything is streamed
         state, sequence = run.state, after_sequence
-        announced = False  # the first pass, and each safety poll, read the log...
-        held = contiguous(known, sequence, run.last_sequence) if known else None  # ...or not
+        woke: bool | None = None  # the first pass (None), a bus message (True) or a poll
+        held = contiguous(known, sequence, run.last_sequence) if known else None
         with self.bus.waiter("event", run_id) as woken:
             while True:
                 events, held = held, None
-                if events is None and announced:
+                if events is None and woke:
                     events = self._recent.covering(run_id, sequence, self.bus.latest(run_id))
                 elif events is None and self._sole_writer(run_id):  # a safety poll, or the first
                     events = self._recent.following(run_id, sequence)
+                elif events is None and woke is False:  # a poll: queued, or executing elsewhere
+                    events = None if await self._probe.newer(run_id, sequence) else []
                 if events is None:
                     events = await self.runs.events_after(tenant_id, run_id, sequence, _WATCH_PAGE)
                 for event in events:
@@ -272,7 +279,7 @@ class RunEngine:
                     until_waiting and state is RunState.WAITING_FOR_INPUT
                 ):
                     return
-                announced = await wait_for(woken, self.settings.watch_poll_seconds)
+                woke = await wait_for(woken, self.settings.watch_poll_seconds)
 
     def _sole_writer(self, run_id: str) -> bool:
         """Whether every event of ``run_id`` is written here now: it executes here, under this

@@ -294,6 +294,17 @@ async def test_events_get_consecutive_sequences_and_are_read_in_order(
     assert (await runs.get(TENANT, run.run_id)).last_sequence == 3
 
 
+async def test_last_sequences_reads_many_runs_of_any_tenant_at_once(runs: RunRepository) -> None:
+    first = await _start(runs, "req-1")
+    other = await _start(runs, "req-2", tenant="tenant-b")
+    await runs.append_event(first.run_id, EventKind.STEP_STARTED, {"step": "a"})
+    # More ids than one IN list takes: unknown ids are left out, known ones found in any chunk.
+    unknown = [f"no-such-run-{index}" for index in range(1500)]
+    asked = [*unknown[:700], other.run_id, *unknown[700:], first.run_id, first.run_id]
+    assert await runs.last_sequences(asked) == {first.run_id: 2, other.run_id: 1}
+    assert await runs.last_sequences([]) == {}
+
+
 async def test_concurrent_appenders_never_skip_or_repeat_a_sequence(
     runs: RunRepository, replicas: list[Database], clock: FakeClock
 ) -> None:

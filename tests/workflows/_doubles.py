@@ -13,7 +13,8 @@ from ai_orchestration.workflows import RunEvent, RunRecord, RunState, WorkflowDe
 
 
 class CountingRuns(RunRepository):
-    """The real repository, counting reads of the event log and claim queries."""
+    """The real repository, counting reads of the event log, probes of the newest sequences
+    and claim queries."""
 
     reads = 0
     claims = 0
@@ -21,6 +22,12 @@ class CountingRuns(RunRepository):
     async def events_after(self, *args: Any, **kwargs: Any) -> list[RunEvent]:
         self.reads += 1
         return await super().events_after(*args, **kwargs)
+
+    probes = 0
+
+    async def last_sequences(self, *args: Any, **kwargs: Any) -> dict[str, int]:
+        self.probes += 1
+        return await super().last_sequences(*args, **kwargs)
 
     async def claim_many(self, *args: Any, **kwargs: Any) -> list[RunRecord]:
         self.claims += 1

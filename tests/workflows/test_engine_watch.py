@@ -172,3 +172,39 @@ async def test_safety_polls_read_the_log_once_the_run_executes_elsewhere(
     assert [e.sequence for e in seen] == [1, 2]
     await engine.cancel(TENANT, run.run_id, "test over")
     await asyncio.wait_for(watching, 10)
+
+
+async def test_safety_polls_of_many_queued_runs_share_one_query_and_read_only_news(
+    engine: RunEngine,
+) -> None:
+    # The engine is not started: every run waits in the queue, so a lost notification is
+    # possible (another replica may claim it) and the polls must look at the store.
+    runs = engine.runs
+    assert isinstance(runs, CountingRuns)
+    engine.settings = EngineSettings(watch_poll_seconds=0.02)
+    watched = []
+    for index in range(20):
+        first: list[RunEvent] = []
+        watched.append((await _start(engine, f"req-{index}", first), first))
+    seen: dict[str, list[int]] = {run.run_id: [] for run, _ in watched}
+
+    async def watch(run: RunRecord, first: list[RunEvent]) -> None:
+        async for event in engine.watch(TENANT, run.run_id, run=run, known=first):
+            seen[run.run_id].append(event.sequence)
+
+    watchers = [asyncio.create_task(watch(run, first)) for run, first in watched]
+    await asyncio.sleep(0.5)  # about 25 polls per watcher, 500 in all
+    assert runs.reads == 0  # the first events were known; no poll found news
+    assert 0 < runs.probes <= 15  # one query per probe window (0.05 s), not one per poll
+    news = watched[3][0].run_id
+    await runs.append_event(news, EventKind.STEP_STARTED, {"step": "elsewhere"})  # unannounced
+    for _ in range(200):
+        if len(seen[news]) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert seen[news] == [1, 2]
+    assert runs.reads == 1  # only that watcher read the log
+    assert all(seen[run.run_id] == [1] for run, _ in watched if run.run_id != news)
+    for run, _ in watched:
+        await engine.cancel(TENANT, run.run_id, "test over")
+    await asyncio.wait_for(asyncio.gather(*watchers), 10)
