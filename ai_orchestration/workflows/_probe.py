@@ -15,7 +15,6 @@ events reads the log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import Final
@@ -40,6 +39,9 @@ class SequenceProbe:
         self._window = window
         self._asked: dict[str, list[asyncio.Future[int | None]]] = {}
         self._batch: asyncio.Task[None] | None = None
+        """The batch still gathering polls."""
+        self._running: set[asyncio.Task[None]] = set()
+        """Every batch not yet done (gathering or reading): held, so none is collected."""
 
     async def newer(self, run_id: str, sequence: int) -> bool:
         """Whether run ``run_id`` may have an event after ``sequence``: False only when the
@@ -49,6 +51,8 @@ class SequenceProbe:
         self._asked.setdefault(run_id, []).append(answer)
         if self._batch is None:
             self._batch = asyncio.create_task(self._answer(), name="watch-probe")
+            self._running.add(self._batch)
+            self._batch.add_done_callback(self._running.discard)
         last = await answer
         return last is None or last > sequence
 
@@ -70,13 +74,12 @@ class SequenceProbe:
             _settle(asked, found)
 
     async def aclose(self) -> None:
-        """Ends a batch under way; its polls are answered "maybe newer" (their watchers read
-        the log themselves)."""
-        batch = self._batch
-        if batch is not None:
+        """Ends the batches under way; their polls are answered "maybe newer" (their watchers
+        read the log themselves)."""
+        batches = list(self._running)
+        for batch in batches:
             batch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await batch
+        await asyncio.gather(*batches, return_exceptions=True)
         # A batch cancelled before it ran never answered: answer here.
         asked, self._asked, self._batch = self._asked, {}, None
         _settle(asked, {})

@@ -83,3 +83,18 @@ async def test_a_cancelled_poll_leaves_the_others_answered() -> None:
     gone.cancel()
     assert await kept is False
     assert gone.cancelled()
+
+
+async def test_closing_during_a_read_answers_its_polls() -> None:
+    reading = asyncio.Event()
+
+    async def hanging_read(run_ids: Collection[str]) -> dict[str, int]:
+        reading.set()
+        await asyncio.Event().wait()  # a database that never answers
+        return {}
+
+    probe = SequenceProbe(hanging_read, window=0.01)
+    waiting = asyncio.create_task(probe.newer("a", 1))
+    await asyncio.wait_for(reading.wait(), 1)
+    await probe.aclose()
+    assert await asyncio.wait_for(waiting, 1) is True
