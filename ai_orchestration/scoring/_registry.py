@@ -54,16 +54,13 @@ class ServingModel:
     """The model as stored (:meth:`TrainedModel.to_bytes`): what a scoring worker loads."""
 
     @classmethod
-    def load(
-        cls, owner: str, version: str, model: TrainedModel, artifact: bytes | None = None
-    ) -> ServingModel:
+    def load(cls, owner: str, version: str, model: TrainedModel, artifact: bytes) -> ServingModel:
         """Wraps a model, computing its base value once; ``artifact`` is the stored form it
-        was read from (serialised again when not given)."""
+        was read from (:meth:`TrainedModel.to_bytes`)."""
         _, _, contributions = model.predict(np.full((1, len(FEATURES)), np.nan))
         base = float(contributions[0, -1])
         probability = float(model.calibrator(np.array([base]))[0])
-        stored = model.to_bytes() if artifact is None else artifact
-        return cls(owner, version, model, base, probability, stored)
+        return cls(owner, version, model, base, probability, artifact)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

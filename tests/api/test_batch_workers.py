@@ -40,7 +40,7 @@ _LEADS = lead_messages(generate_leads(300, seed=21).leads, "w")
 def _model(seed: int, owner: str, version: str) -> ServingModel:
     data = generate_leads(5_000, seed=seed)
     trained = train_model(to_matrix(data.leads), data.converted, data.created_days, seed=seed)
-    return ServingModel.load(owner, version, trained)
+    return ServingModel.load(owner, version, trained, trained.to_bytes())
 
 
 @pytest.fixture(scope="module")
