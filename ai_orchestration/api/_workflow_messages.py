@@ -176,7 +176,11 @@ def resume_answer(request: workflow_pb2.ResumeRunRequest) -> JsonDoc:
     """The core's answer document of a ``ResumeRunRequest``."""
     decision = request.WhichOneof("decision")
     if decision == "approve":
-        return {"decision": "approve", "comment": request.approve.comment}
+        return {
+            "decision": "approve",
+            "comment": request.approve.comment,
+            "override_failed_checks": request.approve.override_failed_checks,
+        }
     if decision == "edit":
         answer: JsonDoc = {"decision": "edit", "comment": request.edit.comment}
         if request.edit.HasField("draft"):

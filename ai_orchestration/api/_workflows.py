@@ -40,16 +40,29 @@ DEFAULT_PAGE_SIZE: Final[int] = 50
 _SETTINGS_FIELDS: Final[tuple[str, ...]] = tuple(
     workflow_pb2.WorkflowSettings.DESCRIPTOR.fields_by_name
 )
+_ACTION_FIELD: Final = "failed_draft_action"
+_THRESHOLDS: Final[tuple[str, ...]] = tuple(f for f in _SETTINGS_FIELDS if f != _ACTION_FIELD)
+_ACTION_PREFIX: Final = "FAILED_DRAFT_ACTION_"
 
 
 def _settings_message(policy: DecisionPolicy) -> workflow_pb2.WorkflowSettings:
+    action = _ACTION_PREFIX + policy.failed_draft_action.upper()
     return workflow_pb2.WorkflowSettings(
         min_confidence=policy.min_confidence,
         high_value_deal=policy.high_value_deal,
         clear_margin_points=policy.clear_margin_points,
         stale_touch_days=policy.stale_touch_days,
         stale_factor=policy.stale_factor,
+        failed_draft_action=workflow_pb2.WorkflowSettings.FailedDraftAction.Value(action),
     )
+
+
+def _action_of(settings: workflow_pb2.WorkflowSettings) -> str:
+    """The core's name of the failed-draft action ("" for unset: the default)."""
+    if not settings.failed_draft_action:
+        return ""
+    name = workflow_pb2.WorkflowSettings.FailedDraftAction.Name(settings.failed_draft_action)
+    return name.removeprefix(_ACTION_PREFIX).lower()
 
 
 class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
@@ -168,7 +181,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             current_principal().tenant_id,
             request.run_id,
             request.interrupt_id,
-            resume_answer(request),
+            {**resume_answer(request), "by": current_principal().subject},
         )
         return run_message(run)
 
@@ -186,7 +199,8 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         for path in paths:
             setattr(merged, path, getattr(request.settings, path))
         policy = checked_policy(
-            {name: float(getattr(merged, name)) for name in _SETTINGS_FIELDS},
+            {name: float(getattr(merged, name)) for name in _THRESHOLDS},
+            failed_draft_action=_action_of(merged),
             field_prefix="settings.",
         )
         return _settings_message(await self.policies.put(tenant, policy))

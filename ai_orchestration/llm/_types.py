@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ai_orchestration import errors
 
@@ -84,6 +84,22 @@ class CompletionRequest:
     fallback_text: str = ""
     """The caller's deterministic text for the degraded answer (when every deployment failed
     and ``allow_degraded``); empty means a generic sentence saying the model is unavailable."""
+    response_schema: Mapping[str, Any] | None = None
+    """A JSON schema the answer must follow (sent as a strict ``json_schema`` response format);
+    None leaves the answer free text. Providers without structured output drop it."""
+    response_schema_name: str = "answer"
+    """Name of ``response_schema`` on the wire (OpenAI requires one)."""
+    stop: tuple[str, ...] = ()
+    """Sequences that end the answer where they first appear (not part of the text)."""
+    frequency_penalty: float = 0.0
+    """OpenAI semantics: positive values discourage tokens by how often they already
+    appeared; 0 sends nothing."""
+    presence_penalty: float = 0.0
+    """OpenAI semantics: positive values discourage tokens that appeared at all; 0 sends
+    nothing."""
+    top_p: float = 1.0
+    """Nucleus sampling: sample only from the most likely tokens whose probabilities add up to
+    this; 1 sends nothing."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from ai_orchestration.workflows._graphs import DEFINITIONS
 from ai_orchestration.workflows._notify import LocalBus, RedisBus
 from ai_orchestration.workflows._policy import DecisionPolicyStore, checked_policy
 from ai_orchestration.workflows._queue import DatabaseQueue, RunQueue
+from ai_orchestration.workflows._review import check_answer
 from ai_orchestration.workflows._runner import LangGraphRunner
 from ai_orchestration.workflows._streams import StreamQueue
 from ai_orchestration.workflows._types import (
@@ -29,7 +30,6 @@ from ai_orchestration.workflows._types import (
     WorkflowDefinition,
     WorkflowRunner,
 )
-from ai_orchestration.workflows._writing import check_answer
 
 __all__ = [
     "DEFINITIONS",

@@ -1,14 +1,14 @@
 """The agents of the lead qualification workflow: lead analysis and decision.
 
-The content agent, the human review and delivery are in :mod:`._writing` (shared with
-``content_generation``).
+The content agent is in :mod:`._writing`, the human review and delivery in :mod:`._review` (both
+shared with ``content_generation``); the analysis's parts in :mod:`._analysis`.
 
 **Side effects before a checkpoint.** A node that crashes (or whose replica dies) re-runs from
 its beginning on the next execution, so what it did before is done again: the analysis agent's
 ``score_lead`` tool stores a second score of the lead (one more audit row, the history shows
 both; nothing else depends on the count), and its LLM call is made (and paid) again. Delivery
 is the one side effect that must not repeat; the sink refuses a second delivery with the same
-idempotency key (see :mod:`._writing`).
+idempotency key (see :mod:`._review`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,17 @@ from typing import Any
 from ai_orchestration.llm import PromptInjectionError
 from ai_orchestration.scoring import GradeCutoffs, LeadFeatures, LeadInput
 from ai_orchestration.storage import OutcomeRecord, ScoreRecord
+from ai_orchestration.workflows._analysis import (
+    ANALYSIS_PARTS,
+    accept_analysis_part,
+    analysis_text,
+    template_analysis,
+)
 from ai_orchestration.workflows._context import RunContext
 from ai_orchestration.workflows._decision import decide
 from ai_orchestration.workflows._documents import lead_features_of, rfc3339, score_document
-from ai_orchestration.workflows._steps import TOOL_ERRORS, ask, call_tool, json_doc
+from ai_orchestration.workflows._parts import described, grounding_of, parse_parts, schema
+from ai_orchestration.workflows._steps import TOOL_ERRORS, Generation, ask, call_tool, json_doc
 from ai_orchestration.workflows._types import JsonDoc
 
 __all__ = ["analysis_text_fallback", "decision_step", "lead_analysis_step", "lead_profile"]
@@ -108,22 +115,7 @@ def _factor_lines(score: JsonDoc) -> str:
 
 def analysis_text_fallback(score: JsonDoc, features: LeadFeatures) -> str:
     """The deterministic analysis: the score's own factors, strengths then risks."""
-    if not score:
-        return "No score is available for this lead (scoring failed); a person should review it."
-    strengths = [f["reason"] for f in score.get("positive_factors", [])[:3] if f.get("reason")]
-    risks = [f["reason"] for f in score.get("negative_factors", [])[:3] if f.get("reason")]
-    grade = str(score.get("grade", "")).removeprefix("GRADE_")
-    text = f"Score {score.get('score')}/100 (grade {grade})."
-    text += " Strengths: " + ("; ".join(strengths) if strengths else "none stand out") + "."
-    text += " Risks: " + ("; ".join(risks) if risks else "none stand out") + "."
-    missing = [
-        name
-        for name in ("employee_count", "seniority", "industry", "demo_requested")
-        if getattr(features, name) is None
-    ]
-    if missing:
-        text += " Missing: " + ", ".join(missing) + "."
-    return text
+    return analysis_text(template_analysis(score, features))
 
 
 async def _cutoffs(context: RunContext) -> GradeCutoffs:
@@ -202,10 +194,43 @@ async def _guard(context: RunContext, notes: str) -> JsonDoc:
     return {"flagged": verdict.flagged, "score": verdict.score, "reasons": list(verdict.reasons)}
 
 
+async def _analysis(
+    context: RunContext, name: str, variables: dict[str, str], subject_key: str
+) -> dict[str, str]:
+    """The analysis parts the model got right (none when it did not answer)."""
+    policy = context.deps.analysis
+    generation = Generation(
+        model=policy.model,
+        max_tokens=policy.max_tokens,
+        temperature=policy.temperature,
+        frequency_penalty=policy.frequency_penalty,
+        schema=schema(ANALYSIS_PARTS),
+        stream=True,
+    )
+    prompt = {**variables, "parts": described(ANALYSIS_PARTS)}
+    text, degraded = await ask(
+        context, name, "analysis_parts", prompt, generation, subject_key=subject_key, fallback=""
+    )
+    if degraded:
+        return {}
+    kept: dict[str, str] = {}
+    facts = grounding_of(variables)
+    for part, value in parse_parts(text, ANALYSIS_PARTS).items():
+        why = accept_analysis_part(
+            part, value, facts=facts, factors=variables["factors"], taken=list(kept.values())
+        )
+        if not why:
+            kept[part] = value
+    return kept
+
+
 async def lead_analysis_step(
     state: dict[str, Any], context: RunContext, name: str
 ) -> tuple[dict[str, Any], bool]:
-    """Score the lead, gather context with tools, check the notes, ask for an analysis."""
+    """Score the lead, gather context with tools, check the notes, ask for an analysis.
+
+    Degraded when no part of the analysis is the model's (or a tool failed).
+    """
     data = json_doc(state.get("input"))
     lead = json_doc(data.get("lead"))
     lead_id = str(lead.get("lead_id", ""))
@@ -213,30 +238,21 @@ async def lead_analysis_step(
     notes = str(data.get("notes", ""))
     score, facts, tools_ok = await _gather(context, name, lead_id, features)
     guard = await _guard(context, notes)
-    fallback = analysis_text_fallback(score, features)
-    analysis, degraded = fallback, True
+    parts = template_analysis(score, features)
+    kept: dict[str, str] = {}
     if score:
         # Flagged notes never reach a model: they are shown to the human instead.
         shown_notes = "" if guard["flagged"] else notes
-        policy = context.deps.analysis
-        analysis, degraded = await ask(
-            context,
-            name,
-            "lead_analysis",
-            {
-                "lead_profile": lead_profile(features, facts, shown_notes),
-                "score": str(score["score"]),
-                "grade": str(score["grade"]).removeprefix("GRADE_"),
-                "factors": _factor_lines(score),
-            },
-            model=policy.model,
-            subject_key=lead_id,
-            fallback=fallback,
-            max_tokens=policy.max_tokens,
-            stream=True,
-        )
+        variables = {
+            "lead_profile": lead_profile(features, facts, shown_notes),
+            "score": str(score["score"]),
+            "grade": str(score["grade"]).removeprefix("GRADE_"),
+            "factors": _factor_lines(score),
+        }
+        kept = await _analysis(context, name, variables, lead_id)
+    analysis = analysis_text({**parts, **kept})
     update = {"score": score, "facts": facts, "guard": guard, "analysis": analysis}
-    return update, degraded or not tools_ok
+    return update, not kept or not tools_ok
 
 
 async def decision_step(

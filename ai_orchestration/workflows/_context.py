@@ -24,8 +24,12 @@ class AnalysisPolicy:
 
     model: str = "fast"
     """Logical model of the analysis call."""
-    max_tokens: int = 200
-    """Most tokens of the analysis."""
+    max_tokens: int = 220
+    """Most tokens of the analysis (its parts, as JSON)."""
+    temperature: float = 0.0
+    """Sampling temperature (0: the most likely text, repeatable)."""
+    frequency_penalty: float = 0.3
+    """Penalty on tokens the answer already used, against the small model's loops."""
     history_size: int = _HISTORY
     """Scores of the lead the ``score_history`` tool returns (newest first)."""
     company_scan_limit: int = 2000

@@ -37,10 +37,14 @@ from ai_orchestration.scoring import GradeCutoffs, LeadFeatures, Seniority
 from ai_orchestration.workflows._types import JsonDoc
 
 __all__ = [
+    "FAILED_DRAFT_ACTIONS",
+    "HOLD_FOR_REVIEW",
     "REASON_APPROVAL_REQUESTED",
+    "REASON_DRAFT_FAILED_CHECKS",
     "REASON_GUARD_FLAGGED",
     "REASON_HIGH_VALUE",
     "REASON_LOW_CONFIDENCE",
+    "USE_TEMPLATE",
     "Decision",
     "DecisionPolicy",
     "decide",
@@ -50,6 +54,13 @@ REASON_LOW_CONFIDENCE: Final = "REASON_LOW_CONFIDENCE"
 REASON_HIGH_VALUE: Final = "REASON_HIGH_VALUE"
 REASON_GUARD_FLAGGED: Final = "REASON_GUARD_FLAGGED"
 REASON_APPROVAL_REQUESTED: Final = "REASON_APPROVAL_REQUESTED"
+REASON_DRAFT_FAILED_CHECKS: Final = "REASON_DRAFT_FAILED_CHECKS"
+
+HOLD_FOR_REVIEW: Final = "hold_for_review"
+"""A generated draft that still fails a check pauses the run for a human."""
+USE_TEMPLATE: Final = "use_template"
+"""A generated draft that still fails a check is replaced by the template draft (degraded)."""
+FAILED_DRAFT_ACTIONS: Final = (HOLD_FOR_REVIEW, USE_TEMPLATE)
 
 QUALIFIED: Final = "QUALIFICATION_QUALIFIED"
 NURTURE: Final = "QUALIFICATION_NURTURE"
@@ -73,6 +84,9 @@ class DecisionPolicy:
     """Last touch older than this lowers confidence by ``stale_factor``."""
     stale_factor: float = 0.8
     """Confidence multiplier for stale leads."""
+    failed_draft_action: str = HOLD_FOR_REVIEW
+    """What happens to a generated draft that still fails a check after its revisions (one of
+    :data:`FAILED_DRAFT_ACTIONS`); it is never delivered as it is."""
 
 
 @dataclass(frozen=True, slots=True)

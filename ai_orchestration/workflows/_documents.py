@@ -22,6 +22,7 @@ __all__ = [
     "QUALIFICATIONS",
     "TONES",
     "lead_features_of",
+    "lead_recipient",
     "name_from_email",
     "rfc3339",
     "score_document",
@@ -167,3 +168,14 @@ def name_from_email(email: str) -> str:
     if parts[0] in _GENERIC_MAILBOXES:
         return ""
     return " ".join(p.capitalize() for p in parts)
+
+
+def lead_recipient(lead: Mapping[str, Any]) -> JsonDoc:
+    """The ``Recipient`` of a ``Lead`` document (the name guessed from the e-mail address)."""
+    email = str(lead.get("email", ""))
+    return {
+        "name": name_from_email(email) if email else "",
+        "company": str(lead.get("company_name", "")),
+        "role": str(lead.get("job_title", "")),
+        "email": email,
+    }

@@ -328,12 +328,16 @@ class RunEngine:
                     )
                 ],
             )
+        accepted = await self.runner.accept_answer(run, {**answer, "interrupt_id": interrupt_id})
+        reason = f"resumed: {accepted.get('decision', '')}"
+        if override := accepted.get("override"):
+            reason += " with an override of failed checks: " + ", ".join(override["checks"])
         run = await self.runs.transition(
             run_id,
             to=RunState.QUEUED,
             expected_from=(RunState.WAITING_FOR_INPUT,),
-            reason=f"resumed: {answer.get('decision', '')}",
-            resume={**answer, "interrupt_id": interrupt_id},
+            reason=reason,
+            resume=accepted,
         )
         await self.bus.publish("event", run_id, run.last_sequence)
         await self._offer(run)

@@ -15,6 +15,9 @@
                       +-> approval (require_approval) -+-> deliver -> END
                                                        +-> END (rejected)
 
+In both, a draft that fails a check goes to the human (``human_review`` / ``approval``), never
+straight to ``deliver`` (see :mod:`._review`).
+
 State values are JSON (proto3 JSON documents), so every checkpointer serialises them as is.
 """
 
@@ -31,16 +34,16 @@ from langgraph.graph.state import CompiledStateGraph
 from ai_orchestration.workflows._agents import decision_step, lead_analysis_step
 from ai_orchestration.workflows._context import RunContext
 from ai_orchestration.workflows._decision import DISQUALIFIED
+from ai_orchestration.workflows._review import (
+    approval_step,
+    deliver_step,
+    deliverable,
+    draft_fails,
+    review_step,
+)
 from ai_orchestration.workflows._steps import json_doc, step
 from ai_orchestration.workflows._types import JsonDoc, WorkflowDefinition
-from ai_orchestration.workflows._writing import (
-    approval_step,
-    content_generation_step,
-    deliver_step,
-    lead_content_step,
-    review_step,
-    should_deliver,
-)
+from ai_orchestration.workflows._writing import content_generation_step, lead_content_step
 
 __all__ = [
     "CONTENT_GENERATION",
@@ -104,6 +107,8 @@ class LeadQualificationState(TypedDict, total=False):
     """The ``OutreachDraft`` document."""
     recipient: JsonDoc
     """The ``Recipient`` the draft is for."""
+    tone: str
+    """The tone the draft was written in (the tenant's brand voice)."""
     review: JsonDoc
     """The human's answer: ``decision`` and ``comment``."""
     delivered: bool
@@ -142,11 +147,12 @@ def _after_decision(state: Mapping[str, Any]) -> str:
 
 
 def _after_content(state: Mapping[str, Any]) -> str:
-    return "human_review" if json_doc(state.get("decision")).get("reasons") else "deliver"
+    needs_human = json_doc(state.get("decision")).get("reasons")
+    return "human_review" if needs_human or draft_fails(json_doc(state.get("draft"))) else "deliver"
 
 
 def _after_human(state: Mapping[str, Any]) -> str:
-    return "deliver" if should_deliver(state) else END
+    return "deliver" if deliverable(state) else END
 
 
 def _lead_qualification() -> StateGraph[Any, RunContext, Any, Any]:
@@ -170,7 +176,8 @@ def _lead_qualification() -> StateGraph[Any, RunContext, Any, Any]:
 
 
 def _after_generation(state: Mapping[str, Any]) -> str:
-    return "approval" if json_doc(state.get("input")).get("require_approval") else "deliver"
+    requested = json_doc(state.get("input")).get("require_approval")
+    return "approval" if requested or draft_fails(json_doc(state.get("draft"))) else "deliver"
 
 
 def _content_generation() -> StateGraph[Any, RunContext, Any, Any]:

@@ -15,7 +15,11 @@ from typing import Final
 
 from ai_orchestration.errors import FieldViolation, InvalidArgumentError
 from ai_orchestration.storage import JsonValue, TenantSettingsRepository
-from ai_orchestration.workflows._decision import DecisionPolicy
+from ai_orchestration.workflows._decision import (
+    FAILED_DRAFT_ACTIONS,
+    HOLD_FOR_REVIEW,
+    DecisionPolicy,
+)
 
 __all__ = ["SETTINGS_KEY", "DecisionPolicyStore", "checked_policy"]
 
@@ -32,12 +36,25 @@ _RANGES: Final[dict[str, tuple[float, float, bool]]] = {
     "stale_touch_days": (1.0, 36500.0, True),
     "stale_factor": (0.0, 1.0, True),
 }
-assert set(_RANGES) == {f.name for f in fields(DecisionPolicy)}, "a range for every threshold"
+_ACTION: Final = "failed_draft_action"
+assert set(_RANGES) | {_ACTION} == {f.name for f in fields(DecisionPolicy)}, "a range for each"
 
 
-def checked_policy(values: dict[str, float], *, field_prefix: str = "") -> DecisionPolicy:
-    """A policy from ``values`` (every threshold), reporting each one out of range at once."""
+def checked_policy(
+    values: dict[str, float], *, failed_draft_action: str = "", field_prefix: str = ""
+) -> DecisionPolicy:
+    """A policy from ``values`` (every threshold) and the failed-draft action (empty: the
+    default), reporting everything out of range at once."""
     violations: list[FieldViolation] = []
+    action = failed_draft_action or HOLD_FOR_REVIEW
+    if action not in FAILED_DRAFT_ACTIONS:
+        violations.append(
+            FieldViolation(
+                f"{field_prefix}{_ACTION}",
+                f"must be one of {', '.join(FAILED_DRAFT_ACTIONS)}, got {action!r}",
+                f"{_ACTION}_known",
+            )
+        )
     for name, (low, high, low_allowed) in _RANGES.items():
         value = values[name]
         if (value >= low if low_allowed else value > low) and value <= high:
@@ -58,17 +75,22 @@ def checked_policy(values: dict[str, float], *, field_prefix: str = "") -> Decis
         clear_margin_points=values["clear_margin_points"],
         stale_touch_days=int(values["stale_touch_days"]),
         stale_factor=values["stale_factor"],
+        failed_draft_action=action,
     )
 
 
 def _from_json(document: JsonValue | None, defaults: DecisionPolicy) -> DecisionPolicy:
     values: dict[str, float] = {}
+    stored_action = document.get(_ACTION) if isinstance(document, dict) else None
     for name, default in asdict(defaults).items():
+        if name == _ACTION:
+            continue
         stored = document.get(name) if isinstance(document, dict) else None
         usable = isinstance(stored, int | float) and not isinstance(stored, bool)
         values[name] = float(stored) if usable else float(default)  # type: ignore[arg-type]
+    action = stored_action if isinstance(stored_action, str) else defaults.failed_draft_action
     try:
-        return checked_policy(values)
+        return checked_policy(values, failed_draft_action=action)
     except InvalidArgumentError:  # written by hand or by another version: do not trust it
         return defaults
 

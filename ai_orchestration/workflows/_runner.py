@@ -26,6 +26,7 @@ from langgraph.types import Command
 from ai_orchestration import errors
 from ai_orchestration.workflows._context import RunContext, WorkflowDeps
 from ai_orchestration.workflows._graphs import DEFINITIONS, Graph, build_graphs, output_of
+from ai_orchestration.workflows._review import accept_answer, check_answer
 from ai_orchestration.workflows._types import (
     Completed,
     EventSink,
@@ -35,7 +36,6 @@ from ai_orchestration.workflows._types import (
     RunRecord,
     WorkflowDefinition,
 )
-from ai_orchestration.workflows._writing import check_answer
 
 __all__ = ["LangGraphRunner"]
 
@@ -81,6 +81,20 @@ class LangGraphRunner:
         """The ``Interrupt`` document run ``run_id`` waits on, if any."""
         snapshot = await self.graph(workflow).aget_state(_config(run_id))
         return _interrupt_of(snapshot.interrupts)
+
+    async def accept_answer(self, run: RunRecord, answer: JsonDoc) -> JsonDoc:
+        """Check a human's answer against the run's pending interrupt and draft (see
+        :func:`~._review.accept_answer`); returns the answer to store."""
+        snapshot = await self.graph(run.workflow).aget_state(_config(run.run_id))
+        pending = _interrupt_of(snapshot.interrupts) or run.pending_interrupt or {}
+        return accept_answer(
+            snapshot.values,
+            pending,
+            answer,
+            policy=self._deps.content,
+            tenant_id=run.tenant_id,
+            now=self._deps.clock(),
+        )
 
     async def execute(self, run: RunRecord, events: EventSink) -> Outcome:
         """Run ``run`` from its last checkpoint to its end or its next interrupt.

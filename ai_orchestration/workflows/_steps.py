@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar
 
 from langgraph.errors import GraphInterrupt
@@ -22,9 +23,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from ai_orchestration import errors
 from ai_orchestration.llm import CallContext, Completion, CompletionRequest, TokenDelta
 from ai_orchestration.workflows._context import RunContext
+from ai_orchestration.workflows._json_text import JsonTextStream
 from ai_orchestration.workflows._types import EventKind, JsonDoc
 
-__all__ = ["TOOL_ERRORS", "Body", "Node", "ask", "call_tool", "json_doc", "step"]
+__all__ = ["TOOL_ERRORS", "Body", "Generation", "Node", "ask", "call_tool", "json_doc", "step"]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -139,24 +141,43 @@ async def _usage(context: RunContext, completion: Completion) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """How a step asks the model: which model, how much, how freely, in which shape."""
+
+    model: str
+    """Logical model name."""
+    max_tokens: int
+    """Most tokens of the answer."""
+    temperature: float = 0.0
+    """Sampling temperature (0: the most likely text, repeatable)."""
+    frequency_penalty: float = 0.0
+    """Penalty on tokens the answer already used (OpenAI semantics), against loops."""
+    schema: Mapping[str, Any] | None = None
+    """JSON schema the answer must follow (constrained generation), or None for free text."""
+    stream: bool = False
+    """Whether the answer is streamed as ``token_delta`` events (the values of a structured
+    answer, see :class:`~._json_text.JsonTextStream`)."""
+    attempt: int = 0
+    """Which of the step's calls this is (0 first, 1.. revisions), sent with the deltas."""
+
+
 async def ask(
     context: RunContext,
     step_name: str,
     template: str,
     variables: Mapping[str, str],
+    generation: Generation,
     *,
-    model: str,
     subject_key: str,
     fallback: str,
-    max_tokens: int,
-    stream: bool,
 ) -> tuple[str, bool]:
     """Render ``template`` and ask the gateway; (text, degraded).
 
     Streamed calls emit ``token_delta`` events (pieces coalesced, see :data:`DELTA_MIN_CHARS`);
     every answered call emits ``usage``. The degraded answer (every deployment failed), a stream
-    cut after its first token, and a call the gateway refused (budget, rate limit, template
-    error) all give ``(fallback, True)``.
+    cut after its first token, an answer cut by the token limit, and a call the gateway refused
+    (budget, rate limit, template error) all give ``(fallback, True)``.
     """
     run = context.run
     try:
@@ -164,21 +185,25 @@ async def ask(
             run.tenant_id, template, variables, subject_key
         )
         request = CompletionRequest(
-            model=model,
+            model=generation.model,
             messages=rendered.messages,
             context=rendered.context_for(
                 CallContext(tenant_id=run.tenant_id, run_id=run.run_id, step=step_name)
             ),
-            max_tokens=max_tokens,
+            max_tokens=generation.max_tokens,
+            temperature=generation.temperature,
+            frequency_penalty=generation.frequency_penalty,
+            response_schema=generation.schema,
+            response_schema_name=template,
             fallback_text=fallback,
             metadata={"workflow": run.workflow},
         )
-        completion = await _call(context, step_name, request, stream=stream)
+        completion = await _call(context, step_name, request, generation)
     except errors.OrchestrationError as err:
         _log.warning("LLM call of step %s of run %s refused: %s", step_name, run.run_id, err)
         return fallback, True
     await _usage(context, completion)
-    if completion.degraded or completion.truncated:
+    if completion.degraded or completion.truncated or completion.finish_reason == "length":
         return fallback, True
     return completion.text, False
 
@@ -193,24 +218,32 @@ slow model's text is not held back for many pieces."""
 
 
 async def _call(
-    context: RunContext, step_name: str, request: CompletionRequest, *, stream: bool
+    context: RunContext, step_name: str, request: CompletionRequest, generation: Generation
 ) -> Completion:
     gateway = context.deps.gateway
-    if not stream:
+    if not generation.stream:
         return await gateway.complete(request)
+    readable = JsonTextStream() if generation.schema is not None else None
     final: Completion | None = None
     held, since = "", 0.0
+
+    async def send(text: str) -> None:
+        payload = {"step": step_name, "text": text, "attempt": generation.attempt}
+        await context.events.emit(EventKind.TOKEN_DELTA, payload)
+
     async for item in gateway.stream(request):
         if not isinstance(item, TokenDelta):
             final = item
-        elif item.text:
+            continue
+        text = readable.feed(item.text) if readable is not None else item.text
+        if text:
             since = since if held else time.monotonic()
-            held += item.text
+            held += text
             if len(held) >= DELTA_MIN_CHARS or time.monotonic() - since >= DELTA_MAX_SECONDS:
-                await context.events.emit(EventKind.TOKEN_DELTA, {"step": step_name, "text": held})
+                await send(held)
                 held = ""
     if held:
-        await context.events.emit(EventKind.TOKEN_DELTA, {"step": step_name, "text": held})
+        await send(held)
     if final is None:  # the gateway always ends a stream with its Completion
         raise errors.UnavailableError("the LLM stream ended without a completion")
     return final

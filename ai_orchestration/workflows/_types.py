@@ -107,6 +107,14 @@ class WorkflowRunner(Protocol):
     def definitions(self) -> Mapping[str, WorkflowDefinition]:
         """Workflow name -> definition."""
 
+    async def accept_answer(self, run: RunRecord, answer: JsonDoc) -> JsonDoc:
+        """Check a human's answer to the interrupt ``run`` waits on, before the run resumes;
+        returns the answer to store (the runner may add to it, e.g. a recorded override).
+
+        Raises an ``OrchestrationError`` (INVALID_ARGUMENT, FAILED_PRECONDITION) saying what to
+        change in the answer.
+        """
+
     async def execute(self, run: RunRecord, events: EventSink) -> Outcome:
         """Run ``run`` from its last checkpoint to its end or its next interrupt.
 

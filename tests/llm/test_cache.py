@@ -7,6 +7,7 @@ server and real e5 embeddings.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -154,10 +155,31 @@ async def test_exact_entries_are_per_tenant(exact_cache: ExactFactory) -> None:
     assert await cache.get(request("Summarise my pipeline", tenant="acme")) is not None
 
 
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
 @pytest.mark.parametrize(
     "changed",
-    [{"max_tokens": 512}, {"temperature": 0.7}, {"model": "smart"}],
-    ids=["max_tokens", "temperature", "model"],
+    [
+        {"max_tokens": 512},
+        {"temperature": 0.7},
+        {"model": "smart"},
+        {"response_schema": SCHEMA},
+        {"stop": ("\n",)},
+        {"frequency_penalty": 0.5},
+        {"presence_penalty": 0.5},
+        {"top_p": 0.9},
+    ],
+    ids=[
+        "max_tokens",
+        "temperature",
+        "model",
+        "response_schema",
+        "stop",
+        "frequency_penalty",
+        "presence_penalty",
+        "top_p",
+    ],
 )
 async def test_exact_key_includes_model_and_params(
     exact_cache: ExactFactory, changed: dict[str, Any]
@@ -166,6 +188,27 @@ async def test_exact_key_includes_model_and_params(
     await cache.put(request("Draft a thank-you note"), ANSWER)
     assert await cache.get(request("Draft a thank-you note", **changed)) is None
     assert await cache.get(request("Draft a thank-you note", temperature=0)) is not None
+
+
+async def test_exact_entries_of_structured_requests_are_per_schema(
+    exact_cache: ExactFactory,
+) -> None:
+    cache = exact_cache()
+    question = "Where is the head office?"
+    other = {"type": "object", "properties": {"town": {"type": "string"}}, "required": ["town"]}
+    await cache.put(request(question, response_schema=SCHEMA), ANSWER)
+    assert await cache.get(request(question)) is None
+    assert await cache.get(request(question, response_schema=other)) is None
+    renamed = request(question, response_schema=SCHEMA, response_schema_name="x")
+    assert await cache.get(renamed) is None
+    assert await cache.get(request(question, response_schema=dict(SCHEMA))) is not None
+
+
+def test_an_unconstrained_key_is_what_it_was_before_constraints_existed() -> None:
+    # Entries stored before the constraint fields existed stay reachable after an upgrade.
+    material = ["acme", "fast", [["user", "Hello"]], 256, 0.0]
+    encoded = json.dumps(material, ensure_ascii=False, separators=(",", ":")).encode()
+    assert exact_cache_key(request("Hello")) == hashlib.sha256(encoded).hexdigest()
 
 
 async def test_exact_entries_expire(exact_cache: ExactFactory) -> None:
@@ -356,6 +399,33 @@ async def test_semantic_scope_is_tenant_system_and_params(semantic_cache: Semant
     assert await cache.get(request(asked, system="Be brief.", max_tokens=64)) is None
     assert await cache.get(request(asked, system="Be brief.", model="smart")) is None
     assert await cache.get(request(asked, system="Be brief.")) is not None
+
+
+async def test_semantic_scope_includes_stop_penalties_and_top_p(
+    semantic_cache: SemanticFactory,
+) -> None:
+    cache = semantic_cache()
+    await cache.put(request("How do I reset my password?", stop=("\n",)), ANSWER)
+    asked = "How can I reset my password?"
+    assert await cache.get(request(asked)) is None
+    assert await cache.get(request(asked, stop=("\n",), top_p=0.5)) is None
+    assert await cache.get(request(asked, stop=("\n",), frequency_penalty=0.5)) is None
+    assert await cache.get(request(asked, stop=("\n",))) is not None
+
+
+async def test_semantic_skips_requests_with_a_response_schema(
+    semantic_cache: SemanticFactory,
+) -> None:
+    lookups = Lookups()
+    cache = semantic_cache(on_lookup=lookups)
+    question = "What is the capital of France?"
+    await cache.put(request(question, response_schema=SCHEMA), ANSWER)
+    assert await cache.get(request(question)) is None  # not stored
+    await cache.put(request(question), ANSWER)
+    assert await cache.get(request(question, response_schema=SCHEMA)) is None  # not looked up
+    stats = cache.stats()
+    assert (stats.bypassed, stats.stores, stats.misses) == (1, 1, 1)
+    assert lookups.seen == [("semantic", False)]
 
 
 async def test_semantic_multi_turn_is_neither_looked_up_nor_stored(

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -431,6 +433,70 @@ async def test_anthropic_format_deployment_completes_and_streams(llm_server: Llm
     assert text == final.text == "Echo: stream me"
     assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (2, 3)
     assert {r.path for r in llm_server.requests} == {"/v1/messages"}
+
+
+EMAIL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"subject": {"type": "string", "maxLength": 12}, "score": {"type": "integer"}},
+    "required": ["subject", "score"],
+    "additionalProperties": False,
+}
+CONSTRAINT_KEYS = {"response_format", "stop", "frequency_penalty", "presence_penalty", "top_p"}
+
+
+async def test_constraints_reach_the_wire_only_when_set_and_the_answer_is_json(
+    llm_server: LlmTestServer,
+) -> None:
+    gateway = LlmGateway(
+        config=config(deployment("fast", "primary", llm_server)),
+        breaker_store=InProcessBreakerStore(),
+    )
+    constrained = request(
+        response_schema=EMAIL_SCHEMA,
+        response_schema_name="email",
+        stop=("<end>",),
+        frequency_penalty=0.5,
+        presence_penalty=0.25,
+        top_p=0.9,
+    )
+    answer = await gateway.complete(constrained)
+    text, final = await collect(gateway.stream(constrained))
+    plain = await gateway.complete(request())
+
+    assert json.loads(answer.text) == {"subject": "Echo subjec.", "score": 0}
+    assert text == final.text == answer.text
+    assert plain.text == "Echo: hello there world"
+    bodies = [r.body for r in llm_server.requests]
+    for body in bodies[:2]:
+        assert body["response_format"] == {
+            "type": "json_schema",
+            "json_schema": {"name": "email", "schema": EMAIL_SCHEMA, "strict": True},
+        }
+        assert body["stop"] == ["<end>"]
+        assert (body["frequency_penalty"], body["presence_penalty"], body["top_p"]) == (
+            0.5,
+            0.25,
+            0.9,
+        )
+    assert bodies[1]["stream"] is True
+    assert not CONSTRAINT_KEYS & set(bodies[2])
+
+
+async def test_stop_ends_the_answer_and_request_fields_override_deployment_params(
+    llm_server: LlmTestServer,
+) -> None:
+    tuned = deployment("fast", "primary", llm_server)
+    params = tuned["litellm_params"]
+    assert isinstance(params, dict)
+    params["top_p"] = 0.5
+    gateway = LlmGateway(config=config(tuned), breaker_store=InProcessBreakerStore())
+
+    stopped = await gateway.complete(request(stop=(" world", " there")))
+    text, final = await collect(gateway.stream(request(stop=(" world",), top_p=0.8)))
+
+    assert (stopped.text, stopped.finish_reason) == ("Echo: hello", "stop")
+    assert text == final.text == "Echo: hello there"
+    assert [r.body["top_p"] for r in llm_server.requests] == [0.5, 0.8]
 
 
 def _mask_emails(text: str) -> str:

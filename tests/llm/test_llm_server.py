@@ -24,6 +24,7 @@ the classes live in ``litellm.exceptions``, ``MidStreamFallbackError`` only ther
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -181,6 +182,87 @@ async def test_anthropic_format_completion_and_stream(llm_server: LlmTestServer)
     assert [r.path for r in llm_server.requests] == ["/v1/messages", "/v1/messages"]
     assert llm_server.requests[0].headers["x-api-key"] == "sk-test"
     assert llm_server.requests[0].body["model"] == "claude-test"
+
+
+DEAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "summary": {"type": "string", "maxLength": 8},
+        "stage": {"type": "string", "enum": ["qualified", "won", "lost"]},
+        "amount": {"type": "number"},
+        "seats": {"type": "integer"},
+        "urgent": {"type": "boolean"},
+        "risks": {"type": "array", "items": {"type": "string"}},
+        "owner": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "team": {"$ref": "#/$defs/team"}},
+        },
+    },
+    "$defs": {"team": {"type": "string", "maxLength": 6}},
+    "required": ["title", "summary", "stage", "amount", "seats", "urgent", "risks", "owner"],
+    "additionalProperties": False,
+}
+DEAL = {
+    "title": "Echo title.",
+    "summary": "Echo su.",  # "Echo summary." cut to maxLength 8, still ending with "."
+    "stage": "qualified",
+    "amount": 0,
+    "seats": 0,
+    "urgent": False,
+    "risks": [],
+    "owner": {"name": "Echo name.", "team": "Echo."},  # no space left before the period
+}
+DEAL_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "deal", "schema": DEAL_SCHEMA, "strict": True},
+}
+
+
+async def test_a_json_schema_response_format_gets_a_conforming_document(
+    llm_server: LlmTestServer,
+) -> None:
+    response = await _complete(llm_server, response_format=DEAL_FORMAT)
+    deltas, usage = await _stream(
+        llm_server, "openai", response_format=DEAL_FORMAT, stream_options={"include_usage": True}
+    )
+
+    text = response.choices[0].message.content
+    assert json.loads(text) == DEAL
+    assert len(json.loads(text)["summary"]) == 8
+    assert response.choices[0].finish_reason == "stop"
+    assert len(deltas) > 1  # split like any text, and the pieces join back exactly
+    assert "".join(deltas) == text
+    assert usage.completion_tokens == len(text.split())
+    assert llm_server.requests[0].body["response_format"] == DEAL_FORMAT
+
+
+async def test_json_object_gets_an_empty_object_and_reply_with_still_wins(
+    llm_server: LlmTestServer,
+) -> None:
+    plain = await _complete(llm_server, response_format={"type": "json_object"})
+    llm_server.reply_with('{"fixed": true}')
+    fixed = await _complete(llm_server, response_format=DEAL_FORMAT)
+
+    assert plain.choices[0].message.content == "{}"
+    assert fixed.choices[0].message.content == '{"fixed": true}'
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_the_reply_ends_before_the_first_stop_sequence(
+    llm_server: LlmTestServer, provider: str
+) -> None:
+    echo = await _complete(llm_server, provider, stop=["four", " thr"])
+    deltas, _ = await _stream(llm_server, provider, stop=["four", " thr"])
+    llm_server.reply_with("Subject: renewal\nBody: hello")
+    fixed = await _complete(llm_server, provider, stop=["\n"])
+
+    assert echo.choices[0].message.content == "Echo: one two"
+    assert echo.choices[0].finish_reason == "stop"
+    assert "".join(deltas) == "Echo: one two"
+    assert fixed.choices[0].message.content == "Subject: renewal"
+    sent = llm_server.requests[0].body
+    assert sent.get("stop", sent.get("stop_sequences")) == ["four", " thr"]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

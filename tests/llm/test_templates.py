@@ -34,6 +34,10 @@ class ManualClock:
         return self.now
 
 
+def _builtin(name: str) -> PromptTemplate:
+    return next(t for t in BUILTIN_TEMPLATES if t.name == name)
+
+
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
     async with Database.from_url(f"sqlite:///{tmp_path}/templates.db") as db:
@@ -89,7 +93,7 @@ def test_no_system_text_means_only_a_user_message() -> None:
 
 
 def test_missing_variables_are_one_violation_each_at_the_callers_path() -> None:
-    template = BUILTIN_TEMPLATES[[t.name for t in BUILTIN_TEMPLATES].index(ANSWER)]
+    template = _builtin(ANSWER)
 
     with pytest.raises(errors.InvalidArgumentError) as raised:
         template.render({"question": "Why?"}, field="request.variables")
@@ -166,12 +170,11 @@ def test_every_bad_part_is_reported_at_once() -> None:
     assert _violations(raised) == ["name", "user", "system"]
 
 
-def test_builtins_are_the_six_workflow_templates_and_render() -> None:
+def test_builtins_are_the_five_workflow_templates_and_render() -> None:
     assert [t.name for t in BUILTIN_TEMPLATES] == [
-        "lead_analysis",
+        "analysis_parts",
         "next_best_action",
-        "outreach_draft",
-        "content_revision",
+        "draft_parts",
         ANSWER,
         "insight_summary",
     ]
@@ -280,7 +283,7 @@ async def test_tenant_override_shadows_global_only_for_that_tenant(
     acme = await registry.render("acme", ANSWER, ANSWER_VARIABLES)
     other = await registry.render("globex", ANSWER, ANSWER_VARIABLES)
     assert (acme.version, acme.messages[0].content) == (version, "Acme house style.")
-    assert (other.version, other.messages[0].content) == (1, BUILTIN_TEMPLATES[4].system)
+    assert (other.version, other.messages[0].content) == (1, _builtin(ANSWER).system)
     assert (await registry.get("acme", ANSWER)).tenant_id == "acme"
     assert (await registry.get("globex", ANSWER)).tenant_id is None
     assert [t.tenant_id for t in await registry.list_versions("acme", ANSWER)] == ["acme"]

@@ -23,13 +23,13 @@ from ai_orchestration.workflows import (
     RunState,
     WorkflowDefinition,
 )
-from tests.workflows._doubles import wait_for_state, workflow_definition
+from tests.workflows._doubles import AnswersAsGiven, wait_for_state, workflow_definition
 
 TENANT = "tenant-a"
 WORKFLOW = workflow_definition("blocking", "waits until the test lets it finish")
 
 
-class BlockingRunner:
+class BlockingRunner(AnswersAsGiven):
     """A workflow that runs until cancelled (the test double of a long LLM step)."""
 
     def __init__(self) -> None:

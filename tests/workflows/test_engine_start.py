@@ -23,13 +23,18 @@ from ai_orchestration.workflows import (
     RunState,
     WorkflowDefinition,
 )
-from tests.workflows._doubles import CountingRuns, migrated_sqlite, workflow_definition
+from tests.workflows._doubles import (
+    AnswersAsGiven,
+    CountingRuns,
+    migrated_sqlite,
+    workflow_definition,
+)
 
 TENANT = "tenant-a"
 WORKFLOW = workflow_definition("gated", "finishes when the test opens its gate")
 
 
-class GatedRunner:
+class GatedRunner(AnswersAsGiven):
     """Each run waits for the gate, then completes."""
 
     def __init__(self) -> None:

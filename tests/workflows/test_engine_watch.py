@@ -24,13 +24,18 @@ from ai_orchestration.workflows import (
     RunState,
     WorkflowDefinition,
 )
-from tests.workflows._doubles import CountingRuns, migrated_sqlite, workflow_definition
+from tests.workflows._doubles import (
+    AnswersAsGiven,
+    CountingRuns,
+    migrated_sqlite,
+    workflow_definition,
+)
 
 TENANT = "tenant-a"
 WORKFLOW = workflow_definition("idle", "never executed: the engine is not started")
 
 
-class IdleRunner:
+class IdleRunner(AnswersAsGiven):
     @property
     def definitions(self) -> Mapping[str, WorkflowDefinition]:
         return {WORKFLOW.name: WORKFLOW}
@@ -102,7 +107,7 @@ async def test_known_events_short_of_the_runs_last_sequence_are_not_trusted(
     assert [e.sequence for e in seen] == [1, 2, 3]
 
 
-class GatedRunner:
+class GatedRunner(AnswersAsGiven):
     """Emits one step event, then waits for the test to let it finish."""
 
     def __init__(self) -> None:

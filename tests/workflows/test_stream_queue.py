@@ -35,12 +35,17 @@ from ai_orchestration.workflows import (
 )
 from ai_orchestration.workflows._metrics import WorkflowMetrics
 from ai_orchestration.workflows._streams import ACTIVE, GROUP, INDEX
-from tests.workflows._doubles import migrated_sqlite, wait_for_state, workflow_definition
+from tests.workflows._doubles import (
+    AnswersAsGiven,
+    migrated_sqlite,
+    wait_for_state,
+    workflow_definition,
+)
 
 WORKFLOW = workflow_definition("counted", "completes at once, counting its executions")
 
 
-class CountingRunner:
+class CountingRunner(AnswersAsGiven):
     """Completes every run at once; counts how often each run was executed."""
 
     def __init__(self) -> None:

@@ -125,11 +125,43 @@ class WorkflowSettings(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    class _FailedDraftAction:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _FailedDraftActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[WorkflowSettings._FailedDraftAction.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        FAILED_DRAFT_ACTION_UNSPECIFIED: WorkflowSettings._FailedDraftAction.ValueType  # 0
+        """The default: FAILED_DRAFT_ACTION_HOLD_FOR_REVIEW."""
+        FAILED_DRAFT_ACTION_HOLD_FOR_REVIEW: WorkflowSettings._FailedDraftAction.ValueType  # 1
+        """The run pauses for a human (Interrupt reason REASON_DRAFT_FAILED_CHECKS), who sees the
+        failed checks in the proposed draft and edits, rejects, or approves with an override.
+        """
+        FAILED_DRAFT_ACTION_USE_TEMPLATE: WorkflowSettings._FailedDraftAction.ValueType  # 2
+        """The draft is replaced by the deterministic template draft, which passes every check, and
+        the content step is reported degraded (`degraded_steps`, `StepFinished.degraded`).
+        """
+
+    class FailedDraftAction(_FailedDraftAction, metaclass=_FailedDraftActionEnumTypeWrapper):
+        """What happens to a generated draft that fails a check after its revisions."""
+
+    FAILED_DRAFT_ACTION_UNSPECIFIED: WorkflowSettings.FailedDraftAction.ValueType  # 0
+    """The default: FAILED_DRAFT_ACTION_HOLD_FOR_REVIEW."""
+    FAILED_DRAFT_ACTION_HOLD_FOR_REVIEW: WorkflowSettings.FailedDraftAction.ValueType  # 1
+    """The run pauses for a human (Interrupt reason REASON_DRAFT_FAILED_CHECKS), who sees the
+    failed checks in the proposed draft and edits, rejects, or approves with an override.
+    """
+    FAILED_DRAFT_ACTION_USE_TEMPLATE: WorkflowSettings.FailedDraftAction.ValueType  # 2
+    """The draft is replaced by the deterministic template draft, which passes every check, and
+    the content step is reported degraded (`degraded_steps`, `StepFinished.degraded`).
+    """
+
     MIN_CONFIDENCE_FIELD_NUMBER: _builtins.int
     HIGH_VALUE_DEAL_FIELD_NUMBER: _builtins.int
     CLEAR_MARGIN_POINTS_FIELD_NUMBER: _builtins.int
     STALE_TOUCH_DAYS_FIELD_NUMBER: _builtins.int
     STALE_FACTOR_FIELD_NUMBER: _builtins.int
+    FAILED_DRAFT_ACTION_FIELD_NUMBER: _builtins.int
     min_confidence: _builtins.float
     """Below this decision confidence a human decides (REASON_LOW_CONFIDENCE); 0 to 1, default
     0.6. 0 never asks for this reason, 1 always asks.
@@ -149,6 +181,10 @@ class WorkflowSettings(_message.Message):
     """
     stale_factor: _builtins.float
     """Confidence multiplier for stale leads; 0 to 1, default 0.8 (1: staleness does not matter)."""
+    failed_draft_action: Global___WorkflowSettings.FailedDraftAction.ValueType
+    """What happens to a generated draft that still fails a check after its revisions. It is
+    never delivered as it is; unset (0) means the default, FAILED_DRAFT_ACTION_HOLD_FOR_REVIEW.
+    """
     def __init__(
         self,
         *,
@@ -157,10 +193,11 @@ class WorkflowSettings(_message.Message):
         clear_margin_points: _builtins.float = ...,
         stale_touch_days: _builtins.int = ...,
         stale_factor: _builtins.float = ...,
+        failed_draft_action: Global___WorkflowSettings.FailedDraftAction.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["clear_margin_points", b"clear_margin_points", "high_value_deal", b"high_value_deal", "min_confidence", b"min_confidence", "stale_factor", b"stale_factor", "stale_touch_days", b"stale_touch_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clear_margin_points", b"clear_margin_points", "failed_draft_action", b"failed_draft_action", "high_value_deal", b"high_value_deal", "min_confidence", b"min_confidence", "stale_factor", b"stale_factor", "stale_touch_days", b"stale_touch_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -603,16 +640,24 @@ class Approval(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     COMMENT_FIELD_NUMBER: _builtins.int
+    OVERRIDE_FAILED_CHECKS_FIELD_NUMBER: _builtins.int
     comment: _builtins.str
     """Optional comment for the audit trail."""
+    override_failed_checks: _builtins.bool
+    """Deliver the proposed draft although it fails checks (`OutreachDraft.failed_checks`). Without
+    it, approving such a draft is INVALID_ARGUMENT (reason DRAFT_FAILS_CHECKS) naming each failed
+    check. The override is recorded on the run: `OutreachDraft.override` of the output and the
+    reason of the run's state change.
+    """
     def __init__(
         self,
         *,
         comment: _builtins.str = ...,
+        override_failed_checks: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "override_failed_checks", b"override_failed_checks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -620,7 +665,11 @@ Global___Approval: _TypeAlias = Approval  # noqa: Y015
 
 @_typing.final
 class Edit(_message.Message):
-    """Changes to an interrupt's proposal; unset fields keep the proposed value."""
+    """Changes to an interrupt's proposal; unset fields keep the proposed value. The resulting draft
+    is checked like a generated one (without the checks of facts the model was given): if it
+    would be delivered and fails a check, ResumeRun is INVALID_ARGUMENT (reason
+    DRAFT_FAILS_CHECKS) with one field violation per failed check, whose `reason` is the check.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -899,6 +948,10 @@ class Interrupt(_message.Message):
         """A guard flagged the input (e.g. suspected prompt injection)."""
         REASON_APPROVAL_REQUESTED: Interrupt._Reason.ValueType  # 4
         """The caller asked for approval of the content."""
+        REASON_DRAFT_FAILED_CHECKS: Interrupt._Reason.ValueType  # 5
+        """The generated draft still fails checks after its revisions (see
+        `proposal.draft.failed_checks`); it is not delivered unless a human fixes or overrides it.
+        """
 
     class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper):
         """Why a human is asked."""
@@ -913,6 +966,10 @@ class Interrupt(_message.Message):
     """A guard flagged the input (e.g. suspected prompt injection)."""
     REASON_APPROVAL_REQUESTED: Interrupt.Reason.ValueType  # 4
     """The caller asked for approval of the content."""
+    REASON_DRAFT_FAILED_CHECKS: Interrupt.Reason.ValueType  # 5
+    """The generated draft still fails checks after its revisions (see
+    `proposal.draft.failed_checks`); it is not delivered unless a human fixes or overrides it.
+    """
 
     INTERRUPT_ID_FIELD_NUMBER: _builtins.int
     REASONS_FIELD_NUMBER: _builtins.int
@@ -1066,6 +1123,8 @@ class OutreachDraft(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     REVISIONS_FIELD_NUMBER: _builtins.int
     ISSUES_FIELD_NUMBER: _builtins.int
+    FAILED_CHECKS_FIELD_NUMBER: _builtins.int
+    OVERRIDE_FIELD_NUMBER: _builtins.int
     subject: _builtins.str
     """Subject line (e-mail only)."""
     body: _builtins.str
@@ -1078,6 +1137,16 @@ class OutreachDraft(_message.Message):
     def issues(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Validation issues left after the last revision, if any. Output only."""
 
+    @_builtins.property
+    def failed_checks(self) -> _containers.RepeatedCompositeFieldContainer[Global___DraftCheckFailure]:
+        """The checks the draft fails, by name, with the same sentences as `issues`. A draft with
+        failed checks is never delivered unless a human approved it with an override. Output only.
+        """
+
+    @_builtins.property
+    def override(self) -> Global___DraftOverride:
+        """Set when a human approved this draft despite its failed checks. Output only."""
+
     def __init__(
         self,
         *,
@@ -1086,14 +1155,82 @@ class OutreachDraft(_message.Message):
         channel: Global___Channel.ValueType = ...,
         revisions: _builtins.int = ...,
         issues: _abc.Iterable[_builtins.str] | None = ...,
+        failed_checks: _abc.Iterable[Global___DraftCheckFailure] | None = ...,
+        override: Global___DraftOverride | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["override", b"override"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "channel", b"channel", "issues", b"issues", "revisions", b"revisions", "subject", b"subject"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "channel", b"channel", "failed_checks", b"failed_checks", "issues", b"issues", "override", b"override", "revisions", b"revisions", "subject", b"subject"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OutreachDraft: _TypeAlias = OutreachDraft  # noqa: Y015
+
+@_typing.final
+class DraftCheckFailure(_message.Message):
+    """One check an outreach draft fails."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECK_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    check: _builtins.str
+    """The check: `length`, `subject`, `placeholder`, `scaffolding`, `repetition`, `truncated`,
+    `recipient`, `banned_phrase`, `tone` or `invented_fact`.
+    """
+    message: _builtins.str
+    """What is wrong and how to fix it."""
+    def __init__(
+        self,
+        *,
+        check: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check", b"check", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DraftCheckFailure: _TypeAlias = DraftCheckFailure  # noqa: Y015
+
+@_typing.final
+class DraftOverride(_message.Message):
+    """A human's approval of a draft that fails checks (`Approval.override_failed_checks`)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKS_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    APPROVED_BY_FIELD_NUMBER: _builtins.int
+    OVERRIDE_TIME_FIELD_NUMBER: _builtins.int
+    comment: _builtins.str
+    """The approver's comment."""
+    approved_by: _builtins.str
+    """Subject of the approver's credentials."""
+    @_builtins.property
+    def checks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The checks the approved draft failed."""
+
+    @_builtins.property
+    def override_time(self) -> _timestamp_pb2.Timestamp:
+        """When the override was given."""
+
+    def __init__(
+        self,
+        *,
+        checks: _abc.Iterable[_builtins.str] | None = ...,
+        comment: _builtins.str = ...,
+        approved_by: _builtins.str = ...,
+        override_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["override_time", b"override_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_by", b"approved_by", "checks", b"checks", "comment", b"comment", "override_time", b"override_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DraftOverride: _TypeAlias = DraftOverride  # noqa: Y015
 
 @_typing.final
 class Recipient(_message.Message):
@@ -1556,25 +1693,34 @@ Global___StepFinished: _TypeAlias = StepFinished  # noqa: Y015
 
 @_typing.final
 class TokenDelta(_message.Message):
-    """Text streamed by an LLM during a step."""
+    """Text streamed by an LLM during a step. For a structured answer (the content step's draft
+    parts), the text is that of its fields, one per line, as the model writes them; the step's
+    output is the checked, composed result.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     STEP_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     step: _builtins.str
     """Node name."""
     text: _builtins.str
     """The new text."""
+    attempt: _builtins.int
+    """The step's LLM call this text belongs to: 0 for the first, 1.. for revisions. A client
+    showing the text starts over when it changes.
+    """
     def __init__(
         self,
         *,
         step: _builtins.str = ...,
         text: _builtins.str = ...,
+        attempt: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["step", b"step", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "step", b"step", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

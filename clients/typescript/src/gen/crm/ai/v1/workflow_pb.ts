@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/ai/v1/workflow.proto.
  */
 export const file_crm_ai_v1_workflow: GenFile = /*@__PURE__*/
-  fileDesc("Chhjcm0vYWkvdjEvd29ya2Zsb3cucHJvdG8SCWNybS5haS52MSKKAgoQV29ya2Zsb3dTZXR0aW5ncxIvCg5taW5fY29uZmlkZW5jZRgBIAEoAUIXukgUEhIZAAAAAAAA8D8pAAAAAAAAAAASMwoPaGlnaF92YWx1ZV9kZWFsGAIgASgBQhq6SBfYAQESEhkAADQm9WsMQyEAAAAAAAAAABI3ChNjbGVhcl9tYXJnaW5fcG9pbnRzGAMgASgBQhq6SBfYAQESEhkAAAAAAABZQCkAAAAAAADwPxIoChBzdGFsZV90b3VjaF9kYXlzGAQgASgFQg66SAvYAQEaBhiUnQIoARItCgxzdGFsZV9mYWN0b3IYBSABKAFCF7pIFBISGQAAAAAAAPA/KQAAAAAAAAAAIhwKGkdldFdvcmtmbG93U2V0dGluZ3NSZXF1ZXN0IocBCh1VcGRhdGVXb3JrZmxvd1NldHRpbmdzUmVxdWVzdBI1CghzZXR0aW5ncxgBIAEoCzIbLmNybS5haS52MS5Xb3JrZmxvd1NldHRpbmdzQga6SAPIAQESLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIn4KCFdvcmtmbG93EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSDwoHdmVyc2lvbhgDIAEoCRISCgppbnB1dF90eXBlGAQgASgJEhMKC291dHB1dF90eXBlGAUgASgJEhUKDWludGVycnVwdGlibGUYBiABKAgiFgoUTGlzdFdvcmtmbG93c1JlcXVlc3QiPwoVTGlzdFdvcmtmbG93c1Jlc3BvbnNlEiYKCXdvcmtmbG93cxgBIAMoCzITLmNybS5haS52MS5Xb3JrZmxvdyLdAwoPU3RhcnRSdW5SZXF1ZXN0Eh8KCnJlcXVlc3RfaWQYASABKAlCC7pICMgBAXIDsAEBEhsKCHByaW9yaXR5GAIgASgFQgm6SAYaBBgJKAASOgoHdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIOukgLqgEIIgQIgKMFKgASTwoGbGFiZWxzGAQgAygLMiYuY3JtLmFpLnYxLlN0YXJ0UnVuUmVxdWVzdC5MYWJlbHNFbnRyeUIXukgUmgERECAiBnIEEAEYPyoFcgMYgAISPwoSbGVhZF9xdWFsaWZpY2F0aW9uGAogASgLMiEuY3JtLmFpLnYxLkxlYWRRdWFsaWZpY2F0aW9uSW5wdXRIABI+ChJjdXN0b21lcl9mb2xsb3dfdXAYCyABKAsyIC5jcm0uYWkudjEuQ3VzdG9tZXJGb2xsb3dVcElucHV0SAASPwoSY29udGVudF9nZW5lcmF0aW9uGAwgASgLMiEuY3JtLmFpLnYxLkNvbnRlbnRHZW5lcmF0aW9uSW5wdXRIABotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg4KBWlucHV0EgW6SAIIASJDChBTdHJlYW1SdW5SZXF1ZXN0Ei8KA3J1bhgBIAEoCzIaLmNybS5haS52MS5TdGFydFJ1blJlcXVlc3RCBrpIA8gBASJPCg9XYXRjaFJ1blJlcXVlc3QSGwoGcnVuX2lkGAEgASgJQgu6SAjIAQFyA7ABARIfCg5hZnRlcl9zZXF1ZW5jZRgCIAEoA0IHukgEIgIoACIsCg1HZXRSdW5SZXF1ZXN0EhsKBnJ1bl9pZBgBIAEoCUILukgIyAEBcgOwAQEijwIKD0xpc3RSdW5zUmVxdWVzdBIZCgh3b3JrZmxvdxgBIAEoCUIHukgEcgIYQBI1CgZzdGF0ZXMYAiADKA4yFC5jcm0uYWkudjEuUnVuLlN0YXRlQg+6SAySAQkiB4IBBBABIAASNQoRY3JlYXRlX3RpbWVfYWZ0ZXIYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEmNyZWF0ZV90aW1lX2JlZm9yZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoJcGFnZV9zaXplGAUgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YBiABKAlCCLpIBXIDGIAIIkkKEExpc3RSdW5zUmVzcG9uc2USHAoEcnVucxgBIAMoCzIOLmNybS5haS52MS5SdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkkKEENhbmNlbFJ1blJlcXVlc3QSGwoGcnVuX2lkGAEgASgJQgu6SAjIAQFyA7ABARIYCgZyZWFzb24YAiABKAlCCLpIBXIDGIAIItEBChBSZXN1bWVSdW5SZXF1ZXN0EhsKBnJ1bl9pZBgBIAEoCUILukgIyAEBcgOwAQESHAoMaW50ZXJydXB0X2lkGAIgASgJQga6SAPIAQESJgoHYXBwcm92ZRgDIAEoCzITLmNybS5haS52MS5BcHByb3ZhbEgAEh8KBGVkaXQYBCABKAsyDy5jcm0uYWkudjEuRWRpdEgAEiYKBnJlamVjdBgFIAEoCzIULmNybS5haS52MS5SZWplY3Rpb25IAEIRCghkZWNpc2lvbhIFukgCCAEiJQoIQXBwcm92YWwSGQoHY29tbWVudBgBIAEoCUIIukgFcgMY0A8ihQEKBEVkaXQSJwoFZHJhZnQYASABKAsyGC5jcm0uYWkudjEuT3V0cmVhY2hEcmFmdBI5Cg1xdWFsaWZpY2F0aW9uGAIgASgOMhguY3JtLmFpLnYxLlF1YWxpZmljYXRpb25CCLpIBYIBAhABEhkKB2NvbW1lbnQYAyABKAlCCLpIBXIDGNAPIiUKCVJlamVjdGlvbhIYCgZyZWFzb24YASABKAlCCLpIBXIDGNAPIp4GCgNSdW4SDgoGcnVuX2lkGAEgASgJEhAKCHdvcmtmbG93GAIgASgJEhgKEHdvcmtmbG93X3ZlcnNpb24YAyABKAkSIwoFc3RhdGUYBCABKA4yFC5jcm0uYWkudjEuUnVuLlN0YXRlEhAKCHByaW9yaXR5GAUgASgFEhIKCnJlcXVlc3RfaWQYBiABKAkSKgoGbGFiZWxzGAcgAygLMhouY3JtLmFpLnYxLlJ1bi5MYWJlbHNFbnRyeRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWxhc3Rfc2VxdWVuY2UYCyABKAMSEAoIYXR0ZW1wdHMYDCABKAUSLwoRcGVuZGluZ19pbnRlcnJ1cHQYDSABKAsyFC5jcm0uYWkudjEuSW50ZXJydXB0EiQKBm91dHB1dBgOIAEoCzIULmNybS5haS52MS5SdW5PdXRwdXQSIQoFZXJyb3IYDyABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIfCgV1c2FnZRgQIAEoCzIQLmNybS5haS52MS5Vc2FnZRIqCgd0aW1lb3V0GBEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitQEKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEAoMU1RBVEVfUVVFVUVEEAESEQoNU1RBVEVfUlVOTklORxACEhsKF1NUQVRFX1dBSVRJTkdfRk9SX0lOUFVUEAMSEwoPU1RBVEVfU1VDQ0VFREVEEAQSEAoMU1RBVEVfRkFJTEVEEAUSEwoPU1RBVEVfQ0FOQ0VMTEVEEAYSFwoTU1RBVEVfREVBRF9MRVRURVJFRBAHItoBCglSdW5PdXRwdXQSQAoSbGVhZF9xdWFsaWZpY2F0aW9uGAEgASgLMiIuY3JtLmFpLnYxLkxlYWRRdWFsaWZpY2F0aW9uT3V0cHV0SAASPwoSY3VzdG9tZXJfZm9sbG93X3VwGAIgASgLMiEuY3JtLmFpLnYxLkN1c3RvbWVyRm9sbG93VXBPdXRwdXRIABJAChJjb250ZW50X2dlbmVyYXRpb24YAyABKAsyIi5jcm0uYWkudjEuQ29udGVudEdlbmVyYXRpb25PdXRwdXRIAEIICgZvdXRwdXQitQIKCUludGVycnVwdBIUCgxpbnRlcnJ1cHRfaWQYASABKAkSLAoHcmVhc29ucxgCIAMoDjIbLmNybS5haS52MS5JbnRlcnJ1cHQuUmVhc29uEiUKCHByb3Bvc2FsGAMgASgLMhMuY3JtLmFpLnYxLlByb3Bvc2FsEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKLAQoGUmVhc29uEhYKElJFQVNPTl9VTlNQRUNJRklFRBAAEhkKFVJFQVNPTl9MT1dfQ09ORklERU5DRRABEhUKEVJFQVNPTl9ISUdIX1ZBTFVFEAISGAoUUkVBU09OX0dVQVJEX0ZMQUdHRUQQAxIdChlSRUFTT05fQVBQUk9WQUxfUkVRVUVTVEVEEAQirAEKCFByb3Bvc2FsEi8KDXF1YWxpZmljYXRpb24YASABKA4yGC5jcm0uYWkudjEuUXVhbGlmaWNhdGlvbhIzChBuZXh0X2Jlc3RfYWN0aW9uGAIgASgLMhkuY3JtLmFpLnYxLk5leHRCZXN0QWN0aW9uEicKBWRyYWZ0GAMgASgLMhguY3JtLmFpLnYxLk91dHJlYWNoRHJhZnQSEQoJcmF0aW9uYWxlGAQgASgJIpQCCg5OZXh0QmVzdEFjdGlvbhIwCgZhY3Rpb24YASABKA4yIC5jcm0uYWkudjEuTmV4dEJlc3RBY3Rpb24uQWN0aW9uEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhIKCmNvbmZpZGVuY2UYAyABKAEipgEKBkFjdGlvbhIWChJBQ1RJT05fVU5TUEVDSUZJRUQQABIPCgtBQ1RJT05fQ0FMTBABEhUKEUFDVElPTl9TRU5EX0VNQUlMEAISGAoUQUNUSU9OX1NDSEVEVUxFX0RFTU8QAxIbChdBQ1RJT05fTlVSVFVSRV9TRVFVRU5DRRAEEhMKD0FDVElPTl9FU0NBTEFURRAFEhAKDEFDVElPTl9DTE9TRRAGIpUBCg1PdXRyZWFjaERyYWZ0EhkKB3N1YmplY3QYASABKAlCCLpIBXIDGMgBEhcKBGJvZHkYAiABKAlCCbpIBnIEGKCcARItCgdjaGFubmVsGAMgASgOMhIuY3JtLmFpLnYxLkNoYW5uZWxCCLpIBYIBAhABEhEKCXJldmlzaW9ucxgEIAEoBRIOCgZpc3N1ZXMYBSADKAkicQoJUmVjaXBpZW50EhYKBG5hbWUYASABKAlCCLpIBXIDGMgBEhkKB2NvbXBhbnkYAiABKAlCCLpIBXIDGIACEhYKBHJvbGUYAyABKAlCCLpIBXIDGMgBEhkKBWVtYWlsGAQgASgJQgq6SAfYAQFyAmABIlgKFkxlYWRRdWFsaWZpY2F0aW9uSW5wdXQSJQoEbGVhZBgBIAEoCzIPLmNybS5haS52MS5MZWFkQga6SAPIAQESFwoFbm90ZXMYAiABKAlCCLpIBXIDGJBOIooCChdMZWFkUXVhbGlmaWNhdGlvbk91dHB1dBIjCgVzY29yZRgBIAEoCzIULmNybS5haS52MS5MZWFkU2NvcmUSEAoIYW5hbHlzaXMYAiABKAkSLwoNcXVhbGlmaWNhdGlvbhgDIAEoDjIYLmNybS5haS52MS5RdWFsaWZpY2F0aW9uEjMKEG5leHRfYmVzdF9hY3Rpb24YBCABKAsyGS5jcm0uYWkudjEuTmV4dEJlc3RBY3Rpb24SJwoFZHJhZnQYBSABKAsyGC5jcm0uYWkudjEuT3V0cmVhY2hEcmFmdBIRCglkZWxpdmVyZWQYBiABKAgSFgoOZGVncmFkZWRfc3RlcHMYByADKAkigAEKFUN1c3RvbWVyRm9sbG93VXBJbnB1dBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAESFgoEZ29hbBgCIAEoCUIIukgFcgMY0A8SLQoHY2hhbm5lbBgDIAEoDjISLmNybS5haS52MS5DaGFubmVsQgi6SAWCAQIQASLIAQoWQ3VzdG9tZXJGb2xsb3dVcE91dHB1dBIzChBuZXh0X2Jlc3RfYWN0aW9uGAEgASgLMhkuY3JtLmFpLnYxLk5leHRCZXN0QWN0aW9uEicKBWRyYWZ0GAIgASgLMhguY3JtLmFpLnYxLk91dHJlYWNoRHJhZnQSEQoJZGVsaXZlcmVkGAMgASgIEiUKCGV2aWRlbmNlGAQgAygLMhMuY3JtLmFpLnYxLkNpdGF0aW9uEhYKDmRlZ3JhZGVkX3N0ZXBzGAUgAygJIoICChZDb250ZW50R2VuZXJhdGlvbklucHV0Ei8KCXJlY2lwaWVudBgBIAEoCzIULmNybS5haS52MS5SZWNpcGllbnRCBrpIA8gBARIcCgdwdXJwb3NlGAIgASgJQgu6SAjIAQFyAxjQDxIvCgdjaGFubmVsGAMgASgOMhIuY3JtLmFpLnYxLkNoYW5uZWxCCrpIB4IBBBABIAASJwoEdG9uZRgEIAEoDjIPLmNybS5haS52MS5Ub25lQgi6SAWCAQIQARIlCgprZXlfcG9pbnRzGAUgAygJQhG6SA6SAQsQFCIHcgUQARj0AxIYChByZXF1aXJlX2FwcHJvdmFsGAYgASgIIn8KF0NvbnRlbnRHZW5lcmF0aW9uT3V0cHV0EicKBWRyYWZ0GAEgASgLMhguY3JtLmFpLnYxLk91dHJlYWNoRHJhZnQSEAoIYXBwcm92ZWQYAiABKAgSEQoJZGVsaXZlcmVkGAMgASgIEhYKDmRlZ3JhZGVkX3N0ZXBzGAQgAygJIqUECghSdW5FdmVudBIOCgZydW5faWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAMSLgoKZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoNc3RhdGVfY2hhbmdlZBgKIAEoCzIXLmNybS5haS52MS5TdGF0ZUNoYW5nZWRIABIuCgxzdGVwX3N0YXJ0ZWQYCyABKAsyFi5jcm0uYWkudjEuU3RlcFN0YXJ0ZWRIABIwCg1zdGVwX2ZpbmlzaGVkGAwgASgLMhcuY3JtLmFpLnYxLlN0ZXBGaW5pc2hlZEgAEiwKC3Rva2VuX2RlbHRhGA0gASgLMhUuY3JtLmFpLnYxLlRva2VuRGVsdGFIABIoCgl0b29sX2NhbGwYDiABKAsyEy5jcm0uYWkudjEuVG9vbENhbGxIABIsCgt0b29sX3Jlc3VsdBgPIAEoCzIVLmNybS5haS52MS5Ub29sUmVzdWx0SAASMAoQaW50ZXJydXB0X3JhaXNlZBgQIAEoCzIULmNybS5haS52MS5JbnRlcnJ1cHRIABIhCgV1c2FnZRgRIAEoCzIQLmNybS5haS52MS5Vc2FnZUgAEikKCWNvbXBsZXRlZBgSIAEoCzIULmNybS5haS52MS5SdW5PdXRwdXRIABIkCgZmYWlsZWQYEyABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQgcKBWV2ZW50ImQKDFN0YXRlQ2hhbmdlZBIiCgRmcm9tGAEgASgOMhQuY3JtLmFpLnYxLlJ1bi5TdGF0ZRIgCgJ0bxgCIAEoDjIULmNybS5haS52MS5SdW4uU3RhdGUSDgoGcmVhc29uGAMgASgJIioKC1N0ZXBTdGFydGVkEgwKBHN0ZXAYASABKAkSDQoFYWdlbnQYAiABKAkiagoMU3RlcEZpbmlzaGVkEgwKBHN0ZXAYASABKAkSDQoFYWdlbnQYAiABKAkSEAoIZGVncmFkZWQYAyABKAgSKwoIZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iKAoKVG9rZW5EZWx0YRIMCgRzdGVwGAEgASgJEgwKBHRleHQYAiABKAkiTwoIVG9vbENhbGwSDAoEc3RlcBgBIAEoCRIPCgdjYWxsX2lkGAIgASgJEgwKBHRvb2wYAyABKAkSFgoOYXJndW1lbnRzX2pzb24YBCABKAkiTwoKVG9vbFJlc3VsdBIMCgRzdGVwGAEgASgJEg8KB2NhbGxfaWQYAiABKAkSEwoLcmVzdWx0X2pzb24YAyABKAkSDQoFZXJyb3IYBCABKAgqhgEKDVF1YWxpZmljYXRpb24SHQoZUVVBTElGSUNBVElPTl9VTlNQRUNJRklFRBAAEhsKF1FVQUxJRklDQVRJT05fUVVBTElGSUVEEAESGQoVUVVBTElGSUNBVElPTl9OVVJUVVJFEAISHgoaUVVBTElGSUNBVElPTl9ESVNRVUFMSUZJRUQQAypvCgdDaGFubmVsEhcKE0NIQU5ORUxfVU5TUEVDSUZJRUQQABIRCg1DSEFOTkVMX0VNQUlMEAESFAoQQ0hBTk5FTF9MSU5LRURJThACEhEKDUNIQU5ORUxfUEhPTkUQAxIPCgtDSEFOTkVMX1NNUxAEKmgKBFRvbmUSFAoQVE9ORV9VTlNQRUNJRklFRBAAEhUKEVRPTkVfUFJPRkVTU0lPTkFMEAESEQoNVE9ORV9GUklFTkRMWRACEg8KC1RPTkVfRk9STUFMEAMSDwoLVE9ORV9DQVNVQUwQBDLGBQoPV29ya2Zsb3dTZXJ2aWNlElIKDUxpc3RXb3JrZmxvd3MSHy5jcm0uYWkudjEuTGlzdFdvcmtmbG93c1JlcXVlc3QaIC5jcm0uYWkudjEuTGlzdFdvcmtmbG93c1Jlc3BvbnNlEjYKCFN0YXJ0UnVuEhouY3JtLmFpLnYxLlN0YXJ0UnVuUmVxdWVzdBoOLmNybS5haS52MS5SdW4SPwoJU3RyZWFtUnVuEhsuY3JtLmFpLnYxLlN0cmVhbVJ1blJlcXVlc3QaEy5jcm0uYWkudjEuUnVuRXZlbnQwARI9CghXYXRjaFJ1bhIaLmNybS5haS52MS5XYXRjaFJ1blJlcXVlc3QaEy5jcm0uYWkudjEuUnVuRXZlbnQwARIyCgZHZXRSdW4SGC5jcm0uYWkudjEuR2V0UnVuUmVxdWVzdBoOLmNybS5haS52MS5SdW4SQwoITGlzdFJ1bnMSGi5jcm0uYWkudjEuTGlzdFJ1bnNSZXF1ZXN0GhsuY3JtLmFpLnYxLkxpc3RSdW5zUmVzcG9uc2USOAoJQ2FuY2VsUnVuEhsuY3JtLmFpLnYxLkNhbmNlbFJ1blJlcXVlc3QaDi5jcm0uYWkudjEuUnVuEjgKCVJlc3VtZVJ1bhIbLmNybS5haS52MS5SZXN1bWVSdW5SZXF1ZXN0Gg4uY3JtLmFpLnYxLlJ1bhJZChNHZXRXb3JrZmxvd1NldHRpbmdzEiUuY3JtLmFpLnYxLkdldFdvcmtmbG93U2V0dGluZ3NSZXF1ZXN0GhsuY3JtLmFpLnYxLldvcmtmbG93U2V0dGluZ3MSXwoWVXBkYXRlV29ya2Zsb3dTZXR0aW5ncxIoLmNybS5haS52MS5VcGRhdGVXb3JrZmxvd1NldHRpbmdzUmVxdWVzdBobLmNybS5haS52MS5Xb3JrZmxvd1NldHRpbmdzYgZwcm90bzM", [file_buf_validate_validate, file_crm_ai_v1_common, file_crm_ai_v1_scoring, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("Chhjcm0vYWkvdjEvd29ya2Zsb3cucHJvdG8SCWNybS5haS52MSLqAwoQV29ya2Zsb3dTZXR0aW5ncxIvCg5taW5fY29uZmlkZW5jZRgBIAEoAUIXukgUEhIZAAAAAAAA8D8pAAAAAAAAAAASMwoPaGlnaF92YWx1ZV9kZWFsGAIgASgBQhq6SBfYAQESEhkAADQm9WsMQyEAAAAAAAAAABI3ChNjbGVhcl9tYXJnaW5fcG9pbnRzGAMgASgBQhq6SBfYAQESEhkAAAAAAABZQCkAAAAAAADwPxIoChBzdGFsZV90b3VjaF9kYXlzGAQgASgFQg66SAvYAQEaBhiUnQIoARItCgxzdGFsZV9mYWN0b3IYBSABKAFCF7pIFBISGQAAAAAAAPA/KQAAAAAAAAAAElQKE2ZhaWxlZF9kcmFmdF9hY3Rpb24YBiABKA4yLS5jcm0uYWkudjEuV29ya2Zsb3dTZXR0aW5ncy5GYWlsZWREcmFmdEFjdGlvbkIIukgFggECEAEihwEKEUZhaWxlZERyYWZ0QWN0aW9uEiMKH0ZBSUxFRF9EUkFGVF9BQ1RJT05fVU5TUEVDSUZJRUQQABInCiNGQUlMRURfRFJBRlRfQUNUSU9OX0hPTERfRk9SX1JFVklFVxABEiQKIEZBSUxFRF9EUkFGVF9BQ1RJT05fVVNFX1RFTVBMQVRFEAIiHAoaR2V0V29ya2Zsb3dTZXR0aW5nc1JlcXVlc3QihwEKHVVwZGF0ZVdvcmtmbG93U2V0dGluZ3NSZXF1ZXN0EjUKCHNldHRpbmdzGAEgASgLMhsuY3JtLmFpLnYxLldvcmtmbG93U2V0dGluZ3NCBrpIA8gBARIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sifgoIV29ya2Zsb3cSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEhIKCmlucHV0X3R5cGUYBCABKAkSEwoLb3V0cHV0X3R5cGUYBSABKAkSFQoNaW50ZXJydXB0aWJsZRgGIAEoCCIWChRMaXN0V29ya2Zsb3dzUmVxdWVzdCI/ChVMaXN0V29ya2Zsb3dzUmVzcG9uc2USJgoJd29ya2Zsb3dzGAEgAygLMhMuY3JtLmFpLnYxLldvcmtmbG93It0DCg9TdGFydFJ1blJlcXVlc3QSHwoKcmVxdWVzdF9pZBgBIAEoCUILukgIyAEBcgOwAQESGwoIcHJpb3JpdHkYAiABKAVCCbpIBhoEGAkoABI6Cgd0aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg66SAuqAQgiBAiAowUqABJPCgZsYWJlbHMYBCADKAsyJi5jcm0uYWkudjEuU3RhcnRSdW5SZXF1ZXN0LkxhYmVsc0VudHJ5Qhe6SBSaAREQICIGcgQQARg/KgVyAxiAAhI/ChJsZWFkX3F1YWxpZmljYXRpb24YCiABKAsyIS5jcm0uYWkudjEuTGVhZFF1YWxpZmljYXRpb25JbnB1dEgAEj4KEmN1c3RvbWVyX2ZvbGxvd191cBgLIAEoCzIgLmNybS5haS52MS5DdXN0b21lckZvbGxvd1VwSW5wdXRIABI/ChJjb250ZW50X2dlbmVyYXRpb24YDCABKAsyIS5jcm0uYWkudjEuQ29udGVudEdlbmVyYXRpb25JbnB1dEgAGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDgoFaW5wdXQSBbpIAggBIkMKEFN0cmVhbVJ1blJlcXVlc3QSLwoDcnVuGAEgASgLMhouY3JtLmFpLnYxLlN0YXJ0UnVuUmVxdWVzdEIGukgDyAEBIk8KD1dhdGNoUnVuUmVxdWVzdBIbCgZydW5faWQYASABKAlCC7pICMgBAXIDsAEBEh8KDmFmdGVyX3NlcXVlbmNlGAIgASgDQge6SAQiAigAIiwKDUdldFJ1blJlcXVlc3QSGwoGcnVuX2lkGAEgASgJQgu6SAjIAQFyA7ABASKPAgoPTGlzdFJ1bnNSZXF1ZXN0EhkKCHdvcmtmbG93GAEgASgJQge6SARyAhhAEjUKBnN0YXRlcxgCIAMoDjIULmNybS5haS52MS5SdW4uU3RhdGVCD7pIDJIBCSIHggEEEAEgABI1ChFjcmVhdGVfdGltZV9hZnRlchgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSY3JlYXRlX3RpbWVfYmVmb3JlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdCglwYWdlX3NpemUYBSABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgGIAEoCUIIukgFcgMYgAgiSQoQTGlzdFJ1bnNSZXNwb25zZRIcCgRydW5zGAEgAygLMg4uY3JtLmFpLnYxLlJ1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiSQoQQ2FuY2VsUnVuUmVxdWVzdBIbCgZydW5faWQYASABKAlCC7pICMgBAXIDsAEBEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMYgAgi0QEKEFJlc3VtZVJ1blJlcXVlc3QSGwoGcnVuX2lkGAEgASgJQgu6SAjIAQFyA7ABARIcCgxpbnRlcnJ1cHRfaWQYAiABKAlCBrpIA8gBARImCgdhcHByb3ZlGAMgASgLMhMuY3JtLmFpLnYxLkFwcHJvdmFsSAASHwoEZWRpdBgEIAEoCzIPLmNybS5haS52MS5FZGl0SAASJgoGcmVqZWN0GAUgASgLMhQuY3JtLmFpLnYxLlJlamVjdGlvbkgAQhEKCGRlY2lzaW9uEgW6SAIIASJFCghBcHByb3ZhbBIZCgdjb21tZW50GAEgASgJQgi6SAVyAxjQDxIeChZvdmVycmlkZV9mYWlsZWRfY2hlY2tzGAIgASgIIoUBCgRFZGl0EicKBWRyYWZ0GAEgASgLMhguY3JtLmFpLnYxLk91dHJlYWNoRHJhZnQSOQoNcXVhbGlmaWNhdGlvbhgCIAEoDjIYLmNybS5haS52MS5RdWFsaWZpY2F0aW9uQgi6SAWCAQIQARIZCgdjb21tZW50GAMgASgJQgi6SAVyAxjQDyIlCglSZWplY3Rpb24SGAoGcmVhc29uGAEgASgJQgi6SAVyAxjQDyKeBgoDUnVuEg4KBnJ1bl9pZBgBIAEoCRIQCgh3b3JrZmxvdxgCIAEoCRIYChB3b3JrZmxvd192ZXJzaW9uGAMgASgJEiMKBXN0YXRlGAQgASgOMhQuY3JtLmFpLnYxLlJ1bi5TdGF0ZRIQCghwcmlvcml0eRgFIAEoBRISCgpyZXF1ZXN0X2lkGAYgASgJEioKBmxhYmVscxgHIAMoCzIaLmNybS5haS52MS5SdW4uTGFiZWxzRW50cnkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1sYXN0X3NlcXVlbmNlGAsgASgDEhAKCGF0dGVtcHRzGAwgASgFEi8KEXBlbmRpbmdfaW50ZXJydXB0GA0gASgLMhQuY3JtLmFpLnYxLkludGVycnVwdBIkCgZvdXRwdXQYDiABKAsyFC5jcm0uYWkudjEuUnVuT3V0cHV0EiEKBWVycm9yGA8gASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSHwoFdXNhZ2UYECABKAsyEC5jcm0uYWkudjEuVXNhZ2USKgoHdGltZW91dBgRIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrUBCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX1FVRVVFRBABEhEKDVNUQVRFX1JVTk5JTkcQAhIbChdTVEFURV9XQUlUSU5HX0ZPUl9JTlBVVBADEhMKD1NUQVRFX1NVQ0NFRURFRBAEEhAKDFNUQVRFX0ZBSUxFRBAFEhMKD1NUQVRFX0NBTkNFTExFRBAGEhcKE1NUQVRFX0RFQURfTEVUVEVSRUQQByLaAQoJUnVuT3V0cHV0EkAKEmxlYWRfcXVhbGlmaWNhdGlvbhgBIAEoCzIiLmNybS5haS52MS5MZWFkUXVhbGlmaWNhdGlvbk91dHB1dEgAEj8KEmN1c3RvbWVyX2ZvbGxvd191cBgCIAEoCzIhLmNybS5haS52MS5DdXN0b21lckZvbGxvd1VwT3V0cHV0SAASQAoSY29udGVudF9nZW5lcmF0aW9uGAMgASgLMiIuY3JtLmFpLnYxLkNvbnRlbnRHZW5lcmF0aW9uT3V0cHV0SABCCAoGb3V0cHV0ItUCCglJbnRlcnJ1cHQSFAoMaW50ZXJydXB0X2lkGAEgASgJEiwKB3JlYXNvbnMYAiADKA4yGy5jcm0uYWkudjEuSW50ZXJydXB0LlJlYXNvbhIlCghwcm9wb3NhbBgDIAEoCzITLmNybS5haS52MS5Qcm9wb3NhbBIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqwEKBlJlYXNvbhIWChJSRUFTT05fVU5TUEVDSUZJRUQQABIZChVSRUFTT05fTE9XX0NPTkZJREVOQ0UQARIVChFSRUFTT05fSElHSF9WQUxVRRACEhgKFFJFQVNPTl9HVUFSRF9GTEFHR0VEEAMSHQoZUkVBU09OX0FQUFJPVkFMX1JFUVVFU1RFRBAEEh4KGlJFQVNPTl9EUkFGVF9GQUlMRURfQ0hFQ0tTEAUirAEKCFByb3Bvc2FsEi8KDXF1YWxpZmljYXRpb24YASABKA4yGC5jcm0uYWkudjEuUXVhbGlmaWNhdGlvbhIzChBuZXh0X2Jlc3RfYWN0aW9uGAIgASgLMhkuY3JtLmFpLnYxLk5leHRCZXN0QWN0aW9uEicKBWRyYWZ0GAMgASgLMhguY3JtLmFpLnYxLk91dHJlYWNoRHJhZnQSEQoJcmF0aW9uYWxlGAQgASgJIpQCCg5OZXh0QmVzdEFjdGlvbhIwCgZhY3Rpb24YASABKA4yIC5jcm0uYWkudjEuTmV4dEJlc3RBY3Rpb24uQWN0aW9uEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhIKCmNvbmZpZGVuY2UYAyABKAEipgEKBkFjdGlvbhIWChJBQ1RJT05fVU5TUEVDSUZJRUQQABIPCgtBQ1RJT05fQ0FMTBABEhUKEUFDVElPTl9TRU5EX0VNQUlMEAISGAoUQUNUSU9OX1NDSEVEVUxFX0RFTU8QAxIbChdBQ1RJT05fTlVSVFVSRV9TRVFVRU5DRRAEEhMKD0FDVElPTl9FU0NBTEFURRAFEhAKDEFDVElPTl9DTE9TRRAGIvYBCg1PdXRyZWFjaERyYWZ0EhkKB3N1YmplY3QYASABKAlCCLpIBXIDGMgBEhcKBGJvZHkYAiABKAlCCbpIBnIEGKCcARItCgdjaGFubmVsGAMgASgOMhIuY3JtLmFpLnYxLkNoYW5uZWxCCLpIBYIBAhABEhEKCXJldmlzaW9ucxgEIAEoBRIOCgZpc3N1ZXMYBSADKAkSMwoNZmFpbGVkX2NoZWNrcxgGIAMoCzIcLmNybS5haS52MS5EcmFmdENoZWNrRmFpbHVyZRIqCghvdmVycmlkZRgHIAEoCzIYLmNybS5haS52MS5EcmFmdE92ZXJyaWRlIjMKEURyYWZ0Q2hlY2tGYWlsdXJlEg0KBWNoZWNrGAEgASgJEg8KB21lc3NhZ2UYAiABKAkieAoNRHJhZnRPdmVycmlkZRIOCgZjaGVja3MYASADKAkSDwoHY29tbWVudBgCIAEoCRITCgthcHByb3ZlZF9ieRgDIAEoCRIxCg1vdmVycmlkZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJxCglSZWNpcGllbnQSFgoEbmFtZRgBIAEoCUIIukgFcgMYyAESGQoHY29tcGFueRgCIAEoCUIIukgFcgMYgAISFgoEcm9sZRgDIAEoCUIIukgFcgMYyAESGQoFZW1haWwYBCABKAlCCrpIB9gBAXICYAEiWAoWTGVhZFF1YWxpZmljYXRpb25JbnB1dBIlCgRsZWFkGAEgASgLMg8uY3JtLmFpLnYxLkxlYWRCBrpIA8gBARIXCgVub3RlcxgCIAEoCUIIukgFcgMYkE4iigIKF0xlYWRRdWFsaWZpY2F0aW9uT3V0cHV0EiMKBXNjb3JlGAEgASgLMhQuY3JtLmFpLnYxLkxlYWRTY29yZRIQCghhbmFseXNpcxgCIAEoCRIvCg1xdWFsaWZpY2F0aW9uGAMgASgOMhguY3JtLmFpLnYxLlF1YWxpZmljYXRpb24SMwoQbmV4dF9iZXN0X2FjdGlvbhgEIAEoCzIZLmNybS5haS52MS5OZXh0QmVzdEFjdGlvbhInCgVkcmFmdBgFIAEoCzIYLmNybS5haS52MS5PdXRyZWFjaERyYWZ0EhEKCWRlbGl2ZXJlZBgGIAEoCBIWCg5kZWdyYWRlZF9zdGVwcxgHIAMoCSKAAQoVQ3VzdG9tZXJGb2xsb3dVcElucHV0EiAKC2N1c3RvbWVyX2lkGAEgASgJQgu6SAjIAQFyAxiAARIWCgRnb2FsGAIgASgJQgi6SAVyAxjQDxItCgdjaGFubmVsGAMgASgOMhIuY3JtLmFpLnYxLkNoYW5uZWxCCLpIBYIBAhABIsgBChZDdXN0b21lckZvbGxvd1VwT3V0cHV0EjMKEG5leHRfYmVzdF9hY3Rpb24YASABKAsyGS5jcm0uYWkudjEuTmV4dEJlc3RBY3Rpb24SJwoFZHJhZnQYAiABKAsyGC5jcm0uYWkudjEuT3V0cmVhY2hEcmFmdBIRCglkZWxpdmVyZWQYAyABKAgSJQoIZXZpZGVuY2UYBCADKAsyEy5jcm0uYWkudjEuQ2l0YXRpb24SFgoOZGVncmFkZWRfc3RlcHMYBSADKAkiggIKFkNvbnRlbnRHZW5lcmF0aW9uSW5wdXQSLwoJcmVjaXBpZW50GAEgASgLMhQuY3JtLmFpLnYxLlJlY2lwaWVudEIGukgDyAEBEhwKB3B1cnBvc2UYAiABKAlCC7pICMgBAXIDGNAPEi8KB2NoYW5uZWwYAyABKA4yEi5jcm0uYWkudjEuQ2hhbm5lbEIKukgHggEEEAEgABInCgR0b25lGAQgASgOMg8uY3JtLmFpLnYxLlRvbmVCCLpIBYIBAhABEiUKCmtleV9wb2ludHMYBSADKAlCEbpIDpIBCxAUIgdyBRABGPQDEhgKEHJlcXVpcmVfYXBwcm92YWwYBiABKAgifwoXQ29udGVudEdlbmVyYXRpb25PdXRwdXQSJwoFZHJhZnQYASABKAsyGC5jcm0uYWkudjEuT3V0cmVhY2hEcmFmdBIQCghhcHByb3ZlZBgCIAEoCBIRCglkZWxpdmVyZWQYAyABKAgSFgoOZGVncmFkZWRfc3RlcHMYBCADKAkipQQKCFJ1bkV2ZW50Eg4KBnJ1bl9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoAxIuCgpldmVudF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCg1zdGF0ZV9jaGFuZ2VkGAogASgLMhcuY3JtLmFpLnYxLlN0YXRlQ2hhbmdlZEgAEi4KDHN0ZXBfc3RhcnRlZBgLIAEoCzIWLmNybS5haS52MS5TdGVwU3RhcnRlZEgAEjAKDXN0ZXBfZmluaXNoZWQYDCABKAsyFy5jcm0uYWkudjEuU3RlcEZpbmlzaGVkSAASLAoLdG9rZW5fZGVsdGEYDSABKAsyFS5jcm0uYWkudjEuVG9rZW5EZWx0YUgAEigKCXRvb2xfY2FsbBgOIAEoCzITLmNybS5haS52MS5Ub29sQ2FsbEgAEiwKC3Rvb2xfcmVzdWx0GA8gASgLMhUuY3JtLmFpLnYxLlRvb2xSZXN1bHRIABIwChBpbnRlcnJ1cHRfcmFpc2VkGBAgASgLMhQuY3JtLmFpLnYxLkludGVycnVwdEgAEiEKBXVzYWdlGBEgASgLMhAuY3JtLmFpLnYxLlVzYWdlSAASKQoJY29tcGxldGVkGBIgASgLMhQuY3JtLmFpLnYxLlJ1bk91dHB1dEgAEiQKBmZhaWxlZBgTIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzSABCBwoFZXZlbnQiZAoMU3RhdGVDaGFuZ2VkEiIKBGZyb20YASABKA4yFC5jcm0uYWkudjEuUnVuLlN0YXRlEiAKAnRvGAIgASgOMhQuY3JtLmFpLnYxLlJ1bi5TdGF0ZRIOCgZyZWFzb24YAyABKAkiKgoLU3RlcFN0YXJ0ZWQSDAoEc3RlcBgBIAEoCRINCgVhZ2VudBgCIAEoCSJqCgxTdGVwRmluaXNoZWQSDAoEc3RlcBgBIAEoCRINCgVhZ2VudBgCIAEoCRIQCghkZWdyYWRlZBgDIAEoCBIrCghkdXJhdGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI5CgpUb2tlbkRlbHRhEgwKBHN0ZXAYASABKAkSDAoEdGV4dBgCIAEoCRIPCgdhdHRlbXB0GAMgASgFIk8KCFRvb2xDYWxsEgwKBHN0ZXAYASABKAkSDwoHY2FsbF9pZBgCIAEoCRIMCgR0b29sGAMgASgJEhYKDmFyZ3VtZW50c19qc29uGAQgASgJIk8KClRvb2xSZXN1bHQSDAoEc3RlcBgBIAEoCRIPCgdjYWxsX2lkGAIgASgJEhMKC3Jlc3VsdF9qc29uGAMgASgJEg0KBWVycm9yGAQgASgIKoYBCg1RdWFsaWZpY2F0aW9uEh0KGVFVQUxJRklDQVRJT05fVU5TUEVDSUZJRUQQABIbChdRVUFMSUZJQ0FUSU9OX1FVQUxJRklFRBABEhkKFVFVQUxJRklDQVRJT05fTlVSVFVSRRACEh4KGlFVQUxJRklDQVRJT05fRElTUVVBTElGSUVEEAMqbwoHQ2hhbm5lbBIXChNDSEFOTkVMX1VOU1BFQ0lGSUVEEAASEQoNQ0hBTk5FTF9FTUFJTBABEhQKEENIQU5ORUxfTElOS0VESU4QAhIRCg1DSEFOTkVMX1BIT05FEAMSDwoLQ0hBTk5FTF9TTVMQBCpoCgRUb25lEhQKEFRPTkVfVU5TUEVDSUZJRUQQABIVChFUT05FX1BST0ZFU1NJT05BTBABEhEKDVRPTkVfRlJJRU5ETFkQAhIPCgtUT05FX0ZPUk1BTBADEg8KC1RPTkVfQ0FTVUFMEAQyxgUKD1dvcmtmbG93U2VydmljZRJSCg1MaXN0V29ya2Zsb3dzEh8uY3JtLmFpLnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0GiAuY3JtLmFpLnYxLkxpc3RXb3JrZmxvd3NSZXNwb25zZRI2CghTdGFydFJ1bhIaLmNybS5haS52MS5TdGFydFJ1blJlcXVlc3QaDi5jcm0uYWkudjEuUnVuEj8KCVN0cmVhbVJ1bhIbLmNybS5haS52MS5TdHJlYW1SdW5SZXF1ZXN0GhMuY3JtLmFpLnYxLlJ1bkV2ZW50MAESPQoIV2F0Y2hSdW4SGi5jcm0uYWkudjEuV2F0Y2hSdW5SZXF1ZXN0GhMuY3JtLmFpLnYxLlJ1bkV2ZW50MAESMgoGR2V0UnVuEhguY3JtLmFpLnYxLkdldFJ1blJlcXVlc3QaDi5jcm0uYWkudjEuUnVuEkMKCExpc3RSdW5zEhouY3JtLmFpLnYxLkxpc3RSdW5zUmVxdWVzdBobLmNybS5haS52MS5MaXN0UnVuc1Jlc3BvbnNlEjgKCUNhbmNlbFJ1bhIbLmNybS5haS52MS5DYW5jZWxSdW5SZXF1ZXN0Gg4uY3JtLmFpLnYxLlJ1bhI4CglSZXN1bWVSdW4SGy5jcm0uYWkudjEuUmVzdW1lUnVuUmVxdWVzdBoOLmNybS5haS52MS5SdW4SWQoTR2V0V29ya2Zsb3dTZXR0aW5ncxIlLmNybS5haS52MS5HZXRXb3JrZmxvd1NldHRpbmdzUmVxdWVzdBobLmNybS5haS52MS5Xb3JrZmxvd1NldHRpbmdzEl8KFlVwZGF0ZVdvcmtmbG93U2V0dGluZ3MSKC5jcm0uYWkudjEuVXBkYXRlV29ya2Zsb3dTZXR0aW5nc1JlcXVlc3QaGy5jcm0uYWkudjEuV29ya2Zsb3dTZXR0aW5nc2IGcHJvdG8z", [file_buf_validate_validate, file_crm_ai_v1_common, file_crm_ai_v1_scoring, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * One tenant's workflow settings: the decision agent's thresholds. In an update, a field named
@@ -67,6 +67,14 @@ export type WorkflowSettings = Message<"crm.ai.v1.WorkflowSettings"> & {
    * @generated from field: double stale_factor = 5;
    */
   staleFactor: number;
+
+  /**
+   * What happens to a generated draft that still fails a check after its revisions. It is
+   * never delivered as it is; unset (0) means the default, FAILED_DRAFT_ACTION_HOLD_FOR_REVIEW.
+   *
+   * @generated from field: crm.ai.v1.WorkflowSettings.FailedDraftAction failed_draft_action = 6;
+   */
+  failedDraftAction: WorkflowSettings_FailedDraftAction;
 };
 
 /**
@@ -75,6 +83,42 @@ export type WorkflowSettings = Message<"crm.ai.v1.WorkflowSettings"> & {
  */
 export const WorkflowSettingsSchema: GenMessage<WorkflowSettings> = /*@__PURE__*/
   messageDesc(file_crm_ai_v1_workflow, 0);
+
+/**
+ * What happens to a generated draft that fails a check after its revisions.
+ *
+ * @generated from enum crm.ai.v1.WorkflowSettings.FailedDraftAction
+ */
+export enum WorkflowSettings_FailedDraftAction {
+  /**
+   * The default: FAILED_DRAFT_ACTION_HOLD_FOR_REVIEW.
+   *
+   * @generated from enum value: FAILED_DRAFT_ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The run pauses for a human (Interrupt reason REASON_DRAFT_FAILED_CHECKS), who sees the
+   * failed checks in the proposed draft and edits, rejects, or approves with an override.
+   *
+   * @generated from enum value: FAILED_DRAFT_ACTION_HOLD_FOR_REVIEW = 1;
+   */
+  HOLD_FOR_REVIEW = 1,
+
+  /**
+   * The draft is replaced by the deterministic template draft, which passes every check, and
+   * the content step is reported degraded (`degraded_steps`, `StepFinished.degraded`).
+   *
+   * @generated from enum value: FAILED_DRAFT_ACTION_USE_TEMPLATE = 2;
+   */
+  USE_TEMPLATE = 2,
+}
+
+/**
+ * Describes the enum crm.ai.v1.WorkflowSettings.FailedDraftAction.
+ */
+export const WorkflowSettings_FailedDraftActionSchema: GenEnum<WorkflowSettings_FailedDraftAction> = /*@__PURE__*/
+  enumDesc(file_crm_ai_v1_workflow, 0, 0);
 
 /**
  * Request of WorkflowService.GetWorkflowSettings (the tenant is the caller's).
@@ -538,6 +582,16 @@ export type Approval = Message<"crm.ai.v1.Approval"> & {
    * @generated from field: string comment = 1;
    */
   comment: string;
+
+  /**
+   * Deliver the proposed draft although it fails checks (`OutreachDraft.failed_checks`). Without
+   * it, approving such a draft is INVALID_ARGUMENT (reason DRAFT_FAILS_CHECKS) naming each failed
+   * check. The override is recorded on the run: `OutreachDraft.override` of the output and the
+   * reason of the run's state change.
+   *
+   * @generated from field: bool override_failed_checks = 2;
+   */
+  overrideFailedChecks: boolean;
 };
 
 /**
@@ -548,7 +602,10 @@ export const ApprovalSchema: GenMessage<Approval> = /*@__PURE__*/
   messageDesc(file_crm_ai_v1_workflow, 14);
 
 /**
- * Changes to an interrupt's proposal; unset fields keep the proposed value.
+ * Changes to an interrupt's proposal; unset fields keep the proposed value. The resulting draft
+ * is checked like a generated one (without the checks of facts the model was given): if it
+ * would be delivered and fails a check, ResumeRun is INVALID_ARGUMENT (reason
+ * DRAFT_FAILS_CHECKS) with one field violation per failed check, whose `reason` is the check.
  *
  * @generated from message crm.ai.v1.Edit
  */
@@ -932,6 +989,14 @@ export enum Interrupt_Reason {
    * @generated from enum value: REASON_APPROVAL_REQUESTED = 4;
    */
   APPROVAL_REQUESTED = 4,
+
+  /**
+   * The generated draft still fails checks after its revisions (see
+   * `proposal.draft.failed_checks`); it is not delivered unless a human fixes or overrides it.
+   *
+   * @generated from enum value: REASON_DRAFT_FAILED_CHECKS = 5;
+   */
+  DRAFT_FAILED_CHECKS = 5,
 }
 
 /**
@@ -1119,6 +1184,21 @@ export type OutreachDraft = Message<"crm.ai.v1.OutreachDraft"> & {
    * @generated from field: repeated string issues = 5;
    */
   issues: string[];
+
+  /**
+   * The checks the draft fails, by name, with the same sentences as `issues`. A draft with
+   * failed checks is never delivered unless a human approved it with an override. Output only.
+   *
+   * @generated from field: repeated crm.ai.v1.DraftCheckFailure failed_checks = 6;
+   */
+  failedChecks: DraftCheckFailure[];
+
+  /**
+   * Set when a human approved this draft despite its failed checks. Output only.
+   *
+   * @generated from field: crm.ai.v1.DraftOverride override = 7;
+   */
+  override?: DraftOverride | undefined;
 };
 
 /**
@@ -1127,6 +1207,77 @@ export type OutreachDraft = Message<"crm.ai.v1.OutreachDraft"> & {
  */
 export const OutreachDraftSchema: GenMessage<OutreachDraft> = /*@__PURE__*/
   messageDesc(file_crm_ai_v1_workflow, 22);
+
+/**
+ * One check an outreach draft fails.
+ *
+ * @generated from message crm.ai.v1.DraftCheckFailure
+ */
+export type DraftCheckFailure = Message<"crm.ai.v1.DraftCheckFailure"> & {
+  /**
+   * The check: `length`, `subject`, `placeholder`, `scaffolding`, `repetition`, `truncated`,
+   * `recipient`, `banned_phrase`, `tone` or `invented_fact`.
+   *
+   * @generated from field: string check = 1;
+   */
+  check: string;
+
+  /**
+   * What is wrong and how to fix it.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message crm.ai.v1.DraftCheckFailure.
+ * Use `create(DraftCheckFailureSchema)` to create a new message.
+ */
+export const DraftCheckFailureSchema: GenMessage<DraftCheckFailure> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_workflow, 23);
+
+/**
+ * A human's approval of a draft that fails checks (`Approval.override_failed_checks`).
+ *
+ * @generated from message crm.ai.v1.DraftOverride
+ */
+export type DraftOverride = Message<"crm.ai.v1.DraftOverride"> & {
+  /**
+   * The checks the approved draft failed.
+   *
+   * @generated from field: repeated string checks = 1;
+   */
+  checks: string[];
+
+  /**
+   * The approver's comment.
+   *
+   * @generated from field: string comment = 2;
+   */
+  comment: string;
+
+  /**
+   * Subject of the approver's credentials.
+   *
+   * @generated from field: string approved_by = 3;
+   */
+  approvedBy: string;
+
+  /**
+   * When the override was given.
+   *
+   * @generated from field: google.protobuf.Timestamp override_time = 4;
+   */
+  overrideTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message crm.ai.v1.DraftOverride.
+ * Use `create(DraftOverrideSchema)` to create a new message.
+ */
+export const DraftOverrideSchema: GenMessage<DraftOverride> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_workflow, 24);
 
 /**
  * Recipient of generated content.
@@ -1168,7 +1319,7 @@ export type Recipient = Message<"crm.ai.v1.Recipient"> & {
  * Use `create(RecipientSchema)` to create a new message.
  */
 export const RecipientSchema: GenMessage<Recipient> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 23);
+  messageDesc(file_crm_ai_v1_workflow, 25);
 
 /**
  * Input of the `lead_qualification` workflow.
@@ -1196,7 +1347,7 @@ export type LeadQualificationInput = Message<"crm.ai.v1.LeadQualificationInput">
  * Use `create(LeadQualificationInputSchema)` to create a new message.
  */
 export const LeadQualificationInputSchema: GenMessage<LeadQualificationInput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 24);
+  messageDesc(file_crm_ai_v1_workflow, 26);
 
 /**
  * Output of the `lead_qualification` workflow.
@@ -1259,7 +1410,7 @@ export type LeadQualificationOutput = Message<"crm.ai.v1.LeadQualificationOutput
  * Use `create(LeadQualificationOutputSchema)` to create a new message.
  */
 export const LeadQualificationOutputSchema: GenMessage<LeadQualificationOutput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 25);
+  messageDesc(file_crm_ai_v1_workflow, 27);
 
 /**
  * Input of the `customer_follow_up` workflow.
@@ -1294,7 +1445,7 @@ export type CustomerFollowUpInput = Message<"crm.ai.v1.CustomerFollowUpInput"> &
  * Use `create(CustomerFollowUpInputSchema)` to create a new message.
  */
 export const CustomerFollowUpInputSchema: GenMessage<CustomerFollowUpInput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 26);
+  messageDesc(file_crm_ai_v1_workflow, 28);
 
 /**
  * Output of the `customer_follow_up` workflow.
@@ -1343,7 +1494,7 @@ export type CustomerFollowUpOutput = Message<"crm.ai.v1.CustomerFollowUpOutput">
  * Use `create(CustomerFollowUpOutputSchema)` to create a new message.
  */
 export const CustomerFollowUpOutputSchema: GenMessage<CustomerFollowUpOutput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 27);
+  messageDesc(file_crm_ai_v1_workflow, 29);
 
 /**
  * Input of the `content_generation` workflow.
@@ -1399,7 +1550,7 @@ export type ContentGenerationInput = Message<"crm.ai.v1.ContentGenerationInput">
  * Use `create(ContentGenerationInputSchema)` to create a new message.
  */
 export const ContentGenerationInputSchema: GenMessage<ContentGenerationInput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 28);
+  messageDesc(file_crm_ai_v1_workflow, 30);
 
 /**
  * Output of the `content_generation` workflow.
@@ -1441,7 +1592,7 @@ export type ContentGenerationOutput = Message<"crm.ai.v1.ContentGenerationOutput
  * Use `create(ContentGenerationOutputSchema)` to create a new message.
  */
 export const ContentGenerationOutputSchema: GenMessage<ContentGenerationOutput> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 29);
+  messageDesc(file_crm_ai_v1_workflow, 31);
 
 /**
  * One event of a run. Sequences start at 1 and increase by 1 per run.
@@ -1563,7 +1714,7 @@ export type RunEvent = Message<"crm.ai.v1.RunEvent"> & {
  * Use `create(RunEventSchema)` to create a new message.
  */
 export const RunEventSchema: GenMessage<RunEvent> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 30);
+  messageDesc(file_crm_ai_v1_workflow, 32);
 
 /**
  * A run's state change.
@@ -1598,7 +1749,7 @@ export type StateChanged = Message<"crm.ai.v1.StateChanged"> & {
  * Use `create(StateChangedSchema)` to create a new message.
  */
 export const StateChangedSchema: GenMessage<StateChanged> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 31);
+  messageDesc(file_crm_ai_v1_workflow, 33);
 
 /**
  * An agent or graph node started.
@@ -1626,7 +1777,7 @@ export type StepStarted = Message<"crm.ai.v1.StepStarted"> & {
  * Use `create(StepStartedSchema)` to create a new message.
  */
 export const StepStartedSchema: GenMessage<StepStarted> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 32);
+  messageDesc(file_crm_ai_v1_workflow, 34);
 
 /**
  * An agent or graph node finished.
@@ -1668,10 +1819,12 @@ export type StepFinished = Message<"crm.ai.v1.StepFinished"> & {
  * Use `create(StepFinishedSchema)` to create a new message.
  */
 export const StepFinishedSchema: GenMessage<StepFinished> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 33);
+  messageDesc(file_crm_ai_v1_workflow, 35);
 
 /**
- * Text streamed by an LLM during a step.
+ * Text streamed by an LLM during a step. For a structured answer (the content step's draft
+ * parts), the text is that of its fields, one per line, as the model writes them; the step's
+ * output is the checked, composed result.
  *
  * @generated from message crm.ai.v1.TokenDelta
  */
@@ -1689,6 +1842,14 @@ export type TokenDelta = Message<"crm.ai.v1.TokenDelta"> & {
    * @generated from field: string text = 2;
    */
   text: string;
+
+  /**
+   * The step's LLM call this text belongs to: 0 for the first, 1.. for revisions. A client
+   * showing the text starts over when it changes.
+   *
+   * @generated from field: int32 attempt = 3;
+   */
+  attempt: number;
 };
 
 /**
@@ -1696,7 +1857,7 @@ export type TokenDelta = Message<"crm.ai.v1.TokenDelta"> & {
  * Use `create(TokenDeltaSchema)` to create a new message.
  */
 export const TokenDeltaSchema: GenMessage<TokenDelta> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 34);
+  messageDesc(file_crm_ai_v1_workflow, 36);
 
 /**
  * A tool call made by an agent.
@@ -1738,7 +1899,7 @@ export type ToolCall = Message<"crm.ai.v1.ToolCall"> & {
  * Use `create(ToolCallSchema)` to create a new message.
  */
 export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 35);
+  messageDesc(file_crm_ai_v1_workflow, 37);
 
 /**
  * The result of a tool call.
@@ -1780,7 +1941,7 @@ export type ToolResult = Message<"crm.ai.v1.ToolResult"> & {
  * Use `create(ToolResultSchema)` to create a new message.
  */
 export const ToolResultSchema: GenMessage<ToolResult> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_workflow, 36);
+  messageDesc(file_crm_ai_v1_workflow, 38);
 
 /**
  * Qualification decision for a lead.

@@ -1,0 +1,262 @@
+"""Outreach drafts the code owns, with the sentences a model may write in them.
+
+A draft is composed per channel from a greeting, an opening about the recipient's company, the
+*goal* sentence, the *points* (the key points the caller listed), a closing question and a
+signature; an e-mail also has a *subject*. The model is asked for the subject, the goal sentence
+and the points sentence (:func:`draft_parts`); each is used only when :func:`accept_draft_part`
+keeps it, and every part it did not get right comes from :func:`template_parts`, so a composed
+draft is complete and passes the draft checks whatever the model wrote. :func:`fallback_draft` is
+the draft of the template parts alone, for when no model answers or the tenant wants the template
+for a draft that fails its checks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
+from ai_orchestration.workflows._parts import Part, accept, covers, described
+from ai_orchestration.workflows._types import JsonDoc
+
+__all__ = [
+    "accept_draft_part",
+    "compose",
+    "draft_parts",
+    "fallback_draft",
+    "grounding",
+    "prompt_variables",
+    "second_person",
+    "template_parts",
+]
+
+SUBJECT: Final = "subject"
+GOAL: Final = "goal"
+POINTS: Final = "points"
+_SMS: Final = "CHANNEL_SMS"
+_EMAIL: Final = "CHANNEL_EMAIL"
+_PHONE: Final = "CHANNEL_PHONE"
+_TEMPLATE_GOAL_CHARS: Final = 300
+_MAX_SUBJECT: Final = 60
+_GOAL_COVERAGE: Final = 0.6
+"""Share of the goal's content words the goal sentence must have."""
+_POINT_COVERAGE: Final = 0.5
+"""Share of each key point's content words the points sentence must have."""
+# Verbs a goal usually starts with ("invite her to ..."): such a goal reads "I'd like to <goal>";
+# any other ("renewal of their contract") reads "I'm writing about <goal>".
+_GOAL_VERBS: Final = frozenset(
+    [
+        "arrange",
+        "ask",
+        "book",
+        "catch",
+        "check",
+        "confirm",
+        "congratulate",
+        "discuss",
+        "explore",
+        "follow",
+        "get",
+        "give",
+        "help",
+        "introduce",
+        "invite",
+        "learn",
+        "let",
+        "offer",
+        "open",
+        "present",
+        "propose",
+        "remind",
+        "renew",
+        "request",
+        "review",
+        "schedule",
+        "send",
+        "set",
+        "share",
+        "show",
+        "talk",
+        "thank",
+        "update",
+        "walk",
+        "welcome",
+    ]
+)
+_OBJECT_HER = re.compile(r"\bher\b(?=\s+(?:to|at|for|about|with|on|in|and|know)\b|\s*[.,;]|$)")
+_POSSESSIVE = re.compile(r"\b(?:her|his|their)\b")
+_PERSON = re.compile(r"\b(?:them|him|they|she|he)\b")
+_THEMSELVES = re.compile(r"\b(?:themselves|himself|herself)\b")
+
+
+def second_person(goal: str) -> str:
+    """``goal`` as said to its reader: "invite her to the webinar" -> "invite you to the
+    webinar", "their contract" -> "your contract"."""
+    text = _OBJECT_HER.sub("you", goal.strip().rstrip("."))
+    text = _THEMSELVES.sub("yourself", text)
+    text = _POSSESSIVE.sub("your", text)
+    return _PERSON.sub("you", text)
+
+
+def _points(spec: DraftSpec) -> list[str]:
+    return [p.strip().rstrip(".") for p in spec.points if p.strip()]
+
+
+def draft_parts(spec: DraftSpec) -> tuple[Part, ...]:
+    """What the model is asked to write for ``spec``: the subject (e-mail only), the goal
+    sentence and, when there are key points, the points sentence (shorter for an SMS)."""
+    short = spec.channel == _SMS
+    parts: list[Part] = []
+    if spec.channel == _EMAIL:
+        parts.append(
+            Part(SUBJECT, "a subject line of a few words about the goal", 8, _MAX_SUBJECT, False)
+        )
+    parts.append(
+        Part(
+            GOAL, "one sentence that tells the reader the goal", 20, 110 if short else 180, True, 1
+        )
+    )
+    if _points(spec):
+        parts.append(
+            Part(
+                POINTS,
+                "one or two sentences that mention every key point",
+                20,
+                120 if short else 260,
+            )
+        )
+    return tuple(parts)
+
+
+def prompt_variables(spec: DraftSpec, parts: Sequence[Part], feedback: str) -> dict[str, str]:
+    """The variables of the ``draft_parts`` prompt asking for ``parts``."""
+    name = str(spec.recipient.get("name", "")).strip() or "the reader"
+    role = str(spec.recipient.get("role", "")).strip()
+    company = str(spec.recipient.get("company", "")).strip()
+    reader = name + (f", {role}" if role else "") + (f" at {company}" if company else "")
+    return {
+        "reader": reader,
+        "tone": spec.tone,
+        "goal": second_person(spec.goal),
+        "key_points": "; ".join(_points(spec)) or "none",
+        "parts": described(parts),
+        "feedback": feedback or "none",
+    }
+
+
+def grounding(spec: DraftSpec) -> str:
+    """Every fact the model is given for ``spec``: what its parts may mention."""
+    recipient = " ".join(str(v) for v in spec.recipient.values())
+    facts = [recipient, spec.goal, second_person(spec.goal), *spec.points, spec.sender]
+    return "\n".join(facts)
+
+
+def accept_draft_part(
+    name: str, text: str, spec: DraftSpec, policy: ContentPolicy, taken: Sequence[str]
+) -> str:
+    """Why the model's ``text`` may not be the draft's part ``name``; empty when it may.
+
+    On top of :func:`~._parts.accept`: the subject must be about the goal (not just the
+    recipient's name), the goal sentence must say the goal, the points sentence every key point.
+    """
+    part = next(p for p in draft_parts(spec) if p.name == name)
+    why = accept(text, part, grounding=grounding(spec), tone=spec.tone, policy=policy, taken=taken)
+    if why:
+        return why
+    if name == SUBJECT:
+        about = f"{spec.goal} {' '.join(spec.points)}"
+        if not covers(text, about, 0.01):  # at least one word of the goal or the points
+            return "make the subject about the goal"
+        if str(spec.recipient.get("name", "")).strip().lower() in text.lower():
+            return "leave the recipient's name out of the subject"
+    elif name == GOAL and not covers(text, second_person(spec.goal), _GOAL_COVERAGE):
+        return f"say the goal: {second_person(spec.goal)}"
+    elif name == POINTS:
+        missing = [p for p in _points(spec) if not covers(text, p, _POINT_COVERAGE)]
+        if missing:
+            return "mention " + "; ".join(missing)
+    return ""
+
+
+def template_parts(spec: DraftSpec) -> dict[str, str]:
+    """The deterministic text of every part of ``spec``."""
+    goal = second_person(spec.goal)
+    first_word = goal.split(maxsplit=1)[0].lower() if goal else ""
+    lead = "I'd like to" if first_word in _GOAL_VERBS else "I'm writing about"
+    said = _shortened(goal, _TEMPLATE_GOAL_CHARS).removesuffix("...")
+    parts = {GOAL: f"{lead} {said}." if goal else "I'd like to get in touch."}
+    points = [_shortened(point, 150) for point in _points(spec)[:5]]
+    if points:
+        if spec.channel == _SMS:
+            parts[POINTS] = "In short: " + "; ".join(points) + "."
+        else:
+            parts[POINTS] = "A few points that may be relevant:\n" + "\n".join(
+                f"- {point}" for point in points
+            )
+    if spec.channel == _EMAIL:
+        parts[SUBJECT] = _default_subject(spec, goal)
+    return parts
+
+
+def _default_subject(spec: DraftSpec, goal: str) -> str:
+    company = str(spec.recipient.get("company", "")).strip()
+    text = goal[:1].upper() + goal[1:]
+    subject = f"{company}: {text}" if company else text
+    if len(subject) <= _MAX_SUBJECT:
+        return subject
+    cut = subject[: _MAX_SUBJECT - 3].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "..."
+
+
+def compose(spec: DraftSpec, parts: Mapping[str, str], limit: int | None) -> JsonDoc:
+    """The ``OutreachDraft`` document of ``spec`` with ``parts`` (every part of
+    :func:`draft_parts` present) in the channel's message, its body at most ``limit``
+    characters (the points are left out, then the goal sentence shortened, where it is longer)."""
+    body = _body(spec, parts[GOAL], parts.get(POINTS, ""))
+    if limit is not None and len(body) > limit:
+        body = _body(spec, parts[GOAL], "")
+    if limit is not None and len(body) > limit:
+        room = max(20, len(parts[GOAL]) - (len(body) - limit) - 3)
+        body = _body(spec, _shortened(parts[GOAL], room), "")
+    return {
+        "subject": parts.get(SUBJECT, "") if spec.channel == _EMAIL else "",
+        "body": body,
+        "channel": spec.channel,
+        "revisions": 0,
+        "issues": [],
+        "failed_checks": [],
+    }
+
+
+def _shortened(text: str, room: int) -> str:
+    if len(text) <= room:
+        return text
+    return text[:room].rsplit(" ", 1)[0].rstrip(",;:") + "..."
+
+
+def _body(spec: DraftSpec, goal: str, points: str) -> str:
+    first = str(spec.recipient.get("name", "")).strip().split(" ", 1)[0]
+    if spec.channel == _SMS:
+        greeting = f"Hi {first}, {spec.sender} here." if first else f"Hi, {spec.sender} here."
+        return " ".join(f"{greeting} {goal} {points} Could we talk this week?".split())
+    company = str(spec.recipient.get("company", "")).strip()
+    opening = f"I hope all is well at {company}. " if company else ""
+    paragraphs = [f"Hello {first}," if first else "Hello,"]
+    if spec.channel == _PHONE:
+        paragraphs.append(f"This is {spec.sender}. {opening}{goal}")
+    else:
+        paragraphs.append(f"{opening}{goal}")
+    if points:
+        paragraphs.append(points)
+    if spec.channel == _PHONE:
+        paragraphs.append("Would you have a few minutes to talk about it now?")
+    else:
+        paragraphs.append("Would a short conversation this week work for you?")
+        paragraphs.append(f"Best regards,\n{spec.sender}")
+    return "\n\n".join(paragraphs)
+
+
+def fallback_draft(spec: DraftSpec, limit: int | None) -> JsonDoc:
+    """The draft of the template parts alone; it passes every check for any recipient and goal."""
+    return compose(spec, template_parts(spec), limit)

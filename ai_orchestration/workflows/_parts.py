@@ -1,0 +1,279 @@
+"""Short texts a small model writes inside text the code owns: the schema it answers under, and
+the rules a part must meet before it is used.
+
+Why parts: the bundled model (SmolLM2-135M) cannot write a whole message or analysis that is
+safe to show. Asked for prose it loops, invents dates, prices and places, echoes its prompt and
+leaves placeholders; asked for one sentence about facts in front of it, it is right often enough
+to be useful. So a step asks for a JSON object of named parts, decoded under :func:`schema`
+(constrained generation: each string starts with a capital, ends a sentence, and cannot contain
+brackets, braces, angle brackets, quotes, backslashes or line breaks, so no placeholder, prompt
+scaffolding, second paragraph or half sentence can come out), then keeps a part only when
+:func:`accept` finds nothing wrong with it. What is not kept is asked for again with the reasons,
+and in the end taken from the step's template text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ai_orchestration.workflows._checks import check_draft, normalized, sentences
+from ai_orchestration.workflows._content import ContentPolicy
+
+__all__ = [
+    "Part",
+    "accept",
+    "content_words",
+    "covers",
+    "described",
+    "grounding_of",
+    "parse_parts",
+    "schema",
+]
+
+# Characters a part may not contain: no placeholder ([x], {x}, <x>), no quote, escape or line
+# break. llama.cpp applies the pattern to the raw characters between the JSON quotes, so a quote
+# or a raw line break would end or break the JSON itself.
+_FREE: Final = r"[^\[\]{}<>\"\\\n]"
+_SENTENCE_END: Final = "[.!?]"
+_STOPWORDS: Final = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "will",
+        "with",
+        "you",
+        "your",
+        "yours",
+        "about",
+        "into",
+        "out",
+        "up",
+        "can",
+        "could",
+        "would",
+        "should",
+        "may",
+        "might",
+        "shall",
+        "just",
+        "also",
+        "very",
+        "more",
+        "most",
+        "some",
+        "any",
+        "all",
+        "her",
+        "his",
+        "him",
+        "she",
+        "he",
+        "my",
+        "me",
+        "us",
+        "do",
+        "does",
+        "did",
+        "not",
+        "no",
+        "than",
+        "then",
+        "there",
+        "here",
+        "what",
+        "when",
+        "who",
+        "how",
+        "which",
+        "while",
+        "been",
+        "being",
+        "am",
+    ]
+)
+_CAPITALISED = re.compile(r"\b[A-Z][\w'\u2019-]*")
+_FIRST_PERSON_READER = re.compile(r"(?<!\w)(?:me|my|mine|myself)(?!\w)", re.I)
+_ALWAYS_KNOWN: Final = frozenset({"i", "i'm", "i'd", "i'll", "i've", "ok"})
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One text a step asks the model for."""
+
+    name: str
+    """Key in the answer's JSON object."""
+    description: str
+    """What the part is, for the prompt (e.g. ``one sentence that ...``)."""
+    min_chars: int
+    """Shortest acceptable text."""
+    max_chars: int
+    """Longest text the schema admits."""
+    sentence: bool = True
+    """Whether the part ends like a sentence (a subject line does not)."""
+    max_sentences: int = 2
+    """Most sentences the part may have."""
+
+
+def schema(parts: Iterable[Part]) -> dict[str, Any]:
+    """The JSON schema of an answer made of ``parts`` (every one required, nothing else)."""
+    properties: dict[str, Any] = {}
+    for part in parts:
+        # The first and (for a sentence) the last character are fixed by the pattern, the rest
+        # counted by its repetition bounds.
+        fixed = 2 if part.sentence else 1
+        low, high = max(0, part.min_chars - fixed), max(1, part.max_chars - fixed)
+        end = _SENTENCE_END if part.sentence else ""
+        properties[part.name] = {
+            "type": "string",
+            "description": part.description,
+            "pattern": f"^[A-Z]{_FREE}{{{low},{high}}}{end}$",
+        }
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def parse_parts(text: str, parts: Iterable[Part]) -> dict[str, str]:
+    """The string values of the named ``parts`` in a model's JSON answer (missing ones are left
+    out; an answer that is no JSON object gives nothing)."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(answer, dict):
+        return {}
+    found: dict[str, str] = {}
+    for part in parts:
+        value = answer.get(part.name)
+        if isinstance(value, str) and value.strip():
+            found[part.name] = " ".join(value.split())
+    return found
+
+
+def content_words(text: str) -> set[str]:
+    """The words of ``text`` that carry meaning, roughly stemmed (for coverage comparisons)."""
+    return {_stem(word) for word in normalized(text).split() if word not in _STOPWORDS}
+
+
+def covers(text: str, facts: str, share: float) -> bool:
+    """Whether ``text`` has at least ``share`` of the content words of ``facts``."""
+    wanted = content_words(facts)
+    if not wanted:
+        return True
+    return len(wanted & content_words(text)) >= share * len(wanted)
+
+
+def accept(
+    text: str,
+    part: Part,
+    *,
+    grounding: str,
+    tone: str,
+    policy: ContentPolicy,
+    taken: Iterable[str] = (),
+) -> str:
+    """Why ``text`` may not be used as ``part``; empty when it may.
+
+    A part is refused when it is too short or long, has too many sentences, repeats itself or a
+    part already taken, fails a check of a draft (placeholder, scaffolding, banned phrase, tone,
+    a figure, day or month not in ``grounding``), names anything that is not in ``grounding``
+    (a capitalised word other than a sentence's first), or speaks of the reader as "me".
+    """
+    faults = _faults(text, part, grounding=grounding, tone=tone, policy=policy, taken=taken)
+    return next(faults, "")
+
+
+def _faults(
+    text: str,
+    part: Part,
+    *,
+    grounding: str,
+    tone: str,
+    policy: ContentPolicy,
+    taken: Iterable[str],
+) -> Iterator[str]:
+    """Every reason to refuse ``text``, cheapest checks first (the caller takes the first)."""
+    if len(text) < part.min_chars or len(text) > part.max_chars:
+        yield f"write {part.min_chars} to {part.max_chars} characters"
+    said = sentences(text)
+    if len(said) > part.max_sentences:
+        yield f"write at most {part.max_sentences} sentences"
+    earlier = {normalized(s) for other in taken for s in sentences(other)}
+    if any(normalized(s) in earlier for s in said):
+        yield "do not repeat what another part says"
+    draft = {"subject": "", "body": text, "channel": ""}
+    for issue in check_draft(draft, tone=tone, policy=policy, grounding=grounding):
+        if issue.check not in ("length", "truncated", "recipient"):
+            yield issue.message
+    unknown = _unknown_names(said, grounding)
+    if unknown:
+        yield "use only names from the facts given, not " + ", ".join(unknown)
+    if _FIRST_PERSON_READER.search(text) and not _FIRST_PERSON_READER.search(grounding):
+        yield 'write to the reader as "you"'
+
+
+def _unknown_names(said: list[str], grounding: str) -> list[str]:
+    known = {word.lower() for word in re.findall(r"[\w'\u2019-]+", grounding)}
+    unknown: list[str] = []
+    for sentence in said:
+        for match in _CAPITALISED.finditer(sentence):
+            word = match.group().lower().replace("\u2019", "'")
+            first = match.start() == len(sentence) - len(sentence.lstrip())
+            if first or word in known or word in _ALWAYS_KNOWN or match.group() in unknown:
+                continue
+            unknown.append(match.group())
+    return unknown
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def described(parts: Iterable[Part]) -> str:
+    """The parts as the prompt lists them, one ``name: description`` per line."""
+    return "\n".join(f"{part.name}: {part.description}" for part in parts)
+
+
+def grounding_of(values: Mapping[str, str]) -> str:
+    """Every fact a prompt gave the model, as one text (what its parts may mention)."""
+    return "\n".join(values.values())
