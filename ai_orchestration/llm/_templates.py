@@ -474,12 +474,11 @@ BUILTIN_TEMPLATES: Final[tuple[PromptTemplate, ...]] = (
         "analysis_parts",
         "You explain a lead's score to a salesperson in plain words. The score and its factors "
         "come from a trained model: do not change or second-guess them. Use only the facts "
-        "given: add no numbers, names, places or products. Answer with a JSON object of the "
-        "parts asked for, each one short sentence.",
+        "given: add no numbers, names, places or products. Answer in JSON: how promising the "
+        "lead is (verdict) and what drives the score (drivers), one short sentence each.",
         "Lead:\n{lead_profile}\n\n"
         "Score: {score}/100 (grade {grade})\n"
-        "Factors (signed points):\n{factors}\n\n"
-        "Parts:\n{parts}",
+        "Factors (signed points):\n{factors}",
     ),
     _builtin(
         "next_best_action",
@@ -494,24 +493,14 @@ BUILTIN_TEMPLATES: Final[tuple[PromptTemplate, ...]] = (
     ),
     _builtin(
         "draft_parts",
-        "You help a salesperson word a short message. The code writes the greeting, the "
-        "closing and the signature; you write only the parts asked for, to the reader as "
-        '"you", in the tone asked. Say only what the goal and the key points say: add no '
-        "dates, times, numbers, prices, names, places or products. Answer with a JSON object "
-        "of the parts.\n\n"
-        "Example.\n"
-        "Reader: Tom Berg, Head of IT at Nordwind\n"
-        "Tone: professional\n"
-        "Goal: follow up on your question about data residency\n"
-        "Key points: data stays in the EU; certified to ISO 27001\n"
-        'Answer: {{"subject": "Data residency for Nordwind", "goal": "I am following up on '
-        'your question about data residency.", "points": "Your data stays in the EU, and we '
-        'are certified to ISO 27001."}}',
+        "You write parts of short sales messages; the code adds the greeting, the closing and "
+        'the signature. Write to the reader as "you", in the tone asked, one sentence per '
+        "part. Use only the facts given: add no dates, times, numbers, prices, names or "
+        "places. Answer in JSON.",
         "Reader: {reader}\n"
         "Tone: {tone}\n"
         "Goal: {goal}\n"
         "Key points: {key_points}\n"
-        "Parts:\n{parts}\n"
         "Feedback on your last answer: {feedback}",
     ),
     _builtin(

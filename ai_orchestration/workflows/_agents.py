@@ -21,13 +21,14 @@ from ai_orchestration.storage import OutcomeRecord, ScoreRecord
 from ai_orchestration.workflows._analysis import (
     ANALYSIS_PARTS,
     accept_analysis_part,
+    analysis_examples,
     analysis_text,
     template_analysis,
 )
 from ai_orchestration.workflows._context import RunContext
 from ai_orchestration.workflows._decision import decide
 from ai_orchestration.workflows._documents import lead_features_of, rfc3339, score_document
-from ai_orchestration.workflows._parts import described, grounding_of, parse_parts, schema
+from ai_orchestration.workflows._parts import grounding_of, parse_parts, schema
 from ai_orchestration.workflows._steps import TOOL_ERRORS, Generation, ask, call_tool, json_doc
 from ai_orchestration.workflows._types import JsonDoc
 
@@ -206,10 +207,10 @@ async def _analysis(
         frequency_penalty=policy.frequency_penalty,
         schema=schema(ANALYSIS_PARTS),
         stream=True,
+        examples=analysis_examples(),
     )
-    prompt = {**variables, "parts": described(ANALYSIS_PARTS)}
     text, degraded = await ask(
-        context, name, "analysis_parts", prompt, generation, subject_key=subject_key, fallback=""
+        context, name, "analysis_parts", variables, generation, subject_key=subject_key, fallback=""
     )
     if degraded:
         return {}
@@ -217,7 +218,12 @@ async def _analysis(
     facts = grounding_of(variables)
     for part, value in parse_parts(text, ANALYSIS_PARTS).items():
         why = accept_analysis_part(
-            part, value, facts=facts, factors=variables["factors"], taken=list(kept.values())
+            part,
+            value,
+            facts=facts,
+            factors=variables["factors"],
+            grade=variables["grade"],
+            taken=list(kept.values()),
         )
         if not why:
             kept[part] = value

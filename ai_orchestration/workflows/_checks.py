@@ -154,7 +154,7 @@ def check_draft(
         "truncated": _truncated(body),
         "recipient": _recipient(subject, body, channel, recipient, grounding),
         "banned_phrase": _banned(text, policy.banned_phrases),
-        "tone": _tone(text, tone, policy.max_exclamations),
+        "tone": _tone(text, tone, policy.max_exclamations, _names(recipient, grounding)),
         "invented_fact": None if grounding is None else _invented(text, grounding),
     }
     return [DraftIssue(check, message) for check in CHECKS if (message := found.get(check))]
@@ -353,13 +353,19 @@ def _banned(text: str, phrases: tuple[str, ...]) -> str | None:
     return f"Remove the banned phrase{'s' if len(found) > 1 else ''} {quoted}."
 
 
-def _tone(text: str, tone: str, max_exclamations: int) -> str | None:
+def _names(recipient: Mapping[str, object] | None, grounding: str | None) -> frozenset[str]:
+    """Words in capitals that are someone's own spelling (a company called IKEA), not shouting."""
+    known = " ".join(str(v) for v in (recipient or {}).values()) + " " + (grounding or "")
+    return frozenset(_SHOUT.findall(known))
+
+
+def _tone(text: str, tone: str, max_exclamations: int, names: frozenset[str]) -> str | None:
     strict = any(word in tone.lower() for word in _STRICT_TONES)
     allowed = max_exclamations if strict else max_exclamations * 2
     problems = []
     if text.count("!") > allowed:
         problems.append(f"Use at most {allowed} exclamation marks.")
-    if len(_SHOUT.findall(text)) > 1:
+    if len([word for word in _SHOUT.findall(text) if word not in names]) > 1:
         problems.append("Do not write words in capitals (it reads as shouting).")
     if strict:
         lowered = text.lower()

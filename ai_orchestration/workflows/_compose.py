@@ -12,18 +12,20 @@ for a draft that fails its checks.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 
 from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
-from ai_orchestration.workflows._parts import Part, accept, covers, described
+from ai_orchestration.workflows._parts import Part, accept, covers
 from ai_orchestration.workflows._types import JsonDoc
 
 __all__ = [
     "accept_draft_part",
     "compose",
     "draft_parts",
+    "examples",
     "fallback_draft",
     "grounding",
     "prompt_variables",
@@ -87,6 +89,7 @@ _GOAL_VERBS: Final = frozenset(
 _OBJECT_HER = re.compile(r"\bher\b(?=\s+(?:to|at|for|about|with|on|in|and|know)\b|\s*[.,;]|$)")
 _POSSESSIVE = re.compile(r"\b(?:her|his|their)\b")
 _PERSON = re.compile(r"\b(?:them|him|they|she|he)\b")
+_OURS = re.compile(r"(?<!\w)our (\w+)", re.I)
 _THEMSELVES = re.compile(r"\b(?:themselves|himself|herself)\b")
 
 
@@ -109,28 +112,70 @@ def draft_parts(spec: DraftSpec) -> tuple[Part, ...]:
     short = spec.channel == _SMS
     parts: list[Part] = []
     if spec.channel == _EMAIL:
-        parts.append(
-            Part(SUBJECT, "a subject line of a few words about the goal", 8, _MAX_SUBJECT, False)
-        )
-    parts.append(
-        Part(
-            GOAL, "one sentence that tells the reader the goal", 20, 110 if short else 180, True, 1
-        )
-    )
+        parts.append(Part(SUBJECT, "a subject line about the goal", 8, _MAX_SUBJECT, False))
+    parts.append(Part(GOAL, "the goal, said to the reader", 20, 110 if short else 160))
     if _points(spec):
-        parts.append(
-            Part(
-                POINTS,
-                "one or two sentences that mention every key point",
-                20,
-                120 if short else 260,
-            )
-        )
+        parts.append(Part(POINTS, "the key points", 20, 120 if short else 200))
     return tuple(parts)
 
 
-def prompt_variables(spec: DraftSpec, parts: Sequence[Part], feedback: str) -> dict[str, str]:
-    """The variables of the ``draft_parts`` prompt asking for ``parts``."""
+EXAMPLES: Final[tuple[tuple[dict[str, str], dict[str, str]], ...]] = (
+    (
+        {
+            "reader": "Tom Berg, Head of IT at Nordwind",
+            "tone": "professional",
+            "goal": "follow up on your question about data residency",
+            "key_points": "data stays in the EU",
+        },
+        {
+            SUBJECT: "Your question about data residency",
+            GOAL: "I am following up on your question about data residency.",
+            POINTS: "Your data stays in the EU at all times.",
+        },
+    ),
+    (
+        {
+            "reader": "Mary Jones, Buyer at Acorn Foods",
+            "tone": "friendly",
+            "goal": "invite you to our spring tasting event",
+            "key_points": "free entry; new seasonal menu",
+        },
+        {
+            SUBJECT: "Join our spring tasting",
+            GOAL: "I would love to invite you to our spring tasting event.",
+            POINTS: "Entry is free, and you can try our new seasonal menu.",
+        },
+    ),
+    (
+        {
+            "reader": "Paul Weiss, Director of Finance at Kessler Bank",
+            "tone": "formal",
+            "goal": "confirm the terms of your renewal",
+            "key_points": "the price stays the same",
+        },
+        {
+            SUBJECT: "The terms of your renewal",
+            GOAL: "I am writing to confirm the terms of your renewal.",
+            POINTS: "The price of your plan stays the same.",
+        },
+    ),
+)
+"""Worked examples of the ``draft_parts`` prompt (a small model copies the shape of an example;
+their facts are unlike any real request's, so a copied fact is refused as not given)."""
+
+
+def examples(parts: Sequence[Part]) -> tuple[tuple[Mapping[str, str], str], ...]:
+    """The worked examples for a call asking for ``parts``: each prompt's variables and its
+    answer with only those parts."""
+    names = [part.name for part in parts]
+    return tuple(
+        ({**variables, "feedback": "none"}, json.dumps({name: answer[name] for name in names}))
+        for variables, answer in EXAMPLES
+    )
+
+
+def prompt_variables(spec: DraftSpec, feedback: str) -> dict[str, str]:
+    """The variables of the ``draft_parts`` prompt."""
     name = str(spec.recipient.get("name", "")).strip() or "the reader"
     role = str(spec.recipient.get("role", "")).strip()
     company = str(spec.recipient.get("company", "")).strip()
@@ -140,7 +185,6 @@ def prompt_variables(spec: DraftSpec, parts: Sequence[Part], feedback: str) -> d
         "tone": spec.tone,
         "goal": second_person(spec.goal),
         "key_points": "; ".join(_points(spec)) or "none",
-        "parts": described(parts),
         "feedback": feedback or "none",
     }
 
@@ -158,25 +202,35 @@ def accept_draft_part(
     """Why the model's ``text`` may not be the draft's part ``name``; empty when it may.
 
     On top of :func:`~._parts.accept`: the subject must be about the goal (not just the
-    recipient's name), the goal sentence must say the goal, the points sentence every key point.
+    recipient's name), the goal sentence must say the goal, the points sentence every key point,
+    and neither may speak of the reader by name (the greeting does).
     """
     part = next(p for p in draft_parts(spec) if p.name == name)
     why = accept(text, part, grounding=grounding(spec), tone=spec.tone, policy=policy, taken=taken)
-    if why:
-        return why
+    return why or next(_draft_faults(name, text, spec), "")
+
+
+def _draft_faults(name: str, text: str, spec: DraftSpec) -> Iterator[str]:
+    reader = str(spec.recipient.get("name", "")).strip().lower()
     if name == SUBJECT:
-        about = f"{spec.goal} {' '.join(spec.points)}"
-        if not covers(text, about, 0.01):  # at least one word of the goal or the points
-            return "make the subject about the goal"
-        if str(spec.recipient.get("name", "")).strip().lower() in text.lower():
-            return "leave the recipient's name out of the subject"
-    elif name == GOAL and not covers(text, second_person(spec.goal), _GOAL_COVERAGE):
-        return f"say the goal: {second_person(spec.goal)}"
-    elif name == POINTS:
+        if not covers(text, f"{spec.goal} {' '.join(spec.points)}", 0.01):  # one word of them
+            yield "make the subject about the goal"
+        if reader and reader in text.lower():
+            yield "leave the recipient's name out of the subject"
+        return
+    if reader and reader in text.lower():
+        yield 'write to the reader as "you", not about them'
+    if name == GOAL and not covers(text, second_person(spec.goal), _GOAL_COVERAGE):
+        yield f"say the goal: {second_person(spec.goal)}"
+    # "share our case study" must not become "share your case study".
+    for thing in _OURS.findall(f"{spec.goal} {' '.join(spec.points)}"):
+        if re.search(rf"(?<!\w)your {re.escape(thing)}(?!\w)", text, re.I):
+            yield f'write "our {thing}", not "your {thing}"'
+
+    if name == POINTS:
         missing = [p for p in _points(spec) if not covers(text, p, _POINT_COVERAGE)]
         if missing:
-            return "mention " + "; ".join(missing)
-    return ""
+            yield "mention " + "; ".join(missing)
 
 
 def template_parts(spec: DraftSpec) -> dict[str, str]:

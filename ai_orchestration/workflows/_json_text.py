@@ -35,6 +35,7 @@ class JsonTextStream:
         self._is_value = False
         self._after_colon = False
         self._escape = ""  # "\\" after a backslash, "\\uXX.." while reading a \u escape
+        self._high = ""  # the first half of a surrogate pair, until its second half
         self._values = 0
 
     def feed(self, piece: str) -> str:
@@ -69,14 +70,20 @@ class JsonTextStream:
             self._escape += char
             if self._escape.startswith("\\u") and len(self._escape) < 6:
                 return
-            text = _decoded(self._escape)
-            self._escape = ""
+            text = self._high + _decoded(self._escape)
+            self._escape = self._high = ""
+            if "\ud800" <= text[-1:] <= "\udbff":  # a character beyond the BMP: wait for its pair
+                self._high = text
+                return
             if self._is_value:
-                out.append(text)
+                # A lone half (a broken answer) cannot be sent as UTF-8: it is dropped.
+                out.append(text.encode("utf-16", "surrogatepass").decode("utf-16", "ignore"))
             return
         if char == "\\":
             self._escape = char
-        elif char == '"':
+            return
+        self._high = ""  # a half pair not followed by its other half is dropped
+        if char == '"':
             self._in_string = False
             self._after_colon = False
             if self._is_value:

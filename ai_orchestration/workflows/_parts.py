@@ -5,11 +5,11 @@ Why parts: the bundled model (SmolLM2-135M) cannot write a whole message or anal
 safe to show. Asked for prose it loops, invents dates, prices and places, echoes its prompt and
 leaves placeholders; asked for one sentence about facts in front of it, it is right often enough
 to be useful. So a step asks for a JSON object of named parts, decoded under :func:`schema`
-(constrained generation: each string starts with a capital, ends a sentence, and cannot contain
-brackets, braces, angle brackets, quotes, backslashes or line breaks, so no placeholder, prompt
-scaffolding, second paragraph or half sentence can come out), then keeps a part only when
-:func:`accept` finds nothing wrong with it. What is not kept is asked for again with the reasons,
-and in the end taken from the step's template text.
+(constrained generation: each string is one sentence that starts with a capital and ends with a
+full stop, and cannot contain brackets, braces, angle brackets, quotes, backslashes or line
+breaks, so no placeholder, prompt scaffolding, second paragraph, ramble or half sentence can come
+out), then keeps a part only when :func:`accept` finds nothing wrong with it. What is not kept
+is asked for again with the reasons, and in the end taken from the step's template text.
 """
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ __all__ = [
 # Characters a part may not contain: no placeholder ([x], {x}, <x>), no quote, escape or line
 # break. llama.cpp applies the pattern to the raw characters between the JSON quotes, so a quote
 # or a raw line break would end or break the JSON itself.
-_FREE: Final = r"[^\[\]{}<>\"\\\n]"
+_FREE: Final = r"[^\[\]{}<>\"\\\n"
 _SENTENCE_END: Final = "[.!?]"
+# One sentence: no sentence end before the last character (a subject has no colon either, so
+# no "Subject:" label).
+_IN_SENTENCE: Final = _FREE + ".!?]"
+_IN_SUBJECT: Final = _FREE + ".!?:]"
 _STOPWORDS: Final = frozenset(
     [
         "a",
@@ -126,6 +130,15 @@ _STOPWORDS: Final = frozenset(
     ]
 )
 _CAPITALISED = re.compile(r"\b[A-Z][\w'\u2019-]*")
+_PROMPT_WORDS = re.compile(
+    r"(?<!\w)(?:goal|key points?|tone|reader|sentences?|subject line|json|feedback|example)(?!\w)",
+    re.I,
+)
+# A sentence the length limit cut: it ends on a word that cannot end one ("..., and we.").
+_DANGLING = re.compile(
+    r"(?<!\w)(?:a|an|the|to|of|on|in|at|for|with|and|or|but|by|from|your|our|their|my|we)\W*$",
+    re.I,
+)
 _FIRST_PERSON_READER = re.compile(r"(?<!\w)(?:me|my|mine|myself)(?!\w)", re.I)
 _ALWAYS_KNOWN: Final = frozenset({"i", "i'm", "i'd", "i'll", "i've", "ok"})
 
@@ -143,31 +156,30 @@ class Part:
     max_chars: int
     """Longest text the schema admits."""
     sentence: bool = True
-    """Whether the part ends like a sentence (a subject line does not)."""
-    max_sentences: int = 2
-    """Most sentences the part may have."""
+    """Whether the part is one sentence (a subject line is not: no final full stop)."""
 
 
 def schema(parts: Iterable[Part]) -> dict[str, Any]:
     """The JSON schema of an answer made of ``parts`` (every one required, nothing else)."""
-    properties: dict[str, Any] = {}
-    for part in parts:
-        # The first and (for a sentence) the last character are fixed by the pattern, the rest
-        # counted by its repetition bounds.
-        fixed = 2 if part.sentence else 1
-        low, high = max(0, part.min_chars - fixed), max(1, part.max_chars - fixed)
-        end = _SENTENCE_END if part.sentence else ""
-        properties[part.name] = {
-            "type": "string",
-            "description": part.description,
-            "pattern": f"^[A-Z]{_FREE}{{{low},{high}}}{end}$",
-        }
+    properties: dict[str, Any] = {
+        part.name: {"type": "string", "description": part.description, "pattern": _pattern(part)}
+        for part in parts
+    }
     return {
         "type": "object",
         "properties": properties,
         "required": list(properties),
         "additionalProperties": False,
     }
+
+
+def _pattern(part: Part) -> str:
+    # The first and (for a sentence) the last character are fixed by the pattern, the rest
+    # counted by its repetition bounds.
+    fixed = 2 if part.sentence else 1
+    low, high = max(0, part.min_chars - fixed), max(1, part.max_chars - fixed)
+    end, inner = (_SENTENCE_END, _IN_SENTENCE) if part.sentence else ("", _IN_SUBJECT)
+    return f"^[A-Z]{inner}{{{low},{high}}}{end}$"
 
 
 def parse_parts(text: str, parts: Iterable[Part]) -> dict[str, str]:
@@ -232,9 +244,17 @@ def _faults(
     """Every reason to refuse ``text``, cheapest checks first (the caller takes the first)."""
     if len(text) < part.min_chars or len(text) > part.max_chars:
         yield f"write {part.min_chars} to {part.max_chars} characters"
+    # What the schema asks for, checked again: not every provider enforces a pattern.
+    if not re.fullmatch(_pattern(part), text):
+        what = "one sentence" if part.sentence else "one line without a full stop"
+        yield f"write {what}, starting with a capital, without brackets, quotes or line breaks"
     said = sentences(text)
-    if len(said) > part.max_sentences:
-        yield f"write at most {part.max_sentences} sentences"
+    if part.sentence and len(said) > 1:
+        yield "write one sentence"
+    if _PROMPT_WORDS.search(text):
+        yield "write the message itself, not about the request"
+    if part.sentence and _DANGLING.search(text):
+        yield "finish the sentence"
     earlier = {normalized(s) for other in taken for s in sentences(other)}
     if any(normalized(s) in earlier for s in said):
         yield "do not repeat what another part says"

@@ -21,7 +21,13 @@ from langgraph.runtime import Runtime
 from sqlalchemy.exc import SQLAlchemyError
 
 from ai_orchestration import errors
-from ai_orchestration.llm import CallContext, Completion, CompletionRequest, TokenDelta
+from ai_orchestration.llm import (
+    CallContext,
+    ChatMessage,
+    Completion,
+    CompletionRequest,
+    TokenDelta,
+)
 from ai_orchestration.workflows._context import RunContext
 from ai_orchestration.workflows._json_text import JsonTextStream
 from ai_orchestration.workflows._types import EventKind, JsonDoc
@@ -160,6 +166,10 @@ class Generation:
     answer, see :class:`~._json_text.JsonTextStream`)."""
     attempt: int = 0
     """Which of the step's calls this is (0 first, 1.. revisions), sent with the deltas."""
+    examples: tuple[tuple[Mapping[str, str], str], ...] = ()
+    """Worked examples shown before the question as earlier turns of the chat: the template's
+    user text rendered with each example's variables, then the answer. A small model follows
+    an example far better than a description of the answer."""
 
 
 async def ask(
@@ -184,9 +194,15 @@ async def ask(
         rendered = await context.deps.templates.render(
             run.tenant_id, template, variables, subject_key
         )
+        shown: list[ChatMessage] = []
+        for example, answer in generation.examples:
+            asked = await context.deps.templates.render(
+                run.tenant_id, template, example, subject_key
+            )
+            shown += [asked.messages[-1], ChatMessage(role="assistant", content=answer)]
         request = CompletionRequest(
             model=generation.model,
-            messages=rendered.messages,
+            messages=(*rendered.messages[:-1], *shown, rendered.messages[-1]),
             context=rendered.context_for(
                 CallContext(tenant_id=run.tenant_id, run_id=run.run_id, step=step_name)
             ),

@@ -20,6 +20,7 @@ from ai_orchestration.workflows._compose import (
     accept_draft_part,
     compose,
     draft_parts,
+    examples,
     fallback_draft,
     grounding,
     prompt_variables,
@@ -34,11 +35,11 @@ from ai_orchestration.workflows._review import with_issues
 from ai_orchestration.workflows._steps import Generation, ask, json_doc
 from ai_orchestration.workflows._types import JsonDoc
 
-__all__ = ["content_generation_step", "lead_content_step", "write_draft"]
+__all__ = ["GOALS", "TEMPLATE", "content_generation_step", "lead_content_step", "write_draft"]
 
 TEMPLATE: Final = "draft_parts"
 """The prompt template of the content agent's calls."""
-_GOALS: Final[dict[str, str]] = {
+GOALS: Final[dict[str, str]] = {  # what a lead's outreach should achieve, per chosen action
     "ACTION_SCHEDULE_DEMO": "book the product demo they asked for at a time that suits them",
     "ACTION_ESCALATE": "introduce their dedicated account executive and propose a short call",
     "ACTION_SEND_EMAIL": "open a conversation about what they need",
@@ -68,8 +69,9 @@ async def _model_parts(
             schema=schema(missing),
             stream=True,
             attempt=attempt,
+            examples=examples(missing),
         )
-        variables = prompt_variables(spec, missing, feedback)
+        variables = prompt_variables(spec, feedback)
         text, degraded = await ask(
             context, name, TEMPLATE, variables, generation, subject_key=subject_key, fallback=""
         )
@@ -130,7 +132,7 @@ async def lead_content_step(
     tone = policy.voice_for(context.run.tenant_id)
     spec = DraftSpec(
         recipient=recipient,
-        goal=_GOALS.get(action, _GOALS["ACTION_SEND_EMAIL"]),
+        goal=GOALS.get(action, GOALS["ACTION_SEND_EMAIL"]),
         channel="CHANNEL_EMAIL" if recipient["email"] else "CHANNEL_PHONE",
         tone=tone,
         points=(),

@@ -7,8 +7,10 @@ test server; every run executes the real LangGraph graphs with the SQLite checkp
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeAlias
 
 import grpc
@@ -44,6 +46,30 @@ def content_run(*, approval: bool = False, request_id: str = "") -> workflow_pb2
             channel=workflow_pb2.CHANNEL_EMAIL,
             key_points=["live demo", "Q&A with the founders"],
             require_approval=approval,
+        ),
+    )
+
+
+MERGE_FIELD_POINT = "{discount} off a 2-year term"
+"""A key point with an unfilled merge field: the model's points sentence cannot say it and the
+template repeats it, so the draft fails the placeholder check."""
+GOOD_PARTS = {
+    "subject": "Our product webinar on Thursday",
+    "goal": "I would like to invite you to our product webinar on Thursday.",
+}
+"""The model's answer to every call (it leaves the points out: they come from the template)."""
+
+
+def merge_field_run() -> workflow_pb2.StartRunRequest:
+    return workflow_pb2.StartRunRequest(
+        request_id=str(uuid.uuid4()),
+        content_generation=workflow_pb2.ContentGenerationInput(
+            recipient=workflow_pb2.Recipient(
+                name="Ada Lovelace", company="Analytical Engines", email="ada@ae.io"
+            ),
+            purpose="invite her to the product webinar on Thursday",
+            channel=workflow_pb2.CHANNEL_EMAIL,
+            key_points=[MERGE_FIELD_POINT],
         ),
     )
 
@@ -161,6 +187,97 @@ async def test_approval_interrupt_then_resume(stub: Stub, token: TokenFactory) -
     assert (output.draft.body, output.approved, output.delivered) == (edited.body, True, True)
     again = await _error(stub.ResumeRun(wrong, metadata=md))
     assert (again.code, again.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RUN_NOT_WAITING")
+
+
+async def _held(
+    stub: Stub, md: object, llm_server: LlmTestServer
+) -> tuple[str, workflow_pb2.Interrupt]:
+    """Stream a run whose draft fails the placeholder check until it waits for a human."""
+    llm_server.reply_with(json.dumps(GOOD_PARTS))
+    request = workflow_pb2.StreamRunRequest(run=merge_field_run())
+    events = [e async for e in stub.StreamRun(request, metadata=md)]  # type: ignore[arg-type]
+    assert events[-1].state_changed.to == State.STATE_WAITING_FOR_INPUT
+    raised = next(e.interrupt_raised for e in events if e.HasField("interrupt_raised"))
+    assert not any(e.HasField("completed") for e in events)
+    return events[0].run_id, raised
+
+
+async def test_a_draft_failing_its_checks_is_held_and_no_answer_delivers_it_unchecked(
+    stub: Stub, token: TokenFactory, llm_server: LlmTestServer
+) -> None:
+    md = metadata(token())
+    run_id, raised = await _held(stub, md, llm_server)
+    assert list(raised.reasons) == [workflow_pb2.Interrupt.REASON_DRAFT_FAILED_CHECKS]
+    failed = raised.proposal.draft.failed_checks
+    assert [c.check for c in failed] == ["placeholder"] and "{discount}" in failed[0].message
+    assert list(raised.proposal.draft.issues) == [failed[0].message]
+    assert "fails checks (placeholder)" in raised.proposal.rationale
+    held = await stub.GetRun(workflow_pb2.GetRunRequest(run_id=run_id), metadata=md)
+    assert held.state == State.STATE_WAITING_FOR_INPUT and not held.HasField("output")
+    assert held.pending_interrupt == raised
+    assert MERGE_FIELD_POINT in held.pending_interrupt.proposal.draft.body
+
+    # Approving the draft as it is needs the explicit override, naming each failed check.
+    approve = workflow_pb2.ResumeRunRequest(
+        run_id=run_id, interrupt_id=raised.interrupt_id, approve=workflow_pb2.Approval()
+    )
+    err = await _error(stub.ResumeRun(approve, metadata=md))
+    assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "DRAFT_FAILS_CHECKS")
+    assert [(v.field, v.reason) for v in err.field_violations] == [
+        ("approve.override_failed_checks", "placeholder")
+    ]
+    # An edit that still has a placeholder is refused the same way.
+    edit = workflow_pb2.ResumeRunRequest(
+        run_id=run_id,
+        interrupt_id=raised.interrupt_id,
+        edit=workflow_pb2.Edit(draft=workflow_pb2.OutreachDraft(body="Hello Ada, [Name] here.")),
+    )
+    err = await _error(stub.ResumeRun(edit, metadata=md))
+    assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "DRAFT_FAILS_CHECKS")
+    assert [(v.field, v.reason) for v in err.field_violations] == [
+        ("edit.draft.body", "placeholder")
+    ]
+    # Neither answer changed the run.
+    still = await stub.GetRun(workflow_pb2.GetRunRequest(run_id=run_id), metadata=md)
+    assert still.state == State.STATE_WAITING_FOR_INPUT and not still.HasField("output")
+    assert still.pending_interrupt == raised and still.last_sequence == held.last_sequence
+
+
+async def test_an_override_delivers_the_held_draft_and_records_who_approved_it(
+    stub: Stub, token: TokenFactory, llm_server: LlmTestServer
+) -> None:
+    md = metadata(token(sub="reviewer-7"))
+    run_id, raised = await _held(stub, md, llm_server)
+    comment = "the discount is filled in by the mail merge"
+    resumed = await stub.ResumeRun(
+        workflow_pb2.ResumeRunRequest(
+            run_id=run_id,
+            interrupt_id=raised.interrupt_id,
+            approve=workflow_pb2.Approval(comment=comment, override_failed_checks=True),
+        ),
+        metadata=md,
+    )
+    assert resumed.state == State.STATE_QUEUED
+    done = await _until(stub, md, run_id, TERMINAL)
+    assert done.state == State.STATE_SUCCEEDED
+    output = done.output.content_generation
+    assert output.delivered and output.approved
+    assert output.draft.body == raised.proposal.draft.body  # delivered as it was proposed
+    assert [c.check for c in output.draft.failed_checks] == ["placeholder"]
+    override = output.draft.override
+    assert list(override.checks) == ["placeholder"] and override.comment == comment
+    assert override.approved_by == "reviewer-7"  # the subject of the approver's token
+    given = override.override_time.ToDatetime(tzinfo=UTC)
+    assert abs(datetime.now(UTC) - given) < timedelta(minutes=1)
+    events = await _events(stub, md, run_id)
+    changes = [e.state_changed for e in events if e.HasField("state_changed")]
+    resumes = [  # "from" is a Python keyword
+        (c.to, c.reason) for c in changes if getattr(c, "from") == State.STATE_WAITING_FOR_INPUT
+    ]
+    assert resumes == [
+        (State.STATE_QUEUED, "resumed: approve with an override of failed checks: placeholder")
+    ]
+    assert changes[-1].to == State.STATE_SUCCEEDED
 
 
 async def test_reject_delivers_nothing(stub: Stub, token: TokenFactory) -> None:
