@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import statistics
 import sys
 import tempfile
@@ -57,6 +58,7 @@ SECRET: Final = "bench-secret-with-at-least-32-bytes-of-entropy!"
 TENANT: Final = "bench"
 SENDER: Final = "Sam from Acme"
 FIRST_ATTEMPT_GOAL: Final = 0.60
+TEMPLATE_ANALYSIS: Final = re.compile(r"Score \d+/100 \(grade [A-D]\)\. Strengths: ")
 RUN_TIMEOUT: Final = 300.0
 State = workflow_pb2.Run.State
 Reason = workflow_pb2.Interrupt.Reason
@@ -341,6 +343,8 @@ def report(outcomes: list[Outcome], seconds: float) -> None:
     analyses = [o for o in outcomes if o.analysis]
     bad = sum(1 for o in analyses if any(r.startswith("analysis") for r in o.recheck))
     print(f"analyses failing a check     {bad} of {len(analyses)}")
+    worded = sum(1 for o in analyses if not TEMPLATE_ANALYSIS.match(o.analysis))
+    print(f"analyses the model worded    {worded} of {len(analyses)} (the rest: template)")
     for o in failing:
         print(f"  FAILING: {o.recheck}")
     for o in outcomes:

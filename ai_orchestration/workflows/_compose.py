@@ -18,10 +18,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 
 from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
-from ai_orchestration.workflows._parts import Part, accept, covers
+from ai_orchestration.workflows._parts import Part, accept, content_words, covers
 from ai_orchestration.workflows._types import JsonDoc
 
 __all__ = [
+    "GOAL",
+    "POINTS",
+    "SUBJECT",
     "accept_draft_part",
     "compose",
     "draft_parts",
@@ -29,8 +32,10 @@ __all__ = [
     "fallback_draft",
     "grounding",
     "prompt_variables",
+    "repaired",
     "second_person",
     "template_parts",
+    "with_uncovered_points",
 ]
 
 SUBJECT: Final = "subject"
@@ -196,6 +201,14 @@ def grounding(spec: DraftSpec) -> str:
     return "\n".join(facts)
 
 
+def repaired(text: str, spec: DraftSpec) -> str:
+    """The model's part with what cleaning can safely mend: "share our case study" said back as
+    "share your case study" (a small model flips the pronoun it reads in the goal)."""
+    for thing in _OURS.findall(f"{spec.goal} {' '.join(spec.points)}"):
+        text = re.sub(rf"(?<!\w)your {re.escape(thing)}(?!\w)", f"our {thing}", text, flags=re.I)
+    return text
+
+
 def accept_draft_part(
     name: str, text: str, spec: DraftSpec, policy: ContentPolicy, taken: Sequence[str]
 ) -> str:
@@ -227,10 +240,23 @@ def _draft_faults(name: str, text: str, spec: DraftSpec) -> Iterator[str]:
         if re.search(rf"(?<!\w)your {re.escape(thing)}(?!\w)", text, re.I):
             yield f'write "our {thing}", not "your {thing}"'
 
-    if name == POINTS:
-        missing = [p for p in _points(spec) if not covers(text, p, _POINT_COVERAGE)]
-        if missing:
-            yield "mention " + "; ".join(missing)
+    if name == POINTS and not any(covers(text, p, _POINT_COVERAGE) for p in _points(spec)):
+        yield "mention " + "; ".join(_points(spec))
+    # A small model copies its worked examples; their facts are not this message's.
+    invented = content_words(text) - content_words(grounding(spec))
+    for _, answer in EXAMPLES:
+        if len(invented) >= 2 and invented <= content_words(" ".join(answer.values())):
+            yield "write about this message's goal and points, not the example's"
+
+
+def with_uncovered_points(spec: DraftSpec, sentence: str) -> str:
+    """The model's points sentence, followed by the key points it does not mention."""
+    left = [_shortened(p, 150) for p in _points(spec) if not covers(sentence, p, _POINT_COVERAGE)]
+    if not left:
+        return sentence
+    if spec.channel == _SMS:
+        return f"{sentence} Also: {'; '.join(left)}."
+    return sentence + "\n\nAlso worth knowing:\n" + "\n".join(f"- {point}" for point in left)
 
 
 def template_parts(spec: DraftSpec) -> dict[str, str]:

@@ -136,10 +136,14 @@ _PROMPT_WORDS = re.compile(
 )
 # A sentence the length limit cut: it ends on a word that cannot end one ("..., and we.").
 _DANGLING = re.compile(
-    r"(?<!\w)(?:a|an|the|to|of|on|in|at|for|with|and|or|but|by|from|your|our|their|my|we)\W*$",
+    r"(?<![\w-])(?:a|an|the|to|of|on|in|at|for|with|and|or|but|by|from|your|our|their|my|we)\W*$",
     re.I,
 )
 _FIRST_PERSON_READER = re.compile(r"(?<!\w)(?:me|my|mine|myself)(?!\w)", re.I)
+_RUN: Final = 6
+"""Words in a row two parts may not share."""
+_SHARED: Final = 0.8
+"""Share of the shorter part's meaningful words two parts may not have in common."""
 _ALWAYS_KNOWN: Final = frozenset({"i", "i'm", "i'd", "i'll", "i've", "ok"})
 
 
@@ -251,13 +255,13 @@ def _faults(
     said = sentences(text)
     if part.sentence and len(said) > 1:
         yield "write one sentence"
-    if _PROMPT_WORDS.search(text):
+    prompt_words = {m.group().lower() for m in _PROMPT_WORDS.finditer(text)}
+    if prompt_words - {m.group().lower() for m in _PROMPT_WORDS.finditer(grounding)}:
         yield "write the message itself, not about the request"
     if part.sentence and _DANGLING.search(text):
         yield "finish the sentence"
-    earlier = {normalized(s) for other in taken for s in sentences(other)}
-    if any(normalized(s) in earlier for s in said):
-        yield "do not repeat what another part says"
+    if any(_overlaps(text, other) for other in taken):
+        yield "say something the other parts do not say"
     draft = {"subject": "", "body": text, "channel": ""}
     for issue in check_draft(draft, tone=tone, policy=policy, grounding=grounding):
         if issue.check not in ("length", "truncated", "recipient"):
@@ -267,6 +271,18 @@ def _faults(
         yield "use only names from the facts given, not " + ", ".join(unknown)
     if _FIRST_PERSON_READER.search(text) and not _FIRST_PERSON_READER.search(grounding):
         yield 'write to the reader as "you"'
+
+
+def _overlaps(text: str, other: str) -> bool:
+    """Whether ``text`` says much of what ``other`` says: a run of six words in common, or most
+    of the words that carry meaning of the shorter one."""
+    words, others = normalized(text).split(), normalized(other).split()
+    runs = {tuple(others[i : i + _RUN]) for i in range(len(others) - _RUN + 1)}
+    if any(tuple(words[i : i + _RUN]) in runs for i in range(len(words) - _RUN + 1)):
+        return True
+    mine, theirs = content_words(text), content_words(other)
+    shorter = min(len(mine), len(theirs))
+    return shorter > 0 and len(mine & theirs) >= _SHARED * shorter
 
 
 def _unknown_names(said: list[str], grounding: str) -> list[str]:

@@ -17,6 +17,8 @@ from typing import Any, Final
 
 from ai_orchestration.workflows._checks import DraftIssue, check_draft
 from ai_orchestration.workflows._compose import (
+    POINTS,
+    SUBJECT,
     accept_draft_part,
     compose,
     draft_parts,
@@ -24,7 +26,9 @@ from ai_orchestration.workflows._compose import (
     fallback_draft,
     grounding,
     prompt_variables,
+    repaired,
     template_parts,
+    with_uncovered_points,
 )
 from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
 from ai_orchestration.workflows._context import RunContext
@@ -85,7 +89,10 @@ async def _model_parts(
             if value is None:
                 reasons.append(f"{part.name}: it was missing from your answer")
                 continue
-            why = accept_draft_part(part.name, value, spec, policy, list(kept.values()))
+            value = repaired(value, spec)
+            # The body's sentences may not repeat each other; the subject may sum them up.
+            body = [text for key, text in kept.items() if key != SUBJECT]
+            why = accept_draft_part(part.name, value, spec, policy, body)
             if why:
                 reasons.append(f"{part.name}: {why}")
             else:
@@ -102,7 +109,10 @@ async def write_draft(
     policy = context.deps.content
     limit = policy.max_chars.get(spec.channel)
     kept, calls = await _model_parts(context, name, spec, subject_key)
-    draft = compose(spec, {**template_parts(spec), **kept}, limit)
+    parts = {**template_parts(spec), **kept}
+    if POINTS in kept:
+        parts[POINTS] = with_uncovered_points(spec, kept[POINTS])
+    draft = compose(spec, parts, limit)
     draft["revisions"] = max(0, calls - 1)
     issues = _check(draft, spec, policy)
     if issues and (await context.decision_policy()).failed_draft_action == USE_TEMPLATE:

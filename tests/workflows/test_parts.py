@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -22,7 +23,9 @@ from ai_orchestration.workflows._compose import (
     accept_draft_part,
     fallback_draft,
     grounding,
+    repaired,
     second_person,
+    with_uncovered_points,
 )
 from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
 from ai_orchestration.workflows._json_text import JsonTextStream
@@ -239,7 +242,7 @@ def test_a_good_sentence_is_accepted() -> None:
             "It has a live demo of the new reports.",
             POINTS,
             ("I invite you. It has a live demo of the new reports.",),
-            "do not repeat what another part says",
+            "say something the other parts do not say",
         ),
         ("The webinar takes 45 minutes.", POINTS, (), '"45"'),
         ("Join us on Friday for the live demo.", POINTS, (), '"Friday"'),
@@ -351,8 +354,27 @@ def test_a_goal_sentence_must_say_the_goal() -> None:
     assert why == "say the goal: invite you to the product webinar on Thursday"
 
 
-def test_a_points_sentence_must_mention_every_key_point() -> None:
-    assert _draft_part("points", "It has a live demo of the new reports.") == "mention 30 minutes"
+def test_a_points_sentence_must_mention_a_key_point_and_the_rest_are_listed() -> None:
+    assert _draft_part("points", "It has a live demo of the new reports.") == ""
+    assert _draft_part("points", "It will be a lot of fun for everyone.") == (
+        "mention live demo of the new reports; 30 minutes"
+    )
+    sentence = "It has a live demo of the new reports."
+    assert with_uncovered_points(WEBINAR, sentence) == (
+        f"{sentence}\n\nAlso worth knowing:\n- 30 minutes"
+    )
+    assert with_uncovered_points(WEBINAR, f"{sentence[:-1]} and takes 30 minutes.") == (
+        f"{sentence[:-1]} and takes 30 minutes."
+    )
+
+
+def test_a_copied_example_is_refused_and_a_flipped_our_is_mended() -> None:
+    copied = "The price of your plan stays the same for the live demo of the new reports."
+    assert "example" in _draft_part("points", copied)
+    spec = replace(WEBINAR, goal="share our new case study about churn")
+    assert repaired("I would love to share your new case study.", spec) == (
+        "I would love to share our new case study."
+    )
 
 
 # --- the lead analysis the code composes --------------------------------------------------------
