@@ -46,7 +46,7 @@ _EMAIL: Final = "CHANNEL_EMAIL"
 _PHONE: Final = "CHANNEL_PHONE"
 _TEMPLATE_GOAL_CHARS: Final = 300
 _MAX_SUBJECT: Final = 60
-_GOAL_COVERAGE: Final = 0.6
+_GOAL_COVERAGE: Final = 0.5
 """Share of the goal's content words the goal sentence must have."""
 _POINT_COVERAGE: Final = 0.5
 """Share of each key point's content words the points sentence must have."""
@@ -164,6 +164,19 @@ EXAMPLES: Final[tuple[tuple[dict[str, str], dict[str, str]], ...]] = (
             POINTS: "The price of your plan stays the same.",
         },
     ),
+    (
+        {
+            "reader": "Lena Fischer, Office Manager at Brightway",
+            "tone": "professional and warm",
+            "goal": "introduce our new support portal",
+            "key_points": "none",
+        },
+        {
+            SUBJECT: "Our new support portal",
+            GOAL: "I would like to introduce you to our new support portal.",
+            POINTS: "",
+        },
+    ),
 )
 """Worked examples of the ``draft_parts`` prompt (a small model copies the shape of an example;
 their facts are unlike any real request's, so a copied fact is refused as not given)."""
@@ -176,6 +189,7 @@ def examples(parts: Sequence[Part]) -> tuple[tuple[Mapping[str, str], str], ...]
     return tuple(
         ({**variables, "feedback": "none"}, json.dumps({name: answer[name] for name in names}))
         for variables, answer in EXAMPLES
+        if all(answer[name] for name in names)  # an example without key points has no points
     )
 
 

@@ -45,6 +45,13 @@ _IN_SENTENCE: Final = _FREE + ".!?]"
 _IN_SUBJECT: Final = _FREE + ".!?:]"
 _STOPWORDS: Final = frozenset(
     [
+        # Words of manner ("I would love to ..."), not of content.
+        "like",
+        "love",
+        "writing",
+        "hope",
+        "glad",
+        "happy",
         "a",
         "an",
         "and",

@@ -48,7 +48,7 @@ GOALS: Final[dict[str, str]] = {  # what a lead's outreach should achieve, per c
     "ACTION_ESCALATE": "introduce their dedicated account executive and propose a short call",
     "ACTION_SEND_EMAIL": "open a conversation about what they need",
     "ACTION_CALL": "propose a short call about what they need",
-    "ACTION_NURTURE_SEQUENCE": "share something useful and stay in touch, without pushing",
+    "ACTION_NURTURE_SEQUENCE": "share something useful and stay in touch",
     "ACTION_CLOSE": "thank them for their interest",
 }
 
