@@ -132,7 +132,8 @@ def content_inputs(count: int) -> list[tuple[workflow_pb2.ContentGenerationInput
     inputs = []
     for i in range(count):
         name, role, company = RECIPIENTS[i % len(RECIPIENTS)]
-        purpose, points = PURPOSES[(i * 3) % len(PURPOSES)]
+        # Shifted each round of recipients, so no recipient gets the same purpose twice.
+        purpose, points = PURPOSES[(i * 3 + i // len(RECIPIENTS)) % len(PURPOSES)]
         channel = CHANNELS[i % len(CHANNELS)]
         tone = TONES[(i // len(CHANNELS)) % len(TONES)]
         email = f"{name.split()[0].lower()}@{company.split()[0].lower()}.example"

@@ -28,7 +28,7 @@ from ai_orchestration.workflows._analysis import (
 from ai_orchestration.workflows._context import RunContext
 from ai_orchestration.workflows._decision import decide
 from ai_orchestration.workflows._documents import lead_features_of, rfc3339, score_document
-from ai_orchestration.workflows._parts import grounding_of, parse_parts, schema
+from ai_orchestration.workflows._parts import STOP, grounding_of, parse_parts, schema
 from ai_orchestration.workflows._steps import TOOL_ERRORS, Generation, ask, call_tool, json_doc
 from ai_orchestration.workflows._types import JsonDoc
 
@@ -206,6 +206,7 @@ async def _analysis(
         temperature=policy.temperature,
         frequency_penalty=policy.frequency_penalty,
         schema=schema(ANALYSIS_PARTS),
+        stop=STOP,
         stream=True,
         examples=analysis_examples(),
     )

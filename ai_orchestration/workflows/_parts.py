@@ -24,20 +24,24 @@ from ai_orchestration.workflows._checks import check_draft, normalized, sentence
 from ai_orchestration.workflows._content import ContentPolicy
 
 __all__ = [
+    "STOP",
     "Part",
     "accept",
+    "cleaned",
     "content_words",
     "covers",
     "described",
     "grounding_of",
     "parse_parts",
     "schema",
+    "without_repeated_clause",
 ]
 
 # Characters a part may not contain: no placeholder ([x], {x}, <x>), no quote, escape or line
-# break. llama.cpp applies the pattern to the raw characters between the JSON quotes, so a quote
-# or a raw line break would end or break the JSON itself.
-_FREE: Final = r"[^\[\]{}<>\"\\\n"
+# break (llama.cpp applies the pattern to the raw characters between the JSON quotes, so a quote
+# or a raw line break would end or break the JSON itself), no parentheses (a small model copies
+# the prompt's "(+26)" points into its prose).
+_FREE: Final = r"[^\[\]{}<>()\"\\\n"
 _SENTENCE_END: Final = "[.!?]"
 # One sentence: no sentence end before the last character (a subject has no colon either, so
 # no "Subject:" label).
@@ -137,6 +141,9 @@ _STOPWORDS: Final = frozenset(
     ]
 )
 _CAPITALISED = re.compile(r"\b[A-Z][\w'\u2019-]*")
+_LABEL = re.compile(
+    r"^(?:subject|goal|points?|key points?|verdict|drivers|answer|draft|body)\s*:\s*", re.I
+)
 _PROMPT_WORDS = re.compile(
     r"(?<!\w)(?:goal|key points?|tone|reader|sentences?|subject line|json|feedback|example)(?!\w)",
     re.I,
@@ -147,6 +154,8 @@ _DANGLING = re.compile(
     re.I,
 )
 _FIRST_PERSON_READER = re.compile(r"(?<!\w)(?:me|my|mine|myself)(?!\w)", re.I)
+_MIN_CLAUSE: Final = 20
+"""Shortest first clause :func:`without_repeated_clause` keeps as a sentence."""
 _RUN: Final = 6
 """Words in a row two parts may not share."""
 _SHARED: Final = 0.8
@@ -193,9 +202,15 @@ def _pattern(part: Part) -> str:
     return f"^[A-Z]{inner}{{{low},{high}}}{end}$"
 
 
+STOP: Final[tuple[str, ...]] = ("\n\n",)
+"""The stop sequence of a call for parts. A JSON object decoded under a grammar never has a blank
+line (llama.cpp's JSON whitespace is one line break and an indent at most); a provider that does
+not enforce the schema and wanders into prose after (or instead of) the object is cut there."""
+
+
 def parse_parts(text: str, parts: Iterable[Part]) -> dict[str, str]:
-    """The string values of the named ``parts`` in a model's JSON answer (missing ones are left
-    out; an answer that is no JSON object gives nothing)."""
+    """The string values of the named ``parts`` in a model's JSON answer, cleaned (missing ones
+    are left out; an answer that is no JSON object gives nothing)."""
     try:
         answer = json.loads(text)
     except ValueError:
@@ -205,9 +220,17 @@ def parse_parts(text: str, parts: Iterable[Part]) -> dict[str, str]:
     found: dict[str, str] = {}
     for part in parts:
         value = answer.get(part.name)
-        if isinstance(value, str) and value.strip():
-            found[part.name] = " ".join(value.split())
+        if isinstance(value, str) and (text := cleaned(value)):
+            found[part.name] = text
     return found
+
+
+def cleaned(text: str) -> str:
+    """``text`` without what a model wraps around the words it was asked for: spaces and line
+    breaks run together, quotes or emphasis around it, a label before it ("Goal: ...")."""
+    text = " ".join(text.split()).strip("\"'*_ \u201c\u201d")
+    text = _LABEL.sub("", text)
+    return text[:1].upper() + text[1:]
 
 
 def content_words(text: str) -> set[str]:
@@ -280,6 +303,15 @@ def _faults(
         yield 'write to the reader as "you"'
 
 
+def without_repeated_clause(text: str, others: Iterable[str]) -> str:
+    """``text`` without a last clause (", and ...") that says what one of ``others`` says: a small
+    model often ends a good sentence by repeating another part."""
+    head, joint, tail = text.rpartition(", and ")
+    if not joint or len(head) < _MIN_CLAUSE or not any(_overlaps(tail, o) for o in others):
+        return text
+    return head + text[-1]
+
+
 def _overlaps(text: str, other: str) -> bool:
     """Whether ``text`` says much of what ``other`` says: a run of six words in common, or most
     of the words that carry meaning of the shorter one."""
@@ -308,8 +340,10 @@ def _unknown_names(said: list[str], grounding: str) -> list[str]:
 def _stem(word: str) -> str:
     for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)]
+            break
+    # "invite" and "inviting" both become "invit".
+    return word[:-1] if len(word) > 4 and word.endswith("e") else word
 
 
 def described(parts: Iterable[Part]) -> str:

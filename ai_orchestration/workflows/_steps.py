@@ -161,6 +161,8 @@ class Generation:
     """Penalty on tokens the answer already used (OpenAI semantics), against loops."""
     schema: Mapping[str, Any] | None = None
     """JSON schema the answer must follow (constrained generation), or None for free text."""
+    stop: tuple[str, ...] = ()
+    """Stop sequences: the answer ends before the first one."""
     stream: bool = False
     """Whether the answer is streamed as ``token_delta`` events (the values of a structured
     answer, see :class:`~._json_text.JsonTextStream`)."""
@@ -209,6 +211,7 @@ async def ask(
             max_tokens=generation.max_tokens,
             temperature=generation.temperature,
             frequency_penalty=generation.frequency_penalty,
+            stop=generation.stop,
             response_schema=generation.schema,
             response_schema_name=template,
             fallback_text=fallback,

@@ -34,7 +34,7 @@ from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
 from ai_orchestration.workflows._context import RunContext
 from ai_orchestration.workflows._decision import USE_TEMPLATE
 from ai_orchestration.workflows._documents import CHANNELS, TONES, lead_recipient
-from ai_orchestration.workflows._parts import parse_parts, schema
+from ai_orchestration.workflows._parts import STOP, parse_parts, schema, without_repeated_clause
 from ai_orchestration.workflows._review import with_issues
 from ai_orchestration.workflows._steps import Generation, ask, json_doc
 from ai_orchestration.workflows._types import JsonDoc
@@ -71,6 +71,7 @@ async def _model_parts(
             temperature=policy.temperature if attempt == 0 else policy.revision_temperature,
             frequency_penalty=policy.frequency_penalty,
             schema=schema(missing),
+            stop=STOP,
             stream=True,
             attempt=attempt,
             examples=examples(missing),
@@ -89,9 +90,9 @@ async def _model_parts(
             if value is None:
                 reasons.append(f"{part.name}: it was missing from your answer")
                 continue
-            value = repaired(value, spec)
             # The body's sentences may not repeat each other; the subject may sum them up.
             body = [text for key, text in kept.items() if key != SUBJECT]
+            value = without_repeated_clause(repaired(value, spec), body)
             why = accept_draft_part(part.name, value, spec, policy, body)
             if why:
                 reasons.append(f"{part.name}: {why}")

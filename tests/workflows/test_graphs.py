@@ -282,6 +282,12 @@ async def test_hot_lead_is_scored_analysed_qualified_drafted_and_delivered(
         ["verdict", "drivers"],
         ["subject", "goal"],
     ]
+    # ... with a stop sequence, a penalty against loops, and worked examples as earlier turns.
+    for request in world.llm.requests:
+        body = request.body
+        assert body["stop"] == ["\n\n"] and body["frequency_penalty"] == 0.3
+        roles = [m["role"] for m in body["messages"]]  # type: ignore[union-attr]
+        assert roles[0] == "system" and roles[-1] == "user" and "assistant" in roles
 
 
 # --- human in the loop -------------------------------------------------------------------------

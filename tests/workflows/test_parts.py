@@ -29,7 +29,14 @@ from ai_orchestration.workflows._compose import (
 )
 from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
 from ai_orchestration.workflows._json_text import JsonTextStream
-from ai_orchestration.workflows._parts import Part, accept, parse_parts, schema
+from ai_orchestration.workflows._parts import (
+    Part,
+    accept,
+    cleaned,
+    parse_parts,
+    schema,
+    without_repeated_clause,
+)
 from ai_orchestration.workflows._types import JsonDoc
 
 POLICY = ContentPolicy()
@@ -479,3 +486,17 @@ def test_a_verdict_must_agree_with_the_grade() -> None:
 def test_a_verdict_with_an_invented_number_is_refused() -> None:
     why = _analysis_part("verdict", "This lead is 95% likely to buy within a quarter.")
     assert '"95%"' in why and "not in the facts" in why
+
+
+def test_a_last_clause_repeating_another_part_is_dropped() -> None:
+    goal = "I would love to follow up on your question about single sign-on."
+    text = "It works with Okta and Azure AD, and I would love to follow up on your question."
+    assert without_repeated_clause(text, [goal]) == "It works with Okta and Azure AD."
+    own = "It works with Okta and Azure AD, and setup takes one afternoon."
+    assert without_repeated_clause(own, [goal]) == own  # a clause of its own stays
+
+
+def test_cleaning_strips_what_a_model_wraps_around_a_part() -> None:
+    answer = json.dumps({"goal": '  "Goal: i would like to  invite you\nto our webinar."  '})
+    assert parse_parts(answer, [GOAL]) == {"goal": "I would like to invite you to our webinar."}
+    assert cleaned("**Subject: Your product demo**") == "Your product demo"
