@@ -38,9 +38,14 @@ ANALYSIS_PARTS: Final[tuple[Part, ...]] = (
     Part(DRIVERS, "what drives the score", 20, 200),
 )
 _ORDER: Final = (SCORE, VERDICT, DRIVERS, GAPS)
-# A verdict must agree with the grade the model was given.
-_UPBEAT = re.compile(r"(?<!\w)(?:strong|hot|ready|promising|excellent|great|good)(?!\w)", re.I)
-_DOWNBEAT = re.compile(r"(?<!\w)(?:weak|cold|poor|not ready|unlikely|low)(?!\w)", re.I)
+# A verdict must agree with the grade the model was given: the words it may not use per grade.
+_EAGER: Final = r"strong|hot|ready|excellent|great"
+_UPBEAT: Final = _EAGER + r"|promising|good"
+_DOWNBEAT: Final = r"weak|cold|poor|not ready|unlikely|low"
+_MOOD: Final[dict[str, re.Pattern[str]]] = {
+    grade: re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.I)
+    for grade, words in (("A", _DOWNBEAT), ("B", _EAGER), ("C", _UPBEAT), ("D", _UPBEAT))
+}
 """What the model is asked to write, in the order the analysis shows them."""
 EXAMPLES: Final[tuple[tuple[dict[str, str], dict[str, str]], ...]] = (
     (
@@ -125,8 +130,7 @@ def accept_analysis_part(
         return why
     if name == DRIVERS and len(content_words(text) & content_words(factors)) < 2:
         return "name the factors that drive the score"
-    if name == VERDICT:
-        wrong = _UPBEAT if grade in ("C", "D") else _DOWNBEAT
-        if wrong.search(text):
-            return f"say how promising a grade {grade} lead is"
+    mood = _MOOD.get(grade)
+    if name == VERDICT and mood is not None and mood.search(text):
+        return f"say how promising a grade {grade} lead is"
     return ""

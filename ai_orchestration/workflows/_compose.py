@@ -94,6 +94,7 @@ _GOAL_VERBS: Final = frozenset(
 _OBJECT_HER = re.compile(r"\bher\b(?=\s+(?:to|at|for|about|with|on|in|and|know)\b|\s*[.,;]|$)")
 _POSSESSIVE = re.compile(r"\b(?:her|his|their)\b")
 _PERSON = re.compile(r"\b(?:them|him|they|she|he)\b")
+_OPENERS: Final = ("I ", "I'", "We ", "We'", "Thank", "Our ")
 _OURS = re.compile(r"(?<!\w)our (\w+)", re.I)
 _THEMSELVES = re.compile(r"\b(?:themselves|himself|herself)\b")
 
@@ -118,7 +119,10 @@ def draft_parts(spec: DraftSpec) -> tuple[Part, ...]:
     parts: list[Part] = []
     if spec.channel == _EMAIL:
         parts.append(Part(SUBJECT, "a subject line about the goal", 8, _MAX_SUBJECT, False))
-    parts.append(Part(GOAL, "the goal, said to the reader", 20, 110 if short else 160))
+    # In the sender's words ("I would like to ..."), never the goal's own imperative.
+    parts.append(
+        Part(GOAL, "the goal, said to the reader", 20, 110 if short else 160, True, _OPENERS)
+    )
     if _points(spec):
         parts.append(Part(POINTS, "the key points", 20, 120 if short else 200))
     return tuple(parts)

@@ -141,6 +141,7 @@ _STOPWORDS: Final = frozenset(
     ]
 )
 _CAPITALISED = re.compile(r"\b[A-Z][\w'\u2019-]*")
+_NEGATION = re.compile(r"(?<!\w)(?:not|no|never|none|cannot|without)(?!\w)|n['\u2019]t(?!\w)", re.I)
 _LABEL = re.compile(
     r"^(?:subject|goal|points?|key points?|verdict|drivers|answer|draft|body)\s*:\s*", re.I
 )
@@ -177,6 +178,8 @@ class Part:
     """Longest text the schema admits."""
     sentence: bool = True
     """Whether the part is one sentence (a subject line is not: no final full stop)."""
+    starts: tuple[str, ...] = ()
+    """Words the part must start with (any capital letter when empty)."""
 
 
 def schema(parts: Iterable[Part]) -> dict[str, Any]:
@@ -199,7 +202,8 @@ def _pattern(part: Part) -> str:
     fixed = 2 if part.sentence else 1
     low, high = max(0, part.min_chars - fixed), max(1, part.max_chars - fixed)
     end, inner = (_SENTENCE_END, _IN_SENTENCE) if part.sentence else ("", _IN_SUBJECT)
-    return f"^[A-Z]{inner}{{{low},{high}}}{end}$"
+    start = f"(?:{'|'.join(map(re.escape, part.starts))})" if part.starts else "[A-Z]"
+    return f"^{start}{inner}{{{low},{high}}}{end}$"
 
 
 STOP: Final[tuple[str, ...]] = ("\n\n",)
@@ -296,6 +300,10 @@ def _faults(
     for issue in check_draft(draft, tone=tone, policy=policy, grounding=grounding):
         if issue.check not in ("length", "truncated", "recipient"):
             yield issue.message
+    if _NEGATION.search(text) and not _NEGATION.search(grounding):
+        yield "say what the facts say, without turning them into their opposite"
+    if twice := _said_twice(text, grounding):
+        yield f'say "{twice}" once'
     unknown = _unknown_names(said, grounding)
     if unknown:
         yield "use only names from the facts given, not " + ", ".join(unknown)
@@ -310,6 +318,14 @@ def without_repeated_clause(text: str, others: Iterable[str]) -> str:
     if not joint or len(head) < _MIN_CLAUSE or not any(_overlaps(tail, o) for o in others):
         return text
     return head + text[-1]
+
+
+def _said_twice(text: str, grounding: str) -> str:
+    """A meaningful word ``text`` has twice though the facts have it once ("by Friday by
+    Friday"), or empty."""
+    words = [w for w in normalized(text).split() if len(w) > 3 and w not in _STOPWORDS]
+    facts = normalized(grounding).split()
+    return next((w for w in words if words.count(w) > 1 and facts.count(w) < 2), "")
 
 
 def _overlaps(text: str, other: str) -> bool:

@@ -276,17 +276,21 @@ async def test_hot_lead_is_scored_analysed_qualified_drafted_and_delivered(
     analysis_end = kinds.index(EventKind.STEP_FINISHED)
     assert kinds.index(EventKind.TOKEN_DELTA) < analysis_end
     assert kinds.index(EventKind.USAGE) < analysis_end
-    # The calls asked for structure: a schema of exactly the parts each step uses.
-    schemas = [r.body["response_format"]["json_schema"]["schema"] for r in world.llm.requests]  # type: ignore[index]
-    assert [list(s["properties"]) for s in schemas] == [
-        ["verdict", "drivers"],
-        ["subject", "goal"],
-    ]
-    # ... with a stop sequence, a penalty against loops, and worked examples as earlier turns.
-    for request in world.llm.requests:
-        body = request.body
+
+
+async def test_the_llm_calls_ask_for_structure_with_worked_examples_and_a_stop(
+    world: World,
+) -> None:
+    async with world.runner() as runner:
+        await runner.execute(_lead_run(HOT_LEAD), Recorder())
+    bodies: list[Any] = [r.body for r in world.llm.requests]
+    # A schema of exactly the parts each step uses ...
+    schemas = [b["response_format"]["json_schema"]["schema"] for b in bodies]
+    assert [list(s["properties"]) for s in schemas] == [["verdict", "drivers"], ["subject", "goal"]]
+    # ... a stop sequence, a penalty against loops, and worked examples as earlier chat turns.
+    for body in bodies:
         assert body["stop"] == ["\n\n"] and body["frequency_penalty"] == 0.3
-        roles = [m["role"] for m in body["messages"]]  # type: ignore[union-attr]
+        roles = [m["role"] for m in body["messages"]]
         assert roles[0] == "system" and roles[-1] == "user" and "assistant" in roles
 
 
@@ -439,7 +443,7 @@ GOOD_PARTS: JsonDoc = {
 }
 BAD_PARTS: JsonDoc = {
     "subject": "HUGE NEWS for Ada Lovelace",
-    "goal": "Act now because this offer is guaranteed and risk-free.",
+    "goal": "We say act now because this offer is guaranteed and risk-free.",
     "points": "Join us on Friday at 2:30 PM in London.",
 }
 

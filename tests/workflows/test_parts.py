@@ -500,3 +500,12 @@ def test_cleaning_strips_what_a_model_wraps_around_a_part() -> None:
     answer = json.dumps({"goal": '  "Goal: i would like to  invite you\nto our webinar."  '})
     assert parse_parts(answer, [GOAL]) == {"goal": "I would like to invite you to our webinar."}
     assert cleaned("**Subject: Your product demo**") == "Your product demo"
+
+
+def test_a_part_may_not_contradict_or_stutter_or_copy_the_goals_imperative() -> None:
+    assert "opposite" in _draft_part("points", "The live demo of the new reports is not ready.")
+    stutter = "The live demo of the new reports takes 30 minutes on 30 minutes."
+    assert _draft_part("points", stutter) == 'say "minutes" once'
+    imperative = "Invite you to the product webinar on Thursday."
+    assert "one sentence" in _draft_part("goal", imperative)  # the schema wants "I ..."
+    assert _draft_part("goal", "I would like to invite you to the product webinar.") == ""
