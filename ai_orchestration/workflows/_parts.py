@@ -202,7 +202,7 @@ def _pattern(part: Part) -> str:
     fixed = 2 if part.sentence else 1
     low, high = max(0, part.min_chars - fixed), max(1, part.max_chars - fixed)
     end, inner = (_SENTENCE_END, _IN_SENTENCE) if part.sentence else ("", _IN_SUBJECT)
-    start = f"(?:{'|'.join(map(re.escape, part.starts))})" if part.starts else "[A-Z]"
+    start = f"(?:{'|'.join(map(_literal, part.starts))})" if part.starts else "[A-Z]"
     return f"^{start}{inner}{{{low},{high}}}{end}$"
 
 
@@ -210,6 +210,12 @@ STOP: Final[tuple[str, ...]] = ("\n\n",)
 """The stop sequence of a call for parts. A JSON object decoded under a grammar never has a blank
 line (llama.cpp's JSON whitespace is one line break and an indent at most); a provider that does
 not enforce the schema and wanders into prose after (or instead of) the object is cut there."""
+
+
+def _literal(text: str) -> str:
+    # Not re.escape: llama.cpp's pattern parser refuses "\ " (an escaped space) and then drops
+    # the whole pattern, silently accepting any string.
+    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
 
 
 def parse_parts(text: str, parts: Iterable[Part]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from ai_orchestration.workflows._analysis import (
 from ai_orchestration.workflows._checks import check_analysis, check_draft
 from ai_orchestration.workflows._compose import (
     accept_draft_part,
+    draft_parts,
     fallback_draft,
     grounding,
     repaired,
@@ -509,3 +510,14 @@ def test_a_part_may_not_contradict_or_stutter_or_copy_the_goals_imperative() -> 
     imperative = "Invite you to the product webinar on Thursday."
     assert "one sentence" in _draft_part("goal", imperative)  # the schema wants "I ..."
     assert _draft_part("goal", "I would like to invite you to the product webinar.") == ""
+
+
+def test_patterns_use_only_what_the_local_models_grammar_compiler_reads() -> None:
+    # llama.cpp drops a pattern it cannot parse (e.g. an escaped space) and then accepts any
+    # string: every pattern we send must stay within plain classes, groups and bounds.
+    spec = replace(WEBINAR, channel="CHANNEL_EMAIL")
+    for part in draft_parts(spec) + ANALYSIS_PARTS:
+        pattern = schema([part])["properties"][part.name]["pattern"]
+        assert "\\ " not in pattern and "(?=" not in pattern and "(?<" not in pattern
+    goal = next(p for p in draft_parts(spec) if p.name == "goal")
+    assert re.fullmatch(schema([goal])["properties"]["goal"]["pattern"], "I'd like to meet you.")
