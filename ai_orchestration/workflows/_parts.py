@@ -30,7 +30,6 @@ __all__ = [
     "cleaned",
     "content_words",
     "covers",
-    "described",
     "grounding_of",
     "parse_parts",
     "schema",
@@ -286,14 +285,24 @@ def _faults(
     taken: Iterable[str],
 ) -> Iterator[str]:
     """Every reason to refuse ``text``, cheapest checks first (the caller takes the first)."""
+    yield from _form_faults(text, part, grounding, taken)
+    draft = {"subject": "", "body": text, "channel": ""}
+    for issue in check_draft(draft, tone=tone, policy=policy, grounding=grounding):
+        if issue.check not in ("length", "truncated", "recipient"):
+            yield issue.message
+    yield from _fact_faults(text, grounding)
+
+
+def _form_faults(text: str, part: Part, grounding: str, taken: Iterable[str]) -> Iterator[str]:
+    """What is wrong with the shape of ``text``: length, pattern, one sentence, finished, about
+    the message rather than the request, not a repeat of another part."""
     if len(text) < part.min_chars or len(text) > part.max_chars:
         yield f"write {part.min_chars} to {part.max_chars} characters"
     # What the schema asks for, checked again: not every provider enforces a pattern.
     if not re.fullmatch(_pattern(part), text):
         what = "one sentence" if part.sentence else "one line without a full stop"
         yield f"write {what}, starting with a capital, without brackets, quotes or line breaks"
-    said = sentences(text)
-    if part.sentence and len(said) > 1:
+    if part.sentence and len(sentences(text)) > 1:
         yield "write one sentence"
     prompt_words = {m.group().lower() for m in _PROMPT_WORDS.finditer(text)}
     if prompt_words - {m.group().lower() for m in _PROMPT_WORDS.finditer(grounding)}:
@@ -302,16 +311,18 @@ def _faults(
         yield "finish the sentence"
     if any(_overlaps(text, other) for other in taken):
         yield "say something the other parts do not say"
-    draft = {"subject": "", "body": text, "channel": ""}
-    for issue in check_draft(draft, tone=tone, policy=policy, grounding=grounding):
-        if issue.check not in ("length", "truncated", "recipient"):
-            yield issue.message
+
+
+def _fact_faults(text: str, grounding: str) -> Iterator[str]:
+    """What ``text`` says that the facts do not: an opposite, a number with another meaning, a
+    word said twice, a name, the reader as "me"."""
     if _NEGATION.search(text) and not _NEGATION.search(grounding):
         yield "say what the facts say, without turning them into their opposite"
+    if counted := _numbers_out_of_place(text, grounding):
+        yield f'use "{counted}" only as the facts do'
     if twice := _said_twice(text, grounding):
         yield f'say "{twice}" once'
-    unknown = _unknown_names(said, grounding)
-    if unknown:
+    if unknown := _unknown_names(sentences(text), grounding):
         yield "use only names from the facts given, not " + ", ".join(unknown)
     if _FIRST_PERSON_READER.search(text) and not _FIRST_PERSON_READER.search(grounding):
         yield 'write to the reader as "you"'
@@ -324,6 +335,22 @@ def without_repeated_clause(text: str, others: Iterable[str]) -> str:
     if not joint or len(head) < _MIN_CLAUSE or not any(_overlaps(tail, o) for o in others):
         return text
     return head + text[-1]
+
+
+def _numbers_out_of_place(text: str, grounding: str) -> str:
+    """A number the facts have, but not with the word that follows it here ("10 years" where
+    the facts say "10% discount"), or empty."""
+    facts = set(_counted(grounding))
+    return next((" ".join(pair) for pair in _counted(text) if pair not in facts), "")
+
+
+def _counted(text: str) -> list[tuple[str, str]]:
+    words = normalized(text).split()
+    return [
+        (word, _stem(words[i + 1]) if i + 1 < len(words) else "")
+        for i, word in enumerate(words)
+        if word.isdigit()
+    ]
 
 
 def _said_twice(text: str, grounding: str) -> str:
@@ -366,11 +393,6 @@ def _stem(word: str) -> str:
             break
     # "invite" and "inviting" both become "invit".
     return word[:-1] if len(word) > 4 and word.endswith("e") else word
-
-
-def described(parts: Iterable[Part]) -> str:
-    """The parts as the prompt lists them, one ``name: description`` per line."""
-    return "\n".join(f"{part.name}: {part.description}" for part in parts)
 
 
 def grounding_of(values: Mapping[str, str]) -> str:

@@ -521,3 +521,12 @@ def test_patterns_use_only_what_the_local_models_grammar_compiler_reads() -> Non
         assert "\\ " not in pattern and "(?=" not in pattern and "(?<" not in pattern
     goal = next(p for p in draft_parts(spec) if p.name == "goal")
     assert re.fullmatch(schema([goal])["properties"]["goal"]["pattern"], "I'd like to meet you.")
+
+
+def test_a_number_keeps_the_word_it_counts() -> None:
+    renewal = replace(WEBINAR, points=("10% discount for a 2-year term",))
+    facts = grounding(renewal)
+    wrong = "The 10% discount will be paid back in 10 years."
+    assert "10 year" in accept(wrong, POINTS, grounding=facts, tone="formal", policy=POLICY)
+    right = "You get a 10% discount for a 2-year term."
+    assert accept(right, POINTS, grounding=facts, tone="formal", policy=POLICY) == ""
