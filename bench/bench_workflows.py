@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import json
 import os
 import socket
 import sys
@@ -157,6 +158,8 @@ async def llm_server(latency_ms: float) -> AsyncIterator[str]:
         "0",
         "--latency-ms",
         str(latency_ms),
+        "--reply",
+        CONTENT_PARTS,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -258,6 +261,17 @@ def token() -> str:
     """An HS256 token of the benchmark tenant, valid for the run."""
     claims = {"sub": "bench", "tenant_id": TENANT, "roles": ["admin"]}
     return jwt.encode({**claims, "exp": int(time.time() + 3600)}, SECRET, algorithm="HS256")
+
+
+CONTENT_PARTS: Final[str] = json.dumps(
+    {
+        "subject": "Our product webinar",
+        "goal": "I would like to invite you to the product webinar.",
+        "points": "It brings a live demo and a Q&A with the founders.",
+    }
+)
+"""The test servers' answer: parts the content agent keeps for :func:`content_input` at once, so
+a run is one LLM call."""
 
 
 def content_input() -> workflow_pb2.ContentGenerationInput:

@@ -126,6 +126,12 @@ async def test_stream_run_streams_every_event_in_order_and_completes(
     assert "step_started" in kinds and "step_finished" in kinds and "usage" in kinds
     assert kinds[-2:] == ["completed", "state_changed"]
     assert events[-1].state_changed.to == State.STATE_SUCCEEDED
+    # The content step streams the text of its answer between its start and its end.
+    content = [i for i, e in enumerate(events) if e.token_delta.step == "content"]
+    started = next(i for i, e in enumerate(events) if e.step_started.step == "content")
+    finished = next(i for i, e in enumerate(events) if e.step_finished.step == "content")
+    assert content and started < content[0] and content[-1] < finished
+    assert all(events[i].token_delta.attempt == 0 for i in content[:1])
     output = events[-2].completed.content_generation
     assert output.draft.body and output.delivered and not output.approved
     run = await stub.GetRun(workflow_pb2.GetRunRequest(run_id=events[0].run_id), metadata=md)
