@@ -28,22 +28,18 @@ import contextlib
 import re
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import grpc.aio
-import jwt
+from _serving import serving, token
 from crm.ai.v1 import scoring_pb2, workflow_pb2, workflow_pb2_grpc
 
 from ai_orchestration.api._workflow_messages import document
-from ai_orchestration.config import Settings
 from ai_orchestration.server import Server
-from ai_orchestration.storage import Database
 from ai_orchestration.workflows import ContentPolicy
 from ai_orchestration.workflows._checks import check_analysis, check_draft
 from ai_orchestration.workflows._compose import draft_parts, grounding, template_parts
@@ -54,7 +50,6 @@ from ai_orchestration.workflows._writing import GOALS
 if TYPE_CHECKING:  # the async stub type exists only in the .pyi
     from crm.ai.v1.workflow_pb2_grpc import WorkflowServiceAsyncStub as Stub
 
-SECRET: Final = "bench-secret-with-at-least-32-bytes-of-entropy!"
 TENANT: Final = "bench"
 SENDER: Final = "Sam from Acme"
 FIRST_ATTEMPT_GOAL: Final = 0.60
@@ -189,28 +184,11 @@ def leads(count: int) -> list[scoring_pb2.Lead]:
     return made
 
 
-def token() -> str:
-    claims = {"sub": "bench", "tenant_id": TENANT, "roles": ["admin"]}
-    return jwt.encode({**claims, "exp": int(time.time() + 7200)}, SECRET, algorithm="HS256")
-
-
 @contextlib.asynccontextmanager
-async def serving() -> AsyncIterator[Server]:
+async def served() -> AsyncIterator[Server]:
     """The real server with the default LLM configuration (the bundled model only)."""
-    with tempfile.TemporaryDirectory(prefix="bench-drafts-") as data_dir:
-        settings = Settings(
-            host="127.0.0.1",
-            port=0,
-            data_dir=Path(data_dir),
-            auth_hs256_secret=SECRET,
-            shutdown_grace_seconds=1,
-            scoring_bootstrap_rows=5_000,
-            llm_cache_ttl_seconds=0,
-        )
-        async with Database.from_url(settings.resolved_database_url()) as database:
-            await database.migrate()
-            async with Server(settings=settings, database=database) as server:
-                yield server
+    async with serving("bench-drafts-", llm_cache_ttl_seconds=0) as server:
+        yield server
 
 
 async def run_to_end(
@@ -374,9 +352,9 @@ def samples(outcomes: list[Outcome]) -> None:
 
 async def main(options: argparse.Namespace) -> None:
     started = time.perf_counter()
-    async with serving() as server:
+    async with served() as server:
         print(f"server start                 {time.perf_counter() - started:.1f} s")
-        metadata = (("authorization", f"Bearer {token()}"),)
+        metadata = (("authorization", f"Bearer {token(TENANT)}"),)
         outcomes: list[Outcome] = []
         begun = time.perf_counter()
         async with grpc.aio.insecure_channel(server.address) as channel:

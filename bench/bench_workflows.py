@@ -39,18 +39,18 @@ from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 import grpc.aio
-import jwt
 import numpy as np
 import yaml
+from _serving import serving as served
+from _serving import token as bench_token
 from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 from crm_ai_client import ServiceError
 from langgraph.checkpoint.memory import InMemorySaver
 
 from ai_orchestration.api._workflow_messages import document
-from ai_orchestration.config import Settings
 from ai_orchestration.llm import CallContext, ChatMessage, CompletionRequest, LlmGateway
 from ai_orchestration.server import Server
-from ai_orchestration.storage import Database, DeliveryLedger, utc_now
+from ai_orchestration.storage import DeliveryLedger, utc_now
 from ai_orchestration.workflows import (
     EventKind,
     JsonDoc,
@@ -68,7 +68,6 @@ if TYPE_CHECKING:  # the async stub type exists only in the .pyi
     from crm.ai.v1.workflow_pb2_grpc import WorkflowServiceAsyncStub as Stub
 
 ROOT: Final[Path] = Path(__file__).resolve().parents[1]
-SECRET: Final[str] = "bench-secret-with-at-least-32-bytes-of-entropy!"
 TENANT: Final[str] = "bench"
 RATIO_GOAL: Final[float] = 1.5
 """Served per-step time as a multiple of LangGraph's own (issue #5)."""
@@ -238,29 +237,19 @@ async def serving(base_url: str, *, concurrency: int, redis_url: str = "") -> As
     """The real server on port 0: SQLite in a temporary directory, LLM caches off (every run
     reaches the LLM), ``workflow_concurrency`` = ``concurrency``; with ``redis_url``, runs
     queue on Redis Streams."""
-    with tempfile.TemporaryDirectory(prefix="bench-workflows-") as data_dir:
-        settings = Settings(
-            host="127.0.0.1",
-            port=0,
-            data_dir=Path(data_dir),
-            auth_hs256_secret=SECRET,
-            shutdown_grace_seconds=1,
-            scoring_bootstrap_rows=5_000,
-            llm_config_file=write_llm_config(Path(data_dir) / "llm.yaml", base_url),
-            llm_cache_ttl_seconds=0,
-            workflow_concurrency=concurrency,
-            redis_url=redis_url,
-        )
-        async with Database.from_url(settings.resolved_database_url()) as database:
-            await database.migrate()
-            async with Server(settings=settings, database=database) as server:
-                yield server
+    async with served(
+        "bench-workflows-",
+        llm_config_file=lambda data_dir: write_llm_config(data_dir / "llm.yaml", base_url),
+        llm_cache_ttl_seconds=0,
+        workflow_concurrency=concurrency,
+        redis_url=redis_url,
+    ) as server:
+        yield server
 
 
 def token() -> str:
     """An HS256 token of the benchmark tenant, valid for the run."""
-    claims = {"sub": "bench", "tenant_id": TENANT, "roles": ["admin"]}
-    return jwt.encode({**claims, "exp": int(time.time() + 3600)}, SECRET, algorithm="HS256")
+    return bench_token(TENANT, hours=1.0)
 
 
 CONTENT_PARTS: Final[str] = json.dumps(
