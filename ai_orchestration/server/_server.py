@@ -220,7 +220,12 @@ class Server:
 
 
 async def serve(settings: Settings, *, database_url: str) -> None:
-    """Migrate, serve until SIGTERM/SIGINT, then shut down gracefully."""
+    """Migrate, serve until SIGTERM/SIGINT, then shut down gracefully.
+
+    A configuration the server would refuse (dev mode off loopback) is refused before the
+    database is opened: a refused start leaves nothing behind.
+    """
+    build_authenticator(settings)
     async with Database.from_url(database_url) as database:
         await database.migrate()
         server = Server(settings=settings, database=database)

@@ -70,6 +70,7 @@ def test_dev_mode_refuses_non_loopback_address(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "refusing to serve on 0.0.0.0 without authentication" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before the database was created or migrated
 
 
 def test_non_loopback_with_auth_is_allowed(tmp_path: Path) -> None:
