@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import protovalidate
 from google.protobuf.message import Message
 
+from ai_orchestration.api._times import invalid_times
 from ai_orchestration.errors import FieldViolation, InvalidArgumentError
 
 _validator = protovalidate.Validator()
@@ -50,18 +51,30 @@ def validates_itself(handler: object) -> bool:
 
 
 def validate_request(message: Message) -> None:
-    """Raise :class:`InvalidArgumentError` listing every violated rule of ``message``."""
+    """Raise :class:`InvalidArgumentError` listing every violated rule of ``message``.
+
+    Times and durations that are no valid value are reported first and alone (see
+    :mod:`._times`): the declared rules cannot be evaluated on them.
+    """
+    if times := invalid_times(message):
+        _raise(message, times)
     violations = _validator.collect_violations(message)
     if not violations:
         return
-    fields = [
-        FieldViolation(
-            field=_field_path(violation),
-            description=violation.proto.message or violation.proto.rule_id,
-            rule=_rule_reason(violation.proto.rule_id),
-        )
-        for violation in violations
-    ]
+    _raise(
+        message,
+        [
+            FieldViolation(
+                field=_field_path(violation),
+                description=violation.proto.message or violation.proto.rule_id,
+                rule=_rule_reason(violation.proto.rule_id),
+            )
+            for violation in violations
+        ],
+    )
+
+
+def _raise(message: Message, fields: list[FieldViolation]) -> NoReturn:
     summary = "; ".join(f"{item.field}: {item.description}" for item in fields[:5])
     more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
     raise InvalidArgumentError(f"invalid {message.DESCRIPTOR.name}: {summary}{more}", fields)

@@ -175,7 +175,7 @@ class Interaction(_message.Message):
     """Full text."""
     @_builtins.property
     def occur_time(self) -> _timestamp_pb2.Timestamp:
-        """When it happened."""
+        """When it happened. From 1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z."""
 
     @_builtins.property
     def participants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -374,7 +374,7 @@ class GenerateInsightsRequest(_message.Message):
 
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp:
-        """Only consider interactions at or after this time; unset for all."""
+        """Only consider interactions at or after this time; unset for all. From 1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z."""
 
     def __init__(
         self,

@@ -179,7 +179,7 @@ class Lead(_message.Message):
     """Estimated deal value in the tenant's currency, if sales has one."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
-        """When the lead was created in the CRM."""
+        """When the lead was created in the CRM. From 1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z."""
 
     def __init__(
         self,
@@ -575,7 +575,7 @@ class RecordLeadOutcomeRequest(_message.Message):
     """The outcome."""
     @_builtins.property
     def outcome_time(self) -> _timestamp_pb2.Timestamp:
-        """When it happened; defaults to the time of the call."""
+        """When it happened; defaults to the time of the call. From 1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z."""
 
     @_builtins.property
     def lead(self) -> Global___Lead:

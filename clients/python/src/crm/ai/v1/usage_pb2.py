@@ -26,7 +26,7 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63rm/ai/v1/usage.proto\x12\tcrm.ai.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x01\n\x0bUsageTotals\x12\r\n\x05\x63\x61lls\x18\x01 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x04 \x01(\x01\x12\x14\n\x0c\x63\x61\x63hed_calls\x18\x05 \x01(\x03\x12\x16\n\x0e\x64\x65graded_calls\x18\x06 \x01(\x03\x12\x17\n\x0ftruncated_calls\x18\x07 \x01(\x03\"\xd3\x01\n\x08UsageRow\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x01(\t\x12\x10\n\x08template\x18\x05 \x01(\t\x12\x18\n\x10template_version\x18\x06 \x01(\x05\x12\x32\n\x0e\x64\x61y_start_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x06totals\x18\x08 \x01(\x0b\x32\x16.crm.ai.v1.UsageTotals\"\xfe\x01\n\x0fGetUsageRequest\x12\x36\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01\x12\x34\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01\x12@\n\x08group_by\x18\x03 \x03(\x0e\x32\x19.crm.ai.v1.UsageDimensionB\x13\xbaH\x10\x92\x01\r\x10\x06\x18\x01\"\x07\x82\x01\x04\x10\x01 \x00\x12\x1d\n\tpage_size\x18\x04 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\x90N(\x00\x12\x1c\n\npage_token\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"v\n\x10GetUsageResponse\x12!\n\x04rows\x18\x01 \x03(\x0b\x32\x13.crm.ai.v1.UsageRow\x12&\n\x06totals\x18\x02 \x01(\x0b\x32\x16.crm.ai.v1.UsageTotals\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"\xe1\x04\n\x06\x42udget\x12\x34\n\x11monthly_limit_usd\x18\x01 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x65\xcd\xcd\x41)\x00\x00\x00\x00\x00\x00\x00\x00@\x01\x12-\n\x13monthly_token_limit\x18\x02 \x01(\x03\x42\x10\xbaH\r\"\x0b\x18\x80\x80\x9a\xa6\xea\xaf\xe3\x01(\x00\x12\x31\n\x0esoft_threshold\x18\x03 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00@\x01\x12(\n\x13requests_per_minute\x18\x04 \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\xc0\x84=(\x00\x12)\n\x11tokens_per_minute\x18\x05 \x01(\x03\x42\x0e\xbaH\x0b\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00\x12\x1e\n\x16month_to_date_cost_usd\x18\x06 \x01(\x01\x12\x1c\n\x14month_to_date_tokens\x18\x07 \x01(\x03\x12\x19\n\x11\x66orecast_cost_usd\x18\x08 \x01(\x01\x12\x17\n\x0f\x66orecast_tokens\x18\t \x01(\x03\x12\x1e\n\x16soft_threshold_crossed\x18\n \x01(\x08\x12=\n\x19soft_threshold_alert_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10month_start_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0emonth_end_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10GetBudgetRequest\"=\n\x10SetBudgetRequest\x12)\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x11.crm.ai.v1.BudgetB\x06\xbaH\x03\xc8\x01\x01*\xd6\x01\n\x0eUsageDimension\x12\x1f\n\x1bUSAGE_DIMENSION_UNSPECIFIED\x10\x00\x12\x19\n\x15USAGE_DIMENSION_MODEL\x10\x01\x12\x1e\n\x1aUSAGE_DIMENSION_DEPLOYMENT\x10\x02\x12\x17\n\x13USAGE_DIMENSION_RUN\x10\x03\x12\x18\n\x14USAGE_DIMENSION_STEP\x10\x04\x12\x1c\n\x18USAGE_DIMENSION_TEMPLATE\x10\x05\x12\x17\n\x13USAGE_DIMENSION_DAY\x10\x06\x32\xcd\x01\n\x0cUsageService\x12\x43\n\x08GetUsage\x12\x1a.crm.ai.v1.GetUsageRequest\x1a\x1b.crm.ai.v1.GetUsageResponse\x12;\n\tGetBudget\x12\x1b.crm.ai.v1.GetBudgetRequest\x1a\x11.crm.ai.v1.Budget\x12;\n\tSetBudget\x12\x1b.crm.ai.v1.SetBudgetRequest\x1a\x11.crm.ai.v1.Budgetb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63rm/ai/v1/usage.proto\x12\tcrm.ai.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x01\n\x0bUsageTotals\x12\r\n\x05\x63\x61lls\x18\x01 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x04 \x01(\x01\x12\x14\n\x0c\x63\x61\x63hed_calls\x18\x05 \x01(\x03\x12\x16\n\x0e\x64\x65graded_calls\x18\x06 \x01(\x03\x12\x17\n\x0ftruncated_calls\x18\x07 \x01(\x03\"\xd3\x01\n\x08UsageRow\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x01(\t\x12\x10\n\x08template\x18\x05 \x01(\t\x12\x18\n\x10template_version\x18\x06 \x01(\x05\x12\x32\n\x0e\x64\x61y_start_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x06totals\x18\x08 \x01(\x0b\x32\x16.crm.ai.v1.UsageTotals\"\x98\x02\n\x0fGetUsageRequest\x12\x43\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x13\xbaH\x10\xb2\x01\n\x1a\x06\x08\x80\xb2\xf8\x84\x1b\x32\x00\xc8\x01\x01\x12\x41\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x13\xbaH\x10\xb2\x01\n\x1a\x06\x08\x80\xb2\xf8\x84\x1b\x32\x00\xc8\x01\x01\x12@\n\x08group_by\x18\x03 \x03(\x0e\x32\x19.crm.ai.v1.UsageDimensionB\x13\xbaH\x10\x92\x01\r\x10\x06\x18\x01\"\x07\x82\x01\x04\x10\x01 \x00\x12\x1d\n\tpage_size\x18\x04 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\x90N(\x00\x12\x1c\n\npage_token\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"v\n\x10GetUsageResponse\x12!\n\x04rows\x18\x01 \x03(\x0b\x32\x13.crm.ai.v1.UsageRow\x12&\n\x06totals\x18\x02 \x01(\x0b\x32\x16.crm.ai.v1.UsageTotals\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"\xe1\x04\n\x06\x42udget\x12\x34\n\x11monthly_limit_usd\x18\x01 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x65\xcd\xcd\x41)\x00\x00\x00\x00\x00\x00\x00\x00@\x01\x12-\n\x13monthly_token_limit\x18\x02 \x01(\x03\x42\x10\xbaH\r\"\x0b\x18\x80\x80\x9a\xa6\xea\xaf\xe3\x01(\x00\x12\x31\n\x0esoft_threshold\x18\x03 \x01(\x01\x42\x19\xbaH\x16\x12\x14\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00@\x01\x12(\n\x13requests_per_minute\x18\x04 \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\xc0\x84=(\x00\x12)\n\x11tokens_per_minute\x18\x05 \x01(\x03\x42\x0e\xbaH\x0b\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00\x12\x1e\n\x16month_to_date_cost_usd\x18\x06 \x01(\x01\x12\x1c\n\x14month_to_date_tokens\x18\x07 \x01(\x03\x12\x19\n\x11\x66orecast_cost_usd\x18\x08 \x01(\x01\x12\x17\n\x0f\x66orecast_tokens\x18\t \x01(\x03\x12\x1e\n\x16soft_threshold_crossed\x18\n \x01(\x08\x12=\n\x19soft_threshold_alert_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10month_start_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0emonth_end_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10GetBudgetRequest\"=\n\x10SetBudgetRequest\x12)\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x11.crm.ai.v1.BudgetB\x06\xbaH\x03\xc8\x01\x01*\xd6\x01\n\x0eUsageDimension\x12\x1f\n\x1bUSAGE_DIMENSION_UNSPECIFIED\x10\x00\x12\x19\n\x15USAGE_DIMENSION_MODEL\x10\x01\x12\x1e\n\x1aUSAGE_DIMENSION_DEPLOYMENT\x10\x02\x12\x17\n\x13USAGE_DIMENSION_RUN\x10\x03\x12\x18\n\x14USAGE_DIMENSION_STEP\x10\x04\x12\x1c\n\x18USAGE_DIMENSION_TEMPLATE\x10\x05\x12\x17\n\x13USAGE_DIMENSION_DAY\x10\x06\x32\xcd\x01\n\x0cUsageService\x12\x43\n\x08GetUsage\x12\x1a.crm.ai.v1.GetUsageRequest\x1a\x1b.crm.ai.v1.GetUsageResponse\x12;\n\tGetBudget\x12\x1b.crm.ai.v1.GetBudgetRequest\x1a\x11.crm.ai.v1.Budget\x12;\n\tSetBudget\x12\x1b.crm.ai.v1.SetBudgetRequest\x1a\x11.crm.ai.v1.Budgetb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crm.ai.v1.usage_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETUSAGEREQUEST'].fields_by_name['start_time']._loaded_options = None
-  _globals['_GETUSAGEREQUEST'].fields_by_name['start_time']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_GETUSAGEREQUEST'].fields_by_name['start_time']._serialized_options = b'\272H\020\262\001\n\032\006\010\200\262\370\204\0332\000\310\001\001'
   _globals['_GETUSAGEREQUEST'].fields_by_name['end_time']._loaded_options = None
-  _globals['_GETUSAGEREQUEST'].fields_by_name['end_time']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_GETUSAGEREQUEST'].fields_by_name['end_time']._serialized_options = b'\272H\020\262\001\n\032\006\010\200\262\370\204\0332\000\310\001\001'
   _globals['_GETUSAGEREQUEST'].fields_by_name['group_by']._loaded_options = None
   _globals['_GETUSAGEREQUEST'].fields_by_name['group_by']._serialized_options = b'\272H\020\222\001\r\020\006\030\001\"\007\202\001\004\020\001 \000'
   _globals['_GETUSAGEREQUEST'].fields_by_name['page_size']._loaded_options = None
@@ -55,22 +55,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BUDGET'].fields_by_name['tokens_per_minute']._serialized_options = b'\272H\013\"\t\030\200\240\224\245\215\035(\000'
   _globals['_SETBUDGETREQUEST'].fields_by_name['budget']._loaded_options = None
   _globals['_SETBUDGETREQUEST'].fields_by_name['budget']._serialized_options = b'\272H\003\310\001\001'
-  _globals['_USAGEDIMENSION']._serialized_start=1555
-  _globals['_USAGEDIMENSION']._serialized_end=1769
+  _globals['_USAGEDIMENSION']._serialized_start=1581
+  _globals['_USAGEDIMENSION']._serialized_end=1795
   _globals['_USAGETOTALS']._serialized_start=99
   _globals['_USAGETOTALS']._serialized_end=266
   _globals['_USAGEROW']._serialized_start=269
   _globals['_USAGEROW']._serialized_end=480
   _globals['_GETUSAGEREQUEST']._serialized_start=483
-  _globals['_GETUSAGEREQUEST']._serialized_end=737
-  _globals['_GETUSAGERESPONSE']._serialized_start=739
-  _globals['_GETUSAGERESPONSE']._serialized_end=857
-  _globals['_BUDGET']._serialized_start=860
-  _globals['_BUDGET']._serialized_end=1469
-  _globals['_GETBUDGETREQUEST']._serialized_start=1471
-  _globals['_GETBUDGETREQUEST']._serialized_end=1489
-  _globals['_SETBUDGETREQUEST']._serialized_start=1491
-  _globals['_SETBUDGETREQUEST']._serialized_end=1552
-  _globals['_USAGESERVICE']._serialized_start=1772
-  _globals['_USAGESERVICE']._serialized_end=1977
+  _globals['_GETUSAGEREQUEST']._serialized_end=763
+  _globals['_GETUSAGERESPONSE']._serialized_start=765
+  _globals['_GETUSAGERESPONSE']._serialized_end=883
+  _globals['_BUDGET']._serialized_start=886
+  _globals['_BUDGET']._serialized_end=1495
+  _globals['_GETBUDGETREQUEST']._serialized_start=1497
+  _globals['_GETBUDGETREQUEST']._serialized_end=1515
+  _globals['_SETBUDGETREQUEST']._serialized_start=1517
+  _globals['_SETBUDGETREQUEST']._serialized_end=1578
+  _globals['_USAGESERVICE']._serialized_start=1798
+  _globals['_USAGESERVICE']._serialized_end=2003
 # @@protoc_insertion_point(module_scope)

@@ -177,11 +177,11 @@ class GetUsageRequest(_message.Message):
     """`next_page_token` of a previous call with the same window and grouping."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
-        """Start of the window, inclusive."""
+        """Start of the window, inclusive. From 1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z."""
 
     @_builtins.property
     def end_time(self) -> _timestamp_pb2.Timestamp:
-        """End of the window, exclusive; must be after start_time and at most 400 days later."""
+        """End of the window, exclusive; must be after start_time and at most 400 days later. From 1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z."""
 
     @_builtins.property
     def group_by(self) -> _containers.RepeatedScalarFieldContainer[Global___UsageDimension.ValueType]:

@@ -509,11 +509,11 @@ class ListRunsRequest(_message.Message):
 
     @_builtins.property
     def create_time_after(self) -> _timestamp_pb2.Timestamp:
-        """Only runs created at or after this time."""
+        """Only runs created at or after this time. From 1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z."""
 
     @_builtins.property
     def create_time_before(self) -> _timestamp_pb2.Timestamp:
-        """Only runs created before this time."""
+        """Only runs created before this time. From 1970-01-01T00:00:00Z to before 2200-01-01T00:00:00Z."""
 
     def __init__(
         self,
