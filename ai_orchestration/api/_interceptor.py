@@ -1,10 +1,15 @@
 """The server interceptor every RPC passes through.
 
-Per call, in order: a correlation id; authentication and the role check (``security``); request
+Per call, in order: a correlation id; authentication and the role check (``security``); a
+request body that did not decode is ``INVALID_ARGUMENT`` (reason ``MALFORMED_REQUEST``); request
 validation from the protos' ``buf.validate`` rules; the handler; then errors mapped to status
 codes with ``google.rpc.Status`` details (``_errors``) and the call counted in the metrics.
 Unexpected exceptions become INTERNAL with a fixed message; the exception is logged with the
 correlation id, which goes back in the ``x-correlation-id`` trailer.
+
+Request bodies are decoded by the pipeline's own deserializer: grpc's would answer ``UNKNOWN``
+for a body that is no message and log a traceback per call, so any client could flood the log.
+Malformed bodies are logged as one warning a minute at most.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from ai_orchestration import errors
+from ai_orchestration._outage import OutageLog
 from ai_orchestration.api._errors import (
     CORRELATION_KEY,
     STATUS_DETAILS_KEY,
@@ -36,6 +42,31 @@ from ai_orchestration.security._principal import set_principal
 
 _log = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MALFORMED_REQUEST = "MALFORMED_REQUEST"
+"""``ErrorInfo.reason`` of a request body that is not the method's message."""
+
+
+class _Malformed:
+    """A request body that did not decode, standing in for the request."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """``deserializer``, answering a :class:`_Malformed` instead of raising."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except (DecodeError, RecursionError) as error:
+            return _Malformed(type(error).__name__)
+
+    return deserialize
 
 
 class _Call:
@@ -56,16 +87,30 @@ class _Call:
         # A caller-supplied id is reused (so logs join up across services) only if it is tame.
         self.correlation_id = offered if _SAFE_ID.match(offered) else uuid.uuid4().hex
 
-    def enter(self, request: Message | None) -> None:
-        """Authenticates; validates ``request`` unless it is ``None`` (a request stream, or a
-        handler that validates its own)."""
+    def enter(self, request: Any, *, validate: bool) -> None:
+        """Authenticates; refuses a request that did not decode; validates ``request`` when
+        ``validate`` (not a request stream, nor a handler that validates its own)."""
         principal = self.pipeline.authenticator.authenticate(self.method, self.metadata)
         # Each RPC runs in its own task with a copied context, so the binding cannot leak to
         # another call; it is not reset because a cancelled stream may be closed from another
         # context, where ContextVar.reset would raise.
         set_principal(principal)
-        if request is not None:
+        self.decoded(request)
+        if validate:
             validate_request(request)
+
+    def decoded(self, request: Any) -> None:
+        """Raise ``INVALID_ARGUMENT`` (``MALFORMED_REQUEST``) for a body that did not decode."""
+        if isinstance(request, _Malformed):
+            self.pipeline.malformed.failed(
+                "malformed request bodies (%s on %s)", request.why, self.method
+            )
+            what = f"a valid {self.method.rsplit('/', 1)[-1]} request message"
+            raise errors.InvalidArgumentError(
+                f"the request body is not {what}; send the method's protobuf message",
+                [errors.FieldViolation("", f"the body does not decode as {what}", "MALFORMED")],
+                reason=MALFORMED_REQUEST,
+            )
 
     def exit(self) -> None:
         if self.recorded:
@@ -87,7 +132,7 @@ class _Call:
         self.exit()
         await self.context.abort(
             code,
-            status.message,
+            status.message,  # already cut to fit the trailers (see _errors)
             trailing_metadata=(
                 (STATUS_DETAILS_KEY, status.SerializeToString()),
                 (CORRELATION_KEY, self.correlation_id),
@@ -114,8 +159,9 @@ class _Call:
         self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
-async def _validated(requests: AsyncIterator[Message]) -> AsyncIterator[Message]:
+async def _validated(call: _Call, requests: AsyncIterator[Any]) -> AsyncIterator[Message]:
     async for request in requests:
+        call.decoded(request)
         validate_request(request)
         yield request
 
@@ -138,6 +184,8 @@ class ServicePipeline(grpc.aio.ServerInterceptor):
     def __init__(self, *, authenticator: Authenticator, metrics: Metrics) -> None:
         self.authenticator = authenticator
         self.metrics = metrics
+        self.malformed = OutageLog(_log)
+        """Warnings about request bodies that did not decode, one a minute at most."""
 
     async def intercept_service(
         self,
@@ -156,7 +204,7 @@ class ServicePipeline(grpc.aio.ServerInterceptor):
         self, handler: grpc.RpcMethodHandler[Any, Any], method: str
     ) -> grpc.RpcMethodHandler[Any, Any]:
         kwargs: dict[str, Any] = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": _tolerant(handler.request_deserializer),
             "response_serializer": _passing_bytes(handler.response_serializer),
         }
         if handler.unary_unary is not None:
@@ -185,8 +233,8 @@ class ServicePipeline(grpc.aio.ServerInterceptor):
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             call = _Call(self, method, context)
             async with call.guard():
-                call.enter(request if checked else None)
-                arg = _validated(request) if streaming else request
+                call.enter(None if streaming else request, validate=checked)
+                arg = _validated(call, request) if streaming else request
                 return await behavior(arg, context)
             raise AssertionError("unreachable: guard() re-raises")  # pragma: no cover
 
@@ -203,8 +251,8 @@ class ServicePipeline(grpc.aio.ServerInterceptor):
         ) -> AsyncIterator[Any]:
             call = _Call(self, method, context)
             async with call.guard():
-                call.enter(request if checked else None)
-                arg = _validated(request) if streaming else request
+                call.enter(None if streaming else request, validate=checked)
+                arg = _validated(call, request) if streaming else request
                 if generates:
                     async for response in behavior(arg, context):
                         yield response
