@@ -120,6 +120,12 @@ class _Call:
         self.pipeline.metrics.observe(self.method, self.code.name, elapsed)
 
     async def fail(self, error: Exception) -> NoReturn:
+        if isinstance(error, NotImplementedError):
+            # grpc's generated servicer base answers methods nobody implemented this way (the
+            # health service's List, for one): that is UNIMPLEMENTED, not a crash.
+            error = errors.NotImplementedYetError(
+                f"{self.method} is not implemented by this server", reason="UNIMPLEMENTED"
+            )
         if isinstance(error, errors.OrchestrationError):
             code, status = rich_status(error, self.correlation_id)
             if code is grpc.StatusCode.INTERNAL or code is grpc.StatusCode.UNKNOWN:
