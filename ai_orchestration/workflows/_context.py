@@ -99,6 +99,9 @@ class RunContext:
     """Where the nodes report steps, tokens, tool calls and usage."""
     deps: WorkflowDeps
     """The runner's collaborators."""
+    interruptible: bool = True
+    """Whether the run's workflow may pause for a human (its definition says so). A step that
+    would hand a failing draft to a human uses the template instead when it may not."""
 
     async def decision_policy(self) -> DecisionPolicy:
         """The decision thresholds of the run's tenant."""

@@ -109,7 +109,12 @@ class LangGraphRunner:
         command = await self._command(graph, run, config)
         if isinstance(command, Completed | Interrupted):
             return command
-        context = RunContext(run=run, events=events, deps=self._deps)
+        context = RunContext(
+            run=run,
+            events=events,
+            deps=self._deps,
+            interruptible=self.definitions[run.workflow].interruptible,
+        )
         values: dict[str, Any] = {}
         # "values" streams the whole state after each step; the last one is the outcome (with
         # the pending interrupts under "__interrupt__"), so no state read is needed after.

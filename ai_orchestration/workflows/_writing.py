@@ -6,9 +6,10 @@ a schema, streamed as ``token_delta`` events. Each part is kept only when it pas
 :func:`~._compose.accept_draft_part`; the parts it refused are asked for again, with the reasons,
 at most ``max_revisions`` times, then taken from the template. The composed draft is checked as a
 whole (:func:`~._checks.check_draft`, grounding checks included). A draft that still fails is
-never delivered as it is: under the tenant's ``use_template`` action it is replaced here by the
-template draft (the step is degraded), otherwise the graph holds it for a human (see
-:mod:`._review`).
+never delivered as it is: under the tenant's ``use_template`` action, or in a workflow that
+cannot pause for a human, it is replaced here by the template draft (the step is degraded);
+otherwise the graph holds it for a human (see :mod:`._review`). A template that fails too (the
+caller's own words hold a merge field) is never sent: it stays marked as failing.
 """
 
 from __future__ import annotations
@@ -116,7 +117,11 @@ async def write_draft(
     draft = compose(spec, parts, limit)
     draft["revisions"] = max(0, calls - 1)
     issues = _check(draft, spec, policy)
-    if issues and (await context.decision_policy()).failed_draft_action == USE_TEMPLATE:
+    if issues and (
+        not context.interruptible
+        or (await context.decision_policy()).failed_draft_action == USE_TEMPLATE
+    ):
+        # The tenant chose the template, or no human can review the draft.
         template = {**fallback_draft(spec, limit), "revisions": draft["revisions"]}
         # The template is made of the caller's own words: a merge field left in a key point
         # fails it too, and then only a human can fix the draft.

@@ -46,10 +46,12 @@ from ai_orchestration.workflows import (
     _steps,
 )
 from ai_orchestration.workflows._checkpoint import checkpoint_file, open_checkpointer
-from ai_orchestration.workflows._context import WorkflowDeps
+from ai_orchestration.workflows._content import DraftSpec
+from ai_orchestration.workflows._context import RunContext, WorkflowDeps
 from ai_orchestration.workflows._decision import USE_TEMPLATE, DecisionPolicy
 from ai_orchestration.workflows._review import deliverable
 from ai_orchestration.workflows._runner import LangGraphRunner
+from ai_orchestration.workflows._writing import write_draft
 from tests.fixtures.llm_server import LlmTestServer
 
 TENANT = "acme"
@@ -659,6 +661,33 @@ async def test_the_tenants_template_rule_replaces_a_failing_draft_and_marks_it_d
     assert output["degraded_steps"] == ["content"] and output["delivered"] is True
     finished = {f["step"]: f["degraded"] for f in recorder.of(EventKind.STEP_FINISHED)}
     assert finished == {"content": True, "deliver": False}
+
+
+async def test_where_no_human_can_review_a_failing_draft_becomes_the_template(
+    world: World,
+) -> None:
+    world.llm.reply_with(
+        _parts(
+            goal="I would like to invite you to our product webinar on THURSDAY.",
+            points="It brings a LIVE demo of the new reports and takes 30 minutes.",
+        )
+    )
+    spec = DraftSpec(
+        recipient=dict(CONTENT_INPUT["recipient"]),
+        goal=str(CONTENT_INPUT["purpose"]),
+        channel="CHANNEL_EMAIL",
+        tone="formal",
+        points=tuple(CONTENT_INPUT["key_points"]),
+        sender="Sam from Acme",
+    )
+    run = _run("content_generation", CONTENT_INPUT)
+    can_pause = RunContext(run=run, events=Recorder(), deps=world.deps)
+    held, _ = await write_draft(can_pause, "content", spec, "ada")
+    assert [c["check"] for c in held["failed_checks"]] == ["tone"]  # left for a human
+    cannot_pause = replace(can_pause, interruptible=False)
+    draft, degraded = await write_draft(cannot_pause, "content", spec, "ada")
+    assert degraded and draft["failed_checks"] == [] and "THURSDAY" not in draft["body"]
+    assert "I'd like to invite you to the product webinar on Thursday." in draft["body"]
 
 
 async def test_under_the_template_rule_a_template_that_fails_too_is_still_held(
