@@ -1,0 +1,319 @@
+"""Sentiment of CRM text: VADER, a CRM lexicon, and phrase rules for what VADER cannot see.
+
+VADER is a lexicon of social-media words; business mail says its worst things in neutral words
+("we are not renewing", "this is a blocker", "I will escalate this to your manager" all score
+0.0 in plain VADER). Two additions fix that without a model, so scores stay deterministic,
+explainable and fast enough to compute inside the ingest transaction:
+
+* :data:`CRM_LEXICON` adds or overrides single words, so VADER's own rules (negation within three
+  words, boosters, "but", capitals, exclamation marks) apply to them: "no blockers" and "it
+  wasn't slow" come out right without a rule of ours.
+* Phrase rules (:data:`_PHRASE_RULES`) recognise multi-word business phrases. A matched phrase is
+  blanked out of the text VADER sees and its valence is added to VADER's unnormalised sum, so a
+  phrase weighs like one lexicon word of that valence and nothing is counted twice. A negation
+  just before a negatable phrase ("we have no plans to cancel our subscription") blanks the
+  phrase and the negation and adds nothing.
+
+Long texts are scored sentence by sentence; see :meth:`SentimentScorer.score`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from ai_orchestration.insights._chunks import sentence_pieces
+from ai_orchestration.insights._detectors import (
+    LEGAL_THREAT,
+    LOOKING_ELSEWHERE,
+    MEETING,
+    NOT_RENEWING,
+    PRICE_OBJECTION,
+    STILL_WAITING,
+    negation_start,
+)
+from ai_orchestration.insights._types import Sentiment, SentimentLabel
+
+CRM_LEXICON: Final[Mapping[str, float]] = MappingProxyType(
+    {
+        # Friction. VADER's scale: -4 (worst) to +4; "problem" is -1.7, "broken" -2.1.
+        "blocker": -2.5, "blockers": -2.5, "showstopper": -2.5, "dealbreaker": -2.5,
+        "escalate": -1.5, "escalated": -1.5, "escalating": -1.5, "escalation": -1.5,
+        "churn": -2.5, "churned": -2.5, "churning": -2.5,
+        "cancel": -2.0, "cancels": -2.0, "cancelled": -2.0, "canceled": -2.0,
+        "cancelling": -2.0, "canceling": -2.0, "cancellation": -2.0,
+        "terminate": -1.5, "termination": -1.5,
+        "outage": -2.5, "outages": -2.5, "downtime": -2.0,
+        "refund": -1.5, "refunds": -1.5, "chargeback": -2.0, "overcharged": -2.0,
+        "bug": -1.5, "bugs": -1.5, "buggy": -2.0, "glitch": -1.5, "glitches": -1.5,
+        "crashed": -2.0, "crashes": -2.0, "crashing": -2.0,
+        "slow": -1.0, "laggy": -1.5, "unresponsive": -2.0, "overdue": -1.0,
+        # Mild: "issue" is also a verb ("please issue the PO").
+        "issue": -0.5, "issues": -0.8,
+        # Commercial progress. A renewal is routine, so barely positive.
+        "renewal": 0.5, "renew": 0.5, "renewed": 1.0,
+        "upgrade": 1.5, "upgraded": 1.5, "upgrading": 1.5,
+        "expand": 1.5, "expanding": 1.5, "expansion": 1.5,
+        "resolved": 1.5, "seamless": 2.0, "smooth": 1.5, "onboarded": 1.0,
+        # Formulae and department names VADER reads as praise: "Dear Ms Lee", "please fix this
+        # ASAP", "kindly send the invoice", "feel free to call", "we would like to cancel",
+        # "support still hasn't replied", "honestly, it's too expensive".
+        "dear": 0.0, "please": 0.0, "kindly": 0.0, "free": 0.0, "like": 0.0,
+        "support": 0.0, "honestly": 0.0,
+    }
+)  # fmt: skip
+"""Words added to (or overriding) VADER's lexicon, in VADER's units (-4 to +4)."""
+
+LABEL_THRESHOLDS: Final[tuple[float, float, float, float]] = (-0.6, -0.2, 0.2, 0.6)
+"""Band edges: score <= -0.6 very negative, <= -0.2 negative, < 0.2 neutral, < 0.6 positive,
+else very positive. Wider than VADER's customary +-0.05 neutral band: business mail is polite by
+default, and one mild word ("we have an issue with SSO") should leave a text neutral."""
+
+MAX_SENTIMENT_CHARS: Final[int] = 100_000
+"""Characters of a text scored; the rest (in e-mail, mostly quoted history) is ignored."""
+MAX_SENTENCES: Final[int] = 200
+"""Sentences scored, from the start: the newest words of a thread come first."""
+_MAX_SENTENCE_CHARS: Final[int] = 1_000
+# VADER's "but" rule is quadratic in a sentence's words; longer runs are cut at whitespace.
+
+_NEGATIVE_WEIGHT: Final[float] = 2.0
+# Politeness is cheap: bad news comes wrapped in friendly sentences ("Thanks for the call.
+# Unfortunately we are not renewing. Best, Sam"), so a negative sentence counts twice its length.
+
+_ALPHA: Final[float] = 15.0  # VADER's normalisation constant: compound = s / sqrt(s^2 + alpha)
+_EVIDENCE_WORDS: Final[float] = 4.0  # words at which the length factor of confidence is 0.5
+_BAND_HALF_WIDTH: Final[float] = 0.2  # a score this far from every edge is well inside its band
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True, slots=True)
+class _PhraseRule:
+    name: str
+    """What the rule recognises (for reading; not reported)."""
+    pattern: str
+    """Regex source, matched case-insensitively and word-bounded."""
+    valence: float
+    """Added to VADER's unnormalised sum, in lexicon units."""
+    negatable: bool = False
+    """A negation just before the phrase cancels it."""
+    of_negative_word: bool = False
+    """Applies only if the phrase's last word is negative in the lexicon."""
+
+
+_SWITCH_TARGET = (
+    r"(?:another|a\s+different|a\s+new|an\s+alternative|a\s+competing|a\s+cheaper)\s+\w+"
+    r"|(?-i:[A-Z])(?:[\w&-]|\.(?=\w))*"
+)
+
+# Order matters where two rules could start at the same word: the first listed wins, and the
+# non-renewal phrases come before the positive "renew early" so that "not going to renew early"
+# is a non-renewal.
+_PHRASE_RULES: Final[tuple[_PhraseRule, ...]] = (
+    _PhraseRule("not renewing", NOT_RENEWING, -2.5),
+    _PhraseRule(
+        "cancel the contract",
+        r"(?:cancel(?:s|led|ed|ling|ing)?|terminat(?:e|es|ed|ing))\s+"
+        r"(?:our|the|my|this|their)\s+(?:\w+\s+)?"
+        r"(?:contract|subscription|account|plan|licen[cs]es?|service|agreement|renewal)",
+        -2.5,
+        negatable=True,
+    ),
+    _PhraseRule(
+        "switching vendor",
+        rf"switch(?:ing|ed)?\s+(?:over\s+)?to\s+(?:{_SWITCH_TARGET})",
+        -1.5,
+        negatable=True,
+    ),
+    _PhraseRule("looking elsewhere", LOOKING_ELSEWHERE, -1.5, negatable=True),
+    # Calling off a meeting is scheduling, not a complaint ("cancel" alone is -2.0).
+    _PhraseRule(
+        "rescheduling",
+        rf"(?:cancel|reschedul|postpon|push|mov)\w*\s+(?:\S+\s+){{0,3}}?{MEETING}",
+        0.0,
+    ),
+    _PhraseRule("price objection", PRICE_OBJECTION, -2.0, negatable=True),
+    _PhraseRule("still waiting", STILL_WAITING, -2.5),
+    _PhraseRule(
+        "asks for a manager",
+        r"(?:speak|talk)\s+(?:to|with)\s+(?:a|your|the)\s+(?:manager|supervisor|boss)"
+        r"|escalat(?:e|ed|ing)\s+(?:this\s+|it\s+|the\s+\w+\s+)?to\s+"
+        r"(?:your|a|the)\s+(?:manager|supervisor|management|boss)",
+        -2.0,
+        negatable=True,
+    ),
+    _PhraseRule("legal threat", LEGAL_THREAT, -3.0),
+    _PhraseRule(
+        "repeat contact",
+        r"(?:third|fourth|fifth|\d+(?:rd|th))\s+time|(?:several|multiple|many|\d+)\s+times\s+"
+        r"(?:now|already)",
+        -1.5,
+    ),
+    # "No longer an issue" reports a fix: good news that outweighs naming the old problem ("the
+    # login bug is no longer an issue"). "Not a blocker" is mere relief. Both only when the last
+    # word is negative: "not a good fit" is left to VADER's own negation.
+    _PhraseRule(
+        "resolved problem",
+        r"no\s+longer(?:\s+(?:a|an|any))?\s+(?:(?:big|huge|major|real|serious)\s+)?[a-z]+",
+        2.0,
+        of_negative_word=True,
+    ),
+    _PhraseRule(
+        "negated problem",
+        r"(?:not|never|isn['\u2019]t|wasn['\u2019]t|aren['\u2019]t)\s+(?:really\s+|much\s+of\s+)?"
+        r"(?:a|an|any)\s+(?:(?:big|huge|major|real|serious)\s+)?[a-z]+",
+        0.5,
+        of_negative_word=True,
+    ),
+    _PhraseRule(
+        "expansion",
+        r"(?:happy|glad|keen|excited|looking|planning|plan|ready|want|would\s+like)\s+to\s+"
+        r"(?:expand|grow|extend|upgrade|roll\s+(?:it\s+)?out)",
+        2.0,
+        negatable=True,
+    ),
+    _PhraseRule(
+        "more seats",
+        r"add(?:ing)?\s+(?:another\s+|a\s+few\s+)?(?:\d+\s+)?(?:more\s+|extra\s+|additional\s+)?"
+        r"(?:seats|licen[cs]es|users)",
+        2.0,
+        negatable=True,
+    ),
+    _PhraseRule(
+        "renewing gladly",
+        r"renew(?:ing)?\s+(?:early|for\s+(?:another|a\s+further|two|three|\d+)\s+\w+)"
+        r"|(?:happy|glad|pleased|ready|planning|plan)\s+to\s+renew",
+        2.0,
+        negatable=True,
+    ),
+    _PhraseRule(
+        "referral",
+        r"referrals?|refer(?:red|ring)?\s+(?:you\s+to\s+)?(?:other|more|a\s+few|our|my|a)\s+"
+        r"(?:\w+\s+)?(?:customers|companies|clients|colleagues?|friends?|partners?|peers?)",
+        1.5,
+    ),
+    # Sign-offs are formulae: "Best regards" would otherwise add VADER's +3.2 for "best".
+    _PhraseRule(
+        "sign-off",
+        r"^[ \t]*(?:(?:(?:best|kind|warm|warmest)\s+)?(?:regards|wishes)|best|all\s+the\s+best"
+        r"|sincerely|(?:many\s+)?thanks(?:\s+again)?[ \t]*,|thank\s+you[ \t]*,|cheers)[ \t]*[,.!]?"
+        r"(?=[ \t]*$)",
+        0.0,
+    ),
+)
+_PHRASES = re.compile(
+    r"(?<!\w)(?:"
+    + "|".join(f"(?P<r{i}>{rule.pattern})" for i, rule in enumerate(_PHRASE_RULES))
+    + r")(?!\w)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_LAST_WORD = re.compile(r"\w+\Z")
+
+
+class SentimentScorer:
+    """Scores the sentiment of CRM text; see the module docstring for the method.
+
+    Holds one VADER analyzer with :data:`CRM_LEXICON` merged into its lexicon. Scoring only
+    reads it, so one instance may be shared by every task and thread of a process.
+    """
+
+    __slots__ = ("_analyzer", "_lexicon")
+
+    def __init__(self) -> None:
+        analyzer = SentimentIntensityAnalyzer()
+        analyzer.lexicon.update(CRM_LEXICON)
+        self._analyzer = analyzer
+        self._lexicon: Mapping[str, float] = analyzer.lexicon
+
+    def score(self, text: str) -> Sentiment:
+        """The sentiment of ``text``.
+
+        Each sentence is scored on its own (VADER is built for sentence-length text), then the
+        scores are averaged weighted by sentence length, negative sentences counting double
+        and sentences without sentiment not counting, so one angry sentence in a long friendly
+        e-mail pulls it down. Only the first :data:`MAX_SENTIMENT_CHARS` characters and
+        :data:`MAX_SENTENCES` sentences are read, which bounds the work for any input.
+        """
+        head = text[:MAX_SENTIMENT_CHARS]
+        spans = sentence_pieces(head, max_chars=_MAX_SENTENCE_CHARS)[:MAX_SENTENCES]
+        weighted = 0.0
+        weights = 0.0
+        words = 0
+        for start, end in spans:
+            sentence = head[start:end]
+            words += len(_WORD.findall(sentence))
+            value = self._sentence_score(sentence)
+            if value != 0.0:
+                weight = (end - start) * (_NEGATIVE_WEIGHT if value < 0 else 1.0)
+                weighted += value * weight
+                weights += weight
+        score = round(weighted / weights, 4) if weights else 0.0
+        return Sentiment(score=score, label=label_of(score), confidence=confidence_of(score, words))
+
+    def _sentence_score(self, sentence: str) -> float:
+        kept: list[str] = []
+        added = 0.0
+        last = 0
+        for match in _PHRASES.finditer(sentence):
+            index = int(match.lastgroup[1:]) if match.lastgroup else 0
+            rule = _PHRASE_RULES[index]
+            start, valence = match.start(), rule.valence
+            if rule.of_negative_word:
+                word = _LAST_WORD.search(match.group())
+                if word is None or self._lexicon.get(word.group().lower(), 0.0) >= 0:
+                    continue
+            elif rule.negatable:
+                negation = negation_start(sentence, start)
+                if negation is not None:
+                    start, valence = max(negation, last), 0.0
+            kept.append(sentence[last:start])
+            kept.append(" ")
+            added += valence
+            last = match.end()
+        kept.append(sentence[last:])
+        compound = float(self._analyzer.polarity_scores("".join(kept))["compound"])
+        return _normalise(_unnormalise(compound) + added)
+
+
+def label_of(score: float) -> SentimentLabel:
+    """The band of ``score`` (see :data:`LABEL_THRESHOLDS`)."""
+    very_negative, negative, positive, very_positive = LABEL_THRESHOLDS
+    if score <= very_negative:
+        return SentimentLabel.VERY_NEGATIVE
+    if score <= negative:
+        return SentimentLabel.NEGATIVE
+    if score < positive:
+        return SentimentLabel.NEUTRAL
+    if score < very_positive:
+        return SentimentLabel.POSITIVE
+    return SentimentLabel.VERY_POSITIVE
+
+
+def confidence_of(score: float, words: int) -> float:
+    """How far to trust the label: ``words / (words + 4) * (0.5 + 0.5 * margin)``.
+
+    The first factor grows with the evidence (1 word: 0.2, 4 words: 0.5, 36 words: 0.9); the
+    margin is the score's distance to the nearest band edge over 0.2, capped at 1, so a score
+    on an edge keeps half the confidence its length earns and one mid-band keeps all of it.
+    """
+    if words <= 0:
+        return 0.0
+    evidence = words / (words + _EVIDENCE_WORDS)
+    distance = min(abs(score - edge) for edge in LABEL_THRESHOLDS)
+    margin = min(1.0, distance / _BAND_HALF_WIDTH)
+    return round(evidence * (0.5 + 0.5 * margin), 4)
+
+
+def _normalise(total: float) -> float:
+    return total / math.sqrt(total * total + _ALPHA)
+
+
+def _unnormalise(compound: float) -> float:
+    # VADER reports compound rounded to 4 places; +-1 would mean an infinite sum.
+    bounded = max(-0.9999, min(0.9999, compound))
+    return bounded * math.sqrt(_ALPHA / (1.0 - bounded * bounded))
