@@ -29,7 +29,13 @@ from ai_orchestration.insights._sentiment import (
     label_of,
 )
 from ai_orchestration.insights._signals import SignalExtractor
-from ai_orchestration.insights._synthetic import EvaluationSet, Question, generate_evaluation_set
+from ai_orchestration.insights._synthetic import (
+    EvaluationSet,
+    LabelledSnippet,
+    Question,
+    generate_evaluation_set,
+    generate_sentiment_snippets,
+)
 from ai_orchestration.insights._types import (
     SIGNALS_VERSION,
     Chunk,
@@ -63,6 +69,7 @@ __all__ = [
     "Interaction",
     "InteractionKind",
     "JsonValue",
+    "LabelledSnippet",
     "Mention",
     "MentionKind",
     "Question",
@@ -75,6 +82,7 @@ __all__ = [
     "confidence_of",
     "detect",
     "generate_evaluation_set",
+    "generate_sentiment_snippets",
     "label_of",
     "sentence_spans",
 ]

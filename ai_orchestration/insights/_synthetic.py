@@ -29,7 +29,13 @@ from typing import Final
 
 from ai_orchestration.insights._types import Direction, Interaction, InteractionKind
 
-__all__ = ["EvaluationSet", "Question", "generate_evaluation_set"]
+__all__ = [
+    "EvaluationSet",
+    "LabelledSnippet",
+    "Question",
+    "generate_evaluation_set",
+    "generate_sentiment_snippets",
+]
 
 START: Final = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 """When the first generated history begins."""
@@ -318,3 +324,66 @@ def generate_evaluation_set(
         all_interactions += history
         all_questions += questions
     return EvaluationSet(tuple(all_interactions), tuple(all_questions))
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledSnippet:
+    """A CRM-style sentence and the sign of its sentiment, known by construction."""
+
+    text: str
+    polarity: int
+    """-1 negative, 0 neutral, 1 positive."""
+
+
+_SNIPPETS: Final[tuple[tuple[int, str], ...]] = (
+    (-1, "We are not renewing our contract with you this year."),
+    (-1, "We will not renew unless the {feature} export works by {day}."),
+    (-1, "Please cancel our subscription at the end of the month."),
+    (-1, "This is a blocker for the {team} team and we are still waiting for a fix."),
+    (-1, "I want to speak to your manager about this ticket."),
+    (-1, "Your pricing is too expensive for a company of our size."),
+    (-1, "We are looking at other vendors because of the outages."),
+    (-1, "Our lawyers will be in touch about the breach of contract."),
+    (-1, "This is the third time I report the same bug, still no response."),
+    (-1, "The {feature} page has been down since {day}, which is unacceptable."),
+    (-1, "We are switching to {competitor} next quarter."),
+    (-1, "The new release broke our {feature} reports again."),
+    (1, "We are happy to expand to the {team} team next quarter."),
+    (1, "Please add 20 more seats, the rollout went really well."),
+    (1, "We would like to renew early for another two years."),
+    (1, "The {feature} issue is no longer a problem, thanks for the quick fix."),
+    (1, "Your support team was fantastic during the migration."),
+    (1, "I have referred a colleague at another company to you."),
+    (1, "The {team} team loves the new {feature} dashboard."),
+    (1, "Great workshop, everyone found it useful."),
+    (0, "Could we move our call to {day} afternoon?"),
+    (0, "Please send the invoice to our new office address."),
+    (0, "The quarterly review is scheduled for {day}."),
+    (0, "Who on your side handles contract questions?"),
+    (0, "Attached are the notes from the meeting on {day}."),
+    (0, "We use the {feature} module mostly for monthly reporting."),
+    (0, "The outage on {day} did not affect us."),
+    (0, "This is not a blocker for us, just a question about the {feature} export."),
+)
+
+
+def generate_sentiment_snippets(
+    *, count: int = 600, seed: int = 20261206
+) -> tuple[LabelledSnippet, ...]:
+    """``count`` CRM-style sentences with their sentiment sign: churn, outages, escalation,
+    price objections and legal threats; expansion, praise, early renewal and referrals; and
+    everyday admin, including negated complaints ("not a blocker"). The labels are known by
+    construction, so the set measures what CRM wording does to a scorer, not a human's view of a
+    free text."""
+    rng = random.Random(seed)
+    made = []
+    for _ in range(count):
+        polarity, template = rng.choice(_SNIPPETS)
+        text = template.format(
+            day=rng.choice(_DAYS),
+            team=rng.choice(_TEAMS),
+            feature=rng.choice(_FEATURES),
+            competitor=rng.choice(_COMPETITORS),
+        )
+        made.append(LabelledSnippet(text, polarity))
+    return tuple(made)
