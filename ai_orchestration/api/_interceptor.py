@@ -37,8 +37,7 @@ from ai_orchestration.api._errors import (
 )
 from ai_orchestration.api._validation import validate_request, validates_itself
 from ai_orchestration.observability import Metrics
-from ai_orchestration.security import Authenticator
-from ai_orchestration.security._principal import set_principal
+from ai_orchestration.security import Authenticator, set_principal
 
 _log = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -14,7 +14,7 @@ from crm.ai.v1 import usage_pb2, usage_pb2_grpc
 from google.protobuf.message import Message
 
 from ai_orchestration import errors
-from ai_orchestration.llm._accounting import BudgetStatus, budget_status
+from ai_orchestration.llm import BudgetStatus, budget_status
 from ai_orchestration.scoring_rpc import timestamp
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import (

@@ -23,9 +23,9 @@ from ai_orchestration.workflows import (
     RunQueue,
     StreamQueue,
     WorkflowDeps,
+    WorkflowMetrics,
     open_checkpointer,
 )
-from ai_orchestration.workflows._metrics import WorkflowMetrics
 
 
 def engine_settings(settings: Settings) -> EngineSettings:

@@ -6,6 +6,7 @@ from ai_orchestration.workflows._context import AnalysisPolicy, WorkflowDeps
 from ai_orchestration.workflows._decision import DecisionPolicy
 from ai_orchestration.workflows._engine import EngineSettings, RunEngine
 from ai_orchestration.workflows._graphs import DEFINITIONS
+from ai_orchestration.workflows._metrics import WorkflowMetrics
 from ai_orchestration.workflows._notify import LocalBus, RedisBus
 from ai_orchestration.workflows._policy import DecisionPolicyStore, checked_policy
 from ai_orchestration.workflows._queue import DatabaseQueue, RunQueue
@@ -61,6 +62,7 @@ __all__ = [
     "StreamQueue",
     "WorkflowDefinition",
     "WorkflowDeps",
+    "WorkflowMetrics",
     "WorkflowRunner",
     "check_answer",
     "checked_policy",

@@ -47,6 +47,7 @@ from ai_orchestration.config import Settings, is_loopback
                 "dev_principal",
                 "effective_roles",
                 "is_public",
+                "set_principal",
             ],
         ),
         (
@@ -192,6 +193,7 @@ from ai_orchestration.config import Settings, is_loopback
                 "StreamQueue",
                 "WorkflowDefinition",
                 "WorkflowDeps",
+                "WorkflowMetrics",
                 "WorkflowRunner",
                 "check_answer",
                 "checked_policy",
