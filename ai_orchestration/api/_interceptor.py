@@ -119,9 +119,13 @@ class _Call:
         self.pipeline.metrics.observe(self.method, self.code.name, elapsed)
 
     async def fail(self, error: Exception) -> NoReturn:
-        if isinstance(error, NotImplementedError):
-            # grpc's generated servicer base answers methods nobody implemented this way (the
-            # health service's List, for one): that is UNIMPLEMENTED, not a crash.
+        if (
+            isinstance(error, NotImplementedError)
+            and self.context.code() is grpc.StatusCode.UNIMPLEMENTED
+        ):
+            # grpc's generated servicer base sets UNIMPLEMENTED and then raises for a method
+            # nobody implemented (the health service's List): that is no crash. Any other
+            # NotImplementedError is a bug of ours and stays INTERNAL.
             error = errors.NotImplementedYetError(
                 f"{self.method} is not implemented by this server", reason="UNIMPLEMENTED"
             )
