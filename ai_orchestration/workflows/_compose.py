@@ -301,10 +301,7 @@ def _default_subject(spec: DraftSpec, goal: str) -> str:
     company = str(spec.recipient.get("company", "")).strip()
     text = goal[:1].upper() + goal[1:]
     subject = f"{company}: {text}" if company else text
-    if len(subject) <= _MAX_SUBJECT:
-        return subject
-    cut = subject[: _MAX_SUBJECT - 3].rsplit(" ", 1)[0]
-    return cut.rstrip(",;:") + "..."
+    return subject if len(subject) <= _MAX_SUBJECT else _shortened(subject, _MAX_SUBJECT - 3)
 
 
 def compose(spec: DraftSpec, parts: Mapping[str, str], limit: int | None) -> JsonDoc:
