@@ -42,7 +42,8 @@ class ContentPolicy:
     max_revisions: int = 2
     """Calls after the first one that ask again for the parts of a draft the model got wrong."""
     max_tokens: int = 200
-    """Most tokens of one answer (the parts of a draft, as JSON)."""
+    """Most tokens of one answer (the parts of a draft, as JSON); a call asking for shorter
+    parts (an SMS, a revision of one part) gets fewer (:func:`~._parts.token_budget`)."""
     temperature: float = 0.0
     """Sampling temperature of the first call (0: the most likely text, repeatable)."""
     revision_temperature: float = 0.3

@@ -33,6 +33,7 @@ __all__ = [
     "grounding_of",
     "parse_parts",
     "schema",
+    "token_budget",
     "without_repeated_clause",
 ]
 
@@ -156,6 +157,8 @@ _DANGLING = re.compile(
 _FIRST_PERSON_READER = re.compile(r"(?<!\w)(?:me|my|mine|myself)(?!\w)", re.I)
 _MIN_CLAUSE: Final = 20
 """Shortest first clause :func:`without_repeated_clause` keeps as a sentence."""
+_JSON_TOKENS: Final = 40
+"""Tokens of an answer's keys, quotes, braces and the line breaks between them."""
 _RUN: Final = 6
 """Words in a row two parts may not share."""
 _SHARED: Final = 0.8
@@ -215,6 +218,13 @@ def _literal(text: str) -> str:
     # Not re.escape: llama.cpp's pattern parser refuses "\ " (an escaped space) and then drops
     # the whole pattern, silently accepting any string.
     return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
+
+
+def token_budget(parts: Iterable[Part]) -> int:
+    """Most tokens an answer of ``parts`` needs: their longest texts at three characters a token
+    (English runs near four), plus the JSON around them. A channel with shorter parts (SMS) gets
+    a smaller limit, and a provider that ignores the schema cannot ramble past it."""
+    return _JSON_TOKENS + sum(part.max_chars for part in parts) // 3
 
 
 def parse_parts(text: str, parts: Iterable[Part]) -> dict[str, str]:

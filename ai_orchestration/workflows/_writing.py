@@ -35,7 +35,13 @@ from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
 from ai_orchestration.workflows._context import RunContext
 from ai_orchestration.workflows._decision import USE_TEMPLATE
 from ai_orchestration.workflows._documents import CHANNELS, TONES, lead_recipient
-from ai_orchestration.workflows._parts import STOP, parse_parts, schema, without_repeated_clause
+from ai_orchestration.workflows._parts import (
+    STOP,
+    parse_parts,
+    schema,
+    token_budget,
+    without_repeated_clause,
+)
 from ai_orchestration.workflows._review import with_issues
 from ai_orchestration.workflows._steps import Generation, ask, json_doc
 from ai_orchestration.workflows._types import JsonDoc
@@ -68,7 +74,7 @@ async def _model_parts(
             break
         generation = Generation(
             model=policy.model,
-            max_tokens=policy.max_tokens,
+            max_tokens=min(policy.max_tokens, token_budget(missing)),
             temperature=policy.temperature if attempt == 0 else policy.revision_temperature,
             frequency_penalty=policy.frequency_penalty,
             schema=schema(missing),

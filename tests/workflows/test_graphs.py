@@ -545,6 +545,19 @@ async def test_parts_the_model_never_gets_right_come_from_the_template(world: Wo
     assert recorder.of(EventKind.STEP_FINISHED)[0]["degraded"] is True
 
 
+async def test_the_token_limit_follows_the_channel(world: World) -> None:
+    world.llm.reply_with(_parts())
+    async with world.runner() as runner:
+        for channel in ("CHANNEL_EMAIL", "CHANNEL_SMS"):
+            await runner.execute(
+                _run("content_generation", {**CONTENT_INPUT, "channel": channel}), Recorder()
+            )
+    email, sms = [r.body["max_tokens"] for r in world.llm.requests]
+    # Subject 60 + goal 160 + points 200 characters for an e-mail; goal 110 + points 120 for an
+    # SMS: at three characters a token plus the JSON around them.
+    assert (email, sms) == (40 + 420 // 3, 40 + 230 // 3)
+
+
 # --- fail closed: a draft that fails a check is never delivered as it is -----------------------
 
 MERGE_FIELD_INPUT: JsonDoc = {**CONTENT_INPUT, "key_points": ["{discount} off a 2-year term"]}
