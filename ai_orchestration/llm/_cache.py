@@ -78,19 +78,8 @@ def exact_cache_key(request: CompletionRequest) -> str:
 def _generation_parameters(request: CompletionRequest) -> list[object]:
     """Everything besides the messages that changes the answer, as JSON-ready values."""
     parameters: list[object] = [request.max_tokens, float(request.temperature)]
-    constraints: dict[str, object] = {}
-    if request.response_schema is not None:
-        constraints["schema"] = [request.response_schema_name, request.response_schema]
-    if request.stop:
-        constraints["stop"] = list(request.stop)
-    if request.frequency_penalty:
-        constraints["frequency_penalty"] = float(request.frequency_penalty)
-    if request.presence_penalty:
-        constraints["presence_penalty"] = float(request.presence_penalty)
-    if request.top_p < 1.0:
-        constraints["top_p"] = float(request.top_p)
     # Only when set: requests without constraints keep the keys they had before these existed.
-    if constraints:
+    if constraints := request.constraints():
         parameters.append(constraints)
     return parameters
 

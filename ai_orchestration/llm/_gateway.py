@@ -306,7 +306,7 @@ class LlmGateway:
             ],
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
-            **_constraints(request),
+            **request.constraints(),
             "max_retries": 0,
             "timeout": httpx.Timeout(timeouts.total, connect=timeouts.connect),
             # Providers without a parameter (penalties on Anthropic, ...) lose it, not the call.
@@ -396,30 +396,6 @@ def _absorb(opened: _OpenStream, chunk: Any) -> str:
         opened.finish_reason = str(choice.finish_reason)
     delta = getattr(choice, "delta", None)
     return str(getattr(delta, "content", None) or "")
-
-
-def _constraints(request: CompletionRequest) -> dict[str, Any]:
-    """The request's optional generation constraints, only those that differ from the defaults
-    (so a plain request's body is what it always was)."""
-    arguments: dict[str, Any] = {}
-    if request.response_schema is not None:
-        arguments["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {
-                "name": request.response_schema_name,
-                "schema": dict(request.response_schema),
-                "strict": True,
-            },
-        }
-    if request.stop:
-        arguments["stop"] = list(request.stop)
-    if request.frequency_penalty:
-        arguments["frequency_penalty"] = request.frequency_penalty
-    if request.presence_penalty:
-        arguments["presence_penalty"] = request.presence_penalty
-    if request.top_p < 1.0:
-        arguments["top_p"] = request.top_p
-    return arguments
 
 
 def _usage_counts(usage: Any) -> tuple[int, int] | None:

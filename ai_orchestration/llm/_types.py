@@ -101,6 +101,31 @@ class CompletionRequest:
     """Nucleus sampling: sample only from the most likely tokens whose probabilities add up to
     this; 1 sends nothing."""
 
+    def constraints(self) -> dict[str, Any]:
+        """The optional generation parameters that differ from their defaults, by their OpenAI
+        names (``response_format``, ``stop``, the penalties, ``top_p``): what the gateway adds
+        to a call, and what makes two otherwise equal requests different in the caches. A plain
+        request has none, so its call and cache key are what they were before these existed."""
+        arguments: dict[str, Any] = {}
+        if self.response_schema is not None:
+            arguments["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": self.response_schema_name,
+                    "schema": dict(self.response_schema),
+                    "strict": True,
+                },
+            }
+        if self.stop:
+            arguments["stop"] = list(self.stop)
+        if self.frequency_penalty:
+            arguments["frequency_penalty"] = self.frequency_penalty
+        if self.presence_penalty:
+            arguments["presence_penalty"] = self.presence_penalty
+        if self.top_p < 1.0:
+            arguments["top_p"] = self.top_p
+        return arguments
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
