@@ -46,7 +46,12 @@ BUSY_TIMEOUT_SECONDS: Final[float] = 10.0
 
 _FIRST_BACKOFF: Final[float] = 0.0005
 _MAX_BACKOFF: Final[float] = 0.02
-_RETRYABLE: Final[frozenset[int]] = frozenset({sqlite3.SQLITE_BUSY})
+_RETRYABLE: Final[frozenset[int]] = frozenset(
+    # Plain BUSY, and its transient variants: another connection is recovering the WAL (several
+    # processes opening a new database at once), or a lock wait timed out. Not BUSY_SNAPSHOT,
+    # which only a new transaction resolves.
+    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_RECOVERY, sqlite3.SQLITE_BUSY_TIMEOUT}
+)
 _ITER_CHUNK_SIZE: Final[int] = 64
 _ON_THREAD: Final[frozenset[str]] = frozenset({"executemany", "executescript"})
 """Calls still run on the worker thread: bulk writes (a batch of scores), where SQLite's own

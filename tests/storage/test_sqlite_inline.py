@@ -110,6 +110,27 @@ async def test_other_errors_are_raised_at_once(tmp_path: Path) -> None:
         await connection.execute("SELECT 1")
 
 
+@pytest.mark.parametrize(
+    ("code", "waited"),
+    [
+        (sqlite3.SQLITE_BUSY, True),
+        (sqlite3.SQLITE_BUSY_RECOVERY, True),  # another process recovers a new database's WAL
+        (sqlite3.SQLITE_BUSY_TIMEOUT, True),
+        (sqlite3.SQLITE_BUSY_SNAPSHOT, False),  # only a new transaction resolves it
+        (sqlite3.SQLITE_ERROR, False),
+    ],
+)
+async def test_the_busy_family_is_waited_for_and_other_codes_raise(code: int, waited: bool) -> None:
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = code
+    backoff = _sqlite_inline.BusyBackoff()
+    if waited:
+        await backoff.wait(error)  # sleeps and returns: the statement is tried again
+    else:
+        with pytest.raises(sqlite3.OperationalError):
+            await backoff.wait(error)
+
+
 async def test_single_statements_run_inline_and_bulk_writes_on_the_worker_thread(
     tmp_path: Path,
 ) -> None:
