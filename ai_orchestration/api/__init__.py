@@ -1,5 +1,6 @@
 """Thin gRPC adapters over the domain cores, and the interceptor every RPC passes through."""
 
+from ai_orchestration.api._insights import InsightServicer
 from ai_orchestration.api._interceptor import ServicePipeline
 from ai_orchestration.api._registry import SERVICES, ServiceEntry, register_services
 from ai_orchestration.api._scoring import ScoringServicer
@@ -8,6 +9,7 @@ from ai_orchestration.api._workflows import WorkflowServicer
 
 __all__ = [
     "SERVICES",
+    "InsightServicer",
     "ScoringServicer",
     "ServiceEntry",
     "ServicePipeline",

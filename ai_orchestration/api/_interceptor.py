@@ -175,6 +175,13 @@ async def _validated(call: _Call, requests: AsyncIterator[Any]) -> AsyncIterator
         yield request
 
 
+def is_malformed(request: object) -> bool:
+    """Whether a message of a request stream did not decode. A stream handler marked
+    ``validates_own_request`` receives such messages as they are, to reject them one by one
+    (IngestInteractions) instead of failing the whole stream."""
+    return isinstance(request, _Malformed)
+
+
 def _passing_bytes(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
     """``serializer``, except that a response already serialised (bytes) goes out as it is: a
     handler may build its messages elsewhere (BatchScoreLeads, in worker processes)."""
@@ -237,13 +244,13 @@ class ServicePipeline(grpc.aio.ServerInterceptor):
     def _unary_response(
         self, method: str, behavior: Callable[..., Any], *, streaming: bool
     ) -> Callable[..., Awaitable[Any]]:
-        checked = not streaming and not validates_itself(behavior)
+        checked = not validates_itself(behavior)
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             call = _Call(self, method, context)
             async with call.guard():
-                call.enter(None if streaming else request, validate=checked)
-                arg = _validated(call, request) if streaming else request
+                call.enter(None if streaming else request, validate=checked and not streaming)
+                arg = _validated(call, request) if streaming and checked else request
                 return await behavior(arg, context)
             raise AssertionError("unreachable: guard() re-raises")  # pragma: no cover
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import grpc.aio
 from crm.ai.v1 import (
     insight_pb2,
+    insight_pb2_grpc,
     scoring_pb2,
     scoring_pb2_grpc,
     usage_pb2,
@@ -16,6 +17,7 @@ from crm.ai.v1 import (
 )
 from google.protobuf.descriptor import ServiceDescriptor
 
+from ai_orchestration.api._insights import InsightServicer
 from ai_orchestration.api._scoring import ScoringServicer
 from ai_orchestration.api._unimplemented import unimplemented_service
 from ai_orchestration.api._usage import UsageServicer
@@ -38,6 +40,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
 )
 
 
+INSIGHT: str = insight_pb2.DESCRIPTOR.services_by_name["InsightService"].full_name
 SCORING: str = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
 USAGE: str = usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name
 WORKFLOW: str = workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name
@@ -49,6 +52,7 @@ def register_services(
     scoring: ScoringServicer,
     usage: UsageServicer,
     workflows: WorkflowServicer,
+    insights: InsightServicer,
 ) -> list[str]:
     """Add every contract service to ``server``; returns their full names.
 
@@ -58,11 +62,12 @@ def register_services(
     scoring_pb2_grpc.add_ScoringServiceServicer_to_server(scoring, server)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(usage, server)
     workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(workflows, server)
+    insight_pb2_grpc.add_InsightServiceServicer_to_server(insights, server)
     server.add_generic_rpc_handlers(
         tuple(
             unimplemented_service(entry.descriptor, entry.issue)
             for entry in SERVICES
-            if entry.descriptor.full_name not in (SCORING, USAGE, WORKFLOW)
+            if entry.descriptor.full_name not in (INSIGHT, SCORING, USAGE, WORKFLOW)
         )
     )
     return [entry.descriptor.full_name for entry in SERVICES]

@@ -1,9 +1,12 @@
-"""Deterministic detectors: competitors, pricing, churn intent, escalation and legal threats.
+"""Deterministic detectors: competitors, pricing, churn intent, escalation, legal threats, and
+the opportunities of expansion, upsell and referral.
 
 Alerts and insights are decided by rules over these mentions, so each rule is a readable regular
 expression with a span, not a model: a reviewer can see why an interaction was flagged and quote
-the words that flagged it. Churn and escalation look a few words back for a negation in the same
-clause ("we are not cancelling" is reassurance, not churn intent).
+the words that flagged it. Churn, escalation and the opportunities look a few words back for a
+negation in the same clause ("we are not cancelling" is reassurance, not churn intent). An
+opportunity is also dropped when its sentence declines or defers it ("thanks for the offer of
+more seats, but not right now"): polite refusals rarely negate the words that name the offer.
 """
 
 from __future__ import annotations
@@ -14,6 +17,12 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from ai_orchestration.errors import FieldViolation, InvalidArgumentError
+from ai_orchestration.insights._opportunity_terms import (
+    EXPANSION_TERMS,
+    REFERRAL_TERMS,
+    UPSELL_TERMS,
+    declined,
+)
 from ai_orchestration.insights._types import Competitor, Mention, MentionKind
 
 MAX_COMPETITORS: Final[int] = 200
@@ -93,6 +102,12 @@ class _Rule:
     """Regex source (matched case-insensitively, word-bounded)."""
     negatable: bool = False
     """A negation just before the match in the same clause cancels it."""
+    declinable: bool = False
+    """Declining or deferring words anywhere in the match's sentence cancel it."""
+
+
+def _opportunity(term: str, pattern: str) -> _Rule:
+    return _Rule(term, pattern, negatable=True, declinable=True)
 
 
 _RULES: Final[dict[MentionKind, tuple[_Rule, ...]]] = {
@@ -156,6 +171,9 @@ _RULES: Final[dict[MentionKind, tuple[_Rule, ...]]] = {
         _Rule("still waiting", STILL_WAITING),
     ),
     MentionKind.LEGAL: tuple(_Rule(term, pattern) for term, pattern in _LEGAL_TERMS),
+    MentionKind.EXPANSION: tuple(_opportunity(t, p) for t, p in EXPANSION_TERMS),
+    MentionKind.UPSELL: tuple(_opportunity(t, p) for t, p in UPSELL_TERMS),
+    MentionKind.REFERRAL: tuple(_opportunity(t, p) for t, p in REFERRAL_TERMS),
 }
 
 
@@ -275,7 +293,8 @@ class CompetitorList:
 
 
 def detect(text: str, competitors: CompetitorList) -> list[Mention]:
-    """Every competitor, pricing, churn, escalation and legal mention in ``text``, in order."""
+    """Every competitor, pricing, churn, escalation, legal, expansion, upsell and referral
+    mention in ``text``, in order."""
     found = competitors.find(text)
     switches = _switching_to_competitor(text, found)
     switch_starts = {mention.start for mention in switches}
@@ -285,6 +304,8 @@ def detect(text: str, competitors: CompetitorList) -> list[Mention]:
         for match in pattern.finditer(text):
             rule = rules[int(match.lastgroup[1:])] if match.lastgroup else rules[0]
             if rule.negatable and negation_start(text, match.start()) is not None:
+                continue
+            if rule.declinable and declined(text, match.start(), match.end()):
                 continue
             if match.start() in switch_starts:
                 continue  # "switching to Sales Cloud": the competitor's span, not one word of it

@@ -62,6 +62,12 @@ class MentionKind(StrEnum):
     CHURN = "churn"
     ESCALATION = "escalation"
     LEGAL = "legal"
+    EXPANSION = "expansion"
+    """More seats or licences, a new team or region, growth: an opportunity to sell more."""
+    UPSELL = "upsell"
+    """Interest in a higher plan or tier, an add-on, premium or enterprise features."""
+    REFERRAL = "referral"
+    """An introduction or referral to someone else, an offer to be a reference or case study."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +163,20 @@ class Signals:
     legal_threat: bool
     """Lawyers, legal action, breach of contract, a regulator complaint."""
     mentions: tuple[Mention, ...]
-    """Every span behind the flags above, ordered by position."""
+    """Every span behind the flags above and the opportunity mentions (expansion, upsell,
+    referral), ordered by position."""
+
+    def has(self, kind: MentionKind) -> bool:
+        """Whether any mention is of ``kind``.
+
+        Expansion, upsell and referral have no flag of their own (a flag would change the stored
+        JSON shape), so rules ask this instead; it answers for the flagged kinds too.
+        """
+        return any(mention.kind is kind for mention in self.mentions)
+
+    def mentions_of(self, kind: MentionKind) -> tuple[Mention, ...]:
+        """The mentions of ``kind``, in order: the spans an insight about ``kind`` cites."""
+        return tuple(mention for mention in self.mentions if mention.kind is kind)
 
     def to_json(self) -> dict[str, JsonValue]:
         """A plain JSON document for storage."""

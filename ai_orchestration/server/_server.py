@@ -18,6 +18,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from ai_orchestration.api import (
+    InsightServicer,
     ScoringServicer,
     ServicePipeline,
     UsageServicer,
@@ -31,6 +32,7 @@ from ai_orchestration.observability import Metrics
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.scoring_rpc import BatchScorer
 from ai_orchestration.security import Authenticator, TokenVerifier
+from ai_orchestration.server._insights import InsightParts, start_insights
 from ai_orchestration.server._workflows import start_workflows
 from ai_orchestration.storage import (
     Database,
@@ -117,6 +119,8 @@ class Server:
         """The LLM gateway and its collaborators, built by :meth:`start`."""
         self.workflows: RunEngine | None = None
         """This replica's workflow engine, started by :meth:`start`."""
+        self.insights: InsightParts | None = None
+        """This replica's insight core and embedding worker, started by :meth:`start`."""
         self._resources = contextlib.AsyncExitStack()
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -146,6 +150,9 @@ class Server:
             resources=self._resources,
             metrics=self.metrics.registry,
         )
+        self.insights = await start_insights(
+            database=self.database, resources=self._resources, metrics=self.metrics.registry
+        )
         server = grpc.aio.server(
             interceptors=[ServicePipeline(authenticator=self.authenticator, metrics=self.metrics)],
             options=_server_options(self.settings),
@@ -157,6 +164,9 @@ class Server:
             ),
             usage=UsageServicer(UsageRepository(database=self.database)),
             workflows=WorkflowServicer(self.workflows, policies),
+            insights=InsightServicer(
+                ingestor=self.insights.ingestor, settings=self.insights.settings
+            ),
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

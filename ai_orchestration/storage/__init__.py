@@ -7,6 +7,7 @@ way to read another tenant's rows through this package.
 from __future__ import annotations
 
 from ai_orchestration.storage._common import Clock, JsonValue, utc_now
+from ai_orchestration.storage._customer_insights import CustomerInsightRepository, customer_digest
 from ai_orchestration.storage._deliveries import DeliveryLedger, StoredDelivery
 from ai_orchestration.storage._engine import Backend, Database
 from ai_orchestration.storage._idempotency import (
@@ -14,6 +15,7 @@ from ai_orchestration.storage._idempotency import (
     IdempotencyRepository,
     compute_request_digest,
 )
+from ai_orchestration.storage._interactions import InteractionRepository, RetrievalHit
 from ai_orchestration.storage._models import Base
 from ai_orchestration.storage._pages import InvalidPageTokenError
 from ai_orchestration.storage._runs import CREATED_FROM, MAX_PRIORITY, Claimant, RunRepository
@@ -66,11 +68,13 @@ __all__ = [
     "BudgetLimits",
     "Claimant",
     "Clock",
+    "CustomerInsightRepository",
     "Database",
     "DeliveryLedger",
     "EncodedScoreRows",
     "IdempotencyRecord",
     "IdempotencyRepository",
+    "InteractionRepository",
     "InvalidPageTokenError",
     "JsonValue",
     "LeadOutcomeRepository",
@@ -79,6 +83,7 @@ __all__ = [
     "NewScoringModel",
     "OutcomeRecord",
     "PromptTemplateRepository",
+    "RetrievalHit",
     "RunRepository",
     "ScoreRecord",
     "ScoredOutcome",
@@ -96,6 +101,7 @@ __all__ = [
     "UsageRepository",
     "UsageTotals",
     "compute_request_digest",
+    "customer_digest",
     "encode_score_rows",
     "normalize_database_url",
     "utc_now",

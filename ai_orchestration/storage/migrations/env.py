@@ -11,6 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from ai_orchestration.storage._insight_models import include_in_comparison
 from ai_orchestration.storage._models import Base
 
 
@@ -19,6 +20,7 @@ def _run_migrations(connection: Connection) -> None:
         connection=connection,
         target_metadata=Base.metadata,
         compare_type=True,
+        include_object=include_in_comparison,
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
     )

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63rm/ai/v1/common.proto\x12\tcrm.ai.v1\"\x82\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x04 \x01(\x01\x12\r\n\x05model\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x06 \x01(\x08\"D\n\x08\x43itation\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\r\n\x05quote\x18\x02 \x01(\t\x12\x11\n\trelevance\x18\x03 \x01(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63rm/ai/v1/common.proto\x12\tcrm.ai.v1\"\x82\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x04 \x01(\x01\x12\r\n\x05model\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x06 \x01(\x08\"n\n\x08\x43itation\x12\x16\n\x0einteraction_id\x18\x01 \x01(\t\x12\r\n\x05quote\x18\x02 \x01(\t\x12\x11\n\trelevance\x18\x03 \x01(\x01\x12\x14\n\x0cstart_offset\x18\x04 \x01(\x05\x12\x12\n\nend_offset\x18\x05 \x01(\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,5 +34,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USAGE']._serialized_start=38
   _globals['_USAGE']._serialized_end=168
   _globals['_CITATION']._serialized_start=170
-  _globals['_CITATION']._serialized_end=238
+  _globals['_CITATION']._serialized_end=280
 # @@protoc_insertion_point(module_scope)

@@ -67,22 +67,32 @@ class Citation(_message.Message):
     INTERACTION_ID_FIELD_NUMBER: _builtins.int
     QUOTE_FIELD_NUMBER: _builtins.int
     RELEVANCE_FIELD_NUMBER: _builtins.int
+    START_OFFSET_FIELD_NUMBER: _builtins.int
+    END_OFFSET_FIELD_NUMBER: _builtins.int
     interaction_id: _builtins.str
     """The caller's id of the cited interaction (as given to IngestInteractions)."""
     quote: _builtins.str
     """The quoted passage of the interaction, at most a few sentences."""
     relevance: _builtins.float
     """Similarity of the passage to the question or insight, 0..1."""
+    start_offset: _builtins.int
+    """Offset of the quote's first character in the interaction's text, which is its subject, a
+    blank line ("\\n\\n") and its body (the body alone when there is no subject).
+    """
+    end_offset: _builtins.int
+    """Offset just past the quote's last character in the same text."""
     def __init__(
         self,
         *,
         interaction_id: _builtins.str = ...,
         quote: _builtins.str = ...,
         relevance: _builtins.float = ...,
+        start_offset: _builtins.int = ...,
+        end_offset: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["interaction_id", b"interaction_id", "quote", b"quote", "relevance", b"relevance"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_offset", b"end_offset", "interaction_id", b"interaction_id", "quote", b"quote", "relevance", b"relevance", "start_offset", b"start_offset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

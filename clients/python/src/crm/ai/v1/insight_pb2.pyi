@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from crm.ai.v1 import common_pb2 as _common_pb2
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -80,6 +81,173 @@ SEVERITY_MEDIUM: Severity.ValueType  # 2
 SEVERITY_HIGH: Severity.ValueType  # 3
 """Act now."""
 Global___Severity: _TypeAlias = Severity  # noqa: Y015
+
+@_typing.final
+class Competitor(_message.Message):
+    """A competitor the tenant wants to hear about."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ALIASES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Canonical name, reported in signals and alerts, e.g. `Salesforce`. 1..100 characters,
+    unique in the list ignoring case.
+    """
+    @_builtins.property
+    def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Other spellings that mean the same competitor (products, abbreviations), e.g. `SFDC`; at
+        most 20, each 1..100 characters.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        aliases: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Competitor: _TypeAlias = Competitor  # noqa: Y015
+
+@_typing.final
+class InsightSettings(_message.Message):
+    """One tenant's insight settings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPETITORS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def competitors(self) -> _containers.RepeatedCompositeFieldContainer[Global___Competitor]:
+        """Competitors detected in interactions (whole words, case-insensitive); at most 200."""
+
+    def __init__(
+        self,
+        *,
+        competitors: _abc.Iterable[Global___Competitor] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["competitors", b"competitors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InsightSettings: _TypeAlias = InsightSettings  # noqa: Y015
+
+@_typing.final
+class GetInsightSettingsRequest(_message.Message):
+    """Request of InsightService.GetInsightSettings (the tenant is the caller's)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInsightSettingsRequest: _TypeAlias = GetInsightSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateInsightSettingsRequest(_message.Message):
+    """Request of InsightService.UpdateInsightSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___InsightSettings:
+        """The new values; fields outside `update_mask` are ignored."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Fields of `settings` to change (e.g. `competitors`); empty means all of them."""
+
+    def __init__(
+        self,
+        *,
+        settings: Global___InsightSettings | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateInsightSettingsRequest: _TypeAlias = UpdateInsightSettingsRequest  # noqa: Y015
+
+@_typing.final
+class EraseCustomerRequest(_message.Message):
+    """Request of InsightService.EraseCustomer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.str
+    """The customer to erase."""
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseCustomerRequest: _TypeAlias = EraseCustomerRequest  # noqa: Y015
+
+@_typing.final
+class EraseCustomerResponse(_message.Message):
+    """What EraseCustomer deleted; all zero when the customer had nothing stored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTERACTIONS_FIELD_NUMBER: _builtins.int
+    PASSAGES_FIELD_NUMBER: _builtins.int
+    INSIGHTS_FIELD_NUMBER: _builtins.int
+    ALERTS_FIELD_NUMBER: _builtins.int
+    CACHE_ENTRIES_FIELD_NUMBER: _builtins.int
+    ERASURE_ID_FIELD_NUMBER: _builtins.int
+    interactions: _builtins.int
+    """Interactions deleted (with their signals)."""
+    passages: _builtins.int
+    """Passages deleted, with their full-text entries and vectors."""
+    insights: _builtins.int
+    """Insights deleted."""
+    alerts: _builtins.int
+    """Alerts deleted."""
+    cache_entries: _builtins.int
+    """LLM cache entries deleted."""
+    erasure_id: _builtins.str
+    """Id of the erasure record."""
+    def __init__(
+        self,
+        *,
+        interactions: _builtins.int = ...,
+        passages: _builtins.int = ...,
+        insights: _builtins.int = ...,
+        alerts: _builtins.int = ...,
+        cache_entries: _builtins.int = ...,
+        erasure_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "cache_entries", b"cache_entries", "erasure_id", b"erasure_id", "insights", b"insights", "interactions", b"interactions", "passages", b"passages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseCustomerResponse: _TypeAlias = EraseCustomerResponse  # noqa: Y015
 
 @_typing.final
 class Interaction(_message.Message):

@@ -29,7 +29,9 @@ class InsightServiceStub:
     """Customer insights over ingested interactions: RAG answers with citations, generated insights
     (risks, opportunities, sentiment trend, next best actions) and real-time alerts.
 
-    Roles: `insight.reader` may ask, generate, list and watch; `insight.writer` may also ingest.
+    Roles: `insight.reader` may ask, generate, list, watch and read the settings;
+    `insight.writer` may also ingest; `insight.admin` may also change the settings and erase a
+    customer.
     """
 
     def __init__(self, channel):
@@ -63,19 +65,46 @@ class InsightServiceStub:
                 request_serializer=crm_dot_ai_dot_v1_dot_insight__pb2.ListInsightsRequest.SerializeToString,
                 response_deserializer=crm_dot_ai_dot_v1_dot_insight__pb2.ListInsightsResponse.FromString,
                 _registered_method=True)
+        self.GetInsightSettings = channel.unary_unary(
+                '/crm.ai.v1.InsightService/GetInsightSettings',
+                request_serializer=crm_dot_ai_dot_v1_dot_insight__pb2.GetInsightSettingsRequest.SerializeToString,
+                response_deserializer=crm_dot_ai_dot_v1_dot_insight__pb2.InsightSettings.FromString,
+                _registered_method=True)
+        self.UpdateInsightSettings = channel.unary_unary(
+                '/crm.ai.v1.InsightService/UpdateInsightSettings',
+                request_serializer=crm_dot_ai_dot_v1_dot_insight__pb2.UpdateInsightSettingsRequest.SerializeToString,
+                response_deserializer=crm_dot_ai_dot_v1_dot_insight__pb2.InsightSettings.FromString,
+                _registered_method=True)
+        self.EraseCustomer = channel.unary_unary(
+                '/crm.ai.v1.InsightService/EraseCustomer',
+                request_serializer=crm_dot_ai_dot_v1_dot_insight__pb2.EraseCustomerRequest.SerializeToString,
+                response_deserializer=crm_dot_ai_dot_v1_dot_insight__pb2.EraseCustomerResponse.FromString,
+                _registered_method=True)
 
 
 class InsightServiceServicer:
     """Customer insights over ingested interactions: RAG answers with citations, generated insights
     (risks, opportunities, sentiment trend, next best actions) and real-time alerts.
 
-    Roles: `insight.reader` may ask, generate, list and watch; `insight.writer` may also ingest.
+    Roles: `insight.reader` may ask, generate, list, watch and read the settings;
+    `insight.writer` may also ingest; `insight.admin` may also change the settings and erase a
+    customer.
     """
 
     def IngestInteractions(self, request_iterator, context):
         """Ingests a stream of interactions. Idempotent per `interaction_id`: a re-sent interaction is
         counted as a duplicate and stored once. Invalid interactions are rejected individually (see
         the response) without failing the rest of the stream.
+
+        Each interaction is committed with its signals (sentiment, competitor, pricing, churn,
+        escalation and legal mentions) and its full-text index before the response is sent, so an
+        interaction counted in `ingested` survives any crash after the response. Interactions are
+        committed in batches while the stream is read. Vectors for semantic retrieval are computed
+        shortly after, in the background; until then the interaction is found by full text.
+
+        Limits: at most 10,000 messages and 64 MiB per stream (RESOURCE_EXHAUSTED past them; what
+        was read before is committed and counted in the error's message); each message at most
+        4 MiB (the server's message limit).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,6 +140,33 @@ class InsightServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetInsightSettings(self, request, context):
+        """Gets the caller's insight settings (the competitor list). A tenant that never changed them
+        gets the defaults (no competitors).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateInsightSettings(self, request, context):
+        """Changes the caller's insight settings (the fields named in `update_mask`; all of them when
+        it is empty) and returns them. Interactions ingested afterwards use them; stored signals
+        are not recomputed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseCustomer(self, request, context):
+        """Erases everything stored about a customer of the caller's tenant (GDPR): interactions,
+        passages, vectors, signals, insights and alerts, and every LLM cache entry built from the
+        customer's text. Idempotent: erasing again erases nothing and succeeds. Writes an erasure
+        record (who, when, counts; no personal data) and returns the counts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InsightServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +195,21 @@ def add_InsightServiceServicer_to_server(servicer, server):
                     request_deserializer=crm_dot_ai_dot_v1_dot_insight__pb2.ListInsightsRequest.FromString,
                     response_serializer=crm_dot_ai_dot_v1_dot_insight__pb2.ListInsightsResponse.SerializeToString,
             ),
+            'GetInsightSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInsightSettings,
+                    request_deserializer=crm_dot_ai_dot_v1_dot_insight__pb2.GetInsightSettingsRequest.FromString,
+                    response_serializer=crm_dot_ai_dot_v1_dot_insight__pb2.InsightSettings.SerializeToString,
+            ),
+            'UpdateInsightSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateInsightSettings,
+                    request_deserializer=crm_dot_ai_dot_v1_dot_insight__pb2.UpdateInsightSettingsRequest.FromString,
+                    response_serializer=crm_dot_ai_dot_v1_dot_insight__pb2.InsightSettings.SerializeToString,
+            ),
+            'EraseCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseCustomer,
+                    request_deserializer=crm_dot_ai_dot_v1_dot_insight__pb2.EraseCustomerRequest.FromString,
+                    response_serializer=crm_dot_ai_dot_v1_dot_insight__pb2.EraseCustomerResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'crm.ai.v1.InsightService', rpc_method_handlers)
@@ -151,7 +222,9 @@ class InsightService:
     """Customer insights over ingested interactions: RAG answers with citations, generated insights
     (risks, opportunities, sentiment trend, next best actions) and real-time alerts.
 
-    Roles: `insight.reader` may ask, generate, list and watch; `insight.writer` may also ingest.
+    Roles: `insight.reader` may ask, generate, list, watch and read the settings;
+    `insight.writer` may also ingest; `insight.admin` may also change the settings and erase a
+    customer.
     """
 
     @staticmethod
@@ -279,6 +352,87 @@ class InsightService:
             '/crm.ai.v1.InsightService/ListInsights',
             crm_dot_ai_dot_v1_dot_insight__pb2.ListInsightsRequest.SerializeToString,
             crm_dot_ai_dot_v1_dot_insight__pb2.ListInsightsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInsightSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.ai.v1.InsightService/GetInsightSettings',
+            crm_dot_ai_dot_v1_dot_insight__pb2.GetInsightSettingsRequest.SerializeToString,
+            crm_dot_ai_dot_v1_dot_insight__pb2.InsightSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateInsightSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.ai.v1.InsightService/UpdateInsightSettings',
+            crm_dot_ai_dot_v1_dot_insight__pb2.UpdateInsightSettingsRequest.SerializeToString,
+            crm_dot_ai_dot_v1_dot_insight__pb2.InsightSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.ai.v1.InsightService/EraseCustomer',
+            crm_dot_ai_dot_v1_dot_insight__pb2.EraseCustomerRequest.SerializeToString,
+            crm_dot_ai_dot_v1_dot_insight__pb2.EraseCustomerResponse.FromString,
             options,
             channel_credentials,
             insecure,

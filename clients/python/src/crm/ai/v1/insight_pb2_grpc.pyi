@@ -30,7 +30,9 @@ class InsightServiceStub:
     """Customer insights over ingested interactions: RAG answers with citations, generated insights
     (risks, opportunities, sentiment trend, next best actions) and real-time alerts.
 
-    Roles: `insight.reader` may ask, generate, list and watch; `insight.writer` may also ingest.
+    Roles: `insight.reader` may ask, generate, list, watch and read the settings;
+    `insight.writer` may also ingest; `insight.admin` may also change the settings and erase a
+    customer.
     """
 
     @_typing.overload
@@ -41,6 +43,16 @@ class InsightServiceStub:
     """Ingests a stream of interactions. Idempotent per `interaction_id`: a re-sent interaction is
     counted as a duplicate and stored once. Invalid interactions are rejected individually (see
     the response) without failing the rest of the stream.
+
+    Each interaction is committed with its signals (sentiment, competitor, pricing, churn,
+    escalation and legal mentions) and its full-text index before the response is sent, so an
+    interaction counted in `ingested` survives any crash after the response. Interactions are
+    committed in batches while the stream is read. Vectors for semantic retrieval are computed
+    shortly after, in the background; until then the interaction is found by full text.
+
+    Limits: at most 10,000 messages and 64 MiB per stream (RESOURCE_EXHAUSTED past them; what
+    was read before is committed and counted in the error's message); each message at most
+    4 MiB (the server's message limit).
     """
     GenerateInsights: _grpc.UnaryStreamMultiCallable[_insight_pb2.GenerateInsightsRequest, _insight_pb2.GenerateInsightsEvent]
     """Generates insights for a customer: progress events, then insights with citations."""
@@ -54,13 +66,30 @@ class InsightServiceStub:
     """
     ListInsights: _grpc.UnaryUnaryMultiCallable[_insight_pb2.ListInsightsRequest, _insight_pb2.ListInsightsResponse]
     """Lists stored insights of a customer, newest first."""
+    GetInsightSettings: _grpc.UnaryUnaryMultiCallable[_insight_pb2.GetInsightSettingsRequest, _insight_pb2.InsightSettings]
+    """Gets the caller's insight settings (the competitor list). A tenant that never changed them
+    gets the defaults (no competitors).
+    """
+    UpdateInsightSettings: _grpc.UnaryUnaryMultiCallable[_insight_pb2.UpdateInsightSettingsRequest, _insight_pb2.InsightSettings]
+    """Changes the caller's insight settings (the fields named in `update_mask`; all of them when
+    it is empty) and returns them. Interactions ingested afterwards use them; stored signals
+    are not recomputed.
+    """
+    EraseCustomer: _grpc.UnaryUnaryMultiCallable[_insight_pb2.EraseCustomerRequest, _insight_pb2.EraseCustomerResponse]
+    """Erases everything stored about a customer of the caller's tenant (GDPR): interactions,
+    passages, vectors, signals, insights and alerts, and every LLM cache entry built from the
+    customer's text. Idempotent: erasing again erases nothing and succeeds. Writes an erasure
+    record (who, when, counts; no personal data) and returns the counts.
+    """
 
 @_typing.type_check_only
 class InsightServiceAsyncStub(InsightServiceStub):
     """Customer insights over ingested interactions: RAG answers with citations, generated insights
     (risks, opportunities, sentiment trend, next best actions) and real-time alerts.
 
-    Roles: `insight.reader` may ask, generate, list and watch; `insight.writer` may also ingest.
+    Roles: `insight.reader` may ask, generate, list, watch and read the settings;
+    `insight.writer` may also ingest; `insight.admin` may also change the settings and erase a
+    customer.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -68,6 +97,16 @@ class InsightServiceAsyncStub(InsightServiceStub):
     """Ingests a stream of interactions. Idempotent per `interaction_id`: a re-sent interaction is
     counted as a duplicate and stored once. Invalid interactions are rejected individually (see
     the response) without failing the rest of the stream.
+
+    Each interaction is committed with its signals (sentiment, competitor, pricing, churn,
+    escalation and legal mentions) and its full-text index before the response is sent, so an
+    interaction counted in `ingested` survives any crash after the response. Interactions are
+    committed in batches while the stream is read. Vectors for semantic retrieval are computed
+    shortly after, in the background; until then the interaction is found by full text.
+
+    Limits: at most 10,000 messages and 64 MiB per stream (RESOURCE_EXHAUSTED past them; what
+    was read before is committed and counted in the error's message); each message at most
+    4 MiB (the server's message limit).
     """
     GenerateInsights: _aio.UnaryStreamMultiCallable[_insight_pb2.GenerateInsightsRequest, _insight_pb2.GenerateInsightsEvent]  # type: ignore[assignment]
     """Generates insights for a customer: progress events, then insights with citations."""
@@ -81,12 +120,29 @@ class InsightServiceAsyncStub(InsightServiceStub):
     """
     ListInsights: _aio.UnaryUnaryMultiCallable[_insight_pb2.ListInsightsRequest, _insight_pb2.ListInsightsResponse]  # type: ignore[assignment]
     """Lists stored insights of a customer, newest first."""
+    GetInsightSettings: _aio.UnaryUnaryMultiCallable[_insight_pb2.GetInsightSettingsRequest, _insight_pb2.InsightSettings]  # type: ignore[assignment]
+    """Gets the caller's insight settings (the competitor list). A tenant that never changed them
+    gets the defaults (no competitors).
+    """
+    UpdateInsightSettings: _aio.UnaryUnaryMultiCallable[_insight_pb2.UpdateInsightSettingsRequest, _insight_pb2.InsightSettings]  # type: ignore[assignment]
+    """Changes the caller's insight settings (the fields named in `update_mask`; all of them when
+    it is empty) and returns them. Interactions ingested afterwards use them; stored signals
+    are not recomputed.
+    """
+    EraseCustomer: _aio.UnaryUnaryMultiCallable[_insight_pb2.EraseCustomerRequest, _insight_pb2.EraseCustomerResponse]  # type: ignore[assignment]
+    """Erases everything stored about a customer of the caller's tenant (GDPR): interactions,
+    passages, vectors, signals, insights and alerts, and every LLM cache entry built from the
+    customer's text. Idempotent: erasing again erases nothing and succeeds. Writes an erasure
+    record (who, when, counts; no personal data) and returns the counts.
+    """
 
 class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
     """Customer insights over ingested interactions: RAG answers with citations, generated insights
     (risks, opportunities, sentiment trend, next best actions) and real-time alerts.
 
-    Roles: `insight.reader` may ask, generate, list and watch; `insight.writer` may also ingest.
+    Roles: `insight.reader` may ask, generate, list, watch and read the settings;
+    `insight.writer` may also ingest; `insight.admin` may also change the settings and erase a
+    customer.
     """
 
     @_abc_1.abstractmethod
@@ -98,6 +154,16 @@ class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
         """Ingests a stream of interactions. Idempotent per `interaction_id`: a re-sent interaction is
         counted as a duplicate and stored once. Invalid interactions are rejected individually (see
         the response) without failing the rest of the stream.
+
+        Each interaction is committed with its signals (sentiment, competitor, pricing, churn,
+        escalation and legal mentions) and its full-text index before the response is sent, so an
+        interaction counted in `ingested` survives any crash after the response. Interactions are
+        committed in batches while the stream is read. Vectors for semantic retrieval are computed
+        shortly after, in the background; until then the interaction is found by full text.
+
+        Limits: at most 10,000 messages and 64 MiB per stream (RESOURCE_EXHAUSTED past them; what
+        was read before is committed and counted in the error's message); each message at most
+        4 MiB (the server's message limit).
         """
 
     @_abc_1.abstractmethod
@@ -135,5 +201,38 @@ class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_insight_pb2.ListInsightsResponse, _abc.Awaitable[_insight_pb2.ListInsightsResponse]]:
         """Lists stored insights of a customer, newest first."""
+
+    @_abc_1.abstractmethod
+    def GetInsightSettings(
+        self,
+        request: _insight_pb2.GetInsightSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insight_pb2.InsightSettings, _abc.Awaitable[_insight_pb2.InsightSettings]]:
+        """Gets the caller's insight settings (the competitor list). A tenant that never changed them
+        gets the defaults (no competitors).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateInsightSettings(
+        self,
+        request: _insight_pb2.UpdateInsightSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insight_pb2.InsightSettings, _abc.Awaitable[_insight_pb2.InsightSettings]]:
+        """Changes the caller's insight settings (the fields named in `update_mask`; all of them when
+        it is empty) and returns them. Interactions ingested afterwards use them; stored signals
+        are not recomputed.
+        """
+
+    @_abc_1.abstractmethod
+    def EraseCustomer(
+        self,
+        request: _insight_pb2.EraseCustomerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insight_pb2.EraseCustomerResponse, _abc.Awaitable[_insight_pb2.EraseCustomerResponse]]:
+        """Erases everything stored about a customer of the caller's tenant (GDPR): interactions,
+        passages, vectors, signals, insights and alerts, and every LLM cache entry built from the
+        customer's text. Idempotent: erasing again erases nothing and succeeds. Writes an erasure
+        record (who, when, counts; no personal data) and returns the counts.
+        """
 
 def add_InsightServiceServicer_to_server(servicer: InsightServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

