@@ -91,8 +91,7 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
 
 def _unbuilt(method: str, issue: int) -> NotImplementedYetError:
     return NotImplementedYetError(
-        f"InsightService.{method} is not implemented yet (issue #{issue})",
-        reason="UNIMPLEMENTED",
+        f"InsightService.{method} is not implemented yet (issue #{issue})"
     )
 
 
