@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -9,20 +10,30 @@ from crm.ai.v1 import common_pb2, insight_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ai_orchestration.insights import (
+    Citation,
     Competitor,
     CompetitorList,
     Direction,
+    ErasureCounts,
     IngestItem,
     IngestSummary,
     InsightSettings,
     Interaction,
     InteractionKind,
+    JsonValue,
+    StoredInsight,
 )
+from ai_orchestration.insights.writing import AnswerEnd
+from ai_orchestration.scoring_rpc import timestamp
 
 __all__ = [
-    "citation",
+    "KIND_NAMES",
+    "answer_chunks",
+    "citation_message",
+    "erase_response",
     "ingest_item",
     "ingest_response",
+    "insight_message",
     "settings_message",
     "settings_of",
 ]
@@ -108,14 +119,86 @@ def settings_of(message: insight_pb2.InsightSettings, *, field_prefix: str) -> I
     return InsightSettings(competitors=competitors)
 
 
-def citation(
-    interaction_id: str, quote: str, relevance: float, start: int, end: int
-) -> common_pb2.Citation:
+def citation_message(citation: Citation) -> common_pb2.Citation:
     """One piece of evidence on the wire."""
     return common_pb2.Citation(
-        interaction_id=interaction_id,
-        quote=quote,
-        relevance=max(0.0, min(1.0, relevance)),
-        start_offset=start,
-        end_offset=end,
+        interaction_id=citation.interaction_id,
+        quote=citation.quote,
+        relevance=max(0.0, min(1.0, citation.relevance)),
+        start_offset=citation.start,
+        end_offset=citation.end,
+    )
+
+
+def answer_chunks(end: AnswerEnd) -> list[insight_pb2.AnswerChunk]:
+    """The chunks after an answer's text: its citations, then its usage."""
+    completion = end.completion
+    usage = common_pb2.Usage(degraded=end.degraded)
+    if completion is not None:
+        usage.prompt_tokens = completion.usage.prompt_tokens
+        usage.completion_tokens = completion.usage.completion_tokens
+        usage.total_tokens = completion.usage.total_tokens
+        usage.cost_usd = completion.usage.cost_usd
+        usage.model = f"{completion.model}/{completion.deployment}"
+    citations = insight_pb2.AnswerCitations(citations=[citation_message(c) for c in end.citations])
+    return [insight_pb2.AnswerChunk(citations=citations), insight_pb2.AnswerChunk(usage=usage)]
+
+
+_INSIGHT_KINDS: Final[dict[str, int]] = {
+    "risk": insight_pb2.INSIGHT_KIND_RISK,
+    "opportunity": insight_pb2.INSIGHT_KIND_OPPORTUNITY,
+    "sentiment_trend": insight_pb2.INSIGHT_KIND_SENTIMENT_TREND,
+    "next_best_action": insight_pb2.INSIGHT_KIND_NEXT_BEST_ACTION,
+}
+KIND_NAMES: Final[dict[int, str]] = {number: name for name, number in _INSIGHT_KINDS.items()}
+"""Wire kind -> the core's kind name."""
+
+
+def insight_message(insight: StoredInsight) -> insight_pb2.Insight:
+    """A stored insight on the wire."""
+    usage = insight.usage
+    return insight_pb2.Insight(
+        insight_id=insight.insight_id,
+        customer_id=insight.customer_id,
+        kind=_INSIGHT_KINDS.get(insight.kind, insight_pb2.INSIGHT_KIND_UNSPECIFIED),  # type: ignore[arg-type]
+        title=insight.title,
+        description=insight.description,
+        confidence=insight.confidence,
+        evidence=[_stored_citation(item) for item in insight.evidence],
+        create_time=timestamp(insight.created_at),
+        usage=common_pb2.Usage(
+            prompt_tokens=_int(usage.get("prompt_tokens")),
+            completion_tokens=_int(usage.get("completion_tokens")),
+            total_tokens=_int(usage.get("prompt_tokens")) + _int(usage.get("completion_tokens")),
+            cost_usd=float(_int(usage.get("cost_micro_usd"))) / 1e6,
+            model=str(usage.get("model") or ""),
+            degraded=bool(usage.get("degraded")),
+        ),
+    )
+
+
+def _stored_citation(item: Mapping[str, JsonValue]) -> common_pb2.Citation:
+    relevance = item.get("relevance")
+    return common_pb2.Citation(
+        interaction_id=str(item.get("interaction_id") or ""),
+        quote=str(item.get("quote") or ""),
+        relevance=float(relevance) if isinstance(relevance, int | float) else 0.0,
+        start_offset=_int(item.get("start")),
+        end_offset=_int(item.get("end")),
+    )
+
+
+def _int(value: JsonValue) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def erase_response(erasure_id: str, counts: ErasureCounts) -> insight_pb2.EraseCustomerResponse:
+    """What an erasure deleted."""
+    return insight_pb2.EraseCustomerResponse(
+        interactions=counts.interactions,
+        passages=counts.passages,
+        insights=counts.insights,
+        alerts=counts.alerts,
+        cache_entries=counts.cache_entries,
+        erasure_id=erasure_id,
     )

@@ -9,30 +9,51 @@ import grpc.aio
 from crm.ai.v1 import insight_pb2, insight_pb2_grpc
 
 from ai_orchestration.api._insight_messages import (
+    KIND_NAMES,
+    answer_chunks,
+    erase_response,
     ingest_item,
     ingest_response,
+    insight_message,
     settings_message,
     settings_of,
 )
 from ai_orchestration.api._interceptor import is_malformed
-from ai_orchestration.api._validation import masked_paths, validate_request, validates_own_request
+from ai_orchestration.api._validation import (
+    bad_page_token,
+    masked_paths,
+    validate_request,
+    validates_own_request,
+)
 from ai_orchestration.errors import InvalidArgumentError, NotImplementedYetError
 from ai_orchestration.insights import IngestItem, Ingestor, InsightSettingsStore
+from ai_orchestration.insights.writing import DEFAULT_SOURCES, AnswerEnd, CustomerAnswers
 from ai_orchestration.security import current_principal
+from ai_orchestration.storage import CustomerInsightRepository, InvalidPageTokenError
 
 __all__ = ["InsightServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _SETTINGS_FIELDS = ("competitors",)
+DEFAULT_PAGE_SIZE = 50
 _MALFORMED = "interaction: the message does not decode as an IngestInteractionsRequest"
 
 
 class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
     """``crm.ai.v1.InsightService``; every call reads the tenant from the caller's token."""
 
-    def __init__(self, *, ingestor: Ingestor, settings: InsightSettingsStore) -> None:
+    def __init__(
+        self,
+        *,
+        ingestor: Ingestor,
+        settings: InsightSettingsStore,
+        answers: CustomerAnswers,
+        insights: CustomerInsightRepository,
+    ) -> None:
         self._ingestor = ingestor
         self._settings = settings
+        self._answers = answers
+        self._insights = insights
 
     @validates_own_request
     async def IngestInteractions(  # noqa: N802 - gRPC method name
@@ -63,8 +84,16 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
     async def AskCustomer(  # noqa: N802 - gRPC method name
         self, request: insight_pb2.AskCustomerRequest, context: Context
     ) -> AsyncIterator[insight_pb2.AnswerChunk]:
-        raise _unbuilt("AskCustomer", 17)
-        yield  # pragma: no cover - makes this an async generator, as stream handlers must be
+        tenant = current_principal().tenant_id
+        sources = request.max_sources or DEFAULT_SOURCES
+        async for item in self._answers.ask(
+            tenant, request.customer_id, request.question, sources=sources
+        ):
+            if isinstance(item, AnswerEnd):
+                for chunk in answer_chunks(item):
+                    yield chunk
+            elif item:
+                yield insight_pb2.AnswerChunk(text_delta=item)
 
     async def GenerateInsights(  # noqa: N802 - gRPC method name
         self, request: insight_pb2.GenerateInsightsRequest, context: Context
@@ -75,12 +104,28 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
     async def ListInsights(  # noqa: N802 - gRPC method name
         self, request: insight_pb2.ListInsightsRequest, context: Context
     ) -> insight_pb2.ListInsightsResponse:
-        raise _unbuilt("ListInsights", 17)
+        try:
+            page, token = await self._insights.page(
+                current_principal().tenant_id,
+                request.customer_id,
+                kinds=[KIND_NAMES[kind] for kind in request.kinds],
+                page_size=request.page_size or DEFAULT_PAGE_SIZE,
+                page_token=request.page_token,
+            )
+        except InvalidPageTokenError as error:
+            raise bad_page_token(error) from error
+        return insight_pb2.ListInsightsResponse(
+            insights=[insight_message(i) for i in page], next_page_token=token
+        )
 
     async def EraseCustomer(  # noqa: N802 - gRPC method name
         self, request: insight_pb2.EraseCustomerRequest, context: Context
     ) -> insight_pb2.EraseCustomerResponse:
-        raise _unbuilt("EraseCustomer", 17)
+        principal = current_principal()
+        erasure_id, counts = await self._insights.erase(
+            principal.tenant_id, request.customer_id, erased_by=principal.subject
+        )
+        return erase_response(erasure_id, counts)
 
     async def WatchAlerts(  # noqa: N802 - gRPC method name
         self, request: insight_pb2.WatchAlertsRequest, context: Context

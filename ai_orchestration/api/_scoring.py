@@ -15,8 +15,8 @@ import grpc.aio
 from crm.ai.v1 import scoring_pb2, scoring_pb2_grpc
 from google.protobuf.message import Message
 
-from ai_orchestration import errors
 from ai_orchestration.api._validation import (
+    bad_page_token,
     masked_paths,
     validate_request,
     validates_own_request,
@@ -61,20 +61,6 @@ def _page_size(requested: int) -> int:
     return requested or DEFAULT_PAGE_SIZE
 
 
-def _bad_token(error: InvalidPageTokenError) -> errors.InvalidArgumentError:
-    return errors.InvalidArgumentError(
-        "invalid page token",
-        [
-            errors.FieldViolation(
-                "page_token",
-                f"{error}; pass the next_page_token of the previous page unchanged, or omit it "
-                "for the first page",
-                "page_token_valid",
-            )
-        ],
-    )
-
-
 class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     """Serves ``crm.ai.v1.ScoringService`` from a :class:`ScoringEngine`."""
 
@@ -116,7 +102,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                 page_token=request.page_token,
             )
         except InvalidPageTokenError as error:
-            raise _bad_token(error) from error
+            raise bad_page_token(error) from error
         return scoring_pb2.ListLeadScoresResponse(
             scores=[lead_score(r) for r in records], next_page_token=token
         )
@@ -176,7 +162,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                 tenant, page_size=_page_size(request.page_size), page_token=request.page_token
             )
         except InvalidPageTokenError as error:
-            raise _bad_token(error) from error
+            raise bad_page_token(error) from error
         return scoring_pb2.ListScoringModelsResponse(
             models=[scoring_model(v) for v in views], next_page_token=token
         )

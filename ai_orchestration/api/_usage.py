@@ -14,6 +14,7 @@ from crm.ai.v1 import usage_pb2, usage_pb2_grpc
 from google.protobuf.message import Message
 
 from ai_orchestration import errors
+from ai_orchestration.api._validation import bad_page_token
 from ai_orchestration.llm import BudgetStatus, budget_status
 from ai_orchestration.scoring_rpc import timestamp
 from ai_orchestration.security import current_principal
@@ -136,10 +137,7 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
                 page_token=request.page_token,
             )
         except InvalidPageTokenError as error:
-            raise errors.InvalidArgumentError(
-                "invalid page token",
-                [errors.FieldViolation("page_token", str(error), "PAGE_TOKEN_VALID")],
-            ) from error
+            raise bad_page_token(error) from error
         return usage_pb2.GetUsageResponse(
             rows=[_row(group) for group in page.groups],
             totals=_totals(page.totals),

@@ -96,3 +96,11 @@ def masked_paths(paths: Collection[str], settable: Collection[str]) -> list[str]
             ],
         )
     return [name for name in settable if not paths or name in paths]
+
+
+def bad_page_token(error: ValueError) -> InvalidArgumentError:
+    """``INVALID_ARGUMENT`` on ``page_token`` for a token the repository refused (its message
+    says what to send instead)."""
+    return InvalidArgumentError(
+        "invalid page token", [FieldViolation("page_token", str(error), "page_token_valid")]
+    )

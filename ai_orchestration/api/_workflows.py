@@ -14,8 +14,7 @@ import grpc.aio
 from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 from google.protobuf.message import Message
 
-from ai_orchestration import errors
-from ai_orchestration.api._validation import masked_paths
+from ai_orchestration.api._validation import bad_page_token, masked_paths
 from ai_orchestration.api._workflow_messages import (
     document,
     event_message,
@@ -151,17 +150,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
                 page_token=request.page_token,
             )
         except InvalidPageTokenError as error:
-            raise errors.InvalidArgumentError(
-                "invalid page token",
-                [
-                    errors.FieldViolation(
-                        "page_token",
-                        f"{error}; pass the next_page_token of the previous page unchanged "
-                        "with the same filters, or omit it for the first page",
-                        "page_token_valid",
-                    )
-                ],
-            ) from error
+            raise bad_page_token(error) from error
         return workflow_pb2.ListRunsResponse(
             runs=[run_message(r) for r in runs], next_page_token=token
         )

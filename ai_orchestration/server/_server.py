@@ -151,7 +151,10 @@ class Server:
             metrics=self.metrics.registry,
         )
         self.insights = await start_insights(
-            database=self.database, resources=self._resources, metrics=self.metrics.registry
+            database=self.database,
+            llm=self.llm,
+            resources=self._resources,
+            metrics=self.metrics.registry,
         )
         server = grpc.aio.server(
             interceptors=[ServicePipeline(authenticator=self.authenticator, metrics=self.metrics)],
@@ -165,7 +168,10 @@ class Server:
             usage=UsageServicer(UsageRepository(database=self.database)),
             workflows=WorkflowServicer(self.workflows, policies),
             insights=InsightServicer(
-                ingestor=self.insights.ingestor, settings=self.insights.settings
+                ingestor=self.insights.ingestor,
+                settings=self.insights.settings,
+                answers=self.insights.answers,
+                insights=self.insights.insights,
             ),
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

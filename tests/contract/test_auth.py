@@ -118,11 +118,12 @@ async def test_unbuilt_rpc_is_unimplemented(channel: grpc.aio.Channel, token: To
     stub = insight_pb2_grpc.InsightServiceStub(channel)
     md = (("authorization", f"Bearer {token(roles=['insight.reader'])}"),)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.ListInsights(insight_pb2.ListInsightsRequest(customer_id="C-1"), metadata=md)
+        async for _ in stub.WatchAlerts(insight_pb2.WatchAlertsRequest(), metadata=md):
+            pass
     err = ServiceError.from_rpc_error(caught.value)
     assert err.code is grpc.StatusCode.UNIMPLEMENTED
     assert err.reason == "NOT_IMPLEMENTED"
-    assert "ListInsights" in err.message
+    assert "WatchAlerts" in err.message and "#18" in err.message
 
 
 async def test_health_and_reflection_need_no_token(channel: grpc.aio.Channel) -> None:

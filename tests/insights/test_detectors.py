@@ -253,7 +253,8 @@ def test_mentions_are_ordered_spans_of_the_text() -> None:
     )
     mentions = detect(text, COMPETITORS)
     assert mentions == sorted(mentions, key=lambda m: (m.start, m.end, m.kind))
-    assert {m.kind for m in mentions} == set(MentionKind)
+    risks = set(MentionKind) - {MentionKind.EXPANSION, MentionKind.UPSELL, MentionKind.REFERRAL}
+    assert {m.kind for m in mentions} == risks
     assert Mention(MentionKind.COMPETITOR, "Salesforce", 18, 22) in mentions
     for mention in mentions:
         assert 0 <= mention.start < mention.end <= len(text)
@@ -278,3 +279,87 @@ def test_negation_start(text: str, negated: bool) -> None:
     assert (start is not None) is negated
     if start is not None:
         assert text[start:].startswith(("no", "won", "don"))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("We would like to add 25 more seats for the Berlin office.", ["add 25 more seats"]),
+        ("We will add seats next month.", ["add seats"]),
+        ("We would need 40 more seats after the reorganisation.", ["need 40 more seats"]),
+        ("Could you send a quote for 50 additional licences?", ["for 50 additional licences"]),
+        ("We want to increase our seat count to 300.", ["increase our seat count"]),
+        ("We plan to roll it out to the marketing team in Q3.", ["roll it out to"]),
+        ("We are happy to expand to the support team next quarter.", ["expand to"]),
+        ("We're onboarding another team in Singapore.", ["onboarding another team"]),
+        (
+            "Our headcount is growing and we are hiring 20 more reps.",
+            ["headcount is growing", "hiring 20 more reps"],
+        ),
+        # Negated or declined
+        ("We will not add seats.", []),
+        ("We won't need more seats this year.", []),
+        ("Thanks, but we don't need more licences right now.", []),
+        ("Thanks for the offer of more seats, but not right now.", []),
+        ("We have no plans to roll it out to other teams.", []),
+        ("The expansion is on hold until the budget is approved.", []),
+        # Not growth
+        ("We have 12 users in 3 regions.", []),
+        ("How do I add users to a group?", []),
+        ("More users are complaining about the login page.", []),
+        ("Please send the invoice to our new office address.", []),
+        ("The rollout to the finance team went well.", []),
+        ("We will roll out the fix to production tonight.", []),
+    ],
+)
+def test_expansion(text: str, expected: list[str]) -> None:
+    assert spans(text, MentionKind.EXPANSION) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("We are interested in the Enterprise plan.", ["interested in the Enterprise plan"]),
+        ("We'd like to upgrade to the premium tier.", ["upgrade to the premium tier"]),
+        ("Can we get pricing for the analytics add-on?", ["pricing for the analytics add-on"]),
+        ("We are looking to upgrade soon.", ["looking to upgrade"]),
+        ("Could we upgrade our plan before the renewal?", ["upgrade our plan"]),
+        # Negated or declined
+        ("We are not interested in the enterprise plan.", []),
+        ("We do not need the premium support.", []),
+        ("Thanks, we will hold off on the upgrade to Enterprise.", []),
+        # Not an upsell
+        ("We are on the enterprise plan already.", []),
+        ("We upgraded the Outlook plugin to version 5.", []),
+        ("Please upgrade the firmware.", []),
+    ],
+)
+def test_upsell(text: str, expected: list[str]) -> None:
+    assert spans(text, MentionKind.UPSELL) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I'd be happy to introduce you to a friend at Northwind.", ["introduce you to a friend"]),
+        ("I have referred a colleague at another company to you.", ["referred a colleague"]),
+        ("Happy to be a reference for other customers.", ["be a reference"]),
+        ("We'd love to do a case study with you.", ["case study"]),
+        ("I would recommend you to anyone.", ["recommend you to anyone"]),
+        # Negated or declined
+        ("I would not recommend you to anyone.", []),
+        ("We can't be a reference at this time.", []),
+        ("We'd rather not do a case study.", []),
+        # Not a referral
+        ("Please refer to the attached ticket.", []),
+        ("I'll put you in touch with our billing team.", []),
+    ],
+)
+def test_referral(text: str, expected: list[str]) -> None:
+    assert spans(text, MentionKind.REFERRAL) == expected
+
+
+def test_a_declined_opportunity_leaves_the_next_sentence_alone() -> None:
+    text = "The case study is not for now. We want to add 30 more seats in May."
+    assert spans(text, MentionKind.REFERRAL) == []
+    assert spans(text, MentionKind.EXPANSION) == ["add 30 more seats"]

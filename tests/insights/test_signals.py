@@ -88,7 +88,15 @@ def test_signals_of_a_happy_customer(extractor: SignalExtractor) -> None:
     assert signals.competitors == ()
     assert not (signals.pricing or signals.churn_intent or signals.escalation)
     assert not signals.legal_threat
-    assert signals.mentions == ()
+    text = happy.text
+    assert [(m.kind, text[m.start : m.end]) for m in signals.mentions] == [
+        (MentionKind.EXPANSION, "Expansion"),
+        (MentionKind.EXPANSION, "add 25 more seats"),
+        (MentionKind.REFERRAL, "be a reference"),
+    ]
+    assert signals.has(MentionKind.EXPANSION) and signals.has(MentionKind.REFERRAL)
+    assert not signals.has(MentionKind.UPSELL)
+    assert signals.mentions_of(MentionKind.REFERRAL) == signals.mentions[2:]
 
 
 def test_competitors_in_order_of_first_mention(extractor: SignalExtractor) -> None:

@@ -1,0 +1,26 @@
+"""Where models write words about customers: answers with citations, insight wording.
+
+Apart from :mod:`ai_orchestration.insights` because it calls the LLM gateway, which records its
+usage in storage, which in turn imports the insight vocabulary: the core stays importable by
+storage, and this package sits on top of both.
+"""
+
+from ai_orchestration.insights.writing._ask import (
+    DEFAULT_SOURCES,
+    AnswerEnd,
+    AskSettings,
+    CustomerAnswers,
+    PassageIndex,
+    RankedHit,
+    Retriever,
+)
+
+__all__ = [
+    "DEFAULT_SOURCES",
+    "AnswerEnd",
+    "AskSettings",
+    "CustomerAnswers",
+    "PassageIndex",
+    "RankedHit",
+    "Retriever",
+]
