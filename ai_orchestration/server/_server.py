@@ -171,6 +171,7 @@ class Server:
                 ingestor=self.insights.ingestor,
                 settings=self.insights.settings,
                 answers=self.insights.answers,
+                generator=self.insights.generator,
                 insights=self.insights.insights,
             ),
         )

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
+import grpc.aio
 import pytest
 import yaml
+from crm.ai.v1 import insight_pb2_grpc
 
 from ai_orchestration.server import Server
 from tests.conftest import running_server, server_settings
 from tests.fixtures.llm_server import LlmTestServer
+
+if TYPE_CHECKING:  # the async stub type exists only in the .pyi
+    InsightStub: TypeAlias = insight_pb2_grpc.InsightServiceAsyncStub
 
 
 def write_llm_config(path: Path, server: LlmTestServer) -> Path:
@@ -54,3 +60,23 @@ async def workflow_server(
     )
     async with running_server(settings) as running:
         yield running
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def insight_server(
+    tmp_path: Path, llm_server: LlmTestServer, request: pytest.FixtureRequest
+) -> AsyncIterator[Server]:
+    overrides: dict[str, object] = {
+        "llm_config_file": str(write_llm_config(tmp_path / "llm.yaml", llm_server)),
+        "llm_cache_ttl_seconds": 0,
+    }
+    if request.param == "postgres":
+        overrides["database_url"] = request.getfixturevalue("postgres_database_url")
+    async with running_server(server_settings(tmp_path, **overrides)) as running:
+        yield running
+
+
+@pytest.fixture
+async def stub(insight_server: Server) -> AsyncIterator[InsightStub]:
+    async with grpc.aio.insecure_channel(insight_server.address) as channel:
+        yield insight_pb2_grpc.InsightServiceStub(channel)

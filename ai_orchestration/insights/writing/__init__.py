@@ -14,13 +14,25 @@ from ai_orchestration.insights.writing._ask import (
     RankedHit,
     Retriever,
 )
+from ai_orchestration.insights.writing._generate import (
+    HistorySource,
+    InsightGenerator,
+    InsightProgress,
+    InsightSink,
+    word_problems,
+)
 
 __all__ = [
     "DEFAULT_SOURCES",
     "AnswerEnd",
     "AskSettings",
     "CustomerAnswers",
+    "HistorySource",
+    "InsightGenerator",
+    "InsightProgress",
+    "InsightSink",
     "PassageIndex",
     "RankedHit",
     "Retriever",
+    "word_problems",
 ]
