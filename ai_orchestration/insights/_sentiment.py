@@ -38,6 +38,7 @@ from ai_orchestration.insights._detectors import (
     STILL_WAITING,
     negation_start,
 )
+from ai_orchestration.insights._opportunity_terms import UPSELL_TERMS
 from ai_orchestration.insights._types import Sentiment, SentimentLabel
 
 CRM_LEXICON: Final[Mapping[str, float]] = MappingProxyType(
@@ -50,15 +51,19 @@ CRM_LEXICON: Final[Mapping[str, float]] = MappingProxyType(
         "cancelling": -2.0, "canceling": -2.0, "cancellation": -2.0,
         "terminate": -1.5, "termination": -1.5,
         "outage": -2.5, "outages": -2.5, "downtime": -2.0,
-        "refund": -1.5, "refunds": -1.5, "chargeback": -2.0, "overcharged": -2.0,
+        "chargeback": -2.0, "overcharged": -2.0,  # "refund": see the phrase rules
         "bug": -1.5, "bugs": -1.5, "buggy": -2.0, "glitch": -1.5, "glitches": -1.5,
         "crashed": -2.0, "crashes": -2.0, "crashing": -2.0,
-        "slow": -1.0, "laggy": -1.5, "unresponsive": -2.0, "overdue": -1.0,
-        # Mild: "issue" is also a verb ("please issue the PO").
-        "issue": -0.5, "issues": -0.8,
+        # No "overdue": an overdue invoice is an account's state, not the writer's mood, and in
+        # general text "long overdue" mostly welcomes a change.
+        "slow": -1.0, "laggy": -1.5, "unresponsive": -2.0,
+        # Mild: "issue" is also a verb ("please issue the PO", "the consulate issues visas").
+        "issue": -0.5, "issues": -0.5,
         # Commercial progress. A renewal is routine, so barely positive.
         "renewal": 0.5, "renew": 0.5, "renewed": 1.0,
-        "upgrade": 1.5, "upgraded": 1.5, "upgrading": 1.5,
+        # An upgrade is as often software ("upgrade your browser", "since the upgrade the
+        # export fails") as a plan bought, so barely positive; "plan upgrade" is a phrase rule.
+        "upgrade": 0.5, "upgraded": 0.5, "upgrading": 0.5,
         "expand": 1.5, "expanding": 1.5, "expansion": 1.5,
         "resolved": 1.5, "seamless": 2.0, "smooth": 1.5, "onboarded": 1.0,
         # Formulae VADER reads as praise: "Dear Ms Lee", "please fix this ASAP", "kindly send
@@ -114,6 +119,14 @@ _SWITCH_TARGET = (
     r"|(?-i:[A-Z])(?:[\w&-]|\.(?=\w))*"
 )
 
+# "Still waiting" is a complaint when what is awaited is owed: the addressee, a definite thing
+# ("for your reply", "on the fix") or nothing named ("we are still waiting."); "still waiting for
+# someone to write ..." is a wish.
+_AWAITED = (
+    r"[ \t]*(?:[^\w\s]|$)|\s+to\s+hear"
+    r"|\s+(?:for|on)\s+(?:you|your|a|an|the|any|our|my|this|that|these|those|it|them|support)\b"
+)
+
 # Order matters where two rules could start at the same word: the first listed wins, and the
 # non-renewal phrases come before the positive "renew early" so that "not going to renew early"
 # is a non-renewal.
@@ -141,7 +154,17 @@ _PHRASE_RULES: Final[tuple[_PhraseRule, ...]] = (
         0.0,
     ),
     _PhraseRule("price objection", PRICE_OBJECTION, -2.0, negatable=True),
-    _PhraseRule("still waiting", STILL_WAITING, -2.5),
+    _PhraseRule("still waiting", rf"(?!still\s+waiting(?!{_AWAITED}))(?:{STILL_WAITING})", -2.5),
+    # Not the word "refund" (tax refunds, "your refund was issued"; VADER's negation would even
+    # make "there's no refund" praise), only a customer asking for one.
+    _PhraseRule(
+        "refund demand",
+        r"(?:(?:want|demand|request|expect|claim)(?:s|ed|ing)?|ask(?:s|ed|ing)?\s+for"
+        r"|(?:would|(?:i|we|they)['\u2019]d)\s+like|return(?:s|ed|ing)?\s+(?:it|them|this|these)\s+for)\s+"
+        r"(?:(?:a|an|our|my|the|full|partial)\s+)*refunds?",
+        -1.5,
+        negatable=True,
+    ),
     _PhraseRule(
         "asks for a manager",
         r"(?:speak|talk)\s+(?:to|with)\s+(?:a|your|the)\s+(?:manager|supervisor|boss)"
@@ -166,10 +189,15 @@ _PHRASE_RULES: Final[tuple[_PhraseRule, ...]] = (
         2.0,
         of_negative_word=True,
     ),
+    # Only a negated noun ("not a blocker for us") is relief. A negated word followed by a noun
+    # is an adjective ("not a bad game", "not a bad idea"): litotes, which VADER's own negation
+    # rightly reads as praise.
     _PhraseRule(
         "negated problem",
         r"(?:not|never|isn['\u2019]t|wasn['\u2019]t|aren['\u2019]t)\s+(?:really\s+|much\s+of\s+)?"
-        r"(?:a|an|any)\s+(?:(?:big|huge|major|real|serious)\s+)?[a-z]+",
+        r"(?:a|an|any)\s+(?:(?:big|huge|major|real|serious)\s+)?[a-z]+"
+        r"(?=[ \t]*(?:[^\w\s]|$)|\s+(?:for|to|with|at|in|on|of|here|there|now|anymore|yet|because"
+        r"|since|as|but|and|or|so|though|if|either)\b)",
         0.5,
         of_negative_word=True,
     ),
@@ -180,6 +208,8 @@ _PHRASE_RULES: Final[tuple[_PhraseRule, ...]] = (
         2.0,
         negatable=True,
     ),
+    # The commercial sense of "upgrade" (the word alone is mostly software, see CRM_LEXICON).
+    _PhraseRule("plan upgrade", dict(UPSELL_TERMS)["upgrade"], 1.5, negatable=True),
     _PhraseRule(
         "more seats",
         r"add(?:ing)?\s+(?:another\s+|a\s+few\s+)?(?:\d+\s+)?(?:more\s+|extra\s+|additional\s+)?"

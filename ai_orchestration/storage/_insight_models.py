@@ -92,7 +92,14 @@ class PassageModel(Base):
     __table_args__ = (
         PrimaryKeyConstraint("passage_id"),
         UniqueConstraint("tenant_id", "interaction_id", "position"),
-        Index("ix_insight_passages_tenant_id_customer_id", "tenant_id", "customer_id"),
+        # Per-customer reads and the vector stamp (count and newest of the embedded ones).
+        Index(
+            "ix_insight_passages_customer_embedded",
+            "tenant_id",
+            "customer_id",
+            "embedded",
+            "passage_id",
+        ),
         Index(
             "ix_insight_passages_backlog",
             "passage_id",

@@ -37,6 +37,7 @@ from ai_orchestration.insights import (
 from ai_orchestration.storage._common import Clock, require_tenant, require_text, utc_now
 from ai_orchestration.storage._engine import Database
 from ai_orchestration.storage._insight_models import InteractionModel, PassageModel
+from ai_orchestration.storage._vector_cache import CustomerVectors
 
 __all__ = ["InteractionRepository", "RetrievalHit"]
 
@@ -44,6 +45,16 @@ _I = InteractionModel
 _P = PassageModel
 _IN_CHUNK: Final[int] = 500
 """Ids per ``IN (...)`` list: far below SQLite's 32,766 bound parameters."""
+
+
+_STAMP = text(
+    "SELECT count(*), max(passage_id) FROM insight_passages"
+    " WHERE tenant_id = :tenant AND customer_id = :customer AND embedded"
+)
+_VECTORS = text(
+    "SELECT passage_id, embedding FROM insight_passages"
+    " WHERE tenant_id = :tenant AND customer_id = :customer AND embedded ORDER BY passage_id"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +68,18 @@ class RetrievalHit:
 class InteractionRepository:
     """Every method takes the tenant first and filters on it; vectors are 384 float32 values."""
 
-    def __init__(self, *, database: Database, clock: Clock = utc_now) -> None:
-        """``clock`` supplies ``ingested_at`` and lease times."""
+    def __init__(
+        self,
+        *,
+        database: Database,
+        clock: Clock = utc_now,
+        vectors: CustomerVectors | None = None,
+    ) -> None:
+        """``clock`` supplies ``ingested_at`` and lease times; ``vectors`` keeps customers'
+        vectors in memory between questions (SQLite; a fresh cache by default)."""
         self._database = database
         self._clock = clock
+        self._vectors = vectors if vectors is not None else CustomerVectors()
 
     # ------------------------------------------------------------------ writing
 
@@ -207,14 +226,18 @@ class InteractionRepository:
         """Every embedded passage id of the customer and their vectors as one matrix (SQLite;
         on PostgreSQL use :meth:`search_vector`, which never moves vectors out)."""
         require_tenant(tenant_id)
-        statement = text(
-            "SELECT passage_id, embedding FROM insight_passages WHERE tenant_id = :tenant"
-            " AND customer_id = :customer AND embedded ORDER BY passage_id"
-        )
         params = {"tenant": tenant_id, "customer": customer_id}
         async with self._database.core_transaction() as conn:
-            rows = (await conn.execute(statement, params)).all()
-        return [int(row[0]) for row in rows], decode_vectors([row[1] for row in rows])
+            count, newest = (await conn.execute(_STAMP, params)).one()
+            stamp = (int(count), int(newest or 0))
+            cached = self._vectors.get(tenant_id, customer_id, stamp)
+            if cached is not None:
+                return cached
+            rows = (await conn.execute(_VECTORS, params)).all()
+        ids, matrix = [int(row[0]) for row in rows], decode_vectors([row[1] for row in rows])
+        if len(ids) == stamp[0]:  # else a vector arrived between the two reads: next time
+            self._vectors.put(tenant_id, customer_id, stamp, ids, matrix)
+        return ids, matrix
 
     async def search_vector(
         self, tenant_id: str, customer_id: str, vector: np.ndarray, limit: int

@@ -22,6 +22,7 @@ from ai_orchestration.insights import (
 )
 from ai_orchestration.storage import (
     CustomerInsightRepository,
+    CustomerVectors,
     Database,
     InteractionRepository,
     customer_digest,
@@ -145,11 +146,18 @@ async def test_backlog_claims_lease_and_stores_vectors(
     assert hits[0].score == pytest.approx(1.0, abs=1e-4)
     assert await repository.search_vector("acme", "cust-2", target[1], 3) == []
     assert await repository.search_vector("globex", "cust-1", target[1], 3) == []
+    # A vector stored after a search is found by the next one (no stale copy of the customer).
+    await repository.add("acme", [_new(_interaction("e-late", "A late message."))])
+    [late] = await repository.claim_backlog(10, lease=timedelta(minutes=1))
+    await repository.store_vectors([(late.passage_id, _unit(999))])
+    assert (await repository.search_vector("acme", "cust-1", _unit(999), 1))[0].passage_id == (
+        late.passage_id
+    )
 
 
-async def test_erase_removes_every_trace(
-    database: Database, repository: InteractionRepository
-) -> None:
+async def test_erase_removes_every_trace(database: Database, clock: FakeClock) -> None:
+    repository_vectors = CustomerVectors()
+    repository = InteractionRepository(database=database, clock=clock, vectors=repository_vectors)
     secret = "Zanzibarquux"  # a word no other row contains
     await repository.add(
         "acme",
@@ -160,12 +168,14 @@ async def test_erase_removes_every_trace(
     )
     claimed = await repository.claim_backlog(10, lease=timedelta(minutes=1))
     await repository.store_vectors([(p.passage_id, _unit(p.passage_id)) for p in claimed])
-    insights = CustomerInsightRepository(database=database)
+    insights = CustomerInsightRepository(database=database, vectors=repository_vectors)
     await insights.add("acme", [_insight("i-1", secret)])
+    assert await repository.search_vector("acme", "cust-1", _unit(claimed[0].passage_id), 1)
     erasure_id, counts = await insights.erase("acme", "cust-1", erased_by="svc-gdpr")
     assert (counts.interactions, counts.insights) == (1, 1)
     assert counts.passages >= 1
     assert await repository.search_text("acme", "cust-1", secret, 5) == []
+    assert await repository.search_vector("acme", "cust-1", _unit(1), 5) == []
     assert await _rows_containing(database, secret) == []
     assert [s.interaction.customer_id for s in await repository.history("acme", "cust-2")] == [
         "cust-2"

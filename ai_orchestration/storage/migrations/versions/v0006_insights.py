@@ -96,9 +96,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        "ix_insight_passages_tenant_id_customer_id",
+        "ix_insight_passages_customer_embedded",
         "insight_passages",
-        ["tenant_id", "customer_id"],
+        ["tenant_id", "customer_id", "embedded", "passage_id"],
     )
     # The embedding backlog: only passages still waiting are in this index.
     op.create_index(
