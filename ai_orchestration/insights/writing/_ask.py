@@ -101,8 +101,10 @@ class Retriever:
     async def retrieve(
         self, tenant_id: str, customer_id: str, question: str, limit: int
     ) -> list[Passage]:
-        """The ``limit`` best passages, best first, ``score`` in 0..1 (the cosine similarity
-        where the vector ranking found the passage, else its fused rank's share)."""
+        """The best passage of each of the ``limit`` best interactions, best first; ``score``
+        in 0..1 (the cosine similarity where the vector ranking found the passage, else its
+        fused rank's share). One passage per interaction, so that ``limit`` sources are
+        ``limit`` different interactions, not overlapping pieces of one."""
         vector = await asyncio.to_thread(self._embedder.embed_query, question)
         words, meaning = await asyncio.gather(
             self._index.search_text(tenant_id, customer_id, question, self._candidates),
@@ -110,15 +112,21 @@ class Retriever:
         )
         fused = reciprocal_rank_fusion(
             [[h.passage_id for h in words], [h.passage_id for h in meaning]]
-        )[:limit]
+        )
         similarity = {h.passage_id: h.score for h in meaning}
         best_possible = 2.0 / (RRF_K + 1)
         found = await self._index.passages(tenant_id, [pid for pid, _ in fused])
-        scores = {
-            pid: similarity.get(pid, min(1.0, fused_score / best_possible))
-            for pid, fused_score in fused
-        }
-        return [replace(p, score=max(0.0, min(1.0, scores[p.passage_id]))) for p in found]
+        by_id = {p.passage_id: p for p in found}
+        chosen: dict[str, Passage] = {}
+        for pid, fused_score in fused:
+            passage = by_id.get(pid)
+            if passage is None or passage.interaction_id in chosen:
+                continue
+            score = similarity.get(pid, min(1.0, fused_score / best_possible))
+            chosen[passage.interaction_id] = replace(passage, score=max(0.0, min(1.0, score)))
+            if len(chosen) == limit:
+                break
+        return list(chosen.values())
 
 
 @dataclass(frozen=True, slots=True)
