@@ -4,19 +4,22 @@ and PostgreSQL; hybrid retrieval with the real e5 model."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, TypeAlias
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 import grpc.aio
 import pytest
+import redis.asyncio as redis
 from crm.ai.v1 import insight_pb2, insight_pb2_grpc
 
 from ai_orchestration.insights import NOT_FOUND_ANSWER
 from ai_orchestration.insights.writing import Retriever
 from ai_orchestration.server import Server
 from tests.api._leads import metadata
+from tests.api.conftest import write_llm_config
 from tests.api.test_insight_ingest import interaction, stream
-from tests.conftest import TokenFactory
+from tests.conftest import TokenFactory, running_server, server_settings
 from tests.fixtures.llm_server import LlmTestServer
 from tests.storage.test_interactions import _rows_containing
 
@@ -200,3 +203,66 @@ async def test_list_insights_rejects_a_foreign_page_token(stub: Stub, token: Tok
             insight_pb2.ListInsightsRequest(customer_id="c", page_token="bm9wZQ"), metadata=md
         )
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_no_cache_ever_holds_the_customers_text(
+    tmp_path: Path, llm_server: LlmTestServer, redis_url: str, token: TokenFactory
+) -> None:
+    """With both LLM caches on and in Redis, answering and generating leave nothing of the
+    customer's text in either: there is nothing for an erasure to miss."""
+    settings = server_settings(
+        tmp_path,
+        llm_config_file=str(write_llm_config(tmp_path / "llm.yaml", llm_server)),
+        llm_cache_ttl_seconds=3600,
+        llm_semantic_cache=True,
+        redis_url=redis_url,
+    )
+    async with (
+        running_server(settings) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = insight_pb2_grpc.InsightServiceStub(channel)
+        await _seed(stub, server, token)
+        llm_server.reply_with("They asked for a 15% discount [1].")
+        await _ask(stub, token, "What discount did they ask for?")
+        await _ask(stub, token, "What discount did they ask for?")
+        llm_server.reply_with(None)  # the wording call gets the server's own reply
+        reader = metadata(token(roles=["insight.reader"]))
+        request = insight_pb2.GenerateInsightsRequest(customer_id="cust-1")
+        assert [e async for e in stub.GenerateInsights(request, metadata=reader)]
+        client = redis.Redis.from_url(redis_url)
+        try:
+            cached = await _redis_text(client)
+        finally:
+            await client.aclose()
+    assert cached  # the caches are on: the insight wording (facts only) was cached
+    for words in ("15% discount", "SOC 2", "Lunch on Friday", "penetration test"):
+        assert words not in cached
+
+
+async def _redis_text(client: redis.Redis) -> str:
+    """Every key and value in Redis, as one string."""
+    parts: list[str] = []
+    async for key in client.scan_iter():
+        parts.append(_text(key))
+        kind = _text(await client.type(key))
+        values: list[Any]
+        if kind == "string":
+            values = [await client.get(key)]
+        elif kind == "hash":
+            mapping = await client.hgetall(key)
+            values = [*mapping.keys(), *mapping.values()]
+        elif kind == "zset":
+            values = await client.zrange(key, 0, -1)
+        elif kind == "list":
+            values = await client.lrange(key, 0, -1)
+        elif kind == "set":
+            values = list(await client.smembers(key))
+        else:
+            values = []
+        parts += [_text(v) for v in values if isinstance(v, bytes | str)]
+    return "\n".join(parts)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
