@@ -228,9 +228,10 @@ async def test_a_stream_is_committed_in_batches(
     assert len(await insight_server.insights.interactions.history("acme", "cust-1")) == count
 
 
-def _served(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+def _served(tmp_path: Path, database_url: str) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIO_")}
     env["AIO_DATA_DIR"] = str(tmp_path)
+    env["AIO_DATABASE_URL"] = database_url
     proc = subprocess.Popen(
         [sys.executable, "-m", "ai_orchestration.cli", "serve", "--port", "0"],
         env=env,
@@ -254,8 +255,14 @@ def _bodies(count: int) -> Iterable[insight_pb2.Interaction]:
     return (interaction(f"k-{n}", f"Acknowledged message {n}.", days=n) for n in range(count))
 
 
-async def test_sigkill_right_after_the_response_loses_nothing(tmp_path: Path) -> None:
-    proc, address = _served(tmp_path)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_sigkill_right_after_the_response_loses_nothing(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    database_url = f"sqlite:///{tmp_path}/ai-orchestration.db"
+    if backend == "postgres":
+        database_url = request.getfixturevalue("postgres_database_url")
+    proc, address = _served(tmp_path, database_url)
     try:
         async with grpc.aio.insecure_channel(address) as chan:
             reply = await insight_pb2_grpc.InsightServiceStub(chan).IngestInteractions(
@@ -268,7 +275,7 @@ async def test_sigkill_right_after_the_response_loses_nothing(tmp_path: Path) ->
         assert proc.stdout is not None
         proc.stdout.close()
     assert reply.ingested == 300
-    async with Database.from_url(f"sqlite:///{tmp_path}/ai-orchestration.db") as database:
+    async with Database.from_url(database_url) as database:
         history = await InteractionRepository(database=database).history("dev", "cust-1")
     assert sorted(s.interaction.interaction_id for s in history) == sorted(
         f"k-{n}" for n in range(300)
