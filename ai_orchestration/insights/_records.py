@@ -18,8 +18,10 @@ __all__ = [
     "Citation",
     "ErasureCounts",
     "IngestOutcome",
+    "NewAlert",
     "NewInteraction",
     "PendingPassage",
+    "StoredAlert",
     "StoredInsight",
     "StoredInteraction",
     "content_digest",
@@ -143,4 +145,39 @@ class StoredInsight:
     """Citations: ``interaction_id``, ``quote``, ``relevance``, ``start_offset``, ``end_offset``."""
     usage: dict[str, JsonValue]
     """The wording's usage: tokens, cost, model, degraded."""
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    """An alert the rules raised, ready for the alert log (which gives it id and sequence)."""
+
+    interaction_id: str
+    """The interaction whose commit raised it."""
+    customer_id: str
+    kind: str
+    """An :class:`~ai_orchestration.insights.AlertKind` value."""
+    severity: int
+    """A :class:`~ai_orchestration.insights.Severity` value."""
+    message: str
+    """One sentence, from facts only."""
+    evidence: tuple[Citation, ...]
+    """The passages of the interaction(s) that raised it."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """An alert as the log holds it."""
+
+    sequence: int
+    """Position in the tenant's alert log, from 1, without gaps."""
+    alert_id: str
+    customer_id: str
+    kind: str
+    severity: int
+    message: str
+    evidence: tuple[Citation, ...]
+    interaction_id: str
+    run_id: str
+    """The follow-up run started for it, or empty."""
     created_at: datetime

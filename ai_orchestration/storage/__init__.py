@@ -6,6 +6,7 @@ way to read another tenant's rows through this package.
 
 from __future__ import annotations
 
+from ai_orchestration.storage._alerts import AlertRepository
 from ai_orchestration.storage._common import Clock, JsonValue, utc_now
 from ai_orchestration.storage._customer_insights import CustomerInsightRepository, customer_digest
 from ai_orchestration.storage._deliveries import DeliveryLedger, StoredDelivery
@@ -63,6 +64,7 @@ __all__ = [
     "MAX_PRIORITY",
     "MODEL_STATES",
     "USAGE_DIMENSIONS",
+    "AlertRepository",
     "Backend",
     "Base",
     "BudgetAlertRecord",

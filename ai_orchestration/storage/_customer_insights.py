@@ -20,6 +20,7 @@ from ai_orchestration.storage._common import (
 )
 from ai_orchestration.storage._engine import Database
 from ai_orchestration.storage._insight_models import (
+    AlertModel,
     CustomerErasureModel,
     CustomerInsightModel,
     InteractionModel,
@@ -131,8 +132,9 @@ class CustomerInsightRepository:
     async def erase(
         self, tenant_id: str, customer_id: str, *, erased_by: str, cache_entries: int = 0
     ) -> tuple[str, ErasureCounts]:
-        """Delete the customer's interactions, passages (full text and vectors with them) and
-        insights in one transaction, and record the erasure; returns its id and the counts.
+        """Delete the customer's interactions, passages (full text and vectors with them),
+        insights and alerts in one transaction, and record the erasure; returns its id and the
+        counts.
 
         ``cache_entries``: LLM cache entries the caller already deleted, for the record.
         """
@@ -145,6 +147,7 @@ class CustomerInsightRepository:
                 passages=_count(await conn.execute(_delete_of(PassageModel, owned))),
                 interactions=_count(await conn.execute(_delete_of(InteractionModel, owned))),
                 insights=_count(await conn.execute(_delete_of(_M, owned))),
+                alerts=_count(await conn.execute(_delete_of(AlertModel, owned))),
                 cache_entries=cache_entries,
             )
             await conn.execute(

@@ -21,6 +21,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -31,6 +32,8 @@ from ai_orchestration.storage._types import PortableJSON, UTCDateTime
 
 __all__ = [
     "BACKEND_SPECIFIC_COLUMNS",
+    "AlertLogModel",
+    "AlertModel",
     "CustomerErasureModel",
     "CustomerInsightModel",
     "InteractionModel",
@@ -64,6 +67,13 @@ class InteractionModel(Base):
     __table_args__ = (
         PrimaryKeyConstraint("tenant_id", "interaction_id"),
         Index(
+            "ix_insight_interactions_alerts_pending",
+            "tenant_id",
+            "ingested_at",
+            sqlite_where=text("alerts_pending"),
+            postgresql_where=text("alerts_pending"),
+        ),
+        Index(
             "ix_insight_interactions_tenant_customer_occur_time",
             "tenant_id",
             "customer_id",
@@ -83,6 +93,8 @@ class InteractionModel(Base):
     content_digest: Mapped[str] = mapped_column(String(64))
     signals: Mapped[JsonValue] = mapped_column(PortableJSON, nullable=False)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    alerts_pending: Mapped[bool] = mapped_column(Boolean(), server_default=false())
+    """Committed but not yet read by the alert rules (the evaluation backlog)."""
 
 
 class PassageModel(Base):
@@ -164,3 +176,36 @@ class CustomerErasureModel(Base):
     erased_by: Mapped[str] = mapped_column(String())
     counts: Mapped[JsonValue] = mapped_column(PortableJSON, nullable=False)
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AlertLogModel(Base):
+    """A tenant's alert log: the last sequence handed out (a row lock serialises appends)."""
+
+    __tablename__ = "insight_alert_logs"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id"),)
+
+    tenant_id: Mapped[str] = mapped_column(String())
+    last_sequence: Mapped[int] = mapped_column(BigInteger())
+
+
+class AlertModel(Base):
+    """One alert of a tenant's log."""
+
+    __tablename__ = "insight_alerts"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "sequence"),
+        UniqueConstraint("tenant_id", "alert_id"),
+        Index("ix_insight_alerts_cooldown", "tenant_id", "customer_id", "kind", "created_at"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String())
+    sequence: Mapped[int] = mapped_column(BigInteger())
+    alert_id: Mapped[str] = mapped_column(String())
+    customer_id: Mapped[str] = mapped_column(String())
+    kind: Mapped[str] = mapped_column(String())
+    severity: Mapped[int] = mapped_column(Integer())
+    message: Mapped[str] = mapped_column(String())
+    evidence: Mapped[JsonValue] = mapped_column(PortableJSON, nullable=False)
+    interaction_id: Mapped[str] = mapped_column(String())
+    run_id: Mapped[str | None] = mapped_column(String(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -39,7 +39,7 @@ from ai_orchestration.storage._engine import Database
 from ai_orchestration.storage._insight_models import InteractionModel, PassageModel
 from ai_orchestration.storage._vector_cache import CustomerVectors
 
-__all__ = ["InteractionRepository", "RetrievalHit"]
+__all__ = ["InteractionRepository", "RetrievalHit", "stored_interaction"]
 
 _I = InteractionModel
 _P = PassageModel
@@ -299,18 +299,31 @@ class InteractionRepository:
     # ------------------------------------------------------------------ history
 
     async def history(
-        self, tenant_id: str, customer_id: str, *, since: datetime | None = None
+        self,
+        tenant_id: str,
+        customer_id: str,
+        *,
+        since: datetime | None = None,
+        latest: int | None = None,
     ) -> list[StoredInteraction]:
-        """The customer's interactions with their signals, oldest first."""
+        """The customer's interactions with their signals, oldest first; only the ``latest``
+        ones when given."""
         require_tenant(tenant_id)
         require_text("customer_id", customer_id)
         clauses = [_I.tenant_id == tenant_id, _I.customer_id == customer_id]
         if since is not None:
             clauses.append(_I.occur_time >= since)
-        statement = select(_I).where(and_(*clauses)).order_by(_I.occur_time, _I.interaction_id)
+        statement = select(_I).where(and_(*clauses))
+        if latest is None:
+            statement = statement.order_by(_I.occur_time, _I.interaction_id)
+        else:
+            statement = statement.order_by(_I.occur_time.desc(), _I.interaction_id.desc())
+            statement = statement.limit(latest)
         async with self._database.sessionmaker() as session:
-            rows = (await session.execute(statement)).scalars().all()
-        return [_stored(row) for row in rows]
+            rows = list((await session.execute(statement)).scalars().all())
+        if latest is not None:
+            rows.reverse()
+        return [stored_interaction(row) for row in rows]
 
 
 def _row(tenant_id: str, item: NewInteraction, now: datetime) -> dict[str, Any]:
@@ -328,6 +341,7 @@ def _row(tenant_id: str, item: NewInteraction, now: datetime) -> dict[str, Any]:
         "content_digest": item.digest,
         "signals": item.signals.to_json(),
         "ingested_at": now,
+        "alerts_pending": True,
     }
 
 
@@ -350,7 +364,8 @@ def _passage_rows(tenant_id: str, item: NewInteraction) -> list[dict[str, Any]]:
     ]
 
 
-def _stored(row: InteractionModel) -> StoredInteraction:
+def stored_interaction(row: InteractionModel) -> StoredInteraction:
+    """The domain's record of a stored row."""
     participants = row.participants if isinstance(row.participants, list) else []
     signals = row.signals if isinstance(row.signals, dict) else {}
     interaction = Interaction(

@@ -23,6 +23,7 @@ def test_exported_names_are_pinned_and_sorted() -> None:
         "MAX_PRIORITY",
         "MODEL_STATES",
         "USAGE_DIMENSIONS",
+        "AlertRepository",
         "BudgetAlertRecord",
         "BudgetLimits",
         "CustomerInsightRepository",

@@ -25,6 +25,8 @@ TABLES = {
     "alembic_version",
     "customer_erasures",
     "customer_insights",
+    "insight_alert_logs",
+    "insight_alerts",
     "insight_interactions",
     "insight_passages",
     "idempotency_records",
