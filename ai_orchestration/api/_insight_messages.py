@@ -21,13 +21,17 @@ from ai_orchestration.insights import (
     Interaction,
     InteractionKind,
     JsonValue,
+    StoredAlert,
     StoredInsight,
 )
 from ai_orchestration.insights.writing import AnswerEnd
 from ai_orchestration.scoring_rpc import timestamp
 
 __all__ = [
+    "ALERT_KINDS",
+    "ALERT_KIND_NAMES",
     "KIND_NAMES",
+    "alert_message",
     "answer_chunks",
     "citation_message",
     "erase_response",
@@ -190,6 +194,32 @@ def _stored_citation(item: Mapping[str, JsonValue]) -> common_pb2.Citation:
 
 def _int(value: JsonValue) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+ALERT_KINDS: Final[dict[str, int]] = {
+    "negative_sentiment": insight_pb2.Alert.KIND_NEGATIVE_SENTIMENT,
+    "churn_risk": insight_pb2.Alert.KIND_CHURN_RISK,
+    "competitor_mention": insight_pb2.Alert.KIND_COMPETITOR_MENTION,
+    "escalation": insight_pb2.Alert.KIND_ESCALATION,
+    "budget_threshold": insight_pb2.Alert.KIND_BUDGET_THRESHOLD,
+}
+ALERT_KIND_NAMES: Final[dict[int, str]] = {number: name for name, number in ALERT_KINDS.items()}
+"""Wire alert kind -> the core's kind name."""
+
+
+def alert_message(alert: StoredAlert) -> insight_pb2.Alert:
+    """An alert of the log on the wire."""
+    return insight_pb2.Alert(
+        alert_id=alert.alert_id,
+        sequence=alert.sequence,
+        customer_id=alert.customer_id,
+        kind=ALERT_KINDS.get(alert.kind, insight_pb2.Alert.KIND_UNSPECIFIED),  # type: ignore[arg-type]
+        severity=alert.severity,  # type: ignore[arg-type]
+        message=alert.message,
+        evidence=[citation_message(c) for c in alert.evidence],
+        create_time=timestamp(alert.created_at),
+        run_id=alert.run_id,
+    )
 
 
 def erase_response(erasure_id: str, counts: ErasureCounts) -> insight_pb2.EraseCustomerResponse:

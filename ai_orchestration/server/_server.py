@@ -33,7 +33,7 @@ from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.scoring_rpc import BatchScorer
 from ai_orchestration.security import Authenticator, TokenVerifier
 from ai_orchestration.server._insights import InsightParts, start_insights
-from ai_orchestration.server._workflows import start_workflows
+from ai_orchestration.server._workflows import start_bus, start_workflows
 from ai_orchestration.storage import (
     Database,
     IdempotencyRepository,
@@ -141,18 +141,22 @@ class Server:
             metrics=LlmMetrics(self.metrics.registry),
         )
         policies = DecisionPolicyStore(TenantSettingsRepository(database=self.database))
+        bus = await start_bus(self.settings, self._resources)
         self.workflows = await start_workflows(
             settings=self.settings,
             database=self.database,
             llm=self.llm,
             scoring=self.scoring,
             policies=policies,
+            bus=bus,
             resources=self._resources,
             metrics=self.metrics.registry,
         )
         self.insights = await start_insights(
+            settings=self.settings,
             database=self.database,
             llm=self.llm,
+            bus=bus,
             resources=self._resources,
             metrics=self.metrics.registry,
         )
@@ -173,6 +177,7 @@ class Server:
                 answers=self.insights.answers,
                 generator=self.insights.generator,
                 insights=self.insights.insights,
+                watcher=self.insights.watcher,
             ),
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

@@ -45,6 +45,20 @@ def engine_settings(settings: Settings) -> EngineSettings:
     )
 
 
+async def start_bus(settings: Settings, resources: contextlib.AsyncExitStack) -> LocalBus:
+    """This replica's bus: wake-ups of run watchers, workers, cancels and alert watchers;
+    through Redis across replicas when configured. ``resources`` closes it."""
+    if not settings.redis_url:
+        return LocalBus()
+    # Its own connection without a read timeout: the subscriber blocks on reads by design.
+    client = redis_client(settings.redis_url, wait_seconds=2, command_seconds=None)
+    resources.push_async_callback(client.aclose)
+    redis_bus = RedisBus(client=client)
+    await redis_bus.start()
+    resources.push_async_callback(redis_bus.aclose)
+    return redis_bus
+
+
 async def start_workflows(
     *,
     settings: Settings,
@@ -52,22 +66,12 @@ async def start_workflows(
     llm: LlmStack,
     scoring: ScoringEngine,
     policies: DecisionPolicyStore,
+    bus: LocalBus,
     resources: contextlib.AsyncExitStack,
     metrics: CollectorRegistry | None = None,
 ) -> RunEngine:
     """Start this replica's engine; ``resources`` closes everything it opened, in reverse."""
     checkpointer = await resources.enter_async_context(open_checkpointer(database.engine.url))
-    bus: LocalBus
-    if settings.redis_url:
-        # Its own connection without a read timeout: the subscriber blocks on reads by design.
-        client = redis_client(settings.redis_url, wait_seconds=2, command_seconds=None)
-        resources.push_async_callback(client.aclose)
-        redis_bus = RedisBus(client=client)
-        await redis_bus.start()
-        resources.push_async_callback(redis_bus.aclose)
-        bus = redis_bus
-    else:
-        bus = LocalBus()
     runner = LangGraphRunner(
         deps=WorkflowDeps.from_stack(
             llm,

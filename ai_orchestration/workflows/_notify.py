@@ -6,8 +6,9 @@ duplicated notification can delay an event by one poll interval but never lose o
 An "event" notification names the sequence it announces: the bus keeps the highest announced
 sequence of each watched run (:meth:`LocalBus.latest`), so a watcher that already holds every
 event up to it (the engine's in-memory copy of what it just wrote) can skip reading the log.
-The same bus carries "run X was cancelled" (to the replica executing it) and "work is queued"
-(so idle workers claim at once instead of at their next poll).
+The same bus carries "run X was cancelled" (to the replica executing it), "work is queued"
+(so idle workers claim at once instead of at their next poll) and "tenant T has new alerts"
+(to every WatchAlerts stream of T, which then reads the alert log).
 
 ::
 
@@ -32,8 +33,9 @@ __all__ = ["LocalBus", "RedisBus", "RunBus", "Topic", "wait_for"]
 
 _log = logging.getLogger(__name__)
 
-Topic = Literal["event", "cancel", "queued"]
-"""What happened: new events of a run, a cancel request for a run, or work in the queue."""
+Topic = Literal["event", "cancel", "queued", "alert"]
+"""What happened: new events of a run, a cancel request for a run, work in the queue, or new
+alerts in a tenant's alert log (the "run id" is then the tenant)."""
 
 CHANNEL: Final[str] = "aio:workflows:bus"
 """Redis pub/sub channel of the bus; messages are ``<topic>:<run_id>[:<sequence>]``."""
@@ -132,7 +134,7 @@ class RedisBus(LocalBus):
                         data = message["data"]
                         text = data.decode() if isinstance(data, bytes) else str(data)
                         topic, run_id, sequence = _parse(text)
-                        if topic in ("event", "cancel", "queued"):
+                        if topic in ("event", "cancel", "queued", "alert"):
                             self.deliver(topic, run_id, sequence)  # type: ignore[arg-type]
             except asyncio.CancelledError:
                 raise

@@ -729,6 +729,10 @@ class Alert(_message.Message):
         """A competitor was mentioned."""
         KIND_ESCALATION: Alert._Kind.ValueType  # 4
         """The customer escalated (legal, management, repeated complaints)."""
+        KIND_BUDGET_THRESHOLD: Alert._Kind.ValueType  # 5
+        """The tenant's LLM spend crossed the soft threshold of its monthly budget (`customer_id`
+        is empty; the message names the limit and the month-to-date use).
+        """
 
     class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
         """Kind of alert."""
@@ -743,6 +747,10 @@ class Alert(_message.Message):
     """A competitor was mentioned."""
     KIND_ESCALATION: Alert.Kind.ValueType  # 4
     """The customer escalated (legal, management, repeated complaints)."""
+    KIND_BUDGET_THRESHOLD: Alert.Kind.ValueType  # 5
+    """The tenant's LLM spend crossed the soft threshold of its monthly budget (`customer_id`
+    is empty; the message names the limit and the month-to-date use).
+    """
 
     ALERT_ID_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
@@ -752,6 +760,7 @@ class Alert(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.str
     """Server-assigned id. Output only."""
     sequence: _builtins.int
@@ -764,6 +773,8 @@ class Alert(_message.Message):
     """Severity."""
     message: _builtins.str
     """What happened, in a sentence."""
+    run_id: _builtins.str
+    """The `customer_follow_up` run started for it (per the tenant's settings), or empty."""
     @_builtins.property
     def evidence(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]:
         """The interaction(s) that raised it."""
@@ -783,10 +794,11 @@ class Alert(_message.Message):
         message: _builtins.str = ...,
         evidence: _abc.Iterable[_common_pb2.Citation] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        run_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "create_time", b"create_time", "customer_id", b"customer_id", "evidence", b"evidence", "kind", b"kind", "message", b"message", "sequence", b"sequence", "severity", b"severity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "create_time", b"create_time", "customer_id", b"customer_id", "evidence", b"evidence", "kind", b"kind", "message", b"message", "run_id", b"run_id", "sequence", b"sequence", "severity", b"severity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -63,6 +63,13 @@ class InsightServiceStub:
     WatchAlerts: _grpc.UnaryStreamMultiCallable[_insight_pb2.WatchAlertsRequest, _insight_pb2.Alert]
     """Streams alerts as interactions are ingested (negative sentiment, churn risk, competitor
     mention, ...). Resumes after `after_sequence`.
+
+    Every alert is committed to the tenant's alert log, with a sequence one above the
+    previous, before any watcher sees it. With `after_sequence` > 0 the stream first replays
+    the stored alerts after it, then continues with live ones, with no gap and no duplicate
+    between the two. To resume after a disconnect, call again with the `sequence` of the last
+    alert received (filters apply to what is sent; sequences of filtered-out alerts are
+    skipped). The stream never ends by itself; a slow reader only falls behind the log.
     """
     ListInsights: _grpc.UnaryUnaryMultiCallable[_insight_pb2.ListInsightsRequest, _insight_pb2.ListInsightsResponse]
     """Lists stored insights of a customer, newest first."""
@@ -117,6 +124,13 @@ class InsightServiceAsyncStub(InsightServiceStub):
     WatchAlerts: _aio.UnaryStreamMultiCallable[_insight_pb2.WatchAlertsRequest, _insight_pb2.Alert]  # type: ignore[assignment]
     """Streams alerts as interactions are ingested (negative sentiment, churn risk, competitor
     mention, ...). Resumes after `after_sequence`.
+
+    Every alert is committed to the tenant's alert log, with a sequence one above the
+    previous, before any watcher sees it. With `after_sequence` > 0 the stream first replays
+    the stored alerts after it, then continues with live ones, with no gap and no duplicate
+    between the two. To resume after a disconnect, call again with the `sequence` of the last
+    alert received (filters apply to what is sent; sequences of filtered-out alerts are
+    skipped). The stream never ends by itself; a slow reader only falls behind the log.
     """
     ListInsights: _aio.UnaryUnaryMultiCallable[_insight_pb2.ListInsightsRequest, _insight_pb2.ListInsightsResponse]  # type: ignore[assignment]
     """Lists stored insights of a customer, newest first."""
@@ -192,6 +206,13 @@ class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_insight_pb2.Alert], _abc.AsyncIterator[_insight_pb2.Alert]]:
         """Streams alerts as interactions are ingested (negative sentiment, churn risk, competitor
         mention, ...). Resumes after `after_sequence`.
+
+        Every alert is committed to the tenant's alert log, with a sequence one above the
+        previous, before any watcher sees it. With `after_sequence` > 0 the stream first replays
+        the stored alerts after it, then continues with live ones, with no gap and no duplicate
+        between the two. To resume after a disconnect, call again with the `sequence` of the last
+        alert received (filters apply to what is sent; sequences of filtered-out alerts are
+        skipped). The stream never ends by itself; a slow reader only falls behind the log.
         """
 
     @_abc_1.abstractmethod
