@@ -128,6 +128,7 @@ from ai_orchestration.insights._types import (
     SentimentLabel,
     Signals,
 )
+from ai_orchestration.insights._watch import AlertFilter, AlertLog, AlertWakeups, AlertWatcher
 from ai_orchestration.insights._wording import FactValue
 
 __all__ = [
@@ -145,6 +146,10 @@ __all__ = [
     "SETTINGS_KEY",
     "SIGNALS_VERSION",
     "VECTOR_DIMENSIONS",
+    "AlertFilter",
+    "AlertLog",
+    "AlertWakeups",
+    "AlertWatcher",
     "BaselineShift",
     "Chunk",
     "Citation",
