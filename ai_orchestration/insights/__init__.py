@@ -11,6 +11,14 @@ Plain dataclasses and regular expressions; never imports grpc, generated protobu
 storage package.
 """
 
+from ai_orchestration.insights._alert_settings import (
+    AlertKind,
+    AlertRules,
+    Severity,
+    cooling_down,
+)
+from ai_orchestration.insights._alerting import AlertBacklog, AlertEvaluator
+from ai_orchestration.insights._alerts import AlertDraft, evaluate_alerts
 from ai_orchestration.insights._answers import (
     NOT_FOUND_ANSWER,
     CitationTracker,
@@ -100,6 +108,11 @@ from ai_orchestration.insights._synthetic import (
     generate_evaluation_set,
     generate_sentiment_snippets,
 )
+from ai_orchestration.insights._synthetic_alerts import (
+    ALERT_CASE_COMPETITORS,
+    AlertCase,
+    generate_alert_cases,
+)
 from ai_orchestration.insights._trend import (
     BaselineShift,
     LineFit,
@@ -132,6 +145,7 @@ from ai_orchestration.insights._watch import AlertFilter, AlertLog, AlertWakeups
 from ai_orchestration.insights._wording import FactValue
 
 __all__ = [
+    "ALERT_CASE_COMPETITORS",
     "CRM_LEXICON",
     "DEFAULT_CHUNK_CHARS",
     "LABEL_THRESHOLDS",
@@ -146,8 +160,14 @@ __all__ = [
     "SETTINGS_KEY",
     "SIGNALS_VERSION",
     "VECTOR_DIMENSIONS",
+    "AlertBacklog",
+    "AlertCase",
+    "AlertDraft",
+    "AlertEvaluator",
     "AlertFilter",
+    "AlertKind",
     "AlertLog",
+    "AlertRules",
     "AlertWakeups",
     "AlertWatcher",
     "BaselineShift",
@@ -196,6 +216,7 @@ __all__ = [
     "SentimentLabel",
     "SentimentScorer",
     "SettingsBackend",
+    "Severity",
     "SignalExtractor",
     "Signals",
     "StoredAlert",
@@ -210,6 +231,7 @@ __all__ = [
     "confidence_of",
     "content_digest",
     "content_words",
+    "cooling_down",
     "cosine_top_k",
     "customer_messages",
     "decide_insights",
@@ -217,9 +239,11 @@ __all__ = [
     "detect",
     "direction_of",
     "encode_vector",
+    "evaluate_alerts",
     "extractive_answer",
     "fit_line",
     "fts5_query",
+    "generate_alert_cases",
     "generate_evaluation_set",
     "generate_sentiment_snippets",
     "is_customer_voice",

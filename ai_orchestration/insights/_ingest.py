@@ -12,11 +12,13 @@ summary exists.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ai_orchestration.errors import ResourceExhaustedError
+from ai_orchestration.insights._alerting import AlertEvaluator
 from ai_orchestration.insights._chunks import chunk
 from ai_orchestration.insights._detectors import CompetitorList
 from ai_orchestration.insights._records import IngestOutcome, NewInteraction
@@ -90,6 +92,7 @@ class InteractionSink(Protocol):
         """Store ``items`` in one transaction; the outcome of each, in order."""
 
 
+_log = logging.getLogger(__name__)
 _CONFLICT = (
     "interaction_id: already ingested with different content; stored interactions are never "
     "overwritten (send the edit under a new interaction_id, or erase the customer first)"
@@ -107,9 +110,12 @@ class Ingestor:
         settings: InsightSettingsStore,
         limits: IngestLimits = IngestLimits(),
         on_committed: Callable[[int], None] | None = None,
+        alerts: AlertEvaluator | None = None,
     ) -> None:
         """``on_committed`` is told how many interactions each batch stored (to wake the
-        embedding worker at once instead of at its next poll)."""
+        embedding worker at once instead of at its next poll); ``alerts`` evaluates each
+        committed batch before the stream is answered."""
+        self._alerts = alerts
         self._sink = sink
         self._extractor = extractor
         self._settings = settings
@@ -167,17 +173,22 @@ class Ingestor:
         competitors = (await self._settings.get(tenant_id)).competitors
         prepared = await asyncio.to_thread(self._prepare, [i for _, i in batch], competitors)
         outcomes = await self._sink.add(tenant_id, prepared)
-        stored = 0
+        stored: list[str] = []
         for (index, interaction), outcome in zip(batch, outcomes, strict=True):
             if outcome is IngestOutcome.INGESTED:
-                stored += 1
+                stored.append(interaction.interaction_id)
             elif outcome is IngestOutcome.DUPLICATE:
                 summary.duplicates += 1
             else:
                 summary.rejected.append(Rejection(index, interaction.interaction_id, (_CONFLICT,)))
-        summary.ingested += stored
+        summary.ingested += len(stored)
         if stored and self._on_committed is not None:
-            self._on_committed(stored)
+            self._on_committed(len(stored))
+        if stored and self._alerts is not None:
+            try:
+                summary.alerts_raised += len(await self._alerts.evaluate(tenant_id, stored))
+            except Exception:
+                _log.exception("alert evaluation after ingest failed; the sweeper will retry")
 
     def _prepare(
         self, interactions: list[Interaction], competitors: CompetitorList

@@ -7,7 +7,8 @@ explainable and fast enough to compute inside the ingest transaction:
 
 * :data:`CRM_LEXICON` adds or overrides single words, so VADER's own rules (negation within three
   words, boosters, "but", capitals, exclamation marks) apply to them: "no blockers" and "it
-  wasn't slow" come out right without a rule of ours.
+  wasn't slow" come out right without a rule of ours. A negation stops at the end of its clause
+  (see :class:`_ClauseScopedAnalyzer`).
 * Phrase rules (:data:`_PHRASE_RULES`) recognise multi-word business phrases. A matched phrase is
   blanked out of the text VADER sees and its valence is added to VADER's unnormalised sum, so a
   phrase weighs like one lexicon word of that valence and nothing is counted twice. A negation
@@ -24,9 +25,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer, negated
 
 from ai_orchestration.insights._chunks import sentence_pieces
 from ai_orchestration.insights._detectors import (
@@ -98,6 +99,11 @@ _ALPHA: Final[float] = 15.0  # VADER's normalisation constant: compound = s / sq
 _EVIDENCE_WORDS: Final[float] = 4.0  # words at which the length factor of confidence is 0.5
 _BAND_HALF_WIDTH: Final[float] = 0.2  # a score this far from every edge is well inside its band
 _WORD = re.compile(r"\w+")
+# A token that ends a clause: a word or nothing, then , ; : . ! or ? (closing quotes and brackets
+# may follow). A dash or an ellipsis standing alone ends one too.
+_CLAUSE_END = re.compile(r"(?:\w|^)[\"'\u2019\u201d)\]]*[,;:.!?]+[\"'\u2019\u201d)\]]*\Z")
+_CLAUSE_BREAKS: Final = frozenset({"-", "--", "\u2013", "\u2014"})
+_NEGATION_REACH: Final[int] = 3  # VADER looks this many words back for a negation
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +254,49 @@ _PHRASES = re.compile(
 _LAST_WORD = re.compile(r"\w+\Z")
 
 
+@dataclass(frozen=True, slots=True)
+class _ClauseWords:
+    """What VADER's ``sentiment_valence`` reads of its ``SentiText``, negations blanked."""
+
+    words_and_emoticons: list[str]
+    is_cap_diff: bool
+
+
+class _ClauseScopedAnalyzer(SentimentIntensityAnalyzer):  # type: ignore[misc]  # untyped base
+    """VADER whose negations stop at the end of their clause.
+
+    VADER negates a lexicon word when "not", "no" or an n't word is among the three words
+    before it, punctuation ignored, so "No, it's good" and "I don't know, it's great" come out
+    negative. Here a negation reaches only to the next punctuation mark, the usual scope of a
+    negation in sentiment analysis (Pang, Lee and Vaithyanathan, 2002); VADER's other rules are
+    untouched. Overrides the per-word hook of vaderSentiment 3.3.2, the pinned version.
+    """
+
+    def sentiment_valence(
+        self, valence: float, sentitext: Any, item: str, i: int, sentiments: list[float]
+    ) -> list[float]:
+        words: list[str] = sentitext.words_and_emoticons
+        reach = range(max(0, i - _NEGATION_REACH), i)
+        if item.lower() in self.lexicon and any(_is_negation(words[k]) for k in reach):
+            # VADER strips the punctuation off its words; the text's own tokens still have it.
+            tokens = sentitext.text.split()
+            ends = [
+                k for k in reach if tokens[k] in _CLAUSE_BREAKS or _CLAUSE_END.search(tokens[k])
+            ]
+            if ends:
+                masked = [
+                    "" if k <= ends[-1] and _is_negation(word) else word
+                    for k, word in enumerate(words)
+                ]
+                sentitext = _ClauseWords(masked, sentitext.is_cap_diff)
+        result: list[float] = super().sentiment_valence(valence, sentitext, item, i, sentiments)
+        return result
+
+
+def _is_negation(word: str) -> bool:
+    return word.lower() == "no" or bool(negated([word]))
+
+
 class SentimentScorer:
     """Scores the sentiment of CRM text; see the module docstring for the method.
 
@@ -258,7 +307,7 @@ class SentimentScorer:
     __slots__ = ("_analyzer", "_lexicon")
 
     def __init__(self) -> None:
-        analyzer = SentimentIntensityAnalyzer()
+        analyzer = _ClauseScopedAnalyzer()
         analyzer.lexicon.update(CRM_LEXICON)
         self._analyzer = analyzer
         self._lexicon: Mapping[str, float] = analyzer.lexicon

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from ai_orchestration.errors import InvalidArgumentError
+from ai_orchestration.insights._alert_settings import AlertRules
 from ai_orchestration.insights._detectors import CompetitorList
 from ai_orchestration.insights._types import Competitor, JsonValue
 
@@ -41,13 +42,16 @@ class InsightSettings:
 
     competitors: CompetitorList = field(default_factory=CompetitorList)
     """Competitors detected at ingest (validated and compiled)."""
+    alerts: AlertRules = field(default_factory=AlertRules)
+    """Which alert rules run, their thresholds and cooldown."""
 
     def to_json(self) -> dict[str, JsonValue]:
         """The stored document."""
         return {
             "competitors": [
                 {"name": c.name, "aliases": list(c.aliases)} for c in self.competitors.competitors
-            ]
+            ],
+            "alerts": self.alerts.to_json(),
         }
 
     @classmethod
@@ -56,18 +60,19 @@ class InsightSettings:
         written by hand or by another version: do not trust it)."""
         if not isinstance(document, dict):
             return cls()
+        alerts = AlertRules.from_json(document.get("alerts"))
         items = document.get("competitors")
         competitors: list[Competitor] = []
         for item in items if isinstance(items, list) else []:
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                return cls()
+                return cls(alerts=alerts)
             aliases = item.get("aliases")
             names = [a for a in aliases if isinstance(a, str)] if isinstance(aliases, list) else []
             competitors.append(Competitor(str(item["name"]), tuple(names)))
         try:
-            return cls(competitors=CompetitorList(competitors))
+            return cls(competitors=CompetitorList(competitors), alerts=alerts)
         except InvalidArgumentError:
-            return cls()
+            return cls(alerts=alerts)
 
 
 class InsightSettingsStore:

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ai_orchestration.config import Settings
 from ai_orchestration.insights import (
+    AlertEvaluator,
     AlertWatcher,
     EmbeddingWorker,
     Ingestor,
@@ -29,6 +30,7 @@ from ai_orchestration.storage import (
     Database,
     InteractionRepository,
     TenantSettingsRepository,
+    utc_now,
 )
 from ai_orchestration.workflows import LocalBus
 
@@ -36,6 +38,8 @@ __all__ = ["InsightParts", "start_insights"]
 
 _log = logging.getLogger(__name__)
 SAMPLE_SECONDS: Final[float] = 5.0
+SWEEP_SECONDS: Final[float] = 5.0
+"""How often a replica evaluates interactions a crash left unevaluated."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +99,22 @@ async def start_insights(
         if gauges is not None:
             gauges.ingested.inc(count)
 
+    alerts = AlertRepository(database=database)
+    evaluator = AlertEvaluator(
+        backlog=alerts,
+        histories=interactions,
+        settings=tenant_settings,
+        announce=lambda tenant, sequence: bus.publish("alert", tenant, sequence),
+        clock=utc_now,
+    )
     ingestor = Ingestor(
+        alerts=evaluator,
         sink=interactions,
         extractor=SignalExtractor(scorer=SentimentScorer()),
         settings=tenant_settings,
         on_committed=committed,
     )
     insights = CustomerInsightRepository(database=database, vectors=vectors)
-    alerts = AlertRepository(database=database)
     answers = CustomerAnswers(
         retriever=Retriever(index=interactions, embedder=embedder),
         gateway=llm.gateway,
@@ -110,6 +122,8 @@ async def start_insights(
     )
     worker.start()
     resources.push_async_callback(worker.stop)
+    sweeper = asyncio.create_task(evaluator.run_sweeper(SWEEP_SECONDS), name="alert-sweeper")
+    resources.push_async_callback(_cancelled, sweeper)
     if gauges is not None:
         sampler = asyncio.create_task(_sample(gauges, interactions, worker), name="insight-metrics")
         resources.push_async_callback(_cancelled, sampler)

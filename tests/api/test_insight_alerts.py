@@ -15,6 +15,7 @@ from ai_orchestration.server import Server
 from tests.api._leads import metadata
 from tests.api.test_insight_ingest import interaction, stream
 from tests.conftest import TokenFactory
+from tests.storage.test_interactions import _interaction, _new
 
 if TYPE_CHECKING:  # the async stub type exists only in the .pyi
     Stub: TypeAlias = insight_pb2_grpc.InsightServiceAsyncStub
@@ -25,15 +26,15 @@ Alert = insight_pb2.Alert
 async def _raise(
     server: Server, stub: Stub, token: TokenFactory, count: int, *, tenant: str = "acme"
 ) -> None:
-    """``count`` alerts in the tenant's log, alternating kinds and customers."""
-    md = metadata(token(tenant_id=tenant, roles=["insight.writer"]))
+    """``count`` alerts in the tenant's log, alternating kinds and customers (appended as the
+    alert rules would, on interactions stored without going through them)."""
     ids = [f"x-{tenant}-{n}" for n in range(count)]
     customers = [f"cust-{n % 2}" for n in range(count)]
-    await stub.IngestInteractions(
-        stream(*(interaction(i, "Body.", customer=c) for i, c in zip(ids, customers, strict=True))),
-        metadata=md,
-    )
     assert server.insights is not None
+    await server.insights.interactions.add(
+        tenant,
+        [_new(_interaction(i, "Body.", customer=c)) for i, c in zip(ids, customers, strict=True)],
+    )
     kinds = ["churn_risk", "escalation"]
     alerts = [
         NewAlert(i, c, kinds[n % 2], 1 + n % 3, f"Alert {n}.", (Citation(i, "Body.", 1.0, 0, 5),))
@@ -74,9 +75,8 @@ async def test_replay_then_live_without_gap_or_duplicate(
 
 
 async def _raise_more(server: Server, stub: Stub, token: TokenFactory) -> None:
-    md = metadata(token(roles=["insight.writer"]))
-    await stub.IngestInteractions(stream(interaction("live-1", "Body.")), metadata=md)
     assert server.insights is not None
+    await server.insights.interactions.add("acme", [_new(_interaction("live-1", "Body."))])
     alert = NewAlert("live-1", "cust-1", "churn_risk", 3, "Live.", ())
     await server.insights.alerts.commit("acme", ["live-1"], [alert], cooldown=timedelta(0))
 
@@ -111,3 +111,50 @@ async def test_filters_and_tenants(stub: Stub, insight_server: Server, token: To
     [other] = await _take(theirs, 1)
     theirs.cancel()
     assert other.sequence == 2 and other.evidence[0].interaction_id == "x-globex-1"
+
+
+async def test_an_angry_email_raises_alerts_watchers_see_at_once(
+    stub: Stub, token: TokenFactory
+) -> None:
+    reader = metadata(token(roles=["insight.reader"]))
+    watch = stub.WatchAlerts(insight_pb2.WatchAlertsRequest(), metadata=reader)
+    first = asyncio.ensure_future(_take(watch, 1))
+    await asyncio.sleep(0.3)  # the watcher is following the log from its current end
+    writer = metadata(token(roles=["insight.writer"]))
+    polite = await stub.IngestInteractions(
+        stream(
+            interaction("p-1", "Thanks for the quick fix, please send the invoice.", days=1),
+            interaction("p-2", "We will not cancel; the team is happy with the rollout.", days=2),
+        ),
+        metadata=writer,
+    )
+    assert (polite.ingested, polite.alerts_raised) == (2, 0)
+    angry = await stub.IngestInteractions(
+        stream(
+            interaction(
+                "a-1",
+                "This is unacceptable. Our lawyers will be in touch and we are cancelling "
+                "the contract at the end of the month.",
+                days=3,
+            )
+        ),
+        metadata=writer,
+    )
+    assert angry.alerts_raised >= 2
+    [alert] = await first
+    watch.cancel()
+    assert alert.customer_id == "cust-1"
+    assert alert.evidence and alert.evidence[0].interaction_id == "a-1"
+    assert alert.kind in {
+        Alert.KIND_CHURN_RISK,
+        Alert.KIND_ESCALATION,
+        Alert.KIND_NEGATIVE_SENTIMENT,
+    }
+    # The same anger again within the cooldown raises nothing new.
+    again = await stub.IngestInteractions(
+        stream(
+            interaction("a-2", "Unacceptable. We are cancelling. Lawyers are involved.", days=4)
+        ),
+        metadata=writer,
+    )
+    assert again.alerts_raised == 0
