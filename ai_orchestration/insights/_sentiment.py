@@ -71,6 +71,8 @@ CRM_LEXICON: Final[Mapping[str, float]] = MappingProxyType(
         # the invoice", "honestly, it's too expensive". ("like", "free" and "support" keep
         # VADER's values: zeroing them cost accuracy on the human-rated tweets and reviews.)
         "dear": 0.0, "please": 0.0, "kindly": 0.0, "honestly": 0.0,
+        # A purchase order, not VADER's slang "po" (-2.6): "please issue the PO".
+        "po": 0.0,
     }
 )  # fmt: skip
 """Words added to (or overriding) VADER's lexicon, in VADER's units (-4 to +4)."""

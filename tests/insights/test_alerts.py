@@ -33,12 +33,10 @@ IN, OUT, NOTE = Direction.INBOUND, Direction.OUTBOUND, Direction.INTERNAL
 CUSTOMER = "acct-7"
 RULE_KINDS = [k for k in AlertKind if k is not AlertKind.BUDGET_THRESHOLD]
 
-# VADER's lexicon reads "PO" as slang (-2.6), so this scores -0.65 until CRM_LEXICON neutralises
-# it (in _sentiment.py, not here); strict, so that the fix shows.
+# VADER's lexicon reads "PO" as slang (-2.6); CRM_LEXICON reads it as a purchase order.
 ISSUE_THE_PO = pytest.param(
     "Hi Anna,\n\nPlease issue the PO for the renewal by Friday so our finance team can process "
     "it.\n\nThanks,\nEva",
-    marks=pytest.mark.xfail(strict=True, reason="VADER's lexicon scores 'po' -2.6"),
     id="issue-the-po",
 )
 POLITE = [
