@@ -7,9 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from crm.ai.v1 import common_pb2, insight_pb2
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ai_orchestration.errors import FieldViolation, InvalidArgumentError
 from ai_orchestration.insights import (
+    RULE_KINDS,
+    AlertRules,
     Citation,
     Competitor,
     CompetitorList,
@@ -105,22 +109,56 @@ def ingest_response(summary: IngestSummary) -> insight_pb2.IngestInteractionsRes
 
 
 def settings_message(settings: InsightSettings) -> insight_pb2.InsightSettings:
-    """Settings on the wire."""
+    """Settings on the wire (every alert setting spelled out, defaults included)."""
+    rules = settings.alerts
+    cooldown = Duration()
+    cooldown.FromTimedelta(rules.cooldown)
     return insight_pb2.InsightSettings(
         competitors=[
             insight_pb2.Competitor(name=c.name, aliases=list(c.aliases))
             for c in settings.competitors.competitors
-        ]
+        ],
+        alerts=insight_pb2.AlertSettings(
+            disabled_kinds=[ALERT_KINDS[kind.value] for kind in sorted(RULE_KINDS - rules.enabled)],
+            negative_threshold=rules.negative_threshold,
+            churn_drop=rules.churn_drop,
+            repeated_complaints=rules.repeated_complaints,
+            complaint_days=rules.complaint_days,
+            cooldown=cooldown,
+        ),
     )
 
 
 def settings_of(message: insight_pb2.InsightSettings, *, field_prefix: str) -> InsightSettings:
-    """Checked settings from the wire (``INVALID_ARGUMENT`` naming ``field_prefix`` fields)."""
-    competitors = CompetitorList(
-        (Competitor(c.name, tuple(c.aliases)) for c in message.competitors),
-        field_prefix=field_prefix,
-    )
-    return InsightSettings(competitors=competitors)
+    """Checked settings from the wire: every problem of both parts at once, as
+    ``INVALID_ARGUMENT`` naming ``field_prefix`` fields."""
+    violations: list[FieldViolation] = []
+    competitors = CompetitorList()
+    rules = AlertRules()
+    try:
+        competitors = CompetitorList(
+            (Competitor(c.name, tuple(c.aliases)) for c in message.competitors),
+            field_prefix=field_prefix,
+        )
+    except InvalidArgumentError as error:
+        violations += error.violations
+    alerts = message.alerts
+    disabled = {ALERT_KIND_NAMES[kind] for kind in alerts.disabled_kinds}
+    try:
+        rules = AlertRules.checked(
+            enabled=sorted(kind.value for kind in RULE_KINDS if kind.value not in disabled),
+            negative_threshold=alerts.negative_threshold or None,
+            churn_drop=alerts.churn_drop or None,
+            repeated_complaints=alerts.repeated_complaints or None,
+            complaint_days=alerts.complaint_days or None,
+            cooldown=alerts.cooldown.ToTimedelta() if alerts.HasField("cooldown") else None,
+            field_prefix=f"{field_prefix}alerts.",
+        )
+    except InvalidArgumentError as error:
+        violations += error.violations
+    if violations:
+        raise InvalidArgumentError("invalid insight settings", violations)
+    return InsightSettings(competitors=competitors, alerts=rules)
 
 
 def citation_message(citation: Citation) -> common_pb2.Citation:
@@ -196,14 +234,16 @@ def _int(value: JsonValue) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-ALERT_KINDS: Final[dict[str, int]] = {
+ALERT_KINDS: Final[dict[str, insight_pb2.Alert.Kind.ValueType]] = {
     "negative_sentiment": insight_pb2.Alert.KIND_NEGATIVE_SENTIMENT,
     "churn_risk": insight_pb2.Alert.KIND_CHURN_RISK,
     "competitor_mention": insight_pb2.Alert.KIND_COMPETITOR_MENTION,
     "escalation": insight_pb2.Alert.KIND_ESCALATION,
     "budget_threshold": insight_pb2.Alert.KIND_BUDGET_THRESHOLD,
 }
-ALERT_KIND_NAMES: Final[dict[int, str]] = {number: name for name, number in ALERT_KINDS.items()}
+ALERT_KIND_NAMES: Final[dict[insight_pb2.Alert.Kind.ValueType, str]] = {
+    number: name for name, number in ALERT_KINDS.items()
+}
 """Wire alert kind -> the core's kind name."""
 
 
@@ -213,7 +253,7 @@ def alert_message(alert: StoredAlert) -> insight_pb2.Alert:
         alert_id=alert.alert_id,
         sequence=alert.sequence,
         customer_id=alert.customer_id,
-        kind=ALERT_KINDS.get(alert.kind, insight_pb2.Alert.KIND_UNSPECIFIED),  # type: ignore[arg-type]
+        kind=ALERT_KINDS.get(alert.kind, insight_pb2.Alert.KIND_UNSPECIFIED),
         severity=alert.severity,  # type: ignore[arg-type]
         message=alert.message,
         evidence=[citation_message(c) for c in alert.evidence],

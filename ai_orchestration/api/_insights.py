@@ -50,7 +50,7 @@ from ai_orchestration.storage import CustomerInsightRepository, InvalidPageToken
 __all__ = ["InsightServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
-_SETTINGS_FIELDS = ("competitors",)
+_SETTINGS_FIELDS = ("competitors", "alerts")
 DEFAULT_PAGE_SIZE = 50
 _MALFORMED = "interaction: the message does not decode as an IngestInteractionsRequest"
 
@@ -96,8 +96,11 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
         paths = masked_paths(request.update_mask.paths, _SETTINGS_FIELDS)
         merged = settings_message(await self._settings.get(tenant))
         for path in paths:
-            del getattr(merged, path)[:]
-            getattr(merged, path).extend(getattr(request.settings, path))
+            if path == "competitors":
+                del merged.competitors[:]
+                merged.competitors.extend(request.settings.competitors)
+            else:
+                merged.alerts.CopyFrom(request.settings.alerts)
         checked = settings_of(merged, field_prefix="settings.")
         return settings_message(await self._settings.put(tenant, checked))
 

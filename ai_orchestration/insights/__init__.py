@@ -12,6 +12,7 @@ storage package.
 """
 
 from ai_orchestration.insights._alert_settings import (
+    RULE_KINDS,
     AlertKind,
     AlertRules,
     Severity,
@@ -157,6 +158,7 @@ __all__ = [
     "MAX_SENTIMENT_CHARS",
     "NOT_FOUND_ANSWER",
     "RRF_K",
+    "RULE_KINDS",
     "SETTINGS_KEY",
     "SIGNALS_VERSION",
     "VECTOR_DIMENSIONS",

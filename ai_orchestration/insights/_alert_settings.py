@@ -45,6 +45,8 @@ class Severity(IntEnum):
 
 # The kinds the interaction rules raise, and so the kinds AlertRules.enabled may hold.
 _RULE_KINDS: Final[frozenset[AlertKind]] = frozenset(AlertKind) - {AlertKind.BUDGET_THRESHOLD}
+RULE_KINDS: Final[frozenset[AlertKind]] = _RULE_KINDS
+"""The kinds the alert rules raise (all but the LLM budget's)."""
 
 _NEGATIVE_EDGE: Final[float] = LABEL_THRESHOLDS[1]
 _BUDGET_MESSAGE: Final = (

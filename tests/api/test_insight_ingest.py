@@ -18,6 +18,7 @@ import grpc.aio
 import pytest
 from crm.ai.v1 import insight_pb2, insight_pb2_grpc
 from crm_ai_client import ServiceError
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -154,11 +155,9 @@ async def test_signals_use_the_tenants_competitors(
     updated = await stub.UpdateInsightSettings(
         insight_pb2.UpdateInsightSettingsRequest(settings=settings), metadata=admin
     )
-    assert updated == settings
-    assert (
-        await stub.GetInsightSettings(insight_pb2.GetInsightSettingsRequest(), metadata=admin)
-        == settings
-    )
+    assert list(updated.competitors) == list(settings.competitors)
+    got = await stub.GetInsightSettings(insight_pb2.GetInsightSettingsRequest(), metadata=admin)
+    assert got == updated
     body = "Honestly this is unacceptable. Globex offered us a better price; we may cancel."
     await stub.IngestInteractions(stream(interaction("e-1", body)), metadata=writer(token))
     assert insight_server.insights is not None
@@ -280,3 +279,48 @@ async def test_sigkill_right_after_the_response_loses_nothing(
     assert sorted(s.interaction.interaction_id for s in history) == sorted(
         f"k-{n}" for n in range(300)
     )
+
+
+async def test_alert_settings_round_trip_and_name_bad_fields(
+    stub: Stub, token: TokenFactory
+) -> None:
+    admin = metadata(token(roles=["insight.admin"]))
+    defaults = await stub.GetInsightSettings(
+        insight_pb2.GetInsightSettingsRequest(), metadata=admin
+    )
+    assert list(defaults.alerts.disabled_kinds) == []
+    assert defaults.alerts.negative_threshold == -0.5
+    assert defaults.alerts.cooldown.ToTimedelta() == timedelta(hours=24)
+    wanted = insight_pb2.AlertSettings(
+        disabled_kinds=[insight_pb2.Alert.KIND_NEGATIVE_SENTIMENT],
+        negative_threshold=-0.7,
+        cooldown=Duration(seconds=0),
+    )
+    updated = await stub.UpdateInsightSettings(
+        insight_pb2.UpdateInsightSettingsRequest(
+            settings=insight_pb2.InsightSettings(alerts=wanted),
+            update_mask=FieldMask(paths=["alerts"]),
+        ),
+        metadata=admin,
+    )
+    assert list(updated.alerts.disabled_kinds) == [insight_pb2.Alert.KIND_NEGATIVE_SENTIMENT]
+    assert updated.alerts.negative_threshold == -0.7
+    assert updated.alerts.cooldown.ToTimedelta() == timedelta(0)
+    assert updated.alerts.churn_drop == 0.35  # untouched: the default
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.UpdateInsightSettings(
+            insight_pb2.UpdateInsightSettingsRequest(
+                settings=insight_pb2.InsightSettings(
+                    alerts=insight_pb2.AlertSettings(negative_threshold=0.3, complaint_days=999),
+                    competitors=[insight_pb2.Competitor(name="!!")],
+                ),
+            ),
+            metadata=admin,
+        )
+    error = ServiceError.from_rpc_error(caught.value)
+    assert error.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert {v.field for v in error.field_violations} == {
+        "settings.competitors[0].name",
+        "settings.alerts.negative_threshold",
+        "settings.alerts.complaint_days",
+    }

@@ -24,11 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from crm.ai.v1 import common_pb2 as crm_dot_ai_dot_v1_dot_common__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63rm/ai/v1/insight.proto\x12\tcrm.ai.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x16\x63rm/ai/v1/common.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\nCompetitor\x12\x17\n\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x64\x12!\n\x07\x61liases\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n\x10\x14\"\x06r\x04\x10\x01\x18\x64\"H\n\x0fInsightSettings\x12\x35\n\x0b\x63ompetitors\x18\x01 \x03(\x0b\x32\x15.crm.ai.v1.CompetitorB\t\xbaH\x06\x92\x01\x03\x10\xc8\x01\"\x1b\n\x19GetInsightSettingsRequest\"\x85\x01\n\x1cUpdateInsightSettingsRequest\x12\x34\n\x08settings\x18\x01 \x01(\x0b\x32\x1a.crm.ai.v1.InsightSettingsB\x06\xbaH\x03\xc8\x01\x01\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"8\n\x14\x45raseCustomerRequest\x12 \n\x0b\x63ustomer_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\"\x8c\x01\n\x15\x45raseCustomerResponse\x12\x14\n\x0cinteractions\x18\x01 \x01(\x03\x12\x10\n\x08passages\x18\x02 \x01(\x03\x12\x10\n\x08insights\x18\x03 \x01(\x03\x12\x0e\n\x06\x61lerts\x18\x04 \x01(\x03\x12\x15\n\rcache_entries\x18\x05 \x01(\x03\x12\x12\n\nerasure_id\x18\x06 \x01(\t\"\xee\x04\n\x0bInteraction\x12\x37\n\x0einteraction_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x17\x18\x80\x01\x32\x12^[A-Za-z0-9._:-]+$\xc8\x01\x01\x12 \n\x0b\x63ustomer_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12\x35\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.crm.ai.v1.Interaction.KindB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12=\n\tdirection\x18\x04 \x01(\x0e\x32 .crm.ai.v1.Interaction.DirectionB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x43\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x13\xbaH\x10\xb2\x01\n\x1a\x06\x08\x80\xb2\xf8\x84\x1b\x32\x00\xc8\x01\x01\x12\x19\n\x07subject\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\xe8\x07\x12\x1a\n\x04\x62ody\x18\x07 \x01(\tB\x0c\xbaH\tr\x04\x18\xa0\x8d\x06\xc8\x01\x01\x12%\n\x0cparticipants\x18\x08 \x03(\tB\x0f\xbaH\x0c\x92\x01\t\x10\x32\"\x05r\x03\x18\xc0\x02\"|\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_EMAIL\x10\x01\x12\r\n\tKIND_CALL\x10\x02\x12\x0f\n\x0bKIND_TICKET\x10\x03\x12\r\n\tKIND_CHAT\x10\x04\x12\r\n\tKIND_NOTE\x10\x05\x12\x10\n\x0cKIND_MEETING\x10\x06\"m\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44IRECTION_INBOUND\x10\x01\x12\x16\n\x12\x44IRECTION_OUTBOUND\x10\x02\x12\x16\n\x12\x44IRECTION_INTERNAL\x10\x03\"P\n\x19IngestInteractionsRequest\x12\x33\n\x0binteraction\x18\x01 \x01(\x0b\x32\x16.crm.ai.v1.InteractionB\x06\xbaH\x03\xc8\x01\x01\"\x9d\x01\n\x1aIngestInteractionsResponse\x12\x10\n\x08received\x18\x01 \x01(\x05\x12\x10\n\x08ingested\x18\x02 \x01(\x05\x12\x12\n\nduplicates\x18\x03 \x01(\x05\x12\x30\n\x08rejected\x18\x04 \x03(\x0b\x32\x1e.crm.ai.v1.RejectedInteraction\x12\x15\n\ralerts_raised\x18\x05 \x01(\x05\"P\n\x13RejectedInteraction\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x16\n\x0einteraction_id\x18\x02 \x01(\t\x12\x12\n\nviolations\x18\x03 \x03(\t\"\x89\x02\n\x07Insight\x12\x12\n\ninsight_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.crm.ai.v1.InsightKind\x12\r\n\x05title\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x12\n\nconfidence\x18\x06 \x01(\x01\x12%\n\x08\x65vidence\x18\x07 \x03(\x0b\x32\x13.crm.ai.v1.Citation\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x05usage\x18\t \x01(\x0b\x32\x10.crm.ai.v1.Usage\"\xb4\x01\n\x17GenerateInsightsRequest\x12 \n\x0b\x63ustomer_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12:\n\x05kinds\x18\x02 \x03(\x0e\x32\x16.crm.ai.v1.InsightKindB\x13\xbaH\x10\x92\x01\r\x10\x04\x18\x01\"\x07\x82\x01\x04\x10\x01 \x00\x12;\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x10\xbaH\r\xb2\x01\n\x1a\x06\x08\x80\xb2\xf8\x84\x1b\x32\x00\"w\n\x15GenerateInsightsEvent\x12.\n\x08progress\x18\x01 \x01(\x0b\x32\x1a.crm.ai.v1.InsightProgressH\x00\x12%\n\x07insight\x18\x02 \x01(\x0b\x32\x12.crm.ai.v1.InsightH\x00\x42\x07\n\x05\x65vent\"6\n\x0fInsightProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x14\n\x0cinteractions\x18\x02 \x01(\x05\"u\n\x12\x41skCustomerRequest\x12 \n\x0b\x63ustomer_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12\x1d\n\x08question\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\x18\xd0\x0f\xc8\x01\x01\x12\x1e\n\x0bmax_sources\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x14(\x00\"\x80\x01\n\x0b\x41nswerChunk\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12/\n\tcitations\x18\x02 \x01(\x0b\x32\x1a.crm.ai.v1.AnswerCitationsH\x00\x12!\n\x05usage\x18\x03 \x01(\x0b\x32\x10.crm.ai.v1.UsageH\x00\x42\x07\n\x05\x63hunk\"9\n\x0f\x41nswerCitations\x12&\n\tcitations\x18\x01 \x03(\x0b\x32\x13.crm.ai.v1.Citation\"\xa3\x03\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12#\n\x04kind\x18\x04 \x01(\x0e\x32\x15.crm.ai.v1.Alert.Kind\x12%\n\x08severity\x18\x05 \x01(\x0e\x32\x13.crm.ai.v1.Severity\x12\x0f\n\x07message\x18\x06 \x01(\t\x12%\n\x08\x65vidence\x18\x07 \x03(\x0b\x32\x13.crm.ai.v1.Citation\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06run_id\x18\t \x01(\t\"\x9b\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17KIND_NEGATIVE_SENTIMENT\x10\x01\x12\x13\n\x0fKIND_CHURN_RISK\x10\x02\x12\x1b\n\x17KIND_COMPETITOR_MENTION\x10\x03\x12\x13\n\x0fKIND_ESCALATION\x10\x04\x12\x19\n\x15KIND_BUDGET_THRESHOLD\x10\x05\"\xca\x01\n\x12WatchAlertsRequest\x12\'\n\x0c\x63ustomer_ids\x18\x01 \x03(\tB\x11\xbaH\x0e\x92\x01\x0b\x10\x64\"\x07r\x05\x10\x01\x18\x80\x01\x12\x35\n\x05kinds\x18\x02 \x03(\x0e\x32\x15.crm.ai.v1.Alert.KindB\x0f\xbaH\x0c\x92\x01\t\"\x07\x82\x01\x04\x10\x01 \x00\x12\x33\n\x0cmin_severity\x18\x03 \x01(\x0e\x32\x13.crm.ai.v1.SeverityB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1f\n\x0e\x61\x66ter_sequence\x18\x04 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"\xac\x01\n\x13ListInsightsRequest\x12 \n\x0b\x63ustomer_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12\x36\n\x05kinds\x18\x02 \x03(\x0e\x32\x16.crm.ai.v1.InsightKindB\x0f\xbaH\x0c\x92\x01\t\"\x07\x82\x01\x04\x10\x01 \x00\x12\x1d\n\tpage_size\x18\x03 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"U\n\x14ListInsightsResponse\x12$\n\x08insights\x18\x01 \x03(\x0b\x32\x12.crm.ai.v1.Insight\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa5\x01\n\x0bInsightKind\x12\x1c\n\x18INSIGHT_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11INSIGHT_KIND_RISK\x10\x01\x12\x1c\n\x18INSIGHT_KIND_OPPORTUNITY\x10\x02\x12 \n\x1cINSIGHT_KIND_SENTIMENT_TREND\x10\x03\x12!\n\x1dINSIGHT_KIND_NEXT_BEST_ACTION\x10\x04*^\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cSEVERITY_LOW\x10\x01\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x02\x12\x11\n\rSEVERITY_HIGH\x10\x03\x32\xb6\x05\n\x0eInsightService\x12\x63\n\x12IngestInteractions\x12$.crm.ai.v1.IngestInteractionsRequest\x1a%.crm.ai.v1.IngestInteractionsResponse(\x01\x12Z\n\x10GenerateInsights\x12\".crm.ai.v1.GenerateInsightsRequest\x1a .crm.ai.v1.GenerateInsightsEvent0\x01\x12\x46\n\x0b\x41skCustomer\x12\x1d.crm.ai.v1.AskCustomerRequest\x1a\x16.crm.ai.v1.AnswerChunk0\x01\x12@\n\x0bWatchAlerts\x12\x1d.crm.ai.v1.WatchAlertsRequest\x1a\x10.crm.ai.v1.Alert0\x01\x12O\n\x0cListInsights\x12\x1e.crm.ai.v1.ListInsightsRequest\x1a\x1f.crm.ai.v1.ListInsightsResponse\x12V\n\x12GetInsightSettings\x12$.crm.ai.v1.GetInsightSettingsRequest\x1a\x1a.crm.ai.v1.InsightSettings\x12\\\n\x15UpdateInsightSettings\x12\'.crm.ai.v1.UpdateInsightSettingsRequest\x1a\x1a.crm.ai.v1.InsightSettings\x12R\n\rEraseCustomer\x12\x1f.crm.ai.v1.EraseCustomerRequest\x1a .crm.ai.v1.EraseCustomerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63rm/ai/v1/insight.proto\x12\tcrm.ai.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x16\x63rm/ai/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\nCompetitor\x12\x17\n\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x64\x12!\n\x07\x61liases\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n\x10\x14\"\x06r\x04\x10\x01\x18\x64\"r\n\x0fInsightSettings\x12\x35\n\x0b\x63ompetitors\x18\x01 \x03(\x0b\x32\x15.crm.ai.v1.CompetitorB\t\xbaH\x06\x92\x01\x03\x10\xc8\x01\x12(\n\x06\x61lerts\x18\x02 \x01(\x0b\x32\x18.crm.ai.v1.AlertSettings\"\xe5\x01\n\rAlertSettings\x12\x42\n\x0e\x64isabled_kinds\x18\x01 \x03(\x0e\x32\x15.crm.ai.v1.Alert.KindB\x13\xbaH\x10\x92\x01\r\x18\x01\"\t\x82\x01\x06\x10\x01 \x00 \x05\x12\x1a\n\x12negative_threshold\x18\x02 \x01(\x01\x12\x12\n\nchurn_drop\x18\x03 \x01(\x01\x12\x1b\n\x13repeated_complaints\x18\x04 \x01(\x05\x12\x16\n\x0e\x63omplaint_days\x18\x05 \x01(\x05\x12+\n\x08\x63ooldown\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x1b\n\x19GetInsightSettingsRequest\"\x85\x01\n\x1cUpdateInsightSettingsRequest\x12\x34\n\x08settings\x18\x01 \x01(\x0b\x32\x1a.crm.ai.v1.InsightSettingsB\x06\xbaH\x03\xc8\x01\x01\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"8\n\x14\x45raseCustomerRequest\x12 \n\x0b\x63ustomer_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\"\x8c\x01\n\x15\x45raseCustomerResponse\x12\x14\n\x0cinteractions\x18\x01 \x01(\x03\x12\x10\n\x08passages\x18\x02 \x01(\x03\x12\x10\n\x08insights\x18\x03 \x01(\x03\x12\x0e\n\x06\x61lerts\x18\x04 \x01(\x03\x12\x15\n\rcache_entries\x18\x05 \x01(\x03\x12\x12\n\nerasure_id\x18\x06 \x01(\t\"\xee\x04\n\x0bInteraction\x12\x37\n\x0einteraction_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x17\x18\x80\x01\x32\x12^[A-Za-z0-9._:-]+$\xc8\x01\x01\x12 \n\x0b\x63ustomer_id\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12\x35\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.crm.ai.v1.Interaction.KindB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12=\n\tdirection\x18\x04 \x01(\x0e\x32 .crm.ai.v1.Interaction.DirectionB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x43\n\noccur_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x13\xbaH\x10\xb2\x01\n\x1a\x06\x08\x80\xb2\xf8\x84\x1b\x32\x00\xc8\x01\x01\x12\x19\n\x07subject\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\xe8\x07\x12\x1a\n\x04\x62ody\x18\x07 \x01(\tB\x0c\xbaH\tr\x04\x18\xa0\x8d\x06\xc8\x01\x01\x12%\n\x0cparticipants\x18\x08 \x03(\tB\x0f\xbaH\x0c\x92\x01\t\x10\x32\"\x05r\x03\x18\xc0\x02\"|\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_EMAIL\x10\x01\x12\r\n\tKIND_CALL\x10\x02\x12\x0f\n\x0bKIND_TICKET\x10\x03\x12\r\n\tKIND_CHAT\x10\x04\x12\r\n\tKIND_NOTE\x10\x05\x12\x10\n\x0cKIND_MEETING\x10\x06\"m\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44IRECTION_INBOUND\x10\x01\x12\x16\n\x12\x44IRECTION_OUTBOUND\x10\x02\x12\x16\n\x12\x44IRECTION_INTERNAL\x10\x03\"P\n\x19IngestInteractionsRequest\x12\x33\n\x0binteraction\x18\x01 \x01(\x0b\x32\x16.crm.ai.v1.InteractionB\x06\xbaH\x03\xc8\x01\x01\"\x9d\x01\n\x1aIngestInteractionsResponse\x12\x10\n\x08received\x18\x01 \x01(\x05\x12\x10\n\x08ingested\x18\x02 \x01(\x05\x12\x12\n\nduplicates\x18\x03 \x01(\x05\x12\x30\n\x08rejected\x18\x04 \x03(\x0b\x32\x1e.crm.ai.v1.RejectedInteraction\x12\x15\n\ralerts_raised\x18\x05 \x01(\x05\"P\n\x13RejectedInteraction\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x16\n\x0einteraction_id\x18\x02 \x01(\t\x12\x12\n\nviolations\x18\x03 \x03(\t\"\x89\x02\n\x07Insight\x12\x12\n\ninsight_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.crm.ai.v1.InsightKind\x12\r\n\x05title\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x12\n\nconfidence\x18\x06 \x01(\x01\x12%\n\x08\x65vidence\x18\x07 \x03(\x0b\x32\x13.crm.ai.v1.Citation\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x05usage\x18\t \x01(\x0b\x32\x10.crm.ai.v1.Usage\"\xb4\x01\n\x17GenerateInsightsRequest\x12 \n\x0b\x63ustomer_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12:\n\x05kinds\x18\x02 \x03(\x0e\x32\x16.crm.ai.v1.InsightKindB\x13\xbaH\x10\x92\x01\r\x10\x04\x18\x01\"\x07\x82\x01\x04\x10\x01 \x00\x12;\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x10\xbaH\r\xb2\x01\n\x1a\x06\x08\x80\xb2\xf8\x84\x1b\x32\x00\"w\n\x15GenerateInsightsEvent\x12.\n\x08progress\x18\x01 \x01(\x0b\x32\x1a.crm.ai.v1.InsightProgressH\x00\x12%\n\x07insight\x18\x02 \x01(\x0b\x32\x12.crm.ai.v1.InsightH\x00\x42\x07\n\x05\x65vent\"6\n\x0fInsightProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x14\n\x0cinteractions\x18\x02 \x01(\x05\"u\n\x12\x41skCustomerRequest\x12 \n\x0b\x63ustomer_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12\x1d\n\x08question\x18\x02 \x01(\tB\x0b\xbaH\x08r\x03\x18\xd0\x0f\xc8\x01\x01\x12\x1e\n\x0bmax_sources\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x14(\x00\"\x80\x01\n\x0b\x41nswerChunk\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12/\n\tcitations\x18\x02 \x01(\x0b\x32\x1a.crm.ai.v1.AnswerCitationsH\x00\x12!\n\x05usage\x18\x03 \x01(\x0b\x32\x10.crm.ai.v1.UsageH\x00\x42\x07\n\x05\x63hunk\"9\n\x0f\x41nswerCitations\x12&\n\tcitations\x18\x01 \x03(\x0b\x32\x13.crm.ai.v1.Citation\"\xa3\x03\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12#\n\x04kind\x18\x04 \x01(\x0e\x32\x15.crm.ai.v1.Alert.Kind\x12%\n\x08severity\x18\x05 \x01(\x0e\x32\x13.crm.ai.v1.Severity\x12\x0f\n\x07message\x18\x06 \x01(\t\x12%\n\x08\x65vidence\x18\x07 \x03(\x0b\x32\x13.crm.ai.v1.Citation\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06run_id\x18\t \x01(\t\"\x9b\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17KIND_NEGATIVE_SENTIMENT\x10\x01\x12\x13\n\x0fKIND_CHURN_RISK\x10\x02\x12\x1b\n\x17KIND_COMPETITOR_MENTION\x10\x03\x12\x13\n\x0fKIND_ESCALATION\x10\x04\x12\x19\n\x15KIND_BUDGET_THRESHOLD\x10\x05\"\xca\x01\n\x12WatchAlertsRequest\x12\'\n\x0c\x63ustomer_ids\x18\x01 \x03(\tB\x11\xbaH\x0e\x92\x01\x0b\x10\x64\"\x07r\x05\x10\x01\x18\x80\x01\x12\x35\n\x05kinds\x18\x02 \x03(\x0e\x32\x15.crm.ai.v1.Alert.KindB\x0f\xbaH\x0c\x92\x01\t\"\x07\x82\x01\x04\x10\x01 \x00\x12\x33\n\x0cmin_severity\x18\x03 \x01(\x0e\x32\x13.crm.ai.v1.SeverityB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1f\n\x0e\x61\x66ter_sequence\x18\x04 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"\xac\x01\n\x13ListInsightsRequest\x12 \n\x0b\x63ustomer_id\x18\x01 \x01(\tB\x0b\xbaH\x08r\x03\x18\x80\x01\xc8\x01\x01\x12\x36\n\x05kinds\x18\x02 \x03(\x0e\x32\x16.crm.ai.v1.InsightKindB\x0f\xbaH\x0c\x92\x01\t\"\x07\x82\x01\x04\x10\x01 \x00\x12\x1d\n\tpage_size\x18\x03 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"U\n\x14ListInsightsResponse\x12$\n\x08insights\x18\x01 \x03(\x0b\x32\x12.crm.ai.v1.Insight\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa5\x01\n\x0bInsightKind\x12\x1c\n\x18INSIGHT_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11INSIGHT_KIND_RISK\x10\x01\x12\x1c\n\x18INSIGHT_KIND_OPPORTUNITY\x10\x02\x12 \n\x1cINSIGHT_KIND_SENTIMENT_TREND\x10\x03\x12!\n\x1dINSIGHT_KIND_NEXT_BEST_ACTION\x10\x04*^\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cSEVERITY_LOW\x10\x01\x12\x13\n\x0fSEVERITY_MEDIUM\x10\x02\x12\x11\n\rSEVERITY_HIGH\x10\x03\x32\xb6\x05\n\x0eInsightService\x12\x63\n\x12IngestInteractions\x12$.crm.ai.v1.IngestInteractionsRequest\x1a%.crm.ai.v1.IngestInteractionsResponse(\x01\x12Z\n\x10GenerateInsights\x12\".crm.ai.v1.GenerateInsightsRequest\x1a .crm.ai.v1.GenerateInsightsEvent0\x01\x12\x46\n\x0b\x41skCustomer\x12\x1d.crm.ai.v1.AskCustomerRequest\x1a\x16.crm.ai.v1.AnswerChunk0\x01\x12@\n\x0bWatchAlerts\x12\x1d.crm.ai.v1.WatchAlertsRequest\x1a\x10.crm.ai.v1.Alert0\x01\x12O\n\x0cListInsights\x12\x1e.crm.ai.v1.ListInsightsRequest\x1a\x1f.crm.ai.v1.ListInsightsResponse\x12V\n\x12GetInsightSettings\x12$.crm.ai.v1.GetInsightSettingsRequest\x1a\x1a.crm.ai.v1.InsightSettings\x12\\\n\x15UpdateInsightSettings\x12\'.crm.ai.v1.UpdateInsightSettingsRequest\x1a\x1a.crm.ai.v1.InsightSettings\x12R\n\rEraseCustomer\x12\x1f.crm.ai.v1.EraseCustomerRequest\x1a .crm.ai.v1.EraseCustomerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +42,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMPETITOR'].fields_by_name['aliases']._serialized_options = b'\272H\r\222\001\n\020\024\"\006r\004\020\001\030d'
   _globals['_INSIGHTSETTINGS'].fields_by_name['competitors']._loaded_options = None
   _globals['_INSIGHTSETTINGS'].fields_by_name['competitors']._serialized_options = b'\272H\006\222\001\003\020\310\001'
+  _globals['_ALERTSETTINGS'].fields_by_name['disabled_kinds']._loaded_options = None
+  _globals['_ALERTSETTINGS'].fields_by_name['disabled_kinds']._serialized_options = b'\272H\020\222\001\r\030\001\"\t\202\001\006\020\001 \000 \005'
   _globals['_UPDATEINSIGHTSETTINGSREQUEST'].fields_by_name['settings']._loaded_options = None
   _globals['_UPDATEINSIGHTSETTINGSREQUEST'].fields_by_name['settings']._serialized_options = b'\272H\003\310\001\001'
   _globals['_ERASECUSTOMERREQUEST'].fields_by_name['customer_id']._loaded_options = None
@@ -91,58 +94,60 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTINSIGHTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\350\007(\000'
   _globals['_LISTINSIGHTSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTINSIGHTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\010'
-  _globals['_INSIGHTKIND']._serialized_start=3448
-  _globals['_INSIGHTKIND']._serialized_end=3613
-  _globals['_SEVERITY']._serialized_start=3615
-  _globals['_SEVERITY']._serialized_end=3709
-  _globals['_COMPETITOR']._serialized_start=158
-  _globals['_COMPETITOR']._serialized_end=230
-  _globals['_INSIGHTSETTINGS']._serialized_start=232
-  _globals['_INSIGHTSETTINGS']._serialized_end=304
-  _globals['_GETINSIGHTSETTINGSREQUEST']._serialized_start=306
-  _globals['_GETINSIGHTSETTINGSREQUEST']._serialized_end=333
-  _globals['_UPDATEINSIGHTSETTINGSREQUEST']._serialized_start=336
-  _globals['_UPDATEINSIGHTSETTINGSREQUEST']._serialized_end=469
-  _globals['_ERASECUSTOMERREQUEST']._serialized_start=471
-  _globals['_ERASECUSTOMERREQUEST']._serialized_end=527
-  _globals['_ERASECUSTOMERRESPONSE']._serialized_start=530
-  _globals['_ERASECUSTOMERRESPONSE']._serialized_end=670
-  _globals['_INTERACTION']._serialized_start=673
-  _globals['_INTERACTION']._serialized_end=1295
-  _globals['_INTERACTION_KIND']._serialized_start=1060
-  _globals['_INTERACTION_KIND']._serialized_end=1184
-  _globals['_INTERACTION_DIRECTION']._serialized_start=1186
-  _globals['_INTERACTION_DIRECTION']._serialized_end=1295
-  _globals['_INGESTINTERACTIONSREQUEST']._serialized_start=1297
-  _globals['_INGESTINTERACTIONSREQUEST']._serialized_end=1377
-  _globals['_INGESTINTERACTIONSRESPONSE']._serialized_start=1380
-  _globals['_INGESTINTERACTIONSRESPONSE']._serialized_end=1537
-  _globals['_REJECTEDINTERACTION']._serialized_start=1539
-  _globals['_REJECTEDINTERACTION']._serialized_end=1619
-  _globals['_INSIGHT']._serialized_start=1622
-  _globals['_INSIGHT']._serialized_end=1887
-  _globals['_GENERATEINSIGHTSREQUEST']._serialized_start=1890
-  _globals['_GENERATEINSIGHTSREQUEST']._serialized_end=2070
-  _globals['_GENERATEINSIGHTSEVENT']._serialized_start=2072
-  _globals['_GENERATEINSIGHTSEVENT']._serialized_end=2191
-  _globals['_INSIGHTPROGRESS']._serialized_start=2193
-  _globals['_INSIGHTPROGRESS']._serialized_end=2247
-  _globals['_ASKCUSTOMERREQUEST']._serialized_start=2249
-  _globals['_ASKCUSTOMERREQUEST']._serialized_end=2366
-  _globals['_ANSWERCHUNK']._serialized_start=2369
-  _globals['_ANSWERCHUNK']._serialized_end=2497
-  _globals['_ANSWERCITATIONS']._serialized_start=2499
-  _globals['_ANSWERCITATIONS']._serialized_end=2556
-  _globals['_ALERT']._serialized_start=2559
-  _globals['_ALERT']._serialized_end=2978
-  _globals['_ALERT_KIND']._serialized_start=2823
-  _globals['_ALERT_KIND']._serialized_end=2978
-  _globals['_WATCHALERTSREQUEST']._serialized_start=2981
-  _globals['_WATCHALERTSREQUEST']._serialized_end=3183
-  _globals['_LISTINSIGHTSREQUEST']._serialized_start=3186
-  _globals['_LISTINSIGHTSREQUEST']._serialized_end=3358
-  _globals['_LISTINSIGHTSRESPONSE']._serialized_start=3360
-  _globals['_LISTINSIGHTSRESPONSE']._serialized_end=3445
-  _globals['_INSIGHTSERVICE']._serialized_start=3712
-  _globals['_INSIGHTSERVICE']._serialized_end=4406
+  _globals['_INSIGHTKIND']._serialized_start=3754
+  _globals['_INSIGHTKIND']._serialized_end=3919
+  _globals['_SEVERITY']._serialized_start=3921
+  _globals['_SEVERITY']._serialized_end=4015
+  _globals['_COMPETITOR']._serialized_start=190
+  _globals['_COMPETITOR']._serialized_end=262
+  _globals['_INSIGHTSETTINGS']._serialized_start=264
+  _globals['_INSIGHTSETTINGS']._serialized_end=378
+  _globals['_ALERTSETTINGS']._serialized_start=381
+  _globals['_ALERTSETTINGS']._serialized_end=610
+  _globals['_GETINSIGHTSETTINGSREQUEST']._serialized_start=612
+  _globals['_GETINSIGHTSETTINGSREQUEST']._serialized_end=639
+  _globals['_UPDATEINSIGHTSETTINGSREQUEST']._serialized_start=642
+  _globals['_UPDATEINSIGHTSETTINGSREQUEST']._serialized_end=775
+  _globals['_ERASECUSTOMERREQUEST']._serialized_start=777
+  _globals['_ERASECUSTOMERREQUEST']._serialized_end=833
+  _globals['_ERASECUSTOMERRESPONSE']._serialized_start=836
+  _globals['_ERASECUSTOMERRESPONSE']._serialized_end=976
+  _globals['_INTERACTION']._serialized_start=979
+  _globals['_INTERACTION']._serialized_end=1601
+  _globals['_INTERACTION_KIND']._serialized_start=1366
+  _globals['_INTERACTION_KIND']._serialized_end=1490
+  _globals['_INTERACTION_DIRECTION']._serialized_start=1492
+  _globals['_INTERACTION_DIRECTION']._serialized_end=1601
+  _globals['_INGESTINTERACTIONSREQUEST']._serialized_start=1603
+  _globals['_INGESTINTERACTIONSREQUEST']._serialized_end=1683
+  _globals['_INGESTINTERACTIONSRESPONSE']._serialized_start=1686
+  _globals['_INGESTINTERACTIONSRESPONSE']._serialized_end=1843
+  _globals['_REJECTEDINTERACTION']._serialized_start=1845
+  _globals['_REJECTEDINTERACTION']._serialized_end=1925
+  _globals['_INSIGHT']._serialized_start=1928
+  _globals['_INSIGHT']._serialized_end=2193
+  _globals['_GENERATEINSIGHTSREQUEST']._serialized_start=2196
+  _globals['_GENERATEINSIGHTSREQUEST']._serialized_end=2376
+  _globals['_GENERATEINSIGHTSEVENT']._serialized_start=2378
+  _globals['_GENERATEINSIGHTSEVENT']._serialized_end=2497
+  _globals['_INSIGHTPROGRESS']._serialized_start=2499
+  _globals['_INSIGHTPROGRESS']._serialized_end=2553
+  _globals['_ASKCUSTOMERREQUEST']._serialized_start=2555
+  _globals['_ASKCUSTOMERREQUEST']._serialized_end=2672
+  _globals['_ANSWERCHUNK']._serialized_start=2675
+  _globals['_ANSWERCHUNK']._serialized_end=2803
+  _globals['_ANSWERCITATIONS']._serialized_start=2805
+  _globals['_ANSWERCITATIONS']._serialized_end=2862
+  _globals['_ALERT']._serialized_start=2865
+  _globals['_ALERT']._serialized_end=3284
+  _globals['_ALERT_KIND']._serialized_start=3129
+  _globals['_ALERT_KIND']._serialized_end=3284
+  _globals['_WATCHALERTSREQUEST']._serialized_start=3287
+  _globals['_WATCHALERTSREQUEST']._serialized_end=3489
+  _globals['_LISTINSIGHTSREQUEST']._serialized_start=3492
+  _globals['_LISTINSIGHTSREQUEST']._serialized_end=3664
+  _globals['_LISTINSIGHTSRESPONSE']._serialized_start=3666
+  _globals['_LISTINSIGHTSRESPONSE']._serialized_end=3751
+  _globals['_INSIGHTSERVICE']._serialized_start=4018
+  _globals['_INSIGHTSERVICE']._serialized_end=4712
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from crm.ai.v1 import common_pb2 as _common_pb2
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -121,22 +122,88 @@ class InsightSettings(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     COMPETITORS_FIELD_NUMBER: _builtins.int
+    ALERTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def competitors(self) -> _containers.RepeatedCompositeFieldContainer[Global___Competitor]:
         """Competitors detected in interactions (whole words, case-insensitive); at most 200."""
+
+    @_builtins.property
+    def alerts(self) -> Global___AlertSettings:
+        """The alert rules (see WatchAlerts); unset fields take their defaults."""
 
     def __init__(
         self,
         *,
         competitors: _abc.Iterable[Global___Competitor] | None = ...,
+        alerts: Global___AlertSettings | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["competitors", b"competitors"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "competitors", b"competitors"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InsightSettings: _TypeAlias = InsightSettings  # noqa: Y015
+
+@_typing.final
+class AlertSettings(_message.Message):
+    """One tenant's alert rules. A field left at 0 (or unset) takes its default; an update that
+    sets one out of range is INVALID_ARGUMENT naming it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISABLED_KINDS_FIELD_NUMBER: _builtins.int
+    NEGATIVE_THRESHOLD_FIELD_NUMBER: _builtins.int
+    CHURN_DROP_FIELD_NUMBER: _builtins.int
+    REPEATED_COMPLAINTS_FIELD_NUMBER: _builtins.int
+    COMPLAINT_DAYS_FIELD_NUMBER: _builtins.int
+    COOLDOWN_FIELD_NUMBER: _builtins.int
+    negative_threshold: _builtins.float
+    """NEGATIVE_SENTIMENT fires on a customer message whose sentiment score (-1..1) is at or
+    below this; from -1 to -0.2, default -0.5. Severity: HIGH at or below -0.75, MEDIUM at or
+    below -0.6, else LOW.
+    """
+    churn_drop: _builtins.float
+    """CHURN_RISK also fires (besides cancellation intent) when the mean score of the customer's
+    last 6 messages is this far below their own baseline (the 20 messages before); above 0 up
+    to 2, default 0.35.
+    """
+    repeated_complaints: _builtins.int
+    """ESCALATION also fires (besides legal threats and escalation language) on this many
+    negative customer messages within `complaint_days`; from 2 to 100, default 3.
+    """
+    complaint_days: _builtins.int
+    """The window of `repeated_complaints`, in days; from 1 to 365, default 14."""
+    @_builtins.property
+    def disabled_kinds(self) -> _containers.RepeatedScalarFieldContainer[Global___Alert.Kind.ValueType]:
+        """Rules that raise nothing for this tenant; empty: every rule runs. KIND_BUDGET_THRESHOLD is
+        raised by the LLM budget, not by these rules, and cannot be listed.
+        """
+
+    @_builtins.property
+    def cooldown(self) -> _duration_pb2.Duration:
+        """At most one alert per customer and kind within this window (a long angry thread raises
+        one, not one per message); whole seconds from 0 to 30 days, default 24 hours.
+        """
+
+    def __init__(
+        self,
+        *,
+        disabled_kinds: _abc.Iterable[Global___Alert.Kind.ValueType] | None = ...,
+        negative_threshold: _builtins.float = ...,
+        churn_drop: _builtins.float = ...,
+        repeated_complaints: _builtins.int = ...,
+        complaint_days: _builtins.int = ...,
+        cooldown: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cooldown", b"cooldown"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["churn_drop", b"churn_drop", "complaint_days", b"complaint_days", "cooldown", b"cooldown", "disabled_kinds", b"disabled_kinds", "negative_threshold", b"negative_threshold", "repeated_complaints", b"repeated_complaints"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertSettings: _TypeAlias = AlertSettings  # noqa: Y015
 
 @_typing.final
 class GetInsightSettingsRequest(_message.Message):
@@ -169,7 +236,7 @@ class UpdateInsightSettingsRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Fields of `settings` to change (e.g. `competitors`); empty means all of them."""
+        """Fields of `settings` to change (`competitors`, `alerts`); empty means all of them."""
 
     def __init__(
         self,

@@ -148,8 +148,9 @@ class InsightServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetInsightSettings(self, request, context):
-        """Gets the caller's insight settings (the competitor list). A tenant that never changed them
-        gets the defaults (no competitors).
+        """Gets the caller's insight settings (the competitor list and the alert rules). A tenant that
+        never changed them gets the defaults (no competitors; every alert rule on, default
+        thresholds).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

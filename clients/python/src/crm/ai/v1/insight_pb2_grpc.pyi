@@ -74,8 +74,9 @@ class InsightServiceStub:
     ListInsights: _grpc.UnaryUnaryMultiCallable[_insight_pb2.ListInsightsRequest, _insight_pb2.ListInsightsResponse]
     """Lists stored insights of a customer, newest first."""
     GetInsightSettings: _grpc.UnaryUnaryMultiCallable[_insight_pb2.GetInsightSettingsRequest, _insight_pb2.InsightSettings]
-    """Gets the caller's insight settings (the competitor list). A tenant that never changed them
-    gets the defaults (no competitors).
+    """Gets the caller's insight settings (the competitor list and the alert rules). A tenant that
+    never changed them gets the defaults (no competitors; every alert rule on, default
+    thresholds).
     """
     UpdateInsightSettings: _grpc.UnaryUnaryMultiCallable[_insight_pb2.UpdateInsightSettingsRequest, _insight_pb2.InsightSettings]
     """Changes the caller's insight settings (the fields named in `update_mask`; all of them when
@@ -135,8 +136,9 @@ class InsightServiceAsyncStub(InsightServiceStub):
     ListInsights: _aio.UnaryUnaryMultiCallable[_insight_pb2.ListInsightsRequest, _insight_pb2.ListInsightsResponse]  # type: ignore[assignment]
     """Lists stored insights of a customer, newest first."""
     GetInsightSettings: _aio.UnaryUnaryMultiCallable[_insight_pb2.GetInsightSettingsRequest, _insight_pb2.InsightSettings]  # type: ignore[assignment]
-    """Gets the caller's insight settings (the competitor list). A tenant that never changed them
-    gets the defaults (no competitors).
+    """Gets the caller's insight settings (the competitor list and the alert rules). A tenant that
+    never changed them gets the defaults (no competitors; every alert rule on, default
+    thresholds).
     """
     UpdateInsightSettings: _aio.UnaryUnaryMultiCallable[_insight_pb2.UpdateInsightSettingsRequest, _insight_pb2.InsightSettings]  # type: ignore[assignment]
     """Changes the caller's insight settings (the fields named in `update_mask`; all of them when
@@ -229,8 +231,9 @@ class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _insight_pb2.GetInsightSettingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_insight_pb2.InsightSettings, _abc.Awaitable[_insight_pb2.InsightSettings]]:
-        """Gets the caller's insight settings (the competitor list). A tenant that never changed them
-        gets the defaults (no competitors).
+        """Gets the caller's insight settings (the competitor list and the alert rules). A tenant that
+        never changed them gets the defaults (no competitors; every alert rule on, default
+        thresholds).
         """
 
     @_abc_1.abstractmethod

@@ -7,15 +7,15 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb.js";
 import type { Citation, Usage } from "./common_pb.js";
 import { file_crm_ai_v1_common } from "./common_pb.js";
-import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file crm/ai/v1/insight.proto.
  */
 export const file_crm_ai_v1_insight: GenFile = /*@__PURE__*/
-  fileDesc("Chdjcm0vYWkvdjEvaW5zaWdodC5wcm90bxIJY3JtLmFpLnYxIkgKCkNvbXBldGl0b3ISFwoEbmFtZRgBIAEoCUIJukgGcgQQARhkEiEKB2FsaWFzZXMYAiADKAlCELpIDZIBChAUIgZyBBABGGQiSAoPSW5zaWdodFNldHRpbmdzEjUKC2NvbXBldGl0b3JzGAEgAygLMhUuY3JtLmFpLnYxLkNvbXBldGl0b3JCCbpIBpIBAxDIASIbChlHZXRJbnNpZ2h0U2V0dGluZ3NSZXF1ZXN0IoUBChxVcGRhdGVJbnNpZ2h0U2V0dGluZ3NSZXF1ZXN0EjQKCHNldHRpbmdzGAEgASgLMhouY3JtLmFpLnYxLkluc2lnaHRTZXR0aW5nc0IGukgDyAEBEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI4ChRFcmFzZUN1c3RvbWVyUmVxdWVzdBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAEijAEKFUVyYXNlQ3VzdG9tZXJSZXNwb25zZRIUCgxpbnRlcmFjdGlvbnMYASABKAMSEAoIcGFzc2FnZXMYAiABKAMSEAoIaW5zaWdodHMYAyABKAMSDgoGYWxlcnRzGAQgASgDEhUKDWNhY2hlX2VudHJpZXMYBSABKAMSEgoKZXJhc3VyZV9pZBgGIAEoCSLuBAoLSW50ZXJhY3Rpb24SNwoOaW50ZXJhY3Rpb25faWQYASABKAlCH7pIHMgBAXIXGIABMhJeW0EtWmEtejAtOS5fOi1dKyQSIAoLY3VzdG9tZXJfaWQYAiABKAlCC7pICMgBAXIDGIABEjUKBGtpbmQYAyABKA4yGy5jcm0uYWkudjEuSW50ZXJhY3Rpb24uS2luZEIKukgHggEEEAEgABI9CglkaXJlY3Rpb24YBCABKA4yIC5jcm0uYWkudjEuSW50ZXJhY3Rpb24uRGlyZWN0aW9uQgi6SAWCAQIQARJDCgpvY2N1cl90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEITukgQyAEBsgEKGgYIgLL4hBsyABIZCgdzdWJqZWN0GAYgASgJQgi6SAVyAxjoBxIaCgRib2R5GAcgASgJQgy6SAnIAQFyBBigjQYSJQoMcGFydGljaXBhbnRzGAggAygJQg+6SAySAQkQMiIFcgMYwAIifAoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASDgoKS0lORF9FTUFJTBABEg0KCUtJTkRfQ0FMTBACEg8KC0tJTkRfVElDS0VUEAMSDQoJS0lORF9DSEFUEAQSDQoJS0lORF9OT1RFEAUSEAoMS0lORF9NRUVUSU5HEAYibQoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhUKEURJUkVDVElPTl9JTkJPVU5EEAESFgoSRElSRUNUSU9OX09VVEJPVU5EEAISFgoSRElSRUNUSU9OX0lOVEVSTkFMEAMiUAoZSW5nZXN0SW50ZXJhY3Rpb25zUmVxdWVzdBIzCgtpbnRlcmFjdGlvbhgBIAEoCzIWLmNybS5haS52MS5JbnRlcmFjdGlvbkIGukgDyAEBIp0BChpJbmdlc3RJbnRlcmFjdGlvbnNSZXNwb25zZRIQCghyZWNlaXZlZBgBIAEoBRIQCghpbmdlc3RlZBgCIAEoBRISCgpkdXBsaWNhdGVzGAMgASgFEjAKCHJlamVjdGVkGAQgAygLMh4uY3JtLmFpLnYxLlJlamVjdGVkSW50ZXJhY3Rpb24SFQoNYWxlcnRzX3JhaXNlZBgFIAEoBSJQChNSZWplY3RlZEludGVyYWN0aW9uEg0KBWluZGV4GAEgASgFEhYKDmludGVyYWN0aW9uX2lkGAIgASgJEhIKCnZpb2xhdGlvbnMYAyADKAkiiQIKB0luc2lnaHQSEgoKaW5zaWdodF9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRIkCgRraW5kGAMgASgOMhYuY3JtLmFpLnYxLkluc2lnaHRLaW5kEg0KBXRpdGxlGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhIKCmNvbmZpZGVuY2UYBiABKAESJQoIZXZpZGVuY2UYByADKAsyEy5jcm0uYWkudjEuQ2l0YXRpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KBXVzYWdlGAkgASgLMhAuY3JtLmFpLnYxLlVzYWdlIrQBChdHZW5lcmF0ZUluc2lnaHRzUmVxdWVzdBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAESOgoFa2luZHMYAiADKA4yFi5jcm0uYWkudjEuSW5zaWdodEtpbmRCE7pIEJIBDRAEGAEiB4IBBBABIAASOwoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQhC6SA2yAQoaBgiAsviEGzIAIncKFUdlbmVyYXRlSW5zaWdodHNFdmVudBIuCghwcm9ncmVzcxgBIAEoCzIaLmNybS5haS52MS5JbnNpZ2h0UHJvZ3Jlc3NIABIlCgdpbnNpZ2h0GAIgASgLMhIuY3JtLmFpLnYxLkluc2lnaHRIAEIHCgVldmVudCI2Cg9JbnNpZ2h0UHJvZ3Jlc3MSDQoFc3RhZ2UYASABKAkSFAoMaW50ZXJhY3Rpb25zGAIgASgFInUKEkFza0N1c3RvbWVyUmVxdWVzdBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAESHQoIcXVlc3Rpb24YAiABKAlCC7pICMgBAXIDGNAPEh4KC21heF9zb3VyY2VzGAMgASgFQgm6SAYaBBgUKAAigAEKC0Fuc3dlckNodW5rEhQKCnRleHRfZGVsdGEYASABKAlIABIvCgljaXRhdGlvbnMYAiABKAsyGi5jcm0uYWkudjEuQW5zd2VyQ2l0YXRpb25zSAASIQoFdXNhZ2UYAyABKAsyEC5jcm0uYWkudjEuVXNhZ2VIAEIHCgVjaHVuayI5Cg9BbnN3ZXJDaXRhdGlvbnMSJgoJY2l0YXRpb25zGAEgAygLMhMuY3JtLmFpLnYxLkNpdGF0aW9uIqMDCgVBbGVydBIQCghhbGVydF9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoAxITCgtjdXN0b21lcl9pZBgDIAEoCRIjCgRraW5kGAQgASgOMhUuY3JtLmFpLnYxLkFsZXJ0LktpbmQSJQoIc2V2ZXJpdHkYBSABKA4yEy5jcm0uYWkudjEuU2V2ZXJpdHkSDwoHbWVzc2FnZRgGIAEoCRIlCghldmlkZW5jZRgHIAMoCzITLmNybS5haS52MS5DaXRhdGlvbhIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcnVuX2lkGAkgASgJIpsBCgRLaW5kEhQKEEtJTkRfVU5TUEVDSUZJRUQQABIbChdLSU5EX05FR0FUSVZFX1NFTlRJTUVOVBABEhMKD0tJTkRfQ0hVUk5fUklTSxACEhsKF0tJTkRfQ09NUEVUSVRPUl9NRU5USU9OEAMSEwoPS0lORF9FU0NBTEFUSU9OEAQSGQoVS0lORF9CVURHRVRfVEhSRVNIT0xEEAUiygEKEldhdGNoQWxlcnRzUmVxdWVzdBInCgxjdXN0b21lcl9pZHMYASADKAlCEbpIDpIBCxBkIgdyBRABGIABEjUKBWtpbmRzGAIgAygOMhUuY3JtLmFpLnYxLkFsZXJ0LktpbmRCD7pIDJIBCSIHggEEEAEgABIzCgxtaW5fc2V2ZXJpdHkYAyABKA4yEy5jcm0uYWkudjEuU2V2ZXJpdHlCCLpIBYIBAhABEh8KDmFmdGVyX3NlcXVlbmNlGAQgASgDQge6SAQiAigAIqwBChNMaXN0SW5zaWdodHNSZXF1ZXN0EiAKC2N1c3RvbWVyX2lkGAEgASgJQgu6SAjIAQFyAxiAARI2CgVraW5kcxgCIAMoDjIWLmNybS5haS52MS5JbnNpZ2h0S2luZEIPukgMkgEJIgeCAQQQASAAEh0KCXBhZ2Vfc2l6ZRgDIAEoBUIKukgHGgUY6AcoABIcCgpwYWdlX3Rva2VuGAQgASgJQgi6SAVyAxiACCJVChRMaXN0SW5zaWdodHNSZXNwb25zZRIkCghpbnNpZ2h0cxgBIAMoCzISLmNybS5haS52MS5JbnNpZ2h0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqlAQoLSW5zaWdodEtpbmQSHAoYSU5TSUdIVF9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRSU5TSUdIVF9LSU5EX1JJU0sQARIcChhJTlNJR0hUX0tJTkRfT1BQT1JUVU5JVFkQAhIgChxJTlNJR0hUX0tJTkRfU0VOVElNRU5UX1RSRU5EEAMSIQodSU5TSUdIVF9LSU5EX05FWFRfQkVTVF9BQ1RJT04QBCpeCghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhAKDFNFVkVSSVRZX0xPVxABEhMKD1NFVkVSSVRZX01FRElVTRACEhEKDVNFVkVSSVRZX0hJR0gQAzK2BQoOSW5zaWdodFNlcnZpY2USYwoSSW5nZXN0SW50ZXJhY3Rpb25zEiQuY3JtLmFpLnYxLkluZ2VzdEludGVyYWN0aW9uc1JlcXVlc3QaJS5jcm0uYWkudjEuSW5nZXN0SW50ZXJhY3Rpb25zUmVzcG9uc2UoARJaChBHZW5lcmF0ZUluc2lnaHRzEiIuY3JtLmFpLnYxLkdlbmVyYXRlSW5zaWdodHNSZXF1ZXN0GiAuY3JtLmFpLnYxLkdlbmVyYXRlSW5zaWdodHNFdmVudDABEkYKC0Fza0N1c3RvbWVyEh0uY3JtLmFpLnYxLkFza0N1c3RvbWVyUmVxdWVzdBoWLmNybS5haS52MS5BbnN3ZXJDaHVuazABEkAKC1dhdGNoQWxlcnRzEh0uY3JtLmFpLnYxLldhdGNoQWxlcnRzUmVxdWVzdBoQLmNybS5haS52MS5BbGVydDABEk8KDExpc3RJbnNpZ2h0cxIeLmNybS5haS52MS5MaXN0SW5zaWdodHNSZXF1ZXN0Gh8uY3JtLmFpLnYxLkxpc3RJbnNpZ2h0c1Jlc3BvbnNlElYKEkdldEluc2lnaHRTZXR0aW5ncxIkLmNybS5haS52MS5HZXRJbnNpZ2h0U2V0dGluZ3NSZXF1ZXN0GhouY3JtLmFpLnYxLkluc2lnaHRTZXR0aW5ncxJcChVVcGRhdGVJbnNpZ2h0U2V0dGluZ3MSJy5jcm0uYWkudjEuVXBkYXRlSW5zaWdodFNldHRpbmdzUmVxdWVzdBoaLmNybS5haS52MS5JbnNpZ2h0U2V0dGluZ3MSUgoNRXJhc2VDdXN0b21lchIfLmNybS5haS52MS5FcmFzZUN1c3RvbWVyUmVxdWVzdBogLmNybS5haS52MS5FcmFzZUN1c3RvbWVyUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_crm_ai_v1_common, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Chdjcm0vYWkvdjEvaW5zaWdodC5wcm90bxIJY3JtLmFpLnYxIkgKCkNvbXBldGl0b3ISFwoEbmFtZRgBIAEoCUIJukgGcgQQARhkEiEKB2FsaWFzZXMYAiADKAlCELpIDZIBChAUIgZyBBABGGQicgoPSW5zaWdodFNldHRpbmdzEjUKC2NvbXBldGl0b3JzGAEgAygLMhUuY3JtLmFpLnYxLkNvbXBldGl0b3JCCbpIBpIBAxDIARIoCgZhbGVydHMYAiABKAsyGC5jcm0uYWkudjEuQWxlcnRTZXR0aW5ncyLlAQoNQWxlcnRTZXR0aW5ncxJCCg5kaXNhYmxlZF9raW5kcxgBIAMoDjIVLmNybS5haS52MS5BbGVydC5LaW5kQhO6SBCSAQ0YASIJggEGEAEgACAFEhoKEm5lZ2F0aXZlX3RocmVzaG9sZBgCIAEoARISCgpjaHVybl9kcm9wGAMgASgBEhsKE3JlcGVhdGVkX2NvbXBsYWludHMYBCABKAUSFgoOY29tcGxhaW50X2RheXMYBSABKAUSKwoIY29vbGRvd24YBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iGwoZR2V0SW5zaWdodFNldHRpbmdzUmVxdWVzdCKFAQocVXBkYXRlSW5zaWdodFNldHRpbmdzUmVxdWVzdBI0CghzZXR0aW5ncxgBIAEoCzIaLmNybS5haS52MS5JbnNpZ2h0U2V0dGluZ3NCBrpIA8gBARIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siOAoURXJhc2VDdXN0b21lclJlcXVlc3QSIAoLY3VzdG9tZXJfaWQYASABKAlCC7pICMgBAXIDGIABIowBChVFcmFzZUN1c3RvbWVyUmVzcG9uc2USFAoMaW50ZXJhY3Rpb25zGAEgASgDEhAKCHBhc3NhZ2VzGAIgASgDEhAKCGluc2lnaHRzGAMgASgDEg4KBmFsZXJ0cxgEIAEoAxIVCg1jYWNoZV9lbnRyaWVzGAUgASgDEhIKCmVyYXN1cmVfaWQYBiABKAki7gQKC0ludGVyYWN0aW9uEjcKDmludGVyYWN0aW9uX2lkGAEgASgJQh+6SBzIAQFyFxiAATISXltBLVphLXowLTkuXzotXSskEiAKC2N1c3RvbWVyX2lkGAIgASgJQgu6SAjIAQFyAxiAARI1CgRraW5kGAMgASgOMhsuY3JtLmFpLnYxLkludGVyYWN0aW9uLktpbmRCCrpIB4IBBBABIAASPQoJZGlyZWN0aW9uGAQgASgOMiAuY3JtLmFpLnYxLkludGVyYWN0aW9uLkRpcmVjdGlvbkIIukgFggECEAESQwoKb2NjdXJfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCE7pIEMgBAbIBChoGCICy+IQbMgASGQoHc3ViamVjdBgGIAEoCUIIukgFcgMY6AcSGgoEYm9keRgHIAEoCUIMukgJyAEBcgQYoI0GEiUKDHBhcnRpY2lwYW50cxgIIAMoCUIPukgMkgEJEDIiBXIDGMACInwKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEg4KCktJTkRfRU1BSUwQARINCglLSU5EX0NBTEwQAhIPCgtLSU5EX1RJQ0tFVBADEg0KCUtJTkRfQ0hBVBAEEg0KCUtJTkRfTk9URRAFEhAKDEtJTkRfTUVFVElORxAGIm0KCURpcmVjdGlvbhIZChVESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIVChFESVJFQ1RJT05fSU5CT1VORBABEhYKEkRJUkVDVElPTl9PVVRCT1VORBACEhYKEkRJUkVDVElPTl9JTlRFUk5BTBADIlAKGUluZ2VzdEludGVyYWN0aW9uc1JlcXVlc3QSMwoLaW50ZXJhY3Rpb24YASABKAsyFi5jcm0uYWkudjEuSW50ZXJhY3Rpb25CBrpIA8gBASKdAQoaSW5nZXN0SW50ZXJhY3Rpb25zUmVzcG9uc2USEAoIcmVjZWl2ZWQYASABKAUSEAoIaW5nZXN0ZWQYAiABKAUSEgoKZHVwbGljYXRlcxgDIAEoBRIwCghyZWplY3RlZBgEIAMoCzIeLmNybS5haS52MS5SZWplY3RlZEludGVyYWN0aW9uEhUKDWFsZXJ0c19yYWlzZWQYBSABKAUiUAoTUmVqZWN0ZWRJbnRlcmFjdGlvbhINCgVpbmRleBgBIAEoBRIWCg5pbnRlcmFjdGlvbl9pZBgCIAEoCRISCgp2aW9sYXRpb25zGAMgAygJIokCCgdJbnNpZ2h0EhIKCmluc2lnaHRfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSJAoEa2luZBgDIAEoDjIWLmNybS5haS52MS5JbnNpZ2h0S2luZBINCgV0aXRsZRgEIAEoCRITCgtkZXNjcmlwdGlvbhgFIAEoCRISCgpjb25maWRlbmNlGAYgASgBEiUKCGV2aWRlbmNlGAcgAygLMhMuY3JtLmFpLnYxLkNpdGF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIfCgV1c2FnZRgJIAEoCzIQLmNybS5haS52MS5Vc2FnZSK0AQoXR2VuZXJhdGVJbnNpZ2h0c1JlcXVlc3QSIAoLY3VzdG9tZXJfaWQYASABKAlCC7pICMgBAXIDGIABEjoKBWtpbmRzGAIgAygOMhYuY3JtLmFpLnYxLkluc2lnaHRLaW5kQhO6SBCSAQ0QBBgBIgeCAQQQASAAEjsKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIQukgNsgEKGgYIgLL4hBsyACJ3ChVHZW5lcmF0ZUluc2lnaHRzRXZlbnQSLgoIcHJvZ3Jlc3MYASABKAsyGi5jcm0uYWkudjEuSW5zaWdodFByb2dyZXNzSAASJQoHaW5zaWdodBgCIAEoCzISLmNybS5haS52MS5JbnNpZ2h0SABCBwoFZXZlbnQiNgoPSW5zaWdodFByb2dyZXNzEg0KBXN0YWdlGAEgASgJEhQKDGludGVyYWN0aW9ucxgCIAEoBSJ1ChJBc2tDdXN0b21lclJlcXVlc3QSIAoLY3VzdG9tZXJfaWQYASABKAlCC7pICMgBAXIDGIABEh0KCHF1ZXN0aW9uGAIgASgJQgu6SAjIAQFyAxjQDxIeCgttYXhfc291cmNlcxgDIAEoBUIJukgGGgQYFCgAIoABCgtBbnN3ZXJDaHVuaxIUCgp0ZXh0X2RlbHRhGAEgASgJSAASLwoJY2l0YXRpb25zGAIgASgLMhouY3JtLmFpLnYxLkFuc3dlckNpdGF0aW9uc0gAEiEKBXVzYWdlGAMgASgLMhAuY3JtLmFpLnYxLlVzYWdlSABCBwoFY2h1bmsiOQoPQW5zd2VyQ2l0YXRpb25zEiYKCWNpdGF0aW9ucxgBIAMoCzITLmNybS5haS52MS5DaXRhdGlvbiKjAwoFQWxlcnQSEAoIYWxlcnRfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAMSEwoLY3VzdG9tZXJfaWQYAyABKAkSIwoEa2luZBgEIAEoDjIVLmNybS5haS52MS5BbGVydC5LaW5kEiUKCHNldmVyaXR5GAUgASgOMhMuY3JtLmFpLnYxLlNldmVyaXR5Eg8KB21lc3NhZ2UYBiABKAkSJQoIZXZpZGVuY2UYByADKAsyEy5jcm0uYWkudjEuQ2l0YXRpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJ1bl9pZBgJIAEoCSKbAQoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASGwoXS0lORF9ORUdBVElWRV9TRU5USU1FTlQQARITCg9LSU5EX0NIVVJOX1JJU0sQAhIbChdLSU5EX0NPTVBFVElUT1JfTUVOVElPThADEhMKD0tJTkRfRVNDQUxBVElPThAEEhkKFUtJTkRfQlVER0VUX1RIUkVTSE9MRBAFIsoBChJXYXRjaEFsZXJ0c1JlcXVlc3QSJwoMY3VzdG9tZXJfaWRzGAEgAygJQhG6SA6SAQsQZCIHcgUQARiAARI1CgVraW5kcxgCIAMoDjIVLmNybS5haS52MS5BbGVydC5LaW5kQg+6SAySAQkiB4IBBBABIAASMwoMbWluX3NldmVyaXR5GAMgASgOMhMuY3JtLmFpLnYxLlNldmVyaXR5Qgi6SAWCAQIQARIfCg5hZnRlcl9zZXF1ZW5jZRgEIAEoA0IHukgEIgIoACKsAQoTTGlzdEluc2lnaHRzUmVxdWVzdBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAESNgoFa2luZHMYAiADKA4yFi5jcm0uYWkudjEuSW5zaWdodEtpbmRCD7pIDJIBCSIHggEEEAEgABIdCglwYWdlX3NpemUYAyABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgEIAEoCUIIukgFcgMYgAgiVQoUTGlzdEluc2lnaHRzUmVzcG9uc2USJAoIaW5zaWdodHMYASADKAsyEi5jcm0uYWkudjEuSW5zaWdodBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqpQEKC0luc2lnaHRLaW5kEhwKGElOU0lHSFRfS0lORF9VTlNQRUNJRklFRBAAEhUKEUlOU0lHSFRfS0lORF9SSVNLEAESHAoYSU5TSUdIVF9LSU5EX09QUE9SVFVOSVRZEAISIAocSU5TSUdIVF9LSU5EX1NFTlRJTUVOVF9UUkVORBADEiEKHUlOU0lHSFRfS0lORF9ORVhUX0JFU1RfQUNUSU9OEAQqXgoIU2V2ZXJpdHkSGAoUU0VWRVJJVFlfVU5TUEVDSUZJRUQQABIQCgxTRVZFUklUWV9MT1cQARITCg9TRVZFUklUWV9NRURJVU0QAhIRCg1TRVZFUklUWV9ISUdIEAMytgUKDkluc2lnaHRTZXJ2aWNlEmMKEkluZ2VzdEludGVyYWN0aW9ucxIkLmNybS5haS52MS5Jbmdlc3RJbnRlcmFjdGlvbnNSZXF1ZXN0GiUuY3JtLmFpLnYxLkluZ2VzdEludGVyYWN0aW9uc1Jlc3BvbnNlKAESWgoQR2VuZXJhdGVJbnNpZ2h0cxIiLmNybS5haS52MS5HZW5lcmF0ZUluc2lnaHRzUmVxdWVzdBogLmNybS5haS52MS5HZW5lcmF0ZUluc2lnaHRzRXZlbnQwARJGCgtBc2tDdXN0b21lchIdLmNybS5haS52MS5Bc2tDdXN0b21lclJlcXVlc3QaFi5jcm0uYWkudjEuQW5zd2VyQ2h1bmswARJACgtXYXRjaEFsZXJ0cxIdLmNybS5haS52MS5XYXRjaEFsZXJ0c1JlcXVlc3QaEC5jcm0uYWkudjEuQWxlcnQwARJPCgxMaXN0SW5zaWdodHMSHi5jcm0uYWkudjEuTGlzdEluc2lnaHRzUmVxdWVzdBofLmNybS5haS52MS5MaXN0SW5zaWdodHNSZXNwb25zZRJWChJHZXRJbnNpZ2h0U2V0dGluZ3MSJC5jcm0uYWkudjEuR2V0SW5zaWdodFNldHRpbmdzUmVxdWVzdBoaLmNybS5haS52MS5JbnNpZ2h0U2V0dGluZ3MSXAoVVXBkYXRlSW5zaWdodFNldHRpbmdzEicuY3JtLmFpLnYxLlVwZGF0ZUluc2lnaHRTZXR0aW5nc1JlcXVlc3QaGi5jcm0uYWkudjEuSW5zaWdodFNldHRpbmdzElIKDUVyYXNlQ3VzdG9tZXISHy5jcm0uYWkudjEuRXJhc2VDdXN0b21lclJlcXVlc3QaIC5jcm0uYWkudjEuRXJhc2VDdXN0b21lclJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_crm_ai_v1_common, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A competitor the tenant wants to hear about.
@@ -59,6 +59,13 @@ export type InsightSettings = Message<"crm.ai.v1.InsightSettings"> & {
    * @generated from field: repeated crm.ai.v1.Competitor competitors = 1;
    */
   competitors: Competitor[];
+
+  /**
+   * The alert rules (see WatchAlerts); unset fields take their defaults.
+   *
+   * @generated from field: crm.ai.v1.AlertSettings alerts = 2;
+   */
+  alerts?: AlertSettings | undefined;
 };
 
 /**
@@ -67,6 +74,70 @@ export type InsightSettings = Message<"crm.ai.v1.InsightSettings"> & {
  */
 export const InsightSettingsSchema: GenMessage<InsightSettings> = /*@__PURE__*/
   messageDesc(file_crm_ai_v1_insight, 1);
+
+/**
+ * One tenant's alert rules. A field left at 0 (or unset) takes its default; an update that
+ * sets one out of range is INVALID_ARGUMENT naming it.
+ *
+ * @generated from message crm.ai.v1.AlertSettings
+ */
+export type AlertSettings = Message<"crm.ai.v1.AlertSettings"> & {
+  /**
+   * Rules that raise nothing for this tenant; empty: every rule runs. KIND_BUDGET_THRESHOLD is
+   * raised by the LLM budget, not by these rules, and cannot be listed.
+   *
+   * @generated from field: repeated crm.ai.v1.Alert.Kind disabled_kinds = 1;
+   */
+  disabledKinds: Alert_Kind[];
+
+  /**
+   * NEGATIVE_SENTIMENT fires on a customer message whose sentiment score (-1..1) is at or
+   * below this; from -1 to -0.2, default -0.5. Severity: HIGH at or below -0.75, MEDIUM at or
+   * below -0.6, else LOW.
+   *
+   * @generated from field: double negative_threshold = 2;
+   */
+  negativeThreshold: number;
+
+  /**
+   * CHURN_RISK also fires (besides cancellation intent) when the mean score of the customer's
+   * last 6 messages is this far below their own baseline (the 20 messages before); above 0 up
+   * to 2, default 0.35.
+   *
+   * @generated from field: double churn_drop = 3;
+   */
+  churnDrop: number;
+
+  /**
+   * ESCALATION also fires (besides legal threats and escalation language) on this many
+   * negative customer messages within `complaint_days`; from 2 to 100, default 3.
+   *
+   * @generated from field: int32 repeated_complaints = 4;
+   */
+  repeatedComplaints: number;
+
+  /**
+   * The window of `repeated_complaints`, in days; from 1 to 365, default 14.
+   *
+   * @generated from field: int32 complaint_days = 5;
+   */
+  complaintDays: number;
+
+  /**
+   * At most one alert per customer and kind within this window (a long angry thread raises
+   * one, not one per message); whole seconds from 0 to 30 days, default 24 hours.
+   *
+   * @generated from field: google.protobuf.Duration cooldown = 6;
+   */
+  cooldown?: Duration | undefined;
+};
+
+/**
+ * Describes the message crm.ai.v1.AlertSettings.
+ * Use `create(AlertSettingsSchema)` to create a new message.
+ */
+export const AlertSettingsSchema: GenMessage<AlertSettings> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_insight, 2);
 
 /**
  * Request of InsightService.GetInsightSettings (the tenant is the caller's).
@@ -81,7 +152,7 @@ export type GetInsightSettingsRequest = Message<"crm.ai.v1.GetInsightSettingsReq
  * Use `create(GetInsightSettingsRequestSchema)` to create a new message.
  */
 export const GetInsightSettingsRequestSchema: GenMessage<GetInsightSettingsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 2);
+  messageDesc(file_crm_ai_v1_insight, 3);
 
 /**
  * Request of InsightService.UpdateInsightSettings.
@@ -97,7 +168,7 @@ export type UpdateInsightSettingsRequest = Message<"crm.ai.v1.UpdateInsightSetti
   settings?: InsightSettings | undefined;
 
   /**
-   * Fields of `settings` to change (e.g. `competitors`); empty means all of them.
+   * Fields of `settings` to change (`competitors`, `alerts`); empty means all of them.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -109,7 +180,7 @@ export type UpdateInsightSettingsRequest = Message<"crm.ai.v1.UpdateInsightSetti
  * Use `create(UpdateInsightSettingsRequestSchema)` to create a new message.
  */
 export const UpdateInsightSettingsRequestSchema: GenMessage<UpdateInsightSettingsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 3);
+  messageDesc(file_crm_ai_v1_insight, 4);
 
 /**
  * Request of InsightService.EraseCustomer.
@@ -130,7 +201,7 @@ export type EraseCustomerRequest = Message<"crm.ai.v1.EraseCustomerRequest"> & {
  * Use `create(EraseCustomerRequestSchema)` to create a new message.
  */
 export const EraseCustomerRequestSchema: GenMessage<EraseCustomerRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 4);
+  messageDesc(file_crm_ai_v1_insight, 5);
 
 /**
  * What EraseCustomer deleted; all zero when the customer had nothing stored.
@@ -186,7 +257,7 @@ export type EraseCustomerResponse = Message<"crm.ai.v1.EraseCustomerResponse"> &
  * Use `create(EraseCustomerResponseSchema)` to create a new message.
  */
 export const EraseCustomerResponseSchema: GenMessage<EraseCustomerResponse> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 5);
+  messageDesc(file_crm_ai_v1_insight, 6);
 
 /**
  * A customer interaction.
@@ -256,7 +327,7 @@ export type Interaction = Message<"crm.ai.v1.Interaction"> & {
  * Use `create(InteractionSchema)` to create a new message.
  */
 export const InteractionSchema: GenMessage<Interaction> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 6);
+  messageDesc(file_crm_ai_v1_insight, 7);
 
 /**
  * Kind of interaction.
@@ -318,7 +389,7 @@ export enum Interaction_Kind {
  * Describes the enum crm.ai.v1.Interaction.Kind.
  */
 export const Interaction_KindSchema: GenEnum<Interaction_Kind> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_insight, 6, 0);
+  enumDesc(file_crm_ai_v1_insight, 7, 0);
 
 /**
  * Who initiated it.
@@ -359,7 +430,7 @@ export enum Interaction_Direction {
  * Describes the enum crm.ai.v1.Interaction.Direction.
  */
 export const Interaction_DirectionSchema: GenEnum<Interaction_Direction> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_insight, 6, 1);
+  enumDesc(file_crm_ai_v1_insight, 7, 1);
 
 /**
  * One message of the IngestInteractions stream.
@@ -380,7 +451,7 @@ export type IngestInteractionsRequest = Message<"crm.ai.v1.IngestInteractionsReq
  * Use `create(IngestInteractionsRequestSchema)` to create a new message.
  */
 export const IngestInteractionsRequestSchema: GenMessage<IngestInteractionsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 7);
+  messageDesc(file_crm_ai_v1_insight, 8);
 
 /**
  * Summary of an IngestInteractions stream.
@@ -429,7 +500,7 @@ export type IngestInteractionsResponse = Message<"crm.ai.v1.IngestInteractionsRe
  * Use `create(IngestInteractionsResponseSchema)` to create a new message.
  */
 export const IngestInteractionsResponseSchema: GenMessage<IngestInteractionsResponse> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 8);
+  messageDesc(file_crm_ai_v1_insight, 9);
 
 /**
  * An interaction rejected by IngestInteractions.
@@ -464,7 +535,7 @@ export type RejectedInteraction = Message<"crm.ai.v1.RejectedInteraction"> & {
  * Use `create(RejectedInteractionSchema)` to create a new message.
  */
 export const RejectedInteractionSchema: GenMessage<RejectedInteraction> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 9);
+  messageDesc(file_crm_ai_v1_insight, 10);
 
 /**
  * A generated insight about a customer.
@@ -541,7 +612,7 @@ export type Insight = Message<"crm.ai.v1.Insight"> & {
  * Use `create(InsightSchema)` to create a new message.
  */
 export const InsightSchema: GenMessage<Insight> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 10);
+  messageDesc(file_crm_ai_v1_insight, 11);
 
 /**
  * Request of InsightService.GenerateInsights.
@@ -576,7 +647,7 @@ export type GenerateInsightsRequest = Message<"crm.ai.v1.GenerateInsightsRequest
  * Use `create(GenerateInsightsRequestSchema)` to create a new message.
  */
 export const GenerateInsightsRequestSchema: GenMessage<GenerateInsightsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 11);
+  messageDesc(file_crm_ai_v1_insight, 12);
 
 /**
  * One event of GenerateInsights.
@@ -613,7 +684,7 @@ export type GenerateInsightsEvent = Message<"crm.ai.v1.GenerateInsightsEvent"> &
  * Use `create(GenerateInsightsEventSchema)` to create a new message.
  */
 export const GenerateInsightsEventSchema: GenMessage<GenerateInsightsEvent> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 12);
+  messageDesc(file_crm_ai_v1_insight, 13);
 
 /**
  * Progress of GenerateInsights.
@@ -641,7 +712,7 @@ export type InsightProgress = Message<"crm.ai.v1.InsightProgress"> & {
  * Use `create(InsightProgressSchema)` to create a new message.
  */
 export const InsightProgressSchema: GenMessage<InsightProgress> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 13);
+  messageDesc(file_crm_ai_v1_insight, 14);
 
 /**
  * Request of InsightService.AskCustomer.
@@ -676,7 +747,7 @@ export type AskCustomerRequest = Message<"crm.ai.v1.AskCustomerRequest"> & {
  * Use `create(AskCustomerRequestSchema)` to create a new message.
  */
 export const AskCustomerRequestSchema: GenMessage<AskCustomerRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 14);
+  messageDesc(file_crm_ai_v1_insight, 15);
 
 /**
  * A chunk of an answer: text deltas, then the citations, then the usage.
@@ -721,7 +792,7 @@ export type AnswerChunk = Message<"crm.ai.v1.AnswerChunk"> & {
  * Use `create(AnswerChunkSchema)` to create a new message.
  */
 export const AnswerChunkSchema: GenMessage<AnswerChunk> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 15);
+  messageDesc(file_crm_ai_v1_insight, 16);
 
 /**
  * Citations of an answer.
@@ -742,7 +813,7 @@ export type AnswerCitations = Message<"crm.ai.v1.AnswerCitations"> & {
  * Use `create(AnswerCitationsSchema)` to create a new message.
  */
 export const AnswerCitationsSchema: GenMessage<AnswerCitations> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 16);
+  messageDesc(file_crm_ai_v1_insight, 17);
 
 /**
  * A real-time alert.
@@ -819,7 +890,7 @@ export type Alert = Message<"crm.ai.v1.Alert"> & {
  * Use `create(AlertSchema)` to create a new message.
  */
 export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 17);
+  messageDesc(file_crm_ai_v1_insight, 18);
 
 /**
  * Kind of alert.
@@ -875,7 +946,7 @@ export enum Alert_Kind {
  * Describes the enum crm.ai.v1.Alert.Kind.
  */
 export const Alert_KindSchema: GenEnum<Alert_Kind> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_insight, 17, 0);
+  enumDesc(file_crm_ai_v1_insight, 18, 0);
 
 /**
  * Request of InsightService.WatchAlerts.
@@ -917,7 +988,7 @@ export type WatchAlertsRequest = Message<"crm.ai.v1.WatchAlertsRequest"> & {
  * Use `create(WatchAlertsRequestSchema)` to create a new message.
  */
 export const WatchAlertsRequestSchema: GenMessage<WatchAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 18);
+  messageDesc(file_crm_ai_v1_insight, 19);
 
 /**
  * Request of InsightService.ListInsights.
@@ -959,7 +1030,7 @@ export type ListInsightsRequest = Message<"crm.ai.v1.ListInsightsRequest"> & {
  * Use `create(ListInsightsRequestSchema)` to create a new message.
  */
 export const ListInsightsRequestSchema: GenMessage<ListInsightsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 19);
+  messageDesc(file_crm_ai_v1_insight, 20);
 
 /**
  * Response of InsightService.ListInsights.
@@ -987,7 +1058,7 @@ export type ListInsightsResponse = Message<"crm.ai.v1.ListInsightsResponse"> & {
  * Use `create(ListInsightsResponseSchema)` to create a new message.
  */
 export const ListInsightsResponseSchema: GenMessage<ListInsightsResponse> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 20);
+  messageDesc(file_crm_ai_v1_insight, 21);
 
 /**
  * Kind of insight.
@@ -1161,8 +1232,9 @@ export const InsightService: GenService<{
     output: typeof ListInsightsResponseSchema;
   },
   /**
-   * Gets the caller's insight settings (the competitor list). A tenant that never changed them
-   * gets the defaults (no competitors).
+   * Gets the caller's insight settings (the competitor list and the alert rules). A tenant that
+   * never changed them gets the defaults (no competitors; every alert rule on, default
+   * thresholds).
    *
    * @generated from rpc crm.ai.v1.InsightService.GetInsightSettings
    */
