@@ -218,6 +218,7 @@ from ai_orchestration.insights import writing as insights_writing
                 "MAX_SENTIMENT_CHARS",
                 "NOT_FOUND_ANSWER",
                 "RRF_K",
+                "RULE_KINDS",
                 "SETTINGS_KEY",
                 "SIGNALS_VERSION",
                 "VECTOR_DIMENSIONS",
