@@ -20,7 +20,7 @@ from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_c
 from prometheus_client import CollectorRegistry, Counter
 
 from ai_orchestration._redis import redis_client
-from ai_orchestration.llm._accounting import PricePerToken, UsageAccountant
+from ai_orchestration.llm._accounting import AlertCallback, PricePerToken, UsageAccountant
 from ai_orchestration.llm._breaker import BreakerStore, InProcessBreakerStore, RedisBreakerStore
 from ai_orchestration.llm._cache import (
     CacheBackend,
@@ -271,8 +271,12 @@ async def build_stack(
     database: Database,
     metrics: LlmMetrics,
     environ: Mapping[str, str] | None = None,
+    on_budget_alert: AlertCallback | None = None,
 ) -> LlmStack:
     """Builds the gateway and its collaborators and seeds the built-in prompt templates.
+
+    ``on_budget_alert`` is told when a tenant's spend first crosses its budget's soft
+    threshold in a month (the server turns it into a real-time alert).
 
     Raises:
         LlmConfigError: the routing file is missing or invalid (the message names the key).
@@ -291,6 +295,7 @@ async def build_stack(
         repository=UsageRepository(database=database),
         redis_url=options.redis_url or None,
         price_per_token=_price_per_token(config),
+        on_alert=on_budget_alert,
     )
     local_model: LocalModel | None = None
     if any(d.provider == LOCAL_PROVIDER for d in config.deployments):

