@@ -11,6 +11,7 @@ Plain dataclasses and regular expressions; never imports grpc, generated protobu
 storage package.
 """
 
+from ai_orchestration.insights._alert_scoring import KindScore, score_alert_cases
 from ai_orchestration.insights._alert_settings import (
     RULE_KINDS,
     AlertKind,
@@ -200,6 +201,7 @@ __all__ = [
     "InteractionKind",
     "InteractionSink",
     "JsonValue",
+    "KindScore",
     "LabelledSnippet",
     "LineFit",
     "Mention",
@@ -254,6 +256,7 @@ __all__ = [
     "parse_citations",
     "pg_tsquery",
     "reciprocal_rank_fusion",
+    "score_alert_cases",
     "select_insights",
     "sentence_spans",
     "strip_invalid_citations",

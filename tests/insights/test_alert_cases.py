@@ -4,24 +4,14 @@ of the single-interaction alert rules on them (printed; run with ``-s`` to see t
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 
 import pytest
 
 from ai_orchestration.insights import (
-    ALERT_CASE_COMPETITORS,
     AlertCase,
     AlertKind,
-    AlertRules,
-    CompetitorList,
-    Direction,
-    Interaction,
-    InteractionKind,
-    ScoredInteraction,
-    SentimentScorer,
-    SignalExtractor,
-    evaluate_alerts,
     generate_alert_cases,
+    score_alert_cases,
 )
 
 RULE_KINDS = [k for k in AlertKind if k is not AlertKind.BUDGET_THRESHOLD]
@@ -54,38 +44,12 @@ def test_the_set_is_seeded_and_large_enough(cases: list[AlertCase]) -> None:
 
 
 def test_precision_and_recall_per_kind(cases: list[AlertCase]) -> None:
-    extractor = SignalExtractor(scorer=SentimentScorer())
-    competitors = CompetitorList.from_mapping(ALERT_CASE_COMPETITORS)
-    rules = AlertRules()
-    hits: Counter[tuple[AlertKind, str]] = Counter()
-    for n, case in enumerate(cases):
-        interaction = Interaction(
-            interaction_id=f"c{n}",
-            customer_id="acct",
-            kind=InteractionKind.EMAIL,
-            direction=Direction.INBOUND,
-            occur_time=datetime(2025, 3, 1, tzinfo=UTC),
-            subject=case.subject,
-            body=case.body,
-        )
-        new = ScoredInteraction.of(interaction, extractor.extract(interaction, competitors))
-        raised = {d.kind for d in evaluate_alerts(new, "acct", [], rules=rules)}
-        for kind in RULE_KINDS:
-            if kind in case.unscored:
-                continue
-            expected = kind in case.expected
-            if kind in raised:
-                hits[kind, "tp" if expected else "fp"] += 1
-            else:
-                hits[kind, "fn" if expected else "tn"] += 1
     print()
-    for kind in RULE_KINDS:
-        tp, fp, fn = hits[kind, "tp"], hits[kind, "fp"], hits[kind, "fn"]
-        precision = tp / (tp + fp) if tp + fp else 1.0
-        recall = tp / (tp + fn) if tp + fn else 1.0
+    for kind, score in score_alert_cases(cases).items():
         print(
-            f"{kind.value:20} precision {precision:.3f} recall {recall:.3f} "
-            f"(tp {tp}, fp {fp}, fn {fn}, tn {hits[kind, 'tn']})"
+            f"{kind.value:20} precision {score.precision:.3f} recall {score.recall:.3f} "
+            f"(tp {score.true_positives}, fp {score.false_positives}, "
+            f"fn {score.false_negatives}, tn {score.true_negatives})"
         )
         min_precision, min_recall = FLOORS[kind]
-        assert precision >= min_precision and recall >= min_recall, kind
+        assert score.precision >= min_precision and score.recall >= min_recall, kind
