@@ -13,18 +13,21 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ai_orchestration.errors import FieldViolation, InvalidArgumentError
 from ai_orchestration.insights import (
     RULE_KINDS,
+    AlertKind,
     AlertRules,
     Citation,
     Competitor,
     CompetitorList,
     Direction,
     ErasureCounts,
+    FollowUpPolicy,
     IngestItem,
     IngestSummary,
     InsightSettings,
     Interaction,
     InteractionKind,
     JsonValue,
+    Severity,
     StoredAlert,
     StoredInsight,
 )
@@ -126,6 +129,10 @@ def settings_message(settings: InsightSettings) -> insight_pb2.InsightSettings:
             complaint_days=rules.complaint_days,
             cooldown=cooldown,
         ),
+        follow_up=insight_pb2.FollowUpSettings(
+            kinds=[ALERT_KINDS[kind.value] for kind in sorted(settings.follow_up.kinds)],
+            min_severity=int(settings.follow_up.min_severity),  # type: ignore[arg-type]
+        ),
     )
 
 
@@ -158,7 +165,11 @@ def settings_of(message: insight_pb2.InsightSettings, *, field_prefix: str) -> I
         violations += error.violations
     if violations:
         raise InvalidArgumentError("invalid insight settings", violations)
-    return InsightSettings(competitors=competitors, alerts=rules)
+    follow_up = FollowUpPolicy(
+        kinds=frozenset(AlertKind(ALERT_KIND_NAMES[k]) for k in message.follow_up.kinds),
+        min_severity=Severity(max(1, int(message.follow_up.min_severity))),
+    )
+    return InsightSettings(competitors=competitors, alerts=rules, follow_up=follow_up)
 
 
 def citation_message(citation: Citation) -> common_pb2.Citation:

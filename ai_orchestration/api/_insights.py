@@ -50,7 +50,7 @@ from ai_orchestration.storage import CustomerInsightRepository, InvalidPageToken
 __all__ = ["InsightServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
-_SETTINGS_FIELDS = ("competitors", "alerts")
+_SETTINGS_FIELDS = ("competitors", "alerts", "follow_up")
 DEFAULT_PAGE_SIZE = 50
 _MALFORMED = "interaction: the message does not decode as an IngestInteractionsRequest"
 
@@ -100,7 +100,7 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
                 del merged.competitors[:]
                 merged.competitors.extend(request.settings.competitors)
             else:
-                merged.alerts.CopyFrom(request.settings.alerts)
+                getattr(merged, path).CopyFrom(getattr(request.settings, path))
         checked = settings_of(merged, field_prefix="settings.")
         return settings_message(await self._settings.put(tenant, checked))
 

@@ -52,6 +52,7 @@ from ai_orchestration.insights._embedding import (
     PassageEmbedder,
     WorkerSettings,
 )
+from ai_orchestration.insights._follow_up import FOLLOW_UP_WORKFLOW, FollowUpPolicy
 from ai_orchestration.insights._ingest import (
     IngestItem,
     IngestLimits,
@@ -150,6 +151,7 @@ __all__ = [
     "ALERT_CASE_COMPETITORS",
     "CRM_LEXICON",
     "DEFAULT_CHUNK_CHARS",
+    "FOLLOW_UP_WORKFLOW",
     "LABEL_THRESHOLDS",
     "MAX_ALIASES",
     "MAX_COMPETITORS",
@@ -187,6 +189,7 @@ __all__ = [
     "Evidence",
     "ExtractiveAnswer",
     "FactValue",
+    "FollowUpPolicy",
     "IngestItem",
     "IngestLimits",
     "IngestOutcome",

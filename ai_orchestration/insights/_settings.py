@@ -16,6 +16,7 @@ from typing import Final, Protocol
 from ai_orchestration.errors import InvalidArgumentError
 from ai_orchestration.insights._alert_settings import AlertRules
 from ai_orchestration.insights._detectors import CompetitorList
+from ai_orchestration.insights._follow_up import FollowUpPolicy
 from ai_orchestration.insights._types import Competitor, JsonValue
 
 __all__ = ["SETTINGS_KEY", "InsightSettings", "InsightSettingsStore", "SettingsBackend"]
@@ -44,6 +45,8 @@ class InsightSettings:
     """Competitors detected at ingest (validated and compiled)."""
     alerts: AlertRules = field(default_factory=AlertRules)
     """Which alert rules run, their thresholds and cooldown."""
+    follow_up: FollowUpPolicy = field(default_factory=FollowUpPolicy)
+    """Which alerts start a ``customer_follow_up`` run by themselves."""
 
     def to_json(self) -> dict[str, JsonValue]:
         """The stored document."""
@@ -52,6 +55,7 @@ class InsightSettings:
                 {"name": c.name, "aliases": list(c.aliases)} for c in self.competitors.competitors
             ],
             "alerts": self.alerts.to_json(),
+            "follow_up": self.follow_up.to_json(),
         }
 
     @classmethod
@@ -61,18 +65,19 @@ class InsightSettings:
         if not isinstance(document, dict):
             return cls()
         alerts = AlertRules.from_json(document.get("alerts"))
+        follow_up = FollowUpPolicy.from_json(document.get("follow_up"))
         items = document.get("competitors")
         competitors: list[Competitor] = []
         for item in items if isinstance(items, list) else []:
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                return cls(alerts=alerts)
+                return cls(alerts=alerts, follow_up=follow_up)
             aliases = item.get("aliases")
             names = [a for a in aliases if isinstance(a, str)] if isinstance(aliases, list) else []
             competitors.append(Competitor(str(item["name"]), tuple(names)))
         try:
-            return cls(competitors=CompetitorList(competitors), alerts=alerts)
+            return cls(competitors=CompetitorList(competitors), alerts=alerts, follow_up=follow_up)
         except InvalidArgumentError:
-            return cls(alerts=alerts)
+            return cls(alerts=alerts, follow_up=follow_up)
 
 
 class InsightSettingsStore:

@@ -307,6 +307,19 @@ async def test_alert_settings_round_trip_and_name_bad_fields(
     assert updated.alerts.negative_threshold == -0.7
     assert updated.alerts.cooldown.ToTimedelta() == timedelta(0)
     assert updated.alerts.churn_drop == 0.35  # untouched: the default
+    assert list(updated.follow_up.kinds) == []  # no follow-ups unless asked for
+    follow_up = insight_pb2.FollowUpSettings(
+        kinds=[insight_pb2.Alert.KIND_CHURN_RISK], min_severity=insight_pb2.SEVERITY_HIGH
+    )
+    both = await stub.UpdateInsightSettings(
+        insight_pb2.UpdateInsightSettingsRequest(
+            settings=insight_pb2.InsightSettings(follow_up=follow_up),
+            update_mask=FieldMask(paths=["follow_up"]),
+        ),
+        metadata=admin,
+    )
+    assert both.follow_up == follow_up
+    assert both.alerts == updated.alerts  # outside the mask: kept
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.UpdateInsightSettings(
             insight_pb2.UpdateInsightSettingsRequest(

@@ -123,6 +123,7 @@ class InsightSettings(_message.Message):
 
     COMPETITORS_FIELD_NUMBER: _builtins.int
     ALERTS_FIELD_NUMBER: _builtins.int
+    FOLLOW_UP_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def competitors(self) -> _containers.RepeatedCompositeFieldContainer[Global___Competitor]:
         """Competitors detected in interactions (whole words, case-insensitive); at most 200."""
@@ -131,19 +132,59 @@ class InsightSettings(_message.Message):
     def alerts(self) -> Global___AlertSettings:
         """The alert rules (see WatchAlerts); unset fields take their defaults."""
 
+    @_builtins.property
+    def follow_up(self) -> Global___FollowUpSettings:
+        """Which alerts start a `customer_follow_up` run by themselves; none by default."""
+
     def __init__(
         self,
         *,
         competitors: _abc.Iterable[Global___Competitor] | None = ...,
         alerts: Global___AlertSettings | None = ...,
+        follow_up: Global___FollowUpSettings | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "follow_up", b"follow_up"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "competitors", b"competitors"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "competitors", b"competitors", "follow_up", b"follow_up"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InsightSettings: _TypeAlias = InsightSettings  # noqa: Y015
+
+@_typing.final
+class FollowUpSettings(_message.Message):
+    """Alerts that start a `customer_follow_up` workflow run for their customer, without any call
+    from the caller: the run gathers insights and passages, decides the next best action, drafts
+    a reply and waits for a human's review when the rules ask for one (always for a churn risk
+    or an escalation). One run per alert, whatever happens (a replayed or re-evaluated alert
+    never starts a second); the run's id is on the alert (`Alert.run_id`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KINDS_FIELD_NUMBER: _builtins.int
+    MIN_SEVERITY_FIELD_NUMBER: _builtins.int
+    min_severity: Global___Severity.ValueType
+    """Only alerts at or above this severity start a run; unset: any severity."""
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedScalarFieldContainer[Global___Alert.Kind.ValueType]:
+        """Kinds that start a run; empty: none. KIND_BUDGET_THRESHOLD concerns no customer and cannot
+        be listed.
+        """
+
+    def __init__(
+        self,
+        *,
+        kinds: _abc.Iterable[Global___Alert.Kind.ValueType] | None = ...,
+        min_severity: Global___Severity.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kinds", b"kinds", "min_severity", b"min_severity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FollowUpSettings: _TypeAlias = FollowUpSettings  # noqa: Y015
 
 @_typing.final
 class AlertSettings(_message.Message):
@@ -236,7 +277,9 @@ class UpdateInsightSettingsRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Fields of `settings` to change (`competitors`, `alerts`); empty means all of them."""
+        """Fields of `settings` to change (`competitors`, `alerts`, `follow_up`); empty means all of
+        them.
+        """
 
     def __init__(
         self,

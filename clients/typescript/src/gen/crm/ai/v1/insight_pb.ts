@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crm/ai/v1/insight.proto.
  */
 export const file_crm_ai_v1_insight: GenFile = /*@__PURE__*/
-  fileDesc("Chdjcm0vYWkvdjEvaW5zaWdodC5wcm90bxIJY3JtLmFpLnYxIkgKCkNvbXBldGl0b3ISFwoEbmFtZRgBIAEoCUIJukgGcgQQARhkEiEKB2FsaWFzZXMYAiADKAlCELpIDZIBChAUIgZyBBABGGQicgoPSW5zaWdodFNldHRpbmdzEjUKC2NvbXBldGl0b3JzGAEgAygLMhUuY3JtLmFpLnYxLkNvbXBldGl0b3JCCbpIBpIBAxDIARIoCgZhbGVydHMYAiABKAsyGC5jcm0uYWkudjEuQWxlcnRTZXR0aW5ncyLlAQoNQWxlcnRTZXR0aW5ncxJCCg5kaXNhYmxlZF9raW5kcxgBIAMoDjIVLmNybS5haS52MS5BbGVydC5LaW5kQhO6SBCSAQ0YASIJggEGEAEgACAFEhoKEm5lZ2F0aXZlX3RocmVzaG9sZBgCIAEoARISCgpjaHVybl9kcm9wGAMgASgBEhsKE3JlcGVhdGVkX2NvbXBsYWludHMYBCABKAUSFgoOY29tcGxhaW50X2RheXMYBSABKAUSKwoIY29vbGRvd24YBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iGwoZR2V0SW5zaWdodFNldHRpbmdzUmVxdWVzdCKFAQocVXBkYXRlSW5zaWdodFNldHRpbmdzUmVxdWVzdBI0CghzZXR0aW5ncxgBIAEoCzIaLmNybS5haS52MS5JbnNpZ2h0U2V0dGluZ3NCBrpIA8gBARIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siOAoURXJhc2VDdXN0b21lclJlcXVlc3QSIAoLY3VzdG9tZXJfaWQYASABKAlCC7pICMgBAXIDGIABIowBChVFcmFzZUN1c3RvbWVyUmVzcG9uc2USFAoMaW50ZXJhY3Rpb25zGAEgASgDEhAKCHBhc3NhZ2VzGAIgASgDEhAKCGluc2lnaHRzGAMgASgDEg4KBmFsZXJ0cxgEIAEoAxIVCg1jYWNoZV9lbnRyaWVzGAUgASgDEhIKCmVyYXN1cmVfaWQYBiABKAki7gQKC0ludGVyYWN0aW9uEjcKDmludGVyYWN0aW9uX2lkGAEgASgJQh+6SBzIAQFyFxiAATISXltBLVphLXowLTkuXzotXSskEiAKC2N1c3RvbWVyX2lkGAIgASgJQgu6SAjIAQFyAxiAARI1CgRraW5kGAMgASgOMhsuY3JtLmFpLnYxLkludGVyYWN0aW9uLktpbmRCCrpIB4IBBBABIAASPQoJZGlyZWN0aW9uGAQgASgOMiAuY3JtLmFpLnYxLkludGVyYWN0aW9uLkRpcmVjdGlvbkIIukgFggECEAESQwoKb2NjdXJfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCE7pIEMgBAbIBChoGCICy+IQbMgASGQoHc3ViamVjdBgGIAEoCUIIukgFcgMY6AcSGgoEYm9keRgHIAEoCUIMukgJyAEBcgQYoI0GEiUKDHBhcnRpY2lwYW50cxgIIAMoCUIPukgMkgEJEDIiBXIDGMACInwKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEg4KCktJTkRfRU1BSUwQARINCglLSU5EX0NBTEwQAhIPCgtLSU5EX1RJQ0tFVBADEg0KCUtJTkRfQ0hBVBAEEg0KCUtJTkRfTk9URRAFEhAKDEtJTkRfTUVFVElORxAGIm0KCURpcmVjdGlvbhIZChVESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIVChFESVJFQ1RJT05fSU5CT1VORBABEhYKEkRJUkVDVElPTl9PVVRCT1VORBACEhYKEkRJUkVDVElPTl9JTlRFUk5BTBADIlAKGUluZ2VzdEludGVyYWN0aW9uc1JlcXVlc3QSMwoLaW50ZXJhY3Rpb24YASABKAsyFi5jcm0uYWkudjEuSW50ZXJhY3Rpb25CBrpIA8gBASKdAQoaSW5nZXN0SW50ZXJhY3Rpb25zUmVzcG9uc2USEAoIcmVjZWl2ZWQYASABKAUSEAoIaW5nZXN0ZWQYAiABKAUSEgoKZHVwbGljYXRlcxgDIAEoBRIwCghyZWplY3RlZBgEIAMoCzIeLmNybS5haS52MS5SZWplY3RlZEludGVyYWN0aW9uEhUKDWFsZXJ0c19yYWlzZWQYBSABKAUiUAoTUmVqZWN0ZWRJbnRlcmFjdGlvbhINCgVpbmRleBgBIAEoBRIWCg5pbnRlcmFjdGlvbl9pZBgCIAEoCRISCgp2aW9sYXRpb25zGAMgAygJIokCCgdJbnNpZ2h0EhIKCmluc2lnaHRfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSJAoEa2luZBgDIAEoDjIWLmNybS5haS52MS5JbnNpZ2h0S2luZBINCgV0aXRsZRgEIAEoCRITCgtkZXNjcmlwdGlvbhgFIAEoCRISCgpjb25maWRlbmNlGAYgASgBEiUKCGV2aWRlbmNlGAcgAygLMhMuY3JtLmFpLnYxLkNpdGF0aW9uEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIfCgV1c2FnZRgJIAEoCzIQLmNybS5haS52MS5Vc2FnZSK0AQoXR2VuZXJhdGVJbnNpZ2h0c1JlcXVlc3QSIAoLY3VzdG9tZXJfaWQYASABKAlCC7pICMgBAXIDGIABEjoKBWtpbmRzGAIgAygOMhYuY3JtLmFpLnYxLkluc2lnaHRLaW5kQhO6SBCSAQ0QBBgBIgeCAQQQASAAEjsKBXNpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIQukgNsgEKGgYIgLL4hBsyACJ3ChVHZW5lcmF0ZUluc2lnaHRzRXZlbnQSLgoIcHJvZ3Jlc3MYASABKAsyGi5jcm0uYWkudjEuSW5zaWdodFByb2dyZXNzSAASJQoHaW5zaWdodBgCIAEoCzISLmNybS5haS52MS5JbnNpZ2h0SABCBwoFZXZlbnQiNgoPSW5zaWdodFByb2dyZXNzEg0KBXN0YWdlGAEgASgJEhQKDGludGVyYWN0aW9ucxgCIAEoBSJ1ChJBc2tDdXN0b21lclJlcXVlc3QSIAoLY3VzdG9tZXJfaWQYASABKAlCC7pICMgBAXIDGIABEh0KCHF1ZXN0aW9uGAIgASgJQgu6SAjIAQFyAxjQDxIeCgttYXhfc291cmNlcxgDIAEoBUIJukgGGgQYFCgAIoABCgtBbnN3ZXJDaHVuaxIUCgp0ZXh0X2RlbHRhGAEgASgJSAASLwoJY2l0YXRpb25zGAIgASgLMhouY3JtLmFpLnYxLkFuc3dlckNpdGF0aW9uc0gAEiEKBXVzYWdlGAMgASgLMhAuY3JtLmFpLnYxLlVzYWdlSABCBwoFY2h1bmsiOQoPQW5zd2VyQ2l0YXRpb25zEiYKCWNpdGF0aW9ucxgBIAMoCzITLmNybS5haS52MS5DaXRhdGlvbiKjAwoFQWxlcnQSEAoIYWxlcnRfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAMSEwoLY3VzdG9tZXJfaWQYAyABKAkSIwoEa2luZBgEIAEoDjIVLmNybS5haS52MS5BbGVydC5LaW5kEiUKCHNldmVyaXR5GAUgASgOMhMuY3JtLmFpLnYxLlNldmVyaXR5Eg8KB21lc3NhZ2UYBiABKAkSJQoIZXZpZGVuY2UYByADKAsyEy5jcm0uYWkudjEuQ2l0YXRpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJ1bl9pZBgJIAEoCSKbAQoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASGwoXS0lORF9ORUdBVElWRV9TRU5USU1FTlQQARITCg9LSU5EX0NIVVJOX1JJU0sQAhIbChdLSU5EX0NPTVBFVElUT1JfTUVOVElPThADEhMKD0tJTkRfRVNDQUxBVElPThAEEhkKFUtJTkRfQlVER0VUX1RIUkVTSE9MRBAFIsoBChJXYXRjaEFsZXJ0c1JlcXVlc3QSJwoMY3VzdG9tZXJfaWRzGAEgAygJQhG6SA6SAQsQZCIHcgUQARiAARI1CgVraW5kcxgCIAMoDjIVLmNybS5haS52MS5BbGVydC5LaW5kQg+6SAySAQkiB4IBBBABIAASMwoMbWluX3NldmVyaXR5GAMgASgOMhMuY3JtLmFpLnYxLlNldmVyaXR5Qgi6SAWCAQIQARIfCg5hZnRlcl9zZXF1ZW5jZRgEIAEoA0IHukgEIgIoACKsAQoTTGlzdEluc2lnaHRzUmVxdWVzdBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAESNgoFa2luZHMYAiADKA4yFi5jcm0uYWkudjEuSW5zaWdodEtpbmRCD7pIDJIBCSIHggEEEAEgABIdCglwYWdlX3NpemUYAyABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgEIAEoCUIIukgFcgMYgAgiVQoUTGlzdEluc2lnaHRzUmVzcG9uc2USJAoIaW5zaWdodHMYASADKAsyEi5jcm0uYWkudjEuSW5zaWdodBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqpQEKC0luc2lnaHRLaW5kEhwKGElOU0lHSFRfS0lORF9VTlNQRUNJRklFRBAAEhUKEUlOU0lHSFRfS0lORF9SSVNLEAESHAoYSU5TSUdIVF9LSU5EX09QUE9SVFVOSVRZEAISIAocSU5TSUdIVF9LSU5EX1NFTlRJTUVOVF9UUkVORBADEiEKHUlOU0lHSFRfS0lORF9ORVhUX0JFU1RfQUNUSU9OEAQqXgoIU2V2ZXJpdHkSGAoUU0VWRVJJVFlfVU5TUEVDSUZJRUQQABIQCgxTRVZFUklUWV9MT1cQARITCg9TRVZFUklUWV9NRURJVU0QAhIRCg1TRVZFUklUWV9ISUdIEAMytgUKDkluc2lnaHRTZXJ2aWNlEmMKEkluZ2VzdEludGVyYWN0aW9ucxIkLmNybS5haS52MS5Jbmdlc3RJbnRlcmFjdGlvbnNSZXF1ZXN0GiUuY3JtLmFpLnYxLkluZ2VzdEludGVyYWN0aW9uc1Jlc3BvbnNlKAESWgoQR2VuZXJhdGVJbnNpZ2h0cxIiLmNybS5haS52MS5HZW5lcmF0ZUluc2lnaHRzUmVxdWVzdBogLmNybS5haS52MS5HZW5lcmF0ZUluc2lnaHRzRXZlbnQwARJGCgtBc2tDdXN0b21lchIdLmNybS5haS52MS5Bc2tDdXN0b21lclJlcXVlc3QaFi5jcm0uYWkudjEuQW5zd2VyQ2h1bmswARJACgtXYXRjaEFsZXJ0cxIdLmNybS5haS52MS5XYXRjaEFsZXJ0c1JlcXVlc3QaEC5jcm0uYWkudjEuQWxlcnQwARJPCgxMaXN0SW5zaWdodHMSHi5jcm0uYWkudjEuTGlzdEluc2lnaHRzUmVxdWVzdBofLmNybS5haS52MS5MaXN0SW5zaWdodHNSZXNwb25zZRJWChJHZXRJbnNpZ2h0U2V0dGluZ3MSJC5jcm0uYWkudjEuR2V0SW5zaWdodFNldHRpbmdzUmVxdWVzdBoaLmNybS5haS52MS5JbnNpZ2h0U2V0dGluZ3MSXAoVVXBkYXRlSW5zaWdodFNldHRpbmdzEicuY3JtLmFpLnYxLlVwZGF0ZUluc2lnaHRTZXR0aW5nc1JlcXVlc3QaGi5jcm0uYWkudjEuSW5zaWdodFNldHRpbmdzElIKDUVyYXNlQ3VzdG9tZXISHy5jcm0uYWkudjEuRXJhc2VDdXN0b21lclJlcXVlc3QaIC5jcm0uYWkudjEuRXJhc2VDdXN0b21lclJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_crm_ai_v1_common, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Chdjcm0vYWkvdjEvaW5zaWdodC5wcm90bxIJY3JtLmFpLnYxIkgKCkNvbXBldGl0b3ISFwoEbmFtZRgBIAEoCUIJukgGcgQQARhkEiEKB2FsaWFzZXMYAiADKAlCELpIDZIBChAUIgZyBBABGGQiogEKD0luc2lnaHRTZXR0aW5ncxI1Cgtjb21wZXRpdG9ycxgBIAMoCzIVLmNybS5haS52MS5Db21wZXRpdG9yQgm6SAaSAQMQyAESKAoGYWxlcnRzGAIgASgLMhguY3JtLmFpLnYxLkFsZXJ0U2V0dGluZ3MSLgoJZm9sbG93X3VwGAMgASgLMhsuY3JtLmFpLnYxLkZvbGxvd1VwU2V0dGluZ3MiggEKEEZvbGxvd1VwU2V0dGluZ3MSOQoFa2luZHMYASADKA4yFS5jcm0uYWkudjEuQWxlcnQuS2luZEITukgQkgENGAEiCYIBBhABIAAgBRIzCgxtaW5fc2V2ZXJpdHkYAiABKA4yEy5jcm0uYWkudjEuU2V2ZXJpdHlCCLpIBYIBAhABIuUBCg1BbGVydFNldHRpbmdzEkIKDmRpc2FibGVkX2tpbmRzGAEgAygOMhUuY3JtLmFpLnYxLkFsZXJ0LktpbmRCE7pIEJIBDRgBIgmCAQYQASAAIAUSGgoSbmVnYXRpdmVfdGhyZXNob2xkGAIgASgBEhIKCmNodXJuX2Ryb3AYAyABKAESGwoTcmVwZWF0ZWRfY29tcGxhaW50cxgEIAEoBRIWCg5jb21wbGFpbnRfZGF5cxgFIAEoBRIrCghjb29sZG93bhgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIbChlHZXRJbnNpZ2h0U2V0dGluZ3NSZXF1ZXN0IoUBChxVcGRhdGVJbnNpZ2h0U2V0dGluZ3NSZXF1ZXN0EjQKCHNldHRpbmdzGAEgASgLMhouY3JtLmFpLnYxLkluc2lnaHRTZXR0aW5nc0IGukgDyAEBEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI4ChRFcmFzZUN1c3RvbWVyUmVxdWVzdBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAEijAEKFUVyYXNlQ3VzdG9tZXJSZXNwb25zZRIUCgxpbnRlcmFjdGlvbnMYASABKAMSEAoIcGFzc2FnZXMYAiABKAMSEAoIaW5zaWdodHMYAyABKAMSDgoGYWxlcnRzGAQgASgDEhUKDWNhY2hlX2VudHJpZXMYBSABKAMSEgoKZXJhc3VyZV9pZBgGIAEoCSLuBAoLSW50ZXJhY3Rpb24SNwoOaW50ZXJhY3Rpb25faWQYASABKAlCH7pIHMgBAXIXGIABMhJeW0EtWmEtejAtOS5fOi1dKyQSIAoLY3VzdG9tZXJfaWQYAiABKAlCC7pICMgBAXIDGIABEjUKBGtpbmQYAyABKA4yGy5jcm0uYWkudjEuSW50ZXJhY3Rpb24uS2luZEIKukgHggEEEAEgABI9CglkaXJlY3Rpb24YBCABKA4yIC5jcm0uYWkudjEuSW50ZXJhY3Rpb24uRGlyZWN0aW9uQgi6SAWCAQIQARJDCgpvY2N1cl90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEITukgQyAEBsgEKGgYIgLL4hBsyABIZCgdzdWJqZWN0GAYgASgJQgi6SAVyAxjoBxIaCgRib2R5GAcgASgJQgy6SAnIAQFyBBigjQYSJQoMcGFydGljaXBhbnRzGAggAygJQg+6SAySAQkQMiIFcgMYwAIifAoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASDgoKS0lORF9FTUFJTBABEg0KCUtJTkRfQ0FMTBACEg8KC0tJTkRfVElDS0VUEAMSDQoJS0lORF9DSEFUEAQSDQoJS0lORF9OT1RFEAUSEAoMS0lORF9NRUVUSU5HEAYibQoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhUKEURJUkVDVElPTl9JTkJPVU5EEAESFgoSRElSRUNUSU9OX09VVEJPVU5EEAISFgoSRElSRUNUSU9OX0lOVEVSTkFMEAMiUAoZSW5nZXN0SW50ZXJhY3Rpb25zUmVxdWVzdBIzCgtpbnRlcmFjdGlvbhgBIAEoCzIWLmNybS5haS52MS5JbnRlcmFjdGlvbkIGukgDyAEBIp0BChpJbmdlc3RJbnRlcmFjdGlvbnNSZXNwb25zZRIQCghyZWNlaXZlZBgBIAEoBRIQCghpbmdlc3RlZBgCIAEoBRISCgpkdXBsaWNhdGVzGAMgASgFEjAKCHJlamVjdGVkGAQgAygLMh4uY3JtLmFpLnYxLlJlamVjdGVkSW50ZXJhY3Rpb24SFQoNYWxlcnRzX3JhaXNlZBgFIAEoBSJQChNSZWplY3RlZEludGVyYWN0aW9uEg0KBWluZGV4GAEgASgFEhYKDmludGVyYWN0aW9uX2lkGAIgASgJEhIKCnZpb2xhdGlvbnMYAyADKAkiiQIKB0luc2lnaHQSEgoKaW5zaWdodF9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRIkCgRraW5kGAMgASgOMhYuY3JtLmFpLnYxLkluc2lnaHRLaW5kEg0KBXRpdGxlGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJEhIKCmNvbmZpZGVuY2UYBiABKAESJQoIZXZpZGVuY2UYByADKAsyEy5jcm0uYWkudjEuQ2l0YXRpb24SLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KBXVzYWdlGAkgASgLMhAuY3JtLmFpLnYxLlVzYWdlIrQBChdHZW5lcmF0ZUluc2lnaHRzUmVxdWVzdBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAESOgoFa2luZHMYAiADKA4yFi5jcm0uYWkudjEuSW5zaWdodEtpbmRCE7pIEJIBDRAEGAEiB4IBBBABIAASOwoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQhC6SA2yAQoaBgiAsviEGzIAIncKFUdlbmVyYXRlSW5zaWdodHNFdmVudBIuCghwcm9ncmVzcxgBIAEoCzIaLmNybS5haS52MS5JbnNpZ2h0UHJvZ3Jlc3NIABIlCgdpbnNpZ2h0GAIgASgLMhIuY3JtLmFpLnYxLkluc2lnaHRIAEIHCgVldmVudCI2Cg9JbnNpZ2h0UHJvZ3Jlc3MSDQoFc3RhZ2UYASABKAkSFAoMaW50ZXJhY3Rpb25zGAIgASgFInUKEkFza0N1c3RvbWVyUmVxdWVzdBIgCgtjdXN0b21lcl9pZBgBIAEoCUILukgIyAEBcgMYgAESHQoIcXVlc3Rpb24YAiABKAlCC7pICMgBAXIDGNAPEh4KC21heF9zb3VyY2VzGAMgASgFQgm6SAYaBBgUKAAigAEKC0Fuc3dlckNodW5rEhQKCnRleHRfZGVsdGEYASABKAlIABIvCgljaXRhdGlvbnMYAiABKAsyGi5jcm0uYWkudjEuQW5zd2VyQ2l0YXRpb25zSAASIQoFdXNhZ2UYAyABKAsyEC5jcm0uYWkudjEuVXNhZ2VIAEIHCgVjaHVuayI5Cg9BbnN3ZXJDaXRhdGlvbnMSJgoJY2l0YXRpb25zGAEgAygLMhMuY3JtLmFpLnYxLkNpdGF0aW9uIqMDCgVBbGVydBIQCghhbGVydF9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoAxITCgtjdXN0b21lcl9pZBgDIAEoCRIjCgRraW5kGAQgASgOMhUuY3JtLmFpLnYxLkFsZXJ0LktpbmQSJQoIc2V2ZXJpdHkYBSABKA4yEy5jcm0uYWkudjEuU2V2ZXJpdHkSDwoHbWVzc2FnZRgGIAEoCRIlCghldmlkZW5jZRgHIAMoCzITLmNybS5haS52MS5DaXRhdGlvbhIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcnVuX2lkGAkgASgJIpsBCgRLaW5kEhQKEEtJTkRfVU5TUEVDSUZJRUQQABIbChdLSU5EX05FR0FUSVZFX1NFTlRJTUVOVBABEhMKD0tJTkRfQ0hVUk5fUklTSxACEhsKF0tJTkRfQ09NUEVUSVRPUl9NRU5USU9OEAMSEwoPS0lORF9FU0NBTEFUSU9OEAQSGQoVS0lORF9CVURHRVRfVEhSRVNIT0xEEAUiygEKEldhdGNoQWxlcnRzUmVxdWVzdBInCgxjdXN0b21lcl9pZHMYASADKAlCEbpIDpIBCxBkIgdyBRABGIABEjUKBWtpbmRzGAIgAygOMhUuY3JtLmFpLnYxLkFsZXJ0LktpbmRCD7pIDJIBCSIHggEEEAEgABIzCgxtaW5fc2V2ZXJpdHkYAyABKA4yEy5jcm0uYWkudjEuU2V2ZXJpdHlCCLpIBYIBAhABEh8KDmFmdGVyX3NlcXVlbmNlGAQgASgDQge6SAQiAigAIqwBChNMaXN0SW5zaWdodHNSZXF1ZXN0EiAKC2N1c3RvbWVyX2lkGAEgASgJQgu6SAjIAQFyAxiAARI2CgVraW5kcxgCIAMoDjIWLmNybS5haS52MS5JbnNpZ2h0S2luZEIPukgMkgEJIgeCAQQQASAAEh0KCXBhZ2Vfc2l6ZRgDIAEoBUIKukgHGgUY6AcoABIcCgpwYWdlX3Rva2VuGAQgASgJQgi6SAVyAxiACCJVChRMaXN0SW5zaWdodHNSZXNwb25zZRIkCghpbnNpZ2h0cxgBIAMoCzISLmNybS5haS52MS5JbnNpZ2h0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqlAQoLSW5zaWdodEtpbmQSHAoYSU5TSUdIVF9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRSU5TSUdIVF9LSU5EX1JJU0sQARIcChhJTlNJR0hUX0tJTkRfT1BQT1JUVU5JVFkQAhIgChxJTlNJR0hUX0tJTkRfU0VOVElNRU5UX1RSRU5EEAMSIQodSU5TSUdIVF9LSU5EX05FWFRfQkVTVF9BQ1RJT04QBCpeCghTZXZlcml0eRIYChRTRVZFUklUWV9VTlNQRUNJRklFRBAAEhAKDFNFVkVSSVRZX0xPVxABEhMKD1NFVkVSSVRZX01FRElVTRACEhEKDVNFVkVSSVRZX0hJR0gQAzK2BQoOSW5zaWdodFNlcnZpY2USYwoSSW5nZXN0SW50ZXJhY3Rpb25zEiQuY3JtLmFpLnYxLkluZ2VzdEludGVyYWN0aW9uc1JlcXVlc3QaJS5jcm0uYWkudjEuSW5nZXN0SW50ZXJhY3Rpb25zUmVzcG9uc2UoARJaChBHZW5lcmF0ZUluc2lnaHRzEiIuY3JtLmFpLnYxLkdlbmVyYXRlSW5zaWdodHNSZXF1ZXN0GiAuY3JtLmFpLnYxLkdlbmVyYXRlSW5zaWdodHNFdmVudDABEkYKC0Fza0N1c3RvbWVyEh0uY3JtLmFpLnYxLkFza0N1c3RvbWVyUmVxdWVzdBoWLmNybS5haS52MS5BbnN3ZXJDaHVuazABEkAKC1dhdGNoQWxlcnRzEh0uY3JtLmFpLnYxLldhdGNoQWxlcnRzUmVxdWVzdBoQLmNybS5haS52MS5BbGVydDABEk8KDExpc3RJbnNpZ2h0cxIeLmNybS5haS52MS5MaXN0SW5zaWdodHNSZXF1ZXN0Gh8uY3JtLmFpLnYxLkxpc3RJbnNpZ2h0c1Jlc3BvbnNlElYKEkdldEluc2lnaHRTZXR0aW5ncxIkLmNybS5haS52MS5HZXRJbnNpZ2h0U2V0dGluZ3NSZXF1ZXN0GhouY3JtLmFpLnYxLkluc2lnaHRTZXR0aW5ncxJcChVVcGRhdGVJbnNpZ2h0U2V0dGluZ3MSJy5jcm0uYWkudjEuVXBkYXRlSW5zaWdodFNldHRpbmdzUmVxdWVzdBoaLmNybS5haS52MS5JbnNpZ2h0U2V0dGluZ3MSUgoNRXJhc2VDdXN0b21lchIfLmNybS5haS52MS5FcmFzZUN1c3RvbWVyUmVxdWVzdBogLmNybS5haS52MS5FcmFzZUN1c3RvbWVyUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_crm_ai_v1_common, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A competitor the tenant wants to hear about.
@@ -66,6 +66,13 @@ export type InsightSettings = Message<"crm.ai.v1.InsightSettings"> & {
    * @generated from field: crm.ai.v1.AlertSettings alerts = 2;
    */
   alerts?: AlertSettings | undefined;
+
+  /**
+   * Which alerts start a `customer_follow_up` run by themselves; none by default.
+   *
+   * @generated from field: crm.ai.v1.FollowUpSettings follow_up = 3;
+   */
+  followUp?: FollowUpSettings | undefined;
 };
 
 /**
@@ -74,6 +81,39 @@ export type InsightSettings = Message<"crm.ai.v1.InsightSettings"> & {
  */
 export const InsightSettingsSchema: GenMessage<InsightSettings> = /*@__PURE__*/
   messageDesc(file_crm_ai_v1_insight, 1);
+
+/**
+ * Alerts that start a `customer_follow_up` workflow run for their customer, without any call
+ * from the caller: the run gathers insights and passages, decides the next best action, drafts
+ * a reply and waits for a human's review when the rules ask for one (always for a churn risk
+ * or an escalation). One run per alert, whatever happens (a replayed or re-evaluated alert
+ * never starts a second); the run's id is on the alert (`Alert.run_id`).
+ *
+ * @generated from message crm.ai.v1.FollowUpSettings
+ */
+export type FollowUpSettings = Message<"crm.ai.v1.FollowUpSettings"> & {
+  /**
+   * Kinds that start a run; empty: none. KIND_BUDGET_THRESHOLD concerns no customer and cannot
+   * be listed.
+   *
+   * @generated from field: repeated crm.ai.v1.Alert.Kind kinds = 1;
+   */
+  kinds: Alert_Kind[];
+
+  /**
+   * Only alerts at or above this severity start a run; unset: any severity.
+   *
+   * @generated from field: crm.ai.v1.Severity min_severity = 2;
+   */
+  minSeverity: Severity;
+};
+
+/**
+ * Describes the message crm.ai.v1.FollowUpSettings.
+ * Use `create(FollowUpSettingsSchema)` to create a new message.
+ */
+export const FollowUpSettingsSchema: GenMessage<FollowUpSettings> = /*@__PURE__*/
+  messageDesc(file_crm_ai_v1_insight, 2);
 
 /**
  * One tenant's alert rules. A field left at 0 (or unset) takes its default; an update that
@@ -137,7 +177,7 @@ export type AlertSettings = Message<"crm.ai.v1.AlertSettings"> & {
  * Use `create(AlertSettingsSchema)` to create a new message.
  */
 export const AlertSettingsSchema: GenMessage<AlertSettings> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 2);
+  messageDesc(file_crm_ai_v1_insight, 3);
 
 /**
  * Request of InsightService.GetInsightSettings (the tenant is the caller's).
@@ -152,7 +192,7 @@ export type GetInsightSettingsRequest = Message<"crm.ai.v1.GetInsightSettingsReq
  * Use `create(GetInsightSettingsRequestSchema)` to create a new message.
  */
 export const GetInsightSettingsRequestSchema: GenMessage<GetInsightSettingsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 3);
+  messageDesc(file_crm_ai_v1_insight, 4);
 
 /**
  * Request of InsightService.UpdateInsightSettings.
@@ -168,7 +208,8 @@ export type UpdateInsightSettingsRequest = Message<"crm.ai.v1.UpdateInsightSetti
   settings?: InsightSettings | undefined;
 
   /**
-   * Fields of `settings` to change (`competitors`, `alerts`); empty means all of them.
+   * Fields of `settings` to change (`competitors`, `alerts`, `follow_up`); empty means all of
+   * them.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -180,7 +221,7 @@ export type UpdateInsightSettingsRequest = Message<"crm.ai.v1.UpdateInsightSetti
  * Use `create(UpdateInsightSettingsRequestSchema)` to create a new message.
  */
 export const UpdateInsightSettingsRequestSchema: GenMessage<UpdateInsightSettingsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 4);
+  messageDesc(file_crm_ai_v1_insight, 5);
 
 /**
  * Request of InsightService.EraseCustomer.
@@ -201,7 +242,7 @@ export type EraseCustomerRequest = Message<"crm.ai.v1.EraseCustomerRequest"> & {
  * Use `create(EraseCustomerRequestSchema)` to create a new message.
  */
 export const EraseCustomerRequestSchema: GenMessage<EraseCustomerRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 5);
+  messageDesc(file_crm_ai_v1_insight, 6);
 
 /**
  * What EraseCustomer deleted; all zero when the customer had nothing stored.
@@ -257,7 +298,7 @@ export type EraseCustomerResponse = Message<"crm.ai.v1.EraseCustomerResponse"> &
  * Use `create(EraseCustomerResponseSchema)` to create a new message.
  */
 export const EraseCustomerResponseSchema: GenMessage<EraseCustomerResponse> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 6);
+  messageDesc(file_crm_ai_v1_insight, 7);
 
 /**
  * A customer interaction.
@@ -327,7 +368,7 @@ export type Interaction = Message<"crm.ai.v1.Interaction"> & {
  * Use `create(InteractionSchema)` to create a new message.
  */
 export const InteractionSchema: GenMessage<Interaction> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 7);
+  messageDesc(file_crm_ai_v1_insight, 8);
 
 /**
  * Kind of interaction.
@@ -389,7 +430,7 @@ export enum Interaction_Kind {
  * Describes the enum crm.ai.v1.Interaction.Kind.
  */
 export const Interaction_KindSchema: GenEnum<Interaction_Kind> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_insight, 7, 0);
+  enumDesc(file_crm_ai_v1_insight, 8, 0);
 
 /**
  * Who initiated it.
@@ -430,7 +471,7 @@ export enum Interaction_Direction {
  * Describes the enum crm.ai.v1.Interaction.Direction.
  */
 export const Interaction_DirectionSchema: GenEnum<Interaction_Direction> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_insight, 7, 1);
+  enumDesc(file_crm_ai_v1_insight, 8, 1);
 
 /**
  * One message of the IngestInteractions stream.
@@ -451,7 +492,7 @@ export type IngestInteractionsRequest = Message<"crm.ai.v1.IngestInteractionsReq
  * Use `create(IngestInteractionsRequestSchema)` to create a new message.
  */
 export const IngestInteractionsRequestSchema: GenMessage<IngestInteractionsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 8);
+  messageDesc(file_crm_ai_v1_insight, 9);
 
 /**
  * Summary of an IngestInteractions stream.
@@ -500,7 +541,7 @@ export type IngestInteractionsResponse = Message<"crm.ai.v1.IngestInteractionsRe
  * Use `create(IngestInteractionsResponseSchema)` to create a new message.
  */
 export const IngestInteractionsResponseSchema: GenMessage<IngestInteractionsResponse> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 9);
+  messageDesc(file_crm_ai_v1_insight, 10);
 
 /**
  * An interaction rejected by IngestInteractions.
@@ -535,7 +576,7 @@ export type RejectedInteraction = Message<"crm.ai.v1.RejectedInteraction"> & {
  * Use `create(RejectedInteractionSchema)` to create a new message.
  */
 export const RejectedInteractionSchema: GenMessage<RejectedInteraction> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 10);
+  messageDesc(file_crm_ai_v1_insight, 11);
 
 /**
  * A generated insight about a customer.
@@ -612,7 +653,7 @@ export type Insight = Message<"crm.ai.v1.Insight"> & {
  * Use `create(InsightSchema)` to create a new message.
  */
 export const InsightSchema: GenMessage<Insight> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 11);
+  messageDesc(file_crm_ai_v1_insight, 12);
 
 /**
  * Request of InsightService.GenerateInsights.
@@ -647,7 +688,7 @@ export type GenerateInsightsRequest = Message<"crm.ai.v1.GenerateInsightsRequest
  * Use `create(GenerateInsightsRequestSchema)` to create a new message.
  */
 export const GenerateInsightsRequestSchema: GenMessage<GenerateInsightsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 12);
+  messageDesc(file_crm_ai_v1_insight, 13);
 
 /**
  * One event of GenerateInsights.
@@ -684,7 +725,7 @@ export type GenerateInsightsEvent = Message<"crm.ai.v1.GenerateInsightsEvent"> &
  * Use `create(GenerateInsightsEventSchema)` to create a new message.
  */
 export const GenerateInsightsEventSchema: GenMessage<GenerateInsightsEvent> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 13);
+  messageDesc(file_crm_ai_v1_insight, 14);
 
 /**
  * Progress of GenerateInsights.
@@ -712,7 +753,7 @@ export type InsightProgress = Message<"crm.ai.v1.InsightProgress"> & {
  * Use `create(InsightProgressSchema)` to create a new message.
  */
 export const InsightProgressSchema: GenMessage<InsightProgress> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 14);
+  messageDesc(file_crm_ai_v1_insight, 15);
 
 /**
  * Request of InsightService.AskCustomer.
@@ -747,7 +788,7 @@ export type AskCustomerRequest = Message<"crm.ai.v1.AskCustomerRequest"> & {
  * Use `create(AskCustomerRequestSchema)` to create a new message.
  */
 export const AskCustomerRequestSchema: GenMessage<AskCustomerRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 15);
+  messageDesc(file_crm_ai_v1_insight, 16);
 
 /**
  * A chunk of an answer: text deltas, then the citations, then the usage.
@@ -792,7 +833,7 @@ export type AnswerChunk = Message<"crm.ai.v1.AnswerChunk"> & {
  * Use `create(AnswerChunkSchema)` to create a new message.
  */
 export const AnswerChunkSchema: GenMessage<AnswerChunk> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 16);
+  messageDesc(file_crm_ai_v1_insight, 17);
 
 /**
  * Citations of an answer.
@@ -813,7 +854,7 @@ export type AnswerCitations = Message<"crm.ai.v1.AnswerCitations"> & {
  * Use `create(AnswerCitationsSchema)` to create a new message.
  */
 export const AnswerCitationsSchema: GenMessage<AnswerCitations> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 17);
+  messageDesc(file_crm_ai_v1_insight, 18);
 
 /**
  * A real-time alert.
@@ -890,7 +931,7 @@ export type Alert = Message<"crm.ai.v1.Alert"> & {
  * Use `create(AlertSchema)` to create a new message.
  */
 export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 18);
+  messageDesc(file_crm_ai_v1_insight, 19);
 
 /**
  * Kind of alert.
@@ -946,7 +987,7 @@ export enum Alert_Kind {
  * Describes the enum crm.ai.v1.Alert.Kind.
  */
 export const Alert_KindSchema: GenEnum<Alert_Kind> = /*@__PURE__*/
-  enumDesc(file_crm_ai_v1_insight, 18, 0);
+  enumDesc(file_crm_ai_v1_insight, 19, 0);
 
 /**
  * Request of InsightService.WatchAlerts.
@@ -988,7 +1029,7 @@ export type WatchAlertsRequest = Message<"crm.ai.v1.WatchAlertsRequest"> & {
  * Use `create(WatchAlertsRequestSchema)` to create a new message.
  */
 export const WatchAlertsRequestSchema: GenMessage<WatchAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 19);
+  messageDesc(file_crm_ai_v1_insight, 20);
 
 /**
  * Request of InsightService.ListInsights.
@@ -1030,7 +1071,7 @@ export type ListInsightsRequest = Message<"crm.ai.v1.ListInsightsRequest"> & {
  * Use `create(ListInsightsRequestSchema)` to create a new message.
  */
 export const ListInsightsRequestSchema: GenMessage<ListInsightsRequest> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 20);
+  messageDesc(file_crm_ai_v1_insight, 21);
 
 /**
  * Response of InsightService.ListInsights.
@@ -1058,7 +1099,7 @@ export type ListInsightsResponse = Message<"crm.ai.v1.ListInsightsResponse"> & {
  * Use `create(ListInsightsResponseSchema)` to create a new message.
  */
 export const ListInsightsResponseSchema: GenMessage<ListInsightsResponse> = /*@__PURE__*/
-  messageDesc(file_crm_ai_v1_insight, 21);
+  messageDesc(file_crm_ai_v1_insight, 22);
 
 /**
  * Kind of insight.
