@@ -55,8 +55,15 @@ PRICE_OBJECTION: Final[str] = (
 STILL_WAITING: Final[str] = (
     r"still\s+(?:waiting|not\s+(?:fixed|resolved|working)|broken|down|failing"
     r"|no\s+(?:response|reply|answer|update|fix))"
-    r"|no\s+one\s+has\s+(?:responded|replied|answered|got(?:ten)?\s+back)"
+    r"|(?:no\s+one|nobody)\s+(?:has\s+|ever\s+)?(?:respond|repl|answer|gets?\s+back|got(?:ten)?\s+back)\w*"
     r"|(?:haven['\u2019]?t|have\s+not)\s+heard\s+back"
+    # How long one has been waiting is a grievance ("we have been waiting two weeks for a fix").
+    r"|been\s+waiting\s+(?:for\s+)?(?:over\s+|more\s+than\s+|almost\s+|nearly\s+)?"
+    r"(?:a|an|two|three|four|five|six|several|many|\d+)\s+(?:hour|day|week|month)s?"
+)
+CONTRACT: Final[str] = (
+    r"(?:contract|subscription|account|plan|licen[cs]e|seat|service|agreement|renewal"
+    r"|membership)s?"
 )
 MEETING: Final[str] = (
     r"(?:meeting|call|demo|appointment|session|webinar|invite|invitation|training|workshop"
@@ -66,7 +73,8 @@ _LEGAL_TERMS: Final[tuple[tuple[str, str], ...]] = (
     (
         "legal action",
         r"legal\s+(?:action|steps|proceedings|recourse)|court\s+action|litigation"
-        r"|take\s+(?:you|this|the\s+matter)\s+to\s+court",
+        # Whatever is taken to court ("this matter", "your company"): the threat is the court.
+        r"|(?:take|bring|drag)\s+(?:[\w-]+\s+){1,3}?to\s+court|see\s+you\s+in\s+court",
     ),
     (
         "lawsuit",
@@ -92,6 +100,23 @@ _LEGAL_TERMS: Final[tuple[tuple[str, str], ...]] = (
     ),
 )
 LEGAL_THREAT: Final[str] = "|".join(pattern for _, pattern in _LEGAL_TERMS)
+_DETERMINER: Final[str] = r"(?:the|our|my|this|that|these|those|their|your|its|an?|all|any)"
+# Cancelling is churn when what ends is the relationship: a named object must be a contract or
+# the like ("cancel the duplicate invoice" is housekeeping); with none named ("we will cancel",
+# "notice of cancellation") the relationship is meant, unless a meeting follows (scheduling).
+_ENDS_RELATIONSHIP: Final[str] = (
+    rf"(?:\s+of)?(?:\s+{_DETERMINER})?(?:\s+[\w-]+){{0,2}}?\s+{CONTRACT}"
+    rf"(?!(?:\s+[\w-]+)?\s+{MEETING}\b)"
+    rf"|(?!\s+(?:of\s+)?(?:{_DETERMINER}\b|[\d#]))(?![^.!?\n]{{0,40}}?\b{MEETING}\b)"
+)
+_OTHER_VENDOR: Final[str] = (
+    r"(?:another|a\s+different|a\s+new|an\s+alternative|a\s+competing|a\s+cheaper)\s+"
+    r"(?:vendor|provider|tool|platform|solution|system|product|crm|supplier)"
+)
+_SENIOR: Final[str] = (
+    r"(?:manager|supervisor|boss|superior|management"
+    r"|(?:head|vp|director)\s+of\s+(?:customer\s+|client\s+)?\w+)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +129,8 @@ class _Rule:
     """A negation just before the match in the same clause cancels it."""
     declinable: bool = False
     """Declining or deferring words anywhere in the match's sentence cancel it."""
+    requested: bool = False
+    """Only after a request to reach someone earlier in the same clause ("get me ...")."""
 
 
 def _opportunity(term: str, pattern: str) -> _Rule:
@@ -130,24 +157,19 @@ _RULES: Final[dict[MentionKind, tuple[_Rule, ...]]] = {
     ),
     MentionKind.CHURN: (
         _Rule("not renewing", NOT_RENEWING),
-        # Cancelling a meeting is scheduling, not churn.
         _Rule(
             "cancel",
-            rf"cancel(?:s|led|ed|ling|ing|lation)?(?![^.!?\n]{{0,40}}?\b{MEETING}\b)",
+            rf"cancel(?:s|led|ed|ling|ing|lation)?(?:{_ENDS_RELATIONSHIP})",
             negatable=True,
         ),
-        _Rule(
-            "terminate",
-            rf"terminat(?:e|es|ed|ing|ion)(?![^.!?\n]{{0,40}}?\b{MEETING}\b)",
-            negatable=True,
-        ),
+        _Rule("terminate", rf"terminat(?:e|es|ed|ing|ion)(?:{_ENDS_RELATIONSHIP})", negatable=True),
         _Rule(
             "switching",
-            r"switch(?:ing|ed)?\s+(?:over\s+)?to\s+"
-            r"(?:(?:another|a\s+different|a\s+new|an\s+alternative|a\s+competing|a\s+cheaper)\s+"
-            r"(?:vendor|provider|tool|platform|solution|system|product|crm|supplier)"
-            # A capitalised word after "switching to" is most often a product name.
-            r"|(?-i:[A-Z])(?:[\w&-]|\.(?=\w))*)",
+            # A capitalised word after "switching to" is most often a product name; after
+            # "moving to" it is as often a place or a date, so only another vendor counts there.
+            rf"switch(?:ing|ed)?\s+(?:over\s+)?to\s+(?:{_OTHER_VENDOR}|(?-i:[A-Z])(?:[\w&-]|\.(?=\w))*)"
+            rf"|(?:(?:mov|migrat)(?:e|es|ed|ing)\s+(?:over\s+)?to|go(?:es|ing)?\s+with|went\s+with)"
+            rf"\s+{_OTHER_VENDOR}",
             negatable=True,
         ),
         _Rule("looking elsewhere", LOOKING_ELSEWHERE, negatable=True),
@@ -157,11 +179,13 @@ _RULES: Final[dict[MentionKind, tuple[_Rule, ...]]] = {
         _Rule("escalate", r"escalat(?:e|es|ed|ing|ion)", negatable=True),
         _Rule(
             "manager",
-            r"(?:speak|talk)\s+(?:to|with)\s+(?:a|your|the)\s+(?:manager|supervisor)"
-            r"|(?:your|a|the)\s+(?:manager|supervisor|boss|superior)"
+            rf"(?:speak|talk)\s+(?:to|with)\s+(?:a|your|the)\s+{_SENIOR}"
             r"|someone\s+(?:more\s+senior|in\s+charge)",
             negatable=True,
         ),
+        # Naming a manager is not escalating ("pass our thanks to your manager"); asking to
+        # reach one is ("get me your supervisor", "a call from your head of support").
+        _Rule("manager", rf"(?:your|a|the)\s+{_SENIOR}", negatable=True, requested=True),
         _Rule("unacceptable", r"unacceptable|not\s+acceptable"),
         _Rule(
             "repeat contact",
@@ -197,14 +221,26 @@ _CLAUSE_BREAK = re.compile(
     r"[.!?;:,()\n]|\b(?:and|but|so|because|then|or|however|although|though|yet|if|unless)\b",
     re.IGNORECASE,
 )
+_REQUEST = re.compile(
+    r"\b(?:get\s+me|put\s+me\s+through|(?:connect|transfer)\s+me|escalat\w*|involve|loop\s+in"
+    r"|(?:call|answer|reply|response|word|hear)\s+(?:back\s+)?from)\b",
+    re.IGNORECASE,
+)
 _NEGATOR = re.compile(
     r"\b(?:not|no|never|without|nor|neither|cannot|dont|wont|cant|isnt|arent|didnt|doesnt)\b"
     r"|\b\w+n['\u2019]t\b",
     re.IGNORECASE,
 )
+# A negative subject negates its clause ("nobody here is talking about cancelling"), so it
+# reaches further back than "not" does, up to a new subject ("if nobody fixes it we cancel").
+_NEGATIVE_SUBJECT = re.compile(
+    r"\b(?:nobody|no[\s-]one|noone|none)\b(?!.*\b(?:i|we|you|they|he|she)\b)", re.IGNORECASE
+)
 _WORD = re.compile(r"[\w'\u2019]+")
-_NEGATION_WINDOW_CHARS: Final[int] = 48
+_CHARS_PER_WORD: Final[int] = 12
 _NEGATION_WINDOW_WORDS: Final[int] = 4
+_SUBJECT_WINDOW_WORDS: Final[int] = 7
+_REQUEST_WINDOW_WORDS: Final[int] = 5
 
 
 def negation_start(text: str, start: int) -> int | None:
@@ -212,18 +248,28 @@ def negation_start(text: str, start: int) -> int | None:
 
     "We have no plans to cancel" and "we won't be cancelling" are negated; "No, we are
     cancelling" and "we are not happy and will cancel" are not (a comma or a conjunction ends
-    the negation's reach).
+    the negation's reach). A negative subject reaches seven words: "nobody here is talking
+    about cancelling" is negated.
     """
-    window_start = max(0, start - _NEGATION_WINDOW_CHARS)
+    found = [
+        _in_clause_before(text, start, _NEGATOR, _NEGATION_WINDOW_WORDS),
+        _in_clause_before(text, start, _NEGATIVE_SUBJECT, _SUBJECT_WINDOW_WORDS),
+    ]
+    return min((offset for offset in found if offset is not None), default=None)
+
+
+def _in_clause_before(text: str, start: int, pattern: re.Pattern[str], words: int) -> int | None:
+    """Offset of ``pattern`` among the ``words`` words before ``start`` in the same clause."""
+    window_start = max(0, start - words * _CHARS_PER_WORD)
     window = text[window_start:start]
     clause = 0
     for match in _CLAUSE_BREAK.finditer(window):
         clause = match.end()
-    words = list(_WORD.finditer(window, clause))[-_NEGATION_WINDOW_WORDS:]
-    if not words:
+    before = list(_WORD.finditer(window, clause))[-words:]
+    if not before:
         return None
-    negator = _NEGATOR.search(window, words[0].start())
-    return None if negator is None else window_start + negator.start()
+    found = pattern.search(window, before[0].start())
+    return None if found is None else window_start + found.start()
 
 
 class CompetitorList:
@@ -306,6 +352,11 @@ def detect(text: str, competitors: CompetitorList) -> list[Mention]:
             if rule.negatable and negation_start(text, match.start()) is not None:
                 continue
             if rule.declinable and declined(text, match.start(), match.end()):
+                continue
+            if (
+                rule.requested
+                and _in_clause_before(text, match.start(), _REQUEST, _REQUEST_WINDOW_WORDS) is None
+            ):
                 continue
             if match.start() in switch_starts:
                 continue  # "switching to Sales Cloud": the competitor's span, not one word of it

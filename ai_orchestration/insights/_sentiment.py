@@ -31,6 +31,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer, negated
 
 from ai_orchestration.insights._chunks import sentence_pieces
 from ai_orchestration.insights._detectors import (
+    CONTRACT,
     LEGAL_THREAT,
     LOOKING_ELSEWHERE,
     MEETING,
@@ -143,8 +144,7 @@ _PHRASE_RULES: Final[tuple[_PhraseRule, ...]] = (
     _PhraseRule(
         "cancel the contract",
         r"(?:cancel(?:s|led|ed|ling|ing)?|terminat(?:e|es|ed|ing))\s+"
-        r"(?:our|the|my|this|their)\s+(?:\w+\s+)?"
-        r"(?:contract|subscription|account|plan|licen[cs]es?|service|agreement|renewal)",
+        rf"(?:our|the|my|this|their)\s+(?:\w+\s+)?{CONTRACT}",
         -2.5,
         negatable=True,
     ),
@@ -182,6 +182,10 @@ _PHRASE_RULES: Final[tuple[_PhraseRule, ...]] = (
         negatable=True,
     ),
     _PhraseRule("legal threat", LEGAL_THREAT, -3.0),
+    # Unmet expectations are disappointment, not VADER's "better" (+1.9): "we expected better".
+    _PhraseRule("expected better", r"(?:expected|hoped\s+for)\s+(?:much\s+|far\s+)?better", -2.0),
+    # Manual work, not VADER's helping "hand" (+2.2): "we had to redo everything by hand".
+    _PhraseRule("by hand", r"by\s+hand", 0.0),
     _PhraseRule(
         "repeat contact",
         r"(?:third|fourth|fifth|\d+(?:rd|th))\s+time|(?:several|multiple|many|\d+)\s+times\s+"

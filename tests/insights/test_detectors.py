@@ -178,10 +178,15 @@ def test_amount_spans_end_at_the_number() -> None:
         ("Please terminate the agreement at the end of the term.", ["terminate"]),
         ("What is your cancellation policy?", ["cancel"]),
         ("We're switching to Pipedrive next month.", ["switching"]),
-        ("We are moving to another vendor.", []),
+        ("We are moving to another vendor.", ["switching"]),
+        ("We are migrating to a different platform in May.", ["switching"]),
+        ("We are going with a different provider.", ["switching"]),
         ("We are switching to a different vendor.", ["switching"]),
         ("We are looking at other vendors.", ["looking elsewhere"]),
         ("We are not happy and will cancel.", ["cancel"]),
+        ("Please cancel our subscription at the end of the term.", ["cancel"]),
+        ("This is notice of cancellation of our 12 licences.", ["cancel"]),
+        ("We will be terminating as of June 1st.", ["terminate"]),
         ("No, we are cancelling.", ["cancel"]),
         # Negated
         ("We are not cancelling.", []),
@@ -189,6 +194,15 @@ def test_amount_spans_end_at_the_number() -> None:
         ("We won't cancel, don't worry.", []),
         ("We are not looking at other vendors.", []),
         ("We never switched to Pipedrive.", []),
+        ("We are not moving to another provider.", []),
+        ("Nobody here is talking about cancelling.", []),  # a negative subject
+        ("None of us wants to terminate the contract.", []),
+        # Ending a document, an order or a session is housekeeping, not churn
+        ("Please cancel the duplicate invoice #4411.", []),
+        ("Could you cancel my last order?", []),
+        ("Please terminate the session for that user.", []),
+        ("We will cancel our account review meeting.", []),
+        ("We are moving to Berlin next month.", []),  # a place, not a vendor
         # Scheduling, not churn
         ("Can we cancel tomorrow's call?", []),
         ("I had to cancel the demo with your team.", []),
@@ -197,6 +211,11 @@ def test_amount_spans_end_at_the_number() -> None:
 )
 def test_churn_intent(text: str, expected: list[str]) -> None:
     assert terms(text, MentionKind.CHURN) == expected
+
+
+def test_a_cancellation_cites_what_ends() -> None:
+    text = "Please cancel our subscription and the duplicate invoice."
+    assert spans(text, MentionKind.CHURN) == ["cancel our subscription"]
 
 
 def test_switching_to_a_competitor_covers_its_whole_name() -> None:
@@ -218,8 +237,19 @@ def test_switching_to_a_competitor_covers_its_whole_name() -> None:
         ("I have asked 4 times already.", ["repeat contact"]),
         ("We are still waiting for a fix.", ["still waiting"]),
         ("Still no response from anyone.", ["still waiting"]),
+        ("Nobody answers our e-mails.", ["still waiting"]),
+        ("We have been waiting two weeks for a fix.", ["still waiting"]),
+        ("Get me your supervisor.", ["manager"]),
+        ("I expect a call from your head of customer success today.", ["manager"]),
+        ("Please loop in your manager.", ["manager"]),
         ("No need to escalate, it works now.", []),
         ("Our account manager was very helpful.", []),
+        # A manager named without a request to reach them
+        ("Please pass our thanks to your manager for the smooth rollout.", []),
+        ("We had a good call with your manager, thanks.", []),
+        ("Your head of support sent the notes.", []),
+        ("No need to involve your manager.", []),
+        ("We will be waiting two weeks before the rollout.", []),
     ],
 )
 def test_escalation(text: str, expected: list[str]) -> None:
@@ -236,6 +266,9 @@ def test_escalation(text: str, expected: list[str]) -> None:
         ("You breached the SLA twice.", ["breach of contract"]),
         ("We are prepared to sue you.", ["lawsuit"]),
         ("We will file a GDPR complaint.", ["regulator complaint"]),
+        ("We reserve the right to take this matter to court.", ["legal action"]),
+        ("We will bring your company to court.", ["legal action"]),
+        ("Lunch is at the food court.", []),
         ("We complained to the ICO.", []),
         ("Our lawyers are reviewing the MSA this week.", []),
         ("Sue from finance will send the PO.", []),
@@ -272,13 +305,17 @@ def test_mentions_are_ordered_spans_of_the_text() -> None:
         ("we are not happy and will cancel", False),
         ("not that we ever said we would cancel", False),  # more than four words back
         ("we will cancel", False),
+        ("nobody here is talking about cancelling", True),  # a subject reaches seven words
+        ("none of us wants to cancel", True),
+        ("nobody answered, so we cancel", False),
+        ("if nobody fixes it we will cancel", False),  # a new subject, a new clause
     ],
 )
 def test_negation_start(text: str, negated: bool) -> None:
     start = negation_start(text, text.rindex("cancel"))
     assert (start is not None) is negated
     if start is not None:
-        assert text[start:].startswith(("no", "won", "don"))
+        assert text[start:].startswith(("no", "won", "don"))  # "nobody", "none" too
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,9 @@ def scorer() -> SentimentScorer:
         ("The renewal quote is over our budget.", NEG),
         ("The CSV export is still broken.", NEG),
         ("Still no response from your team.", NEG),
+        ("We have been waiting two weeks for a fix.", NEG),
+        ("Nobody answers our e-mails.", NEG),
+        ("We expected much better from you.", NEG),
         ("This is a blocker for our rollout.", NEG),
         ("I will escalate this to your manager.", NEG),
         ("I want to speak to your manager today.", NEG),
@@ -69,6 +72,8 @@ def test_crm_phrases_score_as_labelled(scorer: SentimentScorer, text: str, label
         "We are not looking at other vendors.",
         "Don't worry, the price is not too expensive for us.",
         "Can we cancel tomorrow's call and meet on Friday instead?",
+        "It works better than we expected.",
+        "We enter the orders by hand.",  # manual work, not VADER's helping hand
     ],
 )
 def test_negations_and_scheduling_do_not_score_negative(scorer: SentimentScorer, text: str) -> None:
