@@ -82,8 +82,11 @@ class AlertEvaluator:
         settings: InsightSettingsStore,
         announce: Callable[[str, int], Awaitable[None]],
         clock: Callable[[], datetime],
+        on_raised: Callable[[str, list[StoredAlert]], Awaitable[None]] | None = None,
     ) -> None:
-        """``announce(tenant, last_sequence)`` wakes the tenant's watchers after a commit."""
+        """``announce(tenant, last_sequence)`` wakes the tenant's watchers after a commit;
+        ``on_raised(tenant, alerts)`` acts on new alerts (starts follow-up runs)."""
+        self._on_raised = on_raised
         self._backlog = backlog
         self._histories = histories
         self._settings = settings
@@ -147,6 +150,11 @@ class AlertEvaluator:
         if raised:
             with contextlib.suppress(Exception):  # watchers also poll: a lost wake-up only delays
                 await self._announce(tenant_id, raised[-1].sequence)
+            if self._on_raised is not None:
+                try:
+                    await self._on_raised(tenant_id, raised)
+                except Exception:
+                    _log.exception("acting on new alerts failed")
         return raised
 
 

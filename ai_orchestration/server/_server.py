@@ -32,10 +32,14 @@ from ai_orchestration.observability import Metrics
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.scoring_rpc import BatchScorer
 from ai_orchestration.security import Authenticator, TokenVerifier
-from ai_orchestration.server._insights import InsightParts, budget_alerts, start_insights
+from ai_orchestration.server._insights import (
+    InsightParts,
+    budget_alerts,
+    insight_stores,
+    start_insights,
+)
 from ai_orchestration.server._workflows import start_bus, start_workflows
 from ai_orchestration.storage import (
-    AlertRepository,
     Database,
     IdempotencyRepository,
     TenantSettingsRepository,
@@ -137,12 +141,12 @@ class Server:
         """Load the models, bind, register services and mark them SERVING; returns the port."""
         await self.scoring.start()
         bus = await start_bus(self.settings, self._resources)
-        alerts = AlertRepository(database=self.database)
+        stores = insight_stores(self.database)
         self.llm = await build_stack(
             options=llm_options(self.settings),
             database=self.database,
             metrics=LlmMetrics(self.metrics.registry),
-            on_budget_alert=budget_alerts(alerts, bus),
+            on_budget_alert=budget_alerts(stores.alerts, bus),
         )
         policies = DecisionPolicyStore(TenantSettingsRepository(database=self.database))
         self.workflows = await start_workflows(
@@ -153,14 +157,16 @@ class Server:
             policies=policies,
             bus=bus,
             resources=self._resources,
+            histories=stores.interactions,
+            retriever=stores.retriever,
             metrics=self.metrics.registry,
         )
         self.insights = await start_insights(
             settings=self.settings,
-            database=self.database,
-            alerts=alerts,
+            stores=stores,
             llm=self.llm,
             bus=bus,
+            engine=self.workflows,
             resources=self._resources,
             metrics=self.metrics.registry,
         )

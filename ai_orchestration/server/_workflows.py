@@ -13,11 +13,13 @@ from ai_orchestration.llm import LlmStack
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
 from ai_orchestration.workflows import (
+    CustomerHistory,
     DatabaseQueue,
     DecisionPolicyStore,
     EngineSettings,
     LangGraphRunner,
     LocalBus,
+    PassageSource,
     RedisBus,
     RunEngine,
     RunQueue,
@@ -68,6 +70,8 @@ async def start_workflows(
     policies: DecisionPolicyStore,
     bus: LocalBus,
     resources: contextlib.AsyncExitStack,
+    histories: CustomerHistory | None = None,
+    retriever: PassageSource | None = None,
     metrics: CollectorRegistry | None = None,
 ) -> RunEngine:
     """Start this replica's engine; ``resources`` closes everything it opened, in reverse."""
@@ -78,6 +82,8 @@ async def start_workflows(
             scoring=scoring,
             delivery=DeliveryLedger(database=database),
             policies=policies,
+            histories=histories,
+            retriever=retriever,
         ),
         checkpointer=checkpointer,
     )

@@ -5,6 +5,11 @@ from ai_orchestration.workflows._content import ContentPolicy
 from ai_orchestration.workflows._context import AnalysisPolicy, WorkflowDeps
 from ai_orchestration.workflows._decision import DecisionPolicy
 from ai_orchestration.workflows._engine import EngineSettings, RunEngine
+from ai_orchestration.workflows._follow_up_rules import (
+    CustomerFollowUpPolicy,
+    CustomerHistory,
+    PassageSource,
+)
 from ai_orchestration.workflows._graphs import DEFINITIONS
 from ai_orchestration.workflows._metrics import WorkflowMetrics
 from ai_orchestration.workflows._notify import LocalBus, RedisBus
@@ -38,6 +43,8 @@ __all__ = [
     "AnalysisPolicy",
     "Completed",
     "ContentPolicy",
+    "CustomerFollowUpPolicy",
+    "CustomerHistory",
     "DatabaseQueue",
     "DecisionPolicy",
     "DecisionPolicyStore",
@@ -51,6 +58,7 @@ __all__ = [
     "LangGraphRunner",
     "LocalBus",
     "Outcome",
+    "PassageSource",
     "RedisBus",
     "RunEngine",
     "RunError",

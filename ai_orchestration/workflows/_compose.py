@@ -2,12 +2,15 @@
 
 A draft is composed per channel from a greeting, an opening about the recipient's company, the
 *goal* sentence, the *points* (the key points the caller listed), a closing question and a
-signature; an e-mail also has a *subject*. The model is asked for the subject, the goal sentence
-and the points sentence (:func:`draft_parts`); each is used only when :func:`accept_draft_part`
-keeps it, and every part it did not get right comes from :func:`template_parts`, so a composed
-draft is complete and passes the draft checks whatever the model wrote. :func:`fallback_draft` is
-the draft of the template parts alone, for when no model answers or the tenant wants the template
-for a draft that fails its checks.
+signature; an e-mail also has a *subject*. A reply to what the reader told us (a follow-up with
+``DraftSpec.passages``) also has a *context* sentence before the goal, saying back what they
+said. The model is asked for the subject, the context, the goal sentence and the points sentence
+(:func:`draft_parts`); each is used only when :func:`accept_draft_part` keeps it, and every part
+it did not get right comes from :func:`template_parts`, so a composed draft is complete and
+passes the draft checks whatever the model wrote. The template has no context sentence: the code
+never words the reader's own text itself. :func:`fallback_draft` is the draft of the template
+parts alone, for when no model answers or the tenant wants the template for a draft that fails
+its checks.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Final
 
+from ai_orchestration.insights import Passage, fence_passages
 from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
 from ai_orchestration.workflows._parts import Part, accept, content_words, covers
 from ai_orchestration.workflows._types import JsonDoc
 
 __all__ = [
+    "CONTEXT",
     "GOAL",
     "POINTS",
     "SUBJECT",
@@ -41,6 +47,7 @@ __all__ = [
 SUBJECT: Final = "subject"
 GOAL: Final = "goal"
 POINTS: Final = "points"
+CONTEXT: Final = "context"
 _SMS: Final = "CHANNEL_SMS"
 _EMAIL: Final = "CHANNEL_EMAIL"
 _PHONE: Final = "CHANNEL_PHONE"
@@ -95,6 +102,14 @@ _OBJECT_HER = re.compile(r"\bher\b(?=\s+(?:to|at|for|about|with|on|in|and|know)\
 _POSSESSIVE = re.compile(r"\b(?:her|his|their)\b")
 _PERSON = re.compile(r"\b(?:them|him|they|she|he)\b")
 _OPENERS: Final = ("I ", "I'", "We ", "We'", "Thank", "Our ")
+_REPLY_OPENERS: Final = ("Thank", "You ", "You'", "I ", "I'", "We ", "We'")
+_CONTEXT_WORDS: Final = 2
+"""Content words of one of the reader's passages the context sentence must have."""
+# How a reply says that it heard the reader: words of manner, not facts, which the examples
+# share with every good reply (they do not make a copied example).
+_HEARD: Final = frozenset(
+    content_words("thank thanks telling told sharing shared letting know hear heard sorry")
+)
 _OURS = re.compile(r"(?<!\w)our (\w+)", re.I)
 _THEMSELVES = re.compile(r"\b(?:themselves|himself|herself)\b")
 
@@ -113,12 +128,24 @@ def _points(spec: DraftSpec) -> list[str]:
 
 
 def draft_parts(spec: DraftSpec) -> tuple[Part, ...]:
-    """What the model is asked to write for ``spec``: the subject (e-mail only), the goal
-    sentence and, when there are key points, the points sentence (shorter for an SMS)."""
+    """What the model is asked to write for ``spec``: the subject (e-mail only), the context
+    sentence (a reply to the reader's passages only), the goal sentence and, when there are key
+    points, the points sentence (shorter for an SMS)."""
     short = spec.channel == _SMS
     parts: list[Part] = []
     if spec.channel == _EMAIL:
         parts.append(Part(SUBJECT, "a subject line about the goal", 8, _MAX_SUBJECT, False))
+    if spec.passages:
+        parts.append(
+            Part(
+                CONTEXT,
+                "what the reader told us, said back to them",
+                20,
+                110 if short else 160,
+                True,
+                _REPLY_OPENERS,
+            )
+        )
     # In the sender's words ("I would like to ..."), never the goal's own imperative.
     parts.append(
         Part(GOAL, "the goal, said to the reader", 20, 110 if short else 160, True, _OPENERS)
@@ -186,13 +213,60 @@ EXAMPLES: Final[tuple[tuple[dict[str, str], dict[str, str]], ...]] = (
 their facts are unlike any real request's, so a copied fact is refused as not given)."""
 
 
-def examples(parts: Sequence[Part]) -> tuple[tuple[Mapping[str, str], str], ...]:
-    """The worked examples for a call asking for ``parts``: each prompt's variables and its
-    answer with only those parts."""
+def _quoted(*texts: str) -> str:
+    """An example's passages, fenced as a real prompt fences the reader's."""
+    day = datetime(2024, 5, 6, tzinfo=UTC)
+    return fence_passages(
+        [Passage(n, f"example-{n}", day, 0, len(text), text) for n, text in enumerate(texts, 1)]
+    )
+
+
+REPLY_EXAMPLES: Final[tuple[tuple[dict[str, str], dict[str, str]], ...]] = (
+    (
+        {
+            "reader": "Tom Berg, Head of IT at Nordwind",
+            "tone": "professional",
+            "goal": "arrange a short call about the export errors you reported",
+            "key_points": "none",
+            "passages": _quoted(
+                "The nightly export failed again this week and my team is losing patience."
+            ),
+        },
+        {
+            SUBJECT: "The export errors you reported",
+            CONTEXT: "Thank you for telling us about the failing nightly export.",
+            GOAL: "I would like to arrange a short call about the export errors you reported.",
+            POINTS: "",
+        },
+    ),
+    (
+        {
+            "reader": "Mary Jones, Buyer at Acorn Foods",
+            "tone": "friendly",
+            "goal": "propose scanners for the extra stores you mentioned",
+            "key_points": "none",
+            "passages": _quoted(
+                "We are opening more stores in spring and want the scanner app there too."
+            ),
+        },
+        {
+            SUBJECT: "Scanners for your new stores",
+            CONTEXT: "Thank you for sharing your plans to open more stores in spring.",
+            GOAL: "I would love to propose scanners for the extra stores you mentioned.",
+            POINTS: "",
+        },
+    ),
+)
+"""Worked examples of the ``follow_up_parts`` prompt, a reply to the reader's passages."""
+
+
+def examples(spec: DraftSpec, parts: Sequence[Part]) -> tuple[tuple[Mapping[str, str], str], ...]:
+    """The worked examples for a call asking for ``parts`` of ``spec``: each prompt's variables
+    and its answer with only those parts (replies to passages have their own examples)."""
     names = [part.name for part in parts]
     return tuple(
         ({**variables, "feedback": "none"}, json.dumps({name: answer[name] for name in names}))
-        for variables, answer in EXAMPLES
+        for variables, answer in (REPLY_EXAMPLES if spec.passages else EXAMPLES)
         if all(answer[name] for name in names)  # an example without key points has no points
     )
 
@@ -203,20 +277,24 @@ def prompt_variables(spec: DraftSpec, feedback: str) -> dict[str, str]:
     role = str(spec.recipient.get("role", "")).strip()
     company = str(spec.recipient.get("company", "")).strip()
     reader = name + (f", {role}" if role else "") + (f" at {company}" if company else "")
-    return {
+    variables = {
         "reader": reader,
         "tone": spec.tone,
         "goal": second_person(spec.goal),
         "key_points": "; ".join(_points(spec)) or "none",
         "feedback": feedback or "none",
     }
+    if spec.passages:  # the variables of the ``follow_up_parts`` prompt
+        variables["passages"] = fence_passages(spec.passages)
+    return variables
 
 
 def grounding(spec: DraftSpec) -> str:
-    """Every fact the model is given for ``spec``: what its parts may mention."""
+    """Every fact the model is given for ``spec``: what its parts may mention (the reader's own
+    passages included)."""
     recipient = " ".join(str(v) for v in spec.recipient.values())
     facts = [recipient, spec.goal, second_person(spec.goal), *spec.points, spec.sender]
-    return "\n".join(facts)
+    return "\n".join([*facts, *(passage.text for passage in spec.passages)])
 
 
 def repaired(text: str, spec: DraftSpec) -> str:
@@ -260,9 +338,13 @@ def _draft_faults(name: str, text: str, spec: DraftSpec) -> Iterator[str]:
 
     if name == POINTS and not any(covers(text, p, _POINT_COVERAGE) for p in _points(spec)):
         yield "mention " + "; ".join(_points(spec))
+    if name == CONTEXT and not any(
+        len(content_words(text) & content_words(p.text)) >= _CONTEXT_WORDS for p in spec.passages
+    ):
+        yield "say back what the reader told us, in their own terms"
     # A small model copies its worked examples; their facts are not this message's.
-    invented = content_words(text) - content_words(grounding(spec))
-    for _, answer in EXAMPLES:
+    invented = content_words(text) - content_words(grounding(spec)) - _HEARD
+    for _, answer in (*EXAMPLES, *REPLY_EXAMPLES):
         if len(invented) >= 2 and invented <= content_words(" ".join(answer.values())):
             yield "write about this message's goal and points, not the example's"
 
@@ -305,10 +387,15 @@ def _default_subject(spec: DraftSpec, goal: str) -> str:
 
 
 def compose(spec: DraftSpec, parts: Mapping[str, str], limit: int | None) -> JsonDoc:
-    """The ``OutreachDraft`` document of ``spec`` with ``parts`` (every part of
-    :func:`draft_parts` present) in the channel's message, its body at most ``limit``
-    characters (the points are left out, then the goal sentence shortened, where it is longer)."""
-    body = _body(spec, parts[GOAL], parts.get(POINTS, ""))
+    """The ``OutreachDraft`` document of ``spec`` with ``parts`` (the goal at least; the
+    context sentence, when there is one, goes before it) in the channel's message, its body at
+    most ``limit`` characters (the context is left out, then the points, then the goal sentence
+    shortened, where it is longer)."""
+    context = parts.get(CONTEXT, "")
+    said = f"{context} {parts[GOAL]}" if context else parts[GOAL]
+    body = _body(spec, said, parts.get(POINTS, ""))
+    if limit is not None and len(body) > limit and context:
+        body = _body(spec, parts[GOAL], parts.get(POINTS, ""))
     if limit is not None and len(body) > limit:
         body = _body(spec, parts[GOAL], "")
     if limit is not None and len(body) > limit:

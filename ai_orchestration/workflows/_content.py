@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from ai_orchestration.insights import Passage
 from ai_orchestration.workflows._types import JsonDoc
 
 __all__ = ["ContentPolicy", "DraftSpec"]
@@ -88,3 +89,7 @@ class DraftSpec:
     """Key points the message should cover (may be empty)."""
     sender: str
     """Who signs."""
+    passages: tuple[Passage, ...] = ()
+    """What the reader told us, quoted from their interactions: the model sees them fenced as
+    data, the draft acknowledges them (its ``context`` part) and may say nothing they and the
+    facts above do not. Empty for a message that answers nothing."""

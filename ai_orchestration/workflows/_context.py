@@ -10,6 +10,11 @@ from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.storage import Clock, utc_now
 from ai_orchestration.workflows._content import ContentPolicy
 from ai_orchestration.workflows._decision import DecisionPolicy
+from ai_orchestration.workflows._follow_up_rules import (
+    CustomerFollowUpPolicy,
+    CustomerHistory,
+    PassageSource,
+)
 from ai_orchestration.workflows._policy import DecisionPolicyStore
 from ai_orchestration.workflows._types import DeliverySink, EventSink, RunRecord
 
@@ -60,8 +65,20 @@ class WorkflowDeps:
     """Draft writing and validation."""
     analysis: AnalysisPolicy = field(default_factory=AnalysisPolicy)
     """Context gathering and the analysis call."""
+    histories: CustomerHistory | None = None
+    """The customers' interactions with their signals (``storage.InteractionRepository``);
+    ``customer_follow_up`` is served only with both this and :attr:`retriever`."""
+    retriever: PassageSource | None = None
+    """Retrieval over a customer's passages (``insights.writing.Retriever``)."""
+    follow_up: CustomerFollowUpPolicy = field(default_factory=CustomerFollowUpPolicy)
+    """How much of a customer the follow-up reads and cites."""
     clock: Clock = utc_now
-    """Time of interrupts."""
+    """Time of interrupts, and the "now" of the insight rules (days of silence, trends)."""
+
+    @property
+    def serves_follow_up(self) -> bool:
+        """Whether ``customer_follow_up`` can run: the insight core was passed in."""
+        return self.histories is not None and self.retriever is not None
 
     @classmethod
     def from_stack(
@@ -74,6 +91,9 @@ class WorkflowDeps:
         content: ContentPolicy | None = None,
         analysis: AnalysisPolicy | None = None,
         policies: DecisionPolicyStore | None = None,
+        histories: CustomerHistory | None = None,
+        retriever: PassageSource | None = None,
+        follow_up: CustomerFollowUpPolicy | None = None,
     ) -> WorkflowDeps:
         """Deps taking the gateway, templates and guard of a server's :class:`LlmStack`."""
         return cls(
@@ -86,6 +106,9 @@ class WorkflowDeps:
             content=content or ContentPolicy(),
             analysis=analysis or AnalysisPolicy(),
             policies=policies,
+            histories=histories,
+            retriever=retriever,
+            follow_up=follow_up or CustomerFollowUpPolicy(),
         )
 
 

@@ -9,6 +9,8 @@
                                         |   and a human is needed)
                                         +-> END (DISQUALIFIED, no human needed)
 
+``customer_follow_up``: see :mod:`._follow_up`.
+
 ``content_generation``::
 
     START -> content -+-> deliver -> END
@@ -32,8 +34,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from ai_orchestration.workflows._agents import decision_step, lead_analysis_step
-from ai_orchestration.workflows._context import RunContext
+from ai_orchestration.workflows._context import RunContext, WorkflowDeps
 from ai_orchestration.workflows._decision import DISQUALIFIED
+from ai_orchestration.workflows._follow_up import customer_follow_up_graph, follow_up_output
 from ai_orchestration.workflows._review import (
     approval_step,
     deliver_step,
@@ -47,15 +50,18 @@ from ai_orchestration.workflows._writing import content_generation_step, lead_co
 
 __all__ = [
     "CONTENT_GENERATION",
+    "CUSTOMER_FOLLOW_UP",
     "DEFINITIONS",
     "LEAD_QUALIFICATION",
     "ContentGenerationState",
     "LeadQualificationState",
     "build_graphs",
     "output_of",
+    "served",
 ]
 
 LEAD_QUALIFICATION: Final = "lead_qualification"
+CUSTOMER_FOLLOW_UP: Final = "customer_follow_up"
 CONTENT_GENERATION: Final = "content_generation"
 _VERSION: Final = "1"
 
@@ -73,6 +79,19 @@ DEFINITIONS: Final[Mapping[str, WorkflowDefinition]] = {
         output_type="crm.ai.v1.LeadQualificationOutput",
         interruptible=True,
     ),
+    CUSTOMER_FOLLOW_UP: WorkflowDefinition(
+        name=CUSTOMER_FOLLOW_UP,
+        description=(
+            "Reads a customer's interactions, decides their risks, opportunities and next best "
+            "action by explicit rules, drafts a follow-up grounded in the passages relevant to "
+            "the goal (with citations), asks a human first when the rules say so (always for a "
+            "churn risk, an escalation or a legal threat) and delivers it."
+        ),
+        version=_VERSION,
+        input_type="crm.ai.v1.CustomerFollowUpInput",
+        output_type="crm.ai.v1.CustomerFollowUpOutput",
+        interruptible=True,
+    ),
     CONTENT_GENERATION: WorkflowDefinition(
         name=CONTENT_GENERATION,
         description=(
@@ -85,7 +104,18 @@ DEFINITIONS: Final[Mapping[str, WorkflowDefinition]] = {
         interruptible=True,
     ),
 }
-"""The workflows this package runs (``customer_follow_up`` waits for customer interactions)."""
+"""The workflows this package runs (``customer_follow_up`` only where the deps hold the insight
+core, see :func:`served`)."""
+
+
+def served(deps: WorkflowDeps) -> dict[str, WorkflowDefinition]:
+    """The definitions ``deps`` can run: ``customer_follow_up`` needs a history source and a
+    retriever (a server without them answers StartRun with WORKFLOW_UNAVAILABLE)."""
+    return {
+        name: definition
+        for name, definition in DEFINITIONS.items()
+        if name != CUSTOMER_FOLLOW_UP or deps.serves_follow_up
+    }
 
 
 class LeadQualificationState(TypedDict, total=False):
@@ -198,6 +228,7 @@ def build_graphs(checkpointer: BaseCheckpointSaver[str]) -> dict[str, Graph]:
     """Every workflow graph compiled with ``checkpointer``."""
     return {
         LEAD_QUALIFICATION: _lead_qualification().compile(checkpointer=checkpointer),
+        CUSTOMER_FOLLOW_UP: customer_follow_up_graph().compile(checkpointer=checkpointer),
         CONTENT_GENERATION: _content_generation().compile(checkpointer=checkpointer),
     }
 
@@ -215,6 +246,8 @@ def output_of(workflow: str, state: Mapping[str, Any]) -> JsonDoc:
     draft = json_doc(state.get("draft"))
     delivered = bool(state.get("delivered"))
     degraded = _unique(state.get("degraded_steps"))
+    if workflow == CUSTOMER_FOLLOW_UP:
+        return {CUSTOMER_FOLLOW_UP: follow_up_output(state, degraded)}
     if workflow == CONTENT_GENERATION:
         review = json_doc(state.get("review")).get("decision")
         return {

@@ -276,19 +276,23 @@ def _failing(draft: JsonDoc, reasons: list[str], rationale: str) -> tuple[list[s
 async def review_step(
     state: dict[str, Any], context: RunContext, name: str
 ) -> tuple[dict[str, Any], bool]:
-    """The decision agent's hand-off: a human approves, edits or rejects the proposal."""
+    """The decision agent's hand-off: a human approves, edits or rejects the proposal (with the
+    qualification of a lead, and the evidence of a customer follow-up)."""
     decision = json_doc(state.get("decision"))
     draft = json_doc(state.get("draft"))
     reasons, rationale = _failing(
         draft, list(decision.get("reasons", [])), str(decision.get("rationale", ""))
     )
     proposal: JsonDoc = {
-        "qualification": decision.get("qualification", ""),
         "next_best_action": decision.get("next_best_action", {}),
         "rationale": rationale,
     }
+    if decision.get("qualification"):
+        proposal["qualification"] = decision["qualification"]
     if draft:
         proposal["draft"] = draft
+    if evidence := state.get("evidence"):
+        proposal["evidence"] = evidence
     answer = await _ask_human(context, name, reasons, proposal)
     update: dict[str, Any] = {"review": _review(answer)}
     if (reviewed := _reviewed_draft(state, answer, context)) is not None:

@@ -25,7 +25,7 @@ from langgraph.types import Command
 
 from ai_orchestration import errors
 from ai_orchestration.workflows._context import RunContext, WorkflowDeps
-from ai_orchestration.workflows._graphs import DEFINITIONS, Graph, build_graphs, output_of
+from ai_orchestration.workflows._graphs import Graph, build_graphs, output_of, served
 from ai_orchestration.workflows._review import accept_answer, check_answer
 from ai_orchestration.workflows._types import (
     Completed,
@@ -49,7 +49,8 @@ def _input_of(run: RunRecord) -> JsonDoc:
 
 
 class LangGraphRunner:
-    """Runs the workflows of :data:`DEFINITIONS` as LangGraph graphs on ``checkpointer``.
+    """Runs the workflows of :data:`~._graphs.DEFINITIONS` its deps can serve as LangGraph graphs
+    on ``checkpointer``.
 
     One runner serves many concurrent runs: the graphs are compiled once, and each
     :meth:`execute` passes its run, event sink and the deps as LangGraph's run context.
@@ -57,12 +58,17 @@ class LangGraphRunner:
 
     def __init__(self, *, deps: WorkflowDeps, checkpointer: BaseCheckpointSaver[str]) -> None:
         self._deps = deps
-        self._graphs: dict[str, Graph] = build_graphs(checkpointer)
+        self._definitions = served(deps)
+        self._graphs: dict[str, Graph] = {
+            name: graph
+            for name, graph in build_graphs(checkpointer).items()
+            if name in self._definitions
+        }
 
     @property
     def definitions(self) -> Mapping[str, WorkflowDefinition]:
-        """Workflow name -> definition."""
-        return DEFINITIONS
+        """Workflow name -> definition (of the workflows served)."""
+        return self._definitions
 
     def graph(self, workflow: str) -> Graph:
         """The compiled graph of ``workflow`` (for inspection and benchmarks).

@@ -172,6 +172,10 @@ class Generation:
     """Worked examples shown before the question as earlier turns of the chat: the template's
     user text rendered with each example's variables, then the answer. A small model follows
     an example far better than a description of the answer."""
+    use_cache: bool = True
+    """Whether the gateway may answer from its caches and store the answer there; off for a
+    prompt holding a customer's own words, so that erasing the customer leaves no cache entry
+    built from them."""
 
 
 async def ask(
@@ -216,6 +220,7 @@ async def ask(
             response_schema_name=template,
             fallback_text=fallback,
             metadata={"workflow": run.workflow},
+            use_cache=generation.use_cache,
         )
         completion = await _call(context, step_name, request, generation)
     except errors.OrchestrationError as err:

@@ -2,14 +2,16 @@
 the draft, check it, and apply the tenant's rule for a draft that still fails.
 
 One call asks for every part of the draft (:func:`~._compose.draft_parts`) as a JSON object under
-a schema, streamed as ``token_delta`` events. Each part is kept only when it passes
-:func:`~._compose.accept_draft_part`; the parts it refused are asked for again, with the reasons,
-at most ``max_revisions`` times, then taken from the template. The composed draft is checked as a
-whole (:func:`~._checks.check_draft`, grounding checks included). A draft that still fails is
-never delivered as it is: under the tenant's ``use_template`` action, or in a workflow that
-cannot pause for a human, it is replaced here by the template draft (the step is degraded);
-otherwise the graph holds it for a human (see :mod:`._review`). A template that fails too (the
-caller's own words hold a merge field) is never sent: it stays marked as failing.
+a schema, streamed as ``token_delta`` events: with the ``draft_parts`` prompt, or for a reply to
+what the reader told us (``DraftSpec.passages``) with ``follow_up_parts``, which shows the
+passages fenced as quoted data and is never answered from the cache. Each part is kept only
+when it passes :func:`~._compose.accept_draft_part`; the parts it refused are asked for again,
+with the reasons, at most ``max_revisions`` times, then taken from the template. The composed
+draft is checked as a whole (:func:`~._checks.check_draft`, grounding checks included). A draft
+that still fails is never delivered as it is: under the tenant's ``use_template`` action, or in
+a workflow that cannot pause for a human, it is replaced here by the template draft (the step is
+degraded); otherwise the graph holds it for a human (see :mod:`._review`). A template that fails
+too (the caller's own words hold a merge field) is never sent: it stays marked as failing.
 """
 
 from __future__ import annotations
@@ -46,10 +48,19 @@ from ai_orchestration.workflows._review import with_issues
 from ai_orchestration.workflows._steps import Generation, ask, json_doc
 from ai_orchestration.workflows._types import JsonDoc
 
-__all__ = ["GOALS", "TEMPLATE", "content_generation_step", "lead_content_step", "write_draft"]
+__all__ = [
+    "GOALS",
+    "REPLY_TEMPLATE",
+    "TEMPLATE",
+    "content_generation_step",
+    "lead_content_step",
+    "write_draft",
+]
 
 TEMPLATE: Final = "draft_parts"
 """The prompt template of the content agent's calls."""
+REPLY_TEMPLATE: Final = "follow_up_parts"
+"""The prompt template of a reply to the reader's passages."""
 GOALS: Final[dict[str, str]] = {  # what a lead's outreach should achieve, per chosen action
     "ACTION_SCHEDULE_DEMO": "book the product demo they asked for at a time that suits them",
     "ACTION_ESCALATE": "introduce their dedicated account executive and propose a short call",
@@ -81,11 +92,14 @@ async def _model_parts(
             stop=STOP,
             stream=True,
             attempt=attempt,
-            examples=examples(missing),
+            examples=examples(spec, missing),
+            # The reader's own words are in the prompt: no cache entry may be built from them.
+            use_cache=not spec.passages,
         )
         variables = prompt_variables(spec, feedback)
+        template = REPLY_TEMPLATE if spec.passages else TEMPLATE
         text, degraded = await ask(
-            context, name, TEMPLATE, variables, generation, subject_key=subject_key, fallback=""
+            context, name, template, variables, generation, subject_key=subject_key, fallback=""
         )
         if degraded:
             break

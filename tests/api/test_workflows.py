@@ -399,7 +399,7 @@ async def test_tenants_never_see_each_others_runs(stub: Stub, token: TokenFactor
     await _until(stub, mine, run.run_id, TERMINAL)
 
 
-async def test_roles_and_unavailable_workflows(stub: Stub, token: TokenFactory) -> None:
+async def test_roles_and_a_follow_up_without_interactions(stub: Stub, token: TokenFactory) -> None:
     reader = metadata(token(roles=["workflow.reader"]))
     err = await _error(stub.StartRun(content_run(), metadata=reader))
     assert err.code is grpc.StatusCode.PERMISSION_DENIED
@@ -407,8 +407,12 @@ async def test_roles_and_unavailable_workflows(stub: Stub, token: TokenFactory) 
         request_id=str(uuid.uuid4()),
         customer_follow_up=workflow_pb2.CustomerFollowUpInput(customer_id="C-1"),
     )
-    err = await _error(stub.StartRun(follow_up, metadata=metadata(token())))
-    assert (err.code, err.reason) == (grpc.StatusCode.UNIMPLEMENTED, "WORKFLOW_UNAVAILABLE")
+    md = metadata(token())
+    run = await stub.StartRun(follow_up, metadata=md)
+    done = await _until(stub, md, run.run_id, TERMINAL)
+    assert done.state == State.STATE_SUCCEEDED
+    output = done.output.customer_follow_up
+    assert not output.delivered and output.interaction_count == 0
 
 
 async def test_invalid_requests_name_the_field(stub: Stub, token: TokenFactory) -> None:

@@ -170,11 +170,12 @@ def test_every_bad_part_is_reported_at_once() -> None:
     assert _violations(raised) == ["name", "user", "system"]
 
 
-def test_builtins_are_the_five_workflow_templates_and_render() -> None:
+def test_builtins_are_the_six_workflow_templates_and_render() -> None:
     assert [t.name for t in BUILTIN_TEMPLATES] == [
         "analysis_parts",
         "next_best_action",
         "draft_parts",
+        "follow_up_parts",
         ANSWER,
         "insight_summary",
     ]

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from ai_orchestration.llm import InProcessBreakerStore, LlmGateway, parse_config
 from ai_orchestration.storage import Database, RunRepository
-from ai_orchestration.workflows import RunEvent, RunRecord, RunState, WorkflowDefinition
+from ai_orchestration.workflows import (
+    EventKind,
+    JsonDoc,
+    RunEvent,
+    RunRecord,
+    RunState,
+    WorkflowDefinition,
+)
+from tests.fixtures.llm_server import LlmTestServer
 
 
 class CountingRuns(RunRepository):
@@ -71,3 +84,54 @@ class AnswersAsGiven:
 
     async def accept_answer(self, run: RunRecord, answer: dict[str, Any]) -> dict[str, Any]:
         return answer
+
+
+@dataclass
+class Recorder:
+    """An EventSink keeping every event in order, with an optional hook per event."""
+
+    events: list[tuple[EventKind, JsonDoc]] = field(default_factory=list)
+    hook: Callable[[EventKind, JsonDoc], None] | None = None
+
+    async def emit(self, kind: EventKind, payload: JsonDoc) -> int:
+        json.dumps(payload)  # every payload is JSON
+        self.events.append((kind, payload))
+        if self.hook is not None:
+            self.hook(kind, payload)
+        # Yield like a sink that writes to a database does: a cancellation requested by the
+        # hook lands here, inside the step that emitted the event.
+        await asyncio.sleep(0)
+        return len(self.events)
+
+    def of(self, kind: EventKind) -> list[JsonDoc]:
+        return [payload for k, payload in self.events if k == kind]
+
+    def steps(self) -> list[str]:
+        return [p["step"] for p in self.of(EventKind.STEP_STARTED)]
+
+
+def gateway_for(server: LlmTestServer) -> LlmGateway:
+    """The real gateway with one deployment, ``fast``, on the test LLM server (one retry)."""
+    document = {
+        "model_list": [
+            {
+                "model_name": "fast",
+                "litellm_params": {
+                    "model": "openai/test-model",
+                    "api_base": f"{server.base_url}/v1",
+                    "api_key": "sk-test",
+                },
+                "model_info": {
+                    "id": "primary",
+                    "retries": 1,
+                    "retry_base_delay": 0.01,
+                    "retry_max_delay": 0.02,
+                    "input_cost_per_token": 1e-6,
+                    "output_cost_per_token": 2e-6,
+                },
+            }
+        ],
+        "router_settings": {"allowed_fails": 100},
+    }
+    config = parse_config(yaml.safe_dump(document), environ={}, source="test.yaml")
+    return LlmGateway(config=config, breaker_store=InProcessBreakerStore())

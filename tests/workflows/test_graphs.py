@@ -11,22 +11,18 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ai_orchestration.errors import FailedPreconditionError, InvalidArgumentError
 from ai_orchestration.llm import (
     InjectionGuard,
-    InProcessBreakerStore,
-    LlmGateway,
     PromptTemplateRegistry,
-    parse_config,
 )
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.storage import (
@@ -53,6 +49,7 @@ from ai_orchestration.workflows._review import deliverable
 from ai_orchestration.workflows._runner import LangGraphRunner
 from ai_orchestration.workflows._writing import write_draft
 from tests.fixtures.llm_server import LlmTestServer
+from tests.workflows._doubles import Recorder, gateway_for
 
 TENANT = "acme"
 BOOTSTRAP_ROWS = 3000
@@ -91,30 +88,6 @@ INJECTION = (
 
 
 @dataclass
-class Recorder:
-    """An EventSink keeping every event in order, with an optional hook per event."""
-
-    events: list[tuple[EventKind, JsonDoc]] = field(default_factory=list)
-    hook: Callable[[EventKind, JsonDoc], None] | None = None
-
-    async def emit(self, kind: EventKind, payload: JsonDoc) -> int:
-        json.dumps(payload)  # every payload is JSON
-        self.events.append((kind, payload))
-        if self.hook is not None:
-            self.hook(kind, payload)
-        # Yield like a sink that writes to a database does: a cancellation requested by the
-        # hook lands here, inside the step that emitted the event.
-        await asyncio.sleep(0)
-        return len(self.events)
-
-    def of(self, kind: EventKind) -> list[JsonDoc]:
-        return [payload for k, payload in self.events if k == kind]
-
-    def steps(self) -> list[str]:
-        return [p["step"] for p in self.of(EventKind.STEP_STARTED)]
-
-
-@dataclass
 class World:
     """Everything a runner needs, on one temp database."""
 
@@ -130,32 +103,6 @@ class World:
             yield LangGraphRunner(deps=self.deps, checkpointer=saver)
 
 
-def _gateway(server: LlmTestServer) -> LlmGateway:
-    document = {
-        "model_list": [
-            {
-                "model_name": "fast",
-                "litellm_params": {
-                    "model": "openai/test-model",
-                    "api_base": f"{server.base_url}/v1",
-                    "api_key": "sk-test",
-                },
-                "model_info": {
-                    "id": "primary",
-                    "retries": 1,
-                    "retry_base_delay": 0.01,
-                    "retry_max_delay": 0.02,
-                    "input_cost_per_token": 1e-6,
-                    "output_cost_per_token": 2e-6,
-                },
-            }
-        ],
-        "router_settings": {"allowed_fails": 100},
-    }
-    config = parse_config(yaml.safe_dump(document), environ={}, source="test.yaml")
-    return LlmGateway(config=config, breaker_store=InProcessBreakerStore())
-
-
 @pytest.fixture
 async def world(tmp_path: Path, llm_server: LlmTestServer) -> AsyncIterator[World]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
@@ -167,7 +114,7 @@ async def world(tmp_path: Path, llm_server: LlmTestServer) -> AsyncIterator[Worl
         await templates.seed_builtins()
         ledger = DeliveryLedger(database=database)
         deps = WorkflowDeps(
-            gateway=_gateway(llm_server),
+            gateway=gateway_for(llm_server),
             templates=templates,
             guard=InjectionGuard(),
             scoring=scoring,

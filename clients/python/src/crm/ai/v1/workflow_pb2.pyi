@@ -952,6 +952,12 @@ class Interrupt(_message.Message):
         """The generated draft still fails checks after its revisions (see
         `proposal.draft.failed_checks`); it is not delivered unless a human fixes or overrides it.
         """
+        REASON_CHURN_RISK: Interrupt._Reason.ValueType  # 6
+        """The customer spoke of leaving (`customer_follow_up`): a human always sends this follow-up."""
+        REASON_ESCALATION: Interrupt._Reason.ValueType  # 7
+        """The customer has an unresolved escalation (`customer_follow_up`)."""
+        REASON_LEGAL_THREAT: Interrupt._Reason.ValueType  # 8
+        """The customer threatened legal action (`customer_follow_up`)."""
 
     class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper):
         """Why a human is asked."""
@@ -970,6 +976,12 @@ class Interrupt(_message.Message):
     """The generated draft still fails checks after its revisions (see
     `proposal.draft.failed_checks`); it is not delivered unless a human fixes or overrides it.
     """
+    REASON_CHURN_RISK: Interrupt.Reason.ValueType  # 6
+    """The customer spoke of leaving (`customer_follow_up`): a human always sends this follow-up."""
+    REASON_ESCALATION: Interrupt.Reason.ValueType  # 7
+    """The customer has an unresolved escalation (`customer_follow_up`)."""
+    REASON_LEGAL_THREAT: Interrupt.Reason.ValueType  # 8
+    """The customer threatened legal action (`customer_follow_up`)."""
 
     INTERRUPT_ID_FIELD_NUMBER: _builtins.int
     REASONS_FIELD_NUMBER: _builtins.int
@@ -1015,6 +1027,7 @@ class Proposal(_message.Message):
     NEXT_BEST_ACTION_FIELD_NUMBER: _builtins.int
     DRAFT_FIELD_NUMBER: _builtins.int
     RATIONALE_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
     qualification: Global___Qualification.ValueType
     """Proposed qualification (lead_qualification only)."""
     rationale: _builtins.str
@@ -1027,6 +1040,10 @@ class Proposal(_message.Message):
     def draft(self) -> Global___OutreachDraft:
         """Proposed outreach draft."""
 
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]:
+        """Passages of the customer's interactions the proposal rests on (`customer_follow_up`)."""
+
     def __init__(
         self,
         *,
@@ -1034,10 +1051,11 @@ class Proposal(_message.Message):
         next_best_action: Global___NextBestAction | None = ...,
         draft: Global___OutreachDraft | None = ...,
         rationale: _builtins.str = ...,
+        evidence: _abc.Iterable[_common_pb2.Citation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft", "next_best_action", b"next_best_action"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft", "next_best_action", b"next_best_action", "qualification", b"qualification", "rationale", b"rationale"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft", "evidence", b"evidence", "next_best_action", b"next_best_action", "qualification", b"qualification", "rationale", b"rationale"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1357,22 +1375,34 @@ class CustomerFollowUpInput(_message.Message):
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     GOAL_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    REQUIRE_APPROVAL_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
     """The customer whose interactions drive the follow-up."""
     goal: _builtins.str
     """What the follow-up should achieve, e.g. "renewal"."""
     channel: Global___Channel.ValueType
-    """Preferred channel."""
+    """Preferred channel; unset writes an e-mail, or a phone script when the action is a call."""
+    require_approval: _builtins.bool
+    """Pause for human approval before delivery, whatever the rules decide."""
+    @_builtins.property
+    def recipient(self) -> Global___Recipient:
+        """Whom the message addresses; unset greets no one by name (the delivery names the customer,
+        whose contact the CRM's sending side picks).
+        """
+
     def __init__(
         self,
         *,
         customer_id: _builtins.str = ...,
         goal: _builtins.str = ...,
         channel: Global___Channel.ValueType = ...,
+        recipient: Global___Recipient | None = ...,
+        require_approval: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recipient", b"recipient"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "customer_id", b"customer_id", "goal", b"goal"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "customer_id", b"customer_id", "goal", b"goal", "recipient", b"recipient", "require_approval", b"require_approval"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1380,7 +1410,9 @@ Global___CustomerFollowUpInput: _TypeAlias = CustomerFollowUpInput  # noqa: Y015
 
 @_typing.final
 class CustomerFollowUpOutput(_message.Message):
-    """Output of the `customer_follow_up` workflow."""
+    """Output of the `customer_follow_up` workflow. A customer without stored interactions gets an
+    action of ACTION_UNSPECIFIED that says so, no draft, and nothing delivered.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1389,23 +1421,31 @@ class CustomerFollowUpOutput(_message.Message):
     DELIVERED_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
     DEGRADED_STEPS_FIELD_NUMBER: _builtins.int
+    RATIONALE_FIELD_NUMBER: _builtins.int
+    INTERACTION_COUNT_FIELD_NUMBER: _builtins.int
     delivered: _builtins.bool
     """Whether the message was handed to the delivery sink."""
+    rationale: _builtins.str
+    """Which rules chose the action, and why a human was asked (or why nothing was drafted)."""
+    interaction_count: _builtins.int
+    """How many of the customer's interactions the decision considered (0: none are stored)."""
     @_builtins.property
     def next_best_action(self) -> Global___NextBestAction:
-        """The next best action."""
+        """The next best action, decided by rules from the customer's insights."""
 
     @_builtins.property
     def draft(self) -> Global___OutreachDraft:
-        """The follow-up draft."""
+        """The follow-up draft; unset when there was nothing to follow up on."""
 
     @_builtins.property
     def evidence(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]:
-        """Interactions the decision relied on."""
+        """What the decision and the draft rest on: the spans of the interactions behind the chosen
+        action, then the passages retrieved for the goal (or for the top risk), most relevant first.
+        """
 
     @_builtins.property
     def degraded_steps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Steps that used a deterministic fallback instead of an LLM."""
+        """Steps that used a deterministic fallback instead of an LLM (or ran without a tool)."""
 
     def __init__(
         self,
@@ -1415,10 +1455,12 @@ class CustomerFollowUpOutput(_message.Message):
         delivered: _builtins.bool = ...,
         evidence: _abc.Iterable[_common_pb2.Citation] | None = ...,
         degraded_steps: _abc.Iterable[_builtins.str] | None = ...,
+        rationale: _builtins.str = ...,
+        interaction_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft", "next_best_action", b"next_best_action"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["degraded_steps", b"degraded_steps", "delivered", b"delivered", "draft", b"draft", "evidence", b"evidence", "next_best_action", b"next_best_action"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["degraded_steps", b"degraded_steps", "delivered", b"delivered", "draft", b"draft", "evidence", b"evidence", "interaction_count", b"interaction_count", "next_best_action", b"next_best_action", "rationale", b"rationale"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
