@@ -196,7 +196,8 @@ def follow_ups(
         for alert in raised:
             if not policy.wants(alert):
                 continue
-            document: JsonDoc = {"customer_id": alert.customer_id}
+            # Outreach the service started by itself always waits for a human's approval.
+            document: JsonDoc = {"customer_id": alert.customer_id, "require_approval": True}
             request_id = f"alert-{alert.alert_id}"
             run = await engine.start_run(
                 tenant_id,

@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeAlias
 
 import grpc.aio
-from crm.ai.v1 import insight_pb2, insight_pb2_grpc, usage_pb2, usage_pb2_grpc
+from crm.ai.v1 import (
+    insight_pb2,
+    insight_pb2_grpc,
+    usage_pb2,
+    usage_pb2_grpc,
+    workflow_pb2,
+    workflow_pb2_grpc,
+)
+from google.protobuf.field_mask_pb2 import FieldMask
 
-from ai_orchestration.insights import Citation, NewAlert
+from ai_orchestration.insights import Citation, NewAlert, StoredAlert
 from ai_orchestration.server import Server
+from ai_orchestration.server._insights import follow_ups
+from ai_orchestration.storage import DeliveryLedger
 from tests.api._leads import metadata
 from tests.api.test_insight_ingest import interaction, stream
 from tests.conftest import TokenFactory
@@ -23,6 +33,7 @@ if TYPE_CHECKING:  # the async stub type exists only in the .pyi
     Stub: TypeAlias = insight_pb2_grpc.InsightServiceAsyncStub
 
 Alert = insight_pb2.Alert
+RunState = workflow_pb2.Run.State
 
 
 async def _raise(
@@ -188,3 +199,89 @@ async def test_the_llm_budget_threshold_becomes_an_alert(
     watch.cancel()
     assert alert.kind == Alert.KIND_BUDGET_THRESHOLD
     assert alert.customer_id == "" and "of 1,000,000 tokens" in alert.message
+
+
+async def test_an_alert_starts_one_follow_up_that_waits_for_review(
+    stub: Stub, insight_server: Server, token: TokenFactory
+) -> None:
+    admin = metadata(token(roles=["admin"]))
+    follow_up = insight_pb2.FollowUpSettings(
+        kinds=[Alert.KIND_CHURN_RISK], min_severity=insight_pb2.SEVERITY_HIGH
+    )
+    await stub.UpdateInsightSettings(
+        insight_pb2.UpdateInsightSettingsRequest(
+            settings=insight_pb2.InsightSettings(follow_up=follow_up),
+            update_mask=FieldMask(paths=["follow_up"]),
+        ),
+        metadata=admin,
+    )
+    reply = await stub.IngestInteractions(
+        stream(
+            interaction(
+                "f-1",
+                "We are not renewing. We will cancel the contract at the end of the month.",
+                customer="cust-9",
+                days=(datetime.now(UTC) - datetime(2026, 5, 4, tzinfo=UTC)).days,
+            )
+        ),
+        metadata=admin,
+    )
+    assert reply.alerts_raised >= 1
+    assert insight_server.insights is not None
+    churn = await _with_run(insight_server, "churn_risk")
+    async with grpc.aio.insecure_channel(insight_server.address) as channel:
+        runs = workflow_pb2_grpc.WorkflowServiceStub(channel)
+        run = await _run_until(runs, admin, churn.run_id, {RunState.STATE_WAITING_FOR_INPUT})
+        interrupt = run.pending_interrupt
+        assert workflow_pb2.Interrupt.REASON_CHURN_RISK in interrupt.reasons
+        assert interrupt.proposal.evidence[0].interaction_id == "f-1"
+        approval = workflow_pb2.Approval(
+            override_failed_checks=bool(interrupt.proposal.draft.failed_checks)
+        )
+        await runs.ResumeRun(
+            workflow_pb2.ResumeRunRequest(
+                run_id=run.run_id, interrupt_id=interrupt.interrupt_id, approve=approval
+            ),
+            metadata=admin,
+        )
+        done = await _run_until(runs, admin, run.run_id, {RunState.STATE_SUCCEEDED})
+        assert done.output.customer_follow_up.delivered
+        # The same alert acted on again (a retry, another replica) finds the same run.
+        assert insight_server.insights is not None and insight_server.workflows is not None
+        stored = await insight_server.insights.alerts.read("acme", after=0, limit=100)
+        again = follow_ups(
+            engine=insight_server.workflows,
+            alerts=insight_server.insights.alerts,
+            settings=insight_server.insights.settings,
+        )
+        await again("acme", [a for a in stored if a.alert_id == churn.alert_id])
+        listed = await runs.ListRuns(workflow_pb2.ListRunsRequest(), metadata=admin)
+        assert [r.run_id for r in listed.runs] == [run.run_id]
+    ledger = DeliveryLedger(database=insight_server.database)
+    assert len(await ledger.list_for_run("acme", run.run_id)) == 1
+
+
+async def _with_run(server: Server, kind: str) -> StoredAlert:
+    """The tenant's first stored alert of ``kind``, once its follow-up run is on it."""
+    assert server.insights is not None
+    for _ in range(200):
+        for alert in await server.insights.alerts.read("acme", after=0, limit=100):
+            if alert.kind == kind and alert.run_id:
+                return alert
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {kind} alert with a run")
+
+
+async def _run_until(
+    runs: workflow_pb2_grpc.WorkflowServiceAsyncStub,
+    md: tuple[tuple[str, str], ...],
+    run_id: str,
+    states: set[workflow_pb2.Run.State.ValueType],
+) -> workflow_pb2.Run:
+    run = workflow_pb2.Run()
+    for _ in range(600):
+        run = await runs.GetRun(workflow_pb2.GetRunRequest(run_id=run_id), metadata=md)
+        if run.state in states:
+            return run
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run still {RunState.Name(run.state)}: {run}")
