@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import UTC
 from typing import Any
@@ -36,6 +37,7 @@ from ai_orchestration.insights import (
     Ingestor,
     InsightKind,
     InsightSettingsStore,
+    StoredAlert,
 )
 from ai_orchestration.insights.writing import (
     DEFAULT_SOURCES,
@@ -73,6 +75,7 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
         self._answers = answers
         self._generator = generator
         self._watcher = watcher
+        self._encoded = _EncodedAlerts()
         self._insights = insights
 
     @validates_own_request
@@ -165,6 +168,8 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
     async def WatchAlerts(  # noqa: N802 - gRPC method name
         self, request: insight_pb2.WatchAlertsRequest, context: Context
     ) -> AsyncIterator[insight_pb2.Alert]:
+        # Every watcher of the tenant gets the same alerts: each is serialised once, and the
+        # bytes go out as they are (the pipeline passes bytes through).
         wanted = AlertFilter.of(
             request.customer_ids,
             [ALERT_KIND_NAMES[kind] for kind in request.kinds],
@@ -173,7 +178,26 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
         async for alert in self._watcher.watch(
             current_principal().tenant_id, wanted, after_sequence=request.after_sequence
         ):
-            yield alert_message(alert)
+            yield self._encoded.get(alert)  # type: ignore[misc]
+
+
+class _EncodedAlerts:
+    """The last few thousand alerts sent, serialised (keyed with their run id, which is set
+    after the alert)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._bytes: OrderedDict[tuple[int, str, str], bytes] = OrderedDict()
+
+    def get(self, alert: StoredAlert) -> bytes:
+        key = (alert.sequence, alert.alert_id, alert.run_id)
+        encoded = self._bytes.get(key)
+        if encoded is None:
+            encoded = alert_message(alert).SerializeToString()
+            self._bytes[key] = encoded
+            if len(self._bytes) > self._size:
+                self._bytes.popitem(last=False)
+        return encoded
 
 
 def _unbuilt(method: str, issue: int) -> NotImplementedYetError:

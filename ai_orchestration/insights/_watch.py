@@ -6,6 +6,11 @@ Redis across replicas, in-process otherwise) or a poll interval, then reads agai
 live alerts come from the same reads, so the switch between them has no gap and no duplicate;
 a consumer slower than the alerts only makes the reads lag behind (gRPC flow control holds the
 writer), so the server never drops an alert nor holds more than one page per watcher.
+
+Watchers of one tenant woken by the same alert read the same page: one read serves them all.
+A watcher joins a read that started after it began to wait; should that read have started
+before the commit that woke it, the announced sequence (the bus keeps the highest) is still
+ahead of what the watcher got, and it reads again at once rather than wait.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ class AlertWakeups(Protocol):
     ) -> AbstractContextManager[asyncio.Event]:
         """An event set by the next "alert" message of the tenant (``run_id``)."""
 
+    def latest_alert(self, tenant_id: str) -> int:
+        """The highest sequence announced for the tenant (0 when none was)."""
+
 
 @dataclass(frozen=True, slots=True)
 class AlertFilter:
@@ -76,6 +84,28 @@ class AlertWatcher:
         self._log = log
         self._wakeups = wakeups
         self._poll = poll_seconds
+        self._reads: dict[tuple[str, int], tuple[int, asyncio.Future[list[StoredAlert]]]] = {}
+        self._clock = 0  # counts read starts and looks, to order them
+
+    async def _page(self, tenant_id: str, after: int, looked: int) -> list[StoredAlert]:
+        """The page after ``after``, from a read started at or after ``looked`` if one is in
+        flight, else from a new one. The read runs in its own task, so a watcher that goes
+        away (its stream cancelled) never cancels the others' read."""
+        key = (tenant_id, after)
+        current = self._reads.get(key)
+        if current is None or current[0] < looked or current[1].done():
+            self._clock += 1
+            task = asyncio.ensure_future(self._log.read(tenant_id, after=after, limit=PAGE))
+            current = (self._clock, task)
+            self._reads[key] = current
+            task.add_done_callback(lambda done: self._forget(key, done))
+        return await asyncio.shield(current[1])
+
+    def _forget(self, key: tuple[str, int], done: asyncio.Future[list[StoredAlert]]) -> None:
+        if self._reads.get(key, (0, None))[1] is done:
+            del self._reads[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here; every waiter re-raises it
 
     async def watch(
         self, tenant_id: str, wanted: AlertFilter, *, after_sequence: int
@@ -84,14 +114,24 @@ class AlertWatcher:
         with self._wakeups.waiter("alert", tenant_id) as woken:
             # Subscribed before the first read: an alert committed after it wakes this watcher.
             cursor = after_sequence or await self._log.last_sequence(tenant_id)
+            looked = self._clock
+            fresh = False  # the last read was this watcher's own, started after it woke
             while True:
                 woken.clear()
-                page = await self._log.read(tenant_id, after=cursor, limit=PAGE)
+                page = await self._page(tenant_id, cursor, looked)
                 for alert in page:
                     cursor = alert.sequence
                     if wanted.matches(alert):
                         yield alert
+                self._clock += 1
+                looked = self._clock
                 if len(page) == PAGE:
                     continue
+                if self._wakeups.latest_alert(tenant_id) > cursor and not fresh:
+                    # The joined read may predate the commit that woke us: read once more,
+                    # ourselves (an erased alert can leave the mark ahead for good).
+                    fresh = True
+                    continue
+                fresh = False
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), self._poll)

@@ -48,6 +48,7 @@ class LocalBus:
         self._waiters: defaultdict[tuple[Topic, str], set[asyncio.Event]] = defaultdict(set)
         self._listeners: list[Callable[[Topic, str], None]] = []
         self._latest: dict[str, int] = {}
+        self._alerts: dict[str, int] = {}
 
     def deliver(self, topic: Topic, run_id: str, sequence: int = 0) -> None:
         """Wake every local waiter of ``(topic, run_id)`` (and of ``(topic, "")``).
@@ -59,6 +60,8 @@ class LocalBus:
                 self._latest[run_id] = max(sequence, self._latest.get(run_id, 0))
             else:
                 self._latest.pop(run_id, None)
+        if topic == "alert" and sequence > 0:
+            self._alerts[run_id] = max(sequence, self._alerts.get(run_id, 0))
         for key in ((topic, run_id), (topic, "")):
             for event in self._waiters.get(key, ()):
                 event.set()
@@ -73,6 +76,10 @@ class LocalBus:
         """The highest sequence announced for ``run_id`` while it had a watcher here, or
         ``None`` when none was (or the last message named none)."""
         return self._latest.get(run_id)
+
+    def latest_alert(self, tenant_id: str) -> int:
+        """The highest alert sequence announced for the tenant on this replica (0: none)."""
+        return self._alerts.get(tenant_id, 0)
 
     def listen(self, listener: Callable[[Topic, str], None]) -> None:
         """Call ``listener`` for every message (the engine's cancel handler)."""
