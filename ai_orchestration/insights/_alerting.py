@@ -30,6 +30,8 @@ _log = logging.getLogger(__name__)
 HISTORY_FOR_ALERTS: Final[int] = 60
 """Latest interactions of a customer the rules read (the baseline needs 6 + 20 messages)."""
 SWEEP_AFTER: Final[timedelta] = timedelta(seconds=10)
+ACT_AGAIN_WITHIN: Final[timedelta] = timedelta(hours=1)
+"""How far back the sweep looks for alerts whose follow-up a crash may have left unstarted."""
 """The sweeper leaves interactions younger than this to the stream that ingested them."""
 
 
@@ -55,6 +57,15 @@ class AlertBacklog(Protocol):
         cooldown: timedelta,
     ) -> list[StoredAlert]:
         """Append alerts and take the evaluated interactions off the backlog, atomically."""
+
+
+class UnstartedAlerts(Protocol):
+    """Alerts without a follow-up run (``storage.AlertRepository``)."""
+
+    async def without_run(
+        self, *, raised_after: datetime, raised_before: datetime, limit: int
+    ) -> list[tuple[str, StoredAlert]]:
+        """(tenant, alert) of the window, oldest first."""
 
 
 class CustomerHistory(Protocol):
@@ -83,10 +94,13 @@ class AlertEvaluator:
         announce: Callable[[str, int], Awaitable[None]],
         clock: Callable[[], datetime],
         on_raised: Callable[[str, list[StoredAlert]], Awaitable[None]] | None = None,
+        unstarted: UnstartedAlerts | None = None,
     ) -> None:
         """``announce(tenant, last_sequence)`` wakes the tenant's watchers after a commit;
-        ``on_raised(tenant, alerts)`` acts on new alerts (starts follow-up runs)."""
+        ``on_raised(tenant, alerts)`` acts on new alerts (starts follow-up runs, idempotently),
+        and is called again by the sweep for the ``unstarted`` alerts a crash left behind."""
         self._on_raised = on_raised
+        self._unstarted = unstarted
         self._backlog = backlog
         self._histories = histories
         self._settings = settings
@@ -101,8 +115,11 @@ class AlertEvaluator:
         return await self._evaluate(tenant_id, [stored for _, stored in pending])
 
     async def sweep(self, limit: int = 500) -> int:
-        """Evaluate interactions left pending by a crash; how many alerts were raised."""
-        left = await self._backlog.pending(limit, ingested_before=self._clock() - SWEEP_AFTER)
+        """Evaluate interactions left pending by a crash, and act again on recent alerts that
+        a crash left without their follow-up; how many alerts were raised."""
+        now = self._clock()
+        await self._act_again(now)
+        left = await self._backlog.pending(limit, ingested_before=now - SWEEP_AFTER)
         by_tenant: defaultdict[str, list[StoredInteraction]] = defaultdict(list)
         for tenant_id, stored in left:
             by_tenant[tenant_id].append(stored)
@@ -110,6 +127,18 @@ class AlertEvaluator:
         for tenant_id, interactions in by_tenant.items():
             raised += len(await self._evaluate(tenant_id, interactions))
         return raised
+
+    async def _act_again(self, now: datetime) -> None:
+        if self._on_raised is None or self._unstarted is None:
+            return
+        waiting = await self._unstarted.without_run(
+            raised_after=now - ACT_AGAIN_WITHIN, raised_before=now - SWEEP_AFTER, limit=200
+        )
+        by_tenant: defaultdict[str, list[StoredAlert]] = defaultdict(list)
+        for tenant_id, alert in waiting:
+            by_tenant[tenant_id].append(alert)
+        for tenant_id, alerts in by_tenant.items():
+            await self._on_raised(tenant_id, alerts)  # it starts only what the tenant wants
 
     async def run_sweeper(self, seconds: float) -> None:
         """Sweep every ``seconds`` until cancelled; a failed sweep is logged and retried."""

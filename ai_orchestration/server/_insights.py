@@ -147,6 +147,7 @@ async def start_insights(
         settings=stores.settings,
         announce=lambda tenant, sequence: bus.publish("alert", tenant, sequence),
         on_raised=follow_ups(engine=engine, alerts=stores.alerts, settings=stores.settings),
+        unstarted=stores.alerts,
         clock=utc_now,
     )
     ingestor = Ingestor(

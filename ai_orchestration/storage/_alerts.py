@@ -131,6 +131,26 @@ class AlertRepository:
                 )
         return [_stored(row) for row in rows]
 
+    async def without_run(
+        self, *, raised_after: datetime, raised_before: datetime, limit: int
+    ) -> list[tuple[str, StoredAlert]]:
+        """Customers' alerts raised in the window with no follow-up run on them, as (tenant,
+        alert), oldest first (every tenant: the sweep's view)."""
+        statement = (
+            select(_A)
+            .where(
+                _A.run_id.is_(None),
+                _A.customer_id != "",
+                _A.created_at >= raised_after,
+                _A.created_at < raised_before,
+            )
+            .order_by(_A.created_at)
+            .limit(limit)
+        )
+        async with self._database.sessionmaker() as session:
+            rows = (await session.execute(statement)).scalars().all()
+        return [(row.tenant_id, _model_alert(row)) for row in rows]
+
     async def read(self, tenant_id: str, *, after: int, limit: int) -> list[StoredAlert]:
         """The tenant's alerts with a sequence above ``after``, in order, at most ``limit``."""
         statement = (

@@ -5,8 +5,6 @@ poll interval), and a watcher that reads slowly loses nothing."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,8 +15,8 @@ from crm.ai.v1 import insight_pb2, insight_pb2_grpc
 
 from tests.api._leads import metadata
 from tests.api.test_insight_ingest import interaction
-from tests.conftest import SECRET, make_token
-from tests.integration.test_workflow_failover import _start
+from tests.conftest import make_token
+from tests.integration._replicas import Replica, replicas_running
 
 ANGRY = (
     "This is unacceptable. Our lawyers will be in touch and we are cancelling the contract at "
@@ -27,35 +25,11 @@ ANGRY = (
 
 
 @pytest.fixture
-def replicas(
-    tmp_path: Path, postgres_database_url: str, redis_url: str
-) -> Iterator[list[tuple[subprocess.Popen[str], str]]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIO_")}
-    env.update(
-        AIO_DATABASE_URL=postgres_database_url,
-        AIO_REDIS_URL=redis_url,
-        AIO_AUTH_HS256_SECRET=SECRET,
-        AIO_SCORING_BOOTSTRAP_ROWS="5000",
-        AIO_SHUTDOWN_GRACE_SECONDS="2",
-        AIO_LOG_LEVEL="WARNING",
-    )
-    started: list[tuple[subprocess.Popen[str], str]] = []
-    try:
-        for name in ("a", "b"):  # one after the other: the first one migrates
-            started.append(_start({**env, "AIO_DATA_DIR": str(tmp_path / name)}))
+def replicas(tmp_path: Path, postgres_database_url: str, redis_url: str) -> Iterator[list[Replica]]:
+    with replicas_running(
+        tmp_path, database_url=postgres_database_url, redis_url=redis_url
+    ) as started:
         yield started
-    finally:
-        for proc, _ in started:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc, _ in started:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-            assert proc.stdout is not None
-            proc.stdout.close()
 
 
 async def _requests(
@@ -66,7 +40,7 @@ async def _requests(
 
 
 async def test_ingest_on_one_replica_alert_on_the_other(
-    replicas: list[tuple[subprocess.Popen[str], str]],
+    replicas: list[Replica],
 ) -> None:
     (_, address_a), (_, address_b) = replicas
     md = metadata(make_token(roles=["insight.writer"]))
@@ -91,7 +65,7 @@ async def test_ingest_on_one_replica_alert_on_the_other(
 
 
 async def test_a_slow_watcher_loses_nothing(
-    replicas: list[tuple[subprocess.Popen[str], str]],
+    replicas: list[Replica],
 ) -> None:
     (_, address_a), (_, address_b) = replicas
     md = metadata(make_token(roles=["insight.writer"]))

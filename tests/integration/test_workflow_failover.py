@@ -9,12 +9,7 @@ again), streams it to the end with no gap, and delivers the message exactly once
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,65 +23,27 @@ from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
 from ai_orchestration.workflows._streams import GROUP, INDEX
 from tests.api._leads import hot_lead, metadata
 from tests.api.conftest import write_llm_config
-from tests.conftest import SECRET, make_token
+from tests.conftest import make_token
 from tests.fixtures.llm_server import LlmTestServer
+from tests.integration._replicas import Replica, replicas_running
 
-CLI = [sys.executable, "-m", "ai_orchestration.cli", "serve", "--port", "0"]
 State = workflow_pb2.Run.State
 HOT = hot_lead("failover-1")
-
-
-def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        CLI, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 90
-    lines: list[str] = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if match := re.search(r"listening on (\S+)", line):
-            return proc, match.group(1)
-    proc.kill()
-    raise AssertionError("server did not start:\n" + "".join(lines[-30:]))
 
 
 @pytest.fixture
 def replicas(
     tmp_path: Path, postgres_database_url: str, redis_url: str, llm_server: LlmTestServer
-) -> Iterator[list[tuple[subprocess.Popen[str], str]]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIO_")}
-    env.update(
-        AIO_DATABASE_URL=postgres_database_url,
-        AIO_REDIS_URL=redis_url,
-        AIO_AUTH_HS256_SECRET=SECRET,
+) -> Iterator[list[Replica]]:
+    with replicas_running(
+        tmp_path,
+        database_url=postgres_database_url,
+        redis_url=redis_url,
         AIO_LLM_CONFIG_FILE=str(write_llm_config(tmp_path / "llm.yaml", llm_server)),
         AIO_LLM_CACHE_TTL_SECONDS="0",
         AIO_WORKFLOW_LEASE_SECONDS="2",
-        AIO_SCORING_BOOTSTRAP_ROWS="5000",
-        AIO_SHUTDOWN_GRACE_SECONDS="2",
-        AIO_LOG_LEVEL="WARNING",
-    )
-    started: list[tuple[subprocess.Popen[str], str]] = []
-    try:
-        for name in ("a", "b"):  # one after the other: the first one migrates
-            started.append(_start({**env, "AIO_DATA_DIR": str(tmp_path / name)}))
+    ) as started:
         yield started
-    finally:
-        for proc, _ in started:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc, _ in started:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-            assert proc.stdout is not None
-            proc.stdout.close()
 
 
 async def _owner_pid(runs: RunRepository, run_id: str) -> int:
@@ -104,7 +61,7 @@ def _text(value: object) -> str:
 
 
 async def test_a_run_survives_the_death_of_its_replica(
-    replicas: list[tuple[subprocess.Popen[str], str]],
+    replicas: list[Replica],
     postgres_database_url: str,
     redis_url: str,
     llm_server: LlmTestServer,
