@@ -36,6 +36,7 @@ from _serving import llm_server, token, write_llm_config
 from _serving import serving as served
 from crm.ai.v1 import insight_pb2, insight_pb2_grpc
 
+from ai_orchestration.insight_writing import Retriever
 from ai_orchestration.insights import (
     CompetitorList,
     EmbeddingWorker,
@@ -47,7 +48,6 @@ from ai_orchestration.insights import (
     chunk,
     generate_evaluation_set,
 )
-from ai_orchestration.insights.writing import Retriever
 from ai_orchestration.storage import Database, InteractionRepository
 
 TENANT = "bench"

@@ -11,6 +11,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ai_orchestration.errors import FieldViolation, InvalidArgumentError
+from ai_orchestration.insight_writing import AnswerEnd
 from ai_orchestration.insights import (
     RULE_KINDS,
     AlertKind,
@@ -31,7 +32,6 @@ from ai_orchestration.insights import (
     StoredAlert,
     StoredInsight,
 )
-from ai_orchestration.insights.writing import AnswerEnd
 from ai_orchestration.scoring_rpc import timestamp
 
 __all__ = [

@@ -30,6 +30,13 @@ from ai_orchestration.api._validation import (
     validates_own_request,
 )
 from ai_orchestration.errors import InvalidArgumentError, NotImplementedYetError
+from ai_orchestration.insight_writing import (
+    DEFAULT_SOURCES,
+    AnswerEnd,
+    CustomerAnswers,
+    InsightGenerator,
+    InsightProgress,
+)
 from ai_orchestration.insights import (
     AlertFilter,
     AlertWatcher,
@@ -38,13 +45,6 @@ from ai_orchestration.insights import (
     InsightKind,
     InsightSettingsStore,
     StoredAlert,
-)
-from ai_orchestration.insights.writing import (
-    DEFAULT_SOURCES,
-    AnswerEnd,
-    CustomerAnswers,
-    InsightGenerator,
-    InsightProgress,
 )
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import CustomerInsightRepository, InvalidPageTokenError

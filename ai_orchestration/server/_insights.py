@@ -13,6 +13,7 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ai_orchestration.config import Settings
+from ai_orchestration.insight_writing import CustomerAnswers, InsightGenerator, Retriever
 from ai_orchestration.insights import (
     FOLLOW_UP_WORKFLOW,
     AlertEvaluator,
@@ -28,7 +29,6 @@ from ai_orchestration.insights import (
     SignalExtractor,
     StoredAlert,
 )
-from ai_orchestration.insights.writing import CustomerAnswers, InsightGenerator, Retriever
 from ai_orchestration.llm import AlertCallback, BudgetAlert, LlmStack
 from ai_orchestration.storage import (
     AlertRepository,

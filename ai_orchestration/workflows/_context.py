@@ -69,7 +69,7 @@ class WorkflowDeps:
     """The customers' interactions with their signals (``storage.InteractionRepository``);
     ``customer_follow_up`` is served only with both this and :attr:`retriever`."""
     retriever: PassageSource | None = None
-    """Retrieval over a customer's passages (``insights.writing.Retriever``)."""
+    """Retrieval over a customer's passages (``insight_writing.Retriever``)."""
     follow_up: CustomerFollowUpPolicy = field(default_factory=CustomerFollowUpPolicy)
     """How much of a customer the follow-up reads and cites."""
     clock: Clock = utc_now

@@ -128,7 +128,7 @@ class CustomerHistory(Protocol):
 
 
 class PassageSource(Protocol):
-    """Retrieval over one customer's passages (``insights.writing.Retriever``)."""
+    """Retrieval over one customer's passages (``insight_writing.Retriever``)."""
 
     async def retrieve(
         self, tenant_id: str, customer_id: str, question: str, limit: int

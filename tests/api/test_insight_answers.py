@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as redis
 from crm.ai.v1 import insight_pb2, insight_pb2_grpc
 
+from ai_orchestration.insight_writing import Retriever
 from ai_orchestration.insights import NOT_FOUND_ANSWER
-from ai_orchestration.insights.writing import Retriever
 from ai_orchestration.server import Server
 from tests.api._leads import metadata
 from tests.api.conftest import write_llm_config

@@ -8,6 +8,7 @@ import pytest
 from ai_orchestration import (
     api,
     errors,
+    insight_writing,
     insights,
     llm,
     observability,
@@ -18,7 +19,6 @@ from ai_orchestration import (
 )
 from ai_orchestration.api._errors import STATUS_CODES
 from ai_orchestration.config import Settings, is_loopback
-from ai_orchestration.insights import writing as insights_writing
 
 
 @pytest.mark.parametrize(
@@ -331,7 +331,7 @@ from ai_orchestration.insights import writing as insights_writing
             ],
         ),
         (
-            insights_writing,
+            insight_writing,
             [
                 "DEFAULT_SOURCES",
                 "AnswerEnd",

@@ -23,6 +23,7 @@ from crm.ai.v1 import workflow_pb2
 from google.protobuf import json_format
 
 from ai_orchestration.errors import NotFoundError
+from ai_orchestration.insight_writing import Retriever
 from ai_orchestration.insights import (
     CompetitorList,
     Direction,
@@ -38,7 +39,6 @@ from ai_orchestration.insights import (
     chunk,
     select_insights,
 )
-from ai_orchestration.insights.writing import Retriever
 from ai_orchestration.llm import InjectionGuard, PromptTemplateRegistry
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.storage import (

@@ -1,11 +1,11 @@
 """Where models write words about customers: answers with citations, insight wording.
 
 Apart from :mod:`ai_orchestration.insights` because it calls the LLM gateway, which records its
-usage in storage, which in turn imports the insight vocabulary: the core stays importable by
-storage, and this package sits on top of both.
+usage in storage, which in turn imports the insight vocabulary: the core stays below storage,
+and this package sits above the gateway, storage and the core, so imports only point down.
 """
 
-from ai_orchestration.insights.writing._ask import (
+from ai_orchestration.insight_writing._ask import (
     DEFAULT_SOURCES,
     AnswerEnd,
     AskSettings,
@@ -14,7 +14,7 @@ from ai_orchestration.insights.writing._ask import (
     RankedHit,
     Retriever,
 )
-from ai_orchestration.insights.writing._generate import (
+from ai_orchestration.insight_writing._generate import (
     HistorySource,
     InsightGenerator,
     InsightProgress,
