@@ -19,6 +19,17 @@ from ai_orchestration.storage._idempotency import (
 from ai_orchestration.storage._interactions import InteractionRepository, RetrievalHit
 from ai_orchestration.storage._models import Base
 from ai_orchestration.storage._pages import InvalidPageTokenError
+from ai_orchestration.storage._run_types import (
+    TERMINAL_STATES,
+    DeliveryRequest,
+    EventKind,
+    JsonDoc,
+    RunError,
+    RunEvent,
+    RunRecord,
+    RunState,
+    RunUsage,
+)
 from ai_orchestration.storage._runs import CREATED_FROM, MAX_PRIORITY, Claimant, RunRepository
 from ai_orchestration.storage._scoring import (
     GLOBAL_OWNER,
@@ -35,13 +46,14 @@ from ai_orchestration.storage._scoring import (
     encode_score_rows,
 )
 from ai_orchestration.storage._settings import TenantSettingsRepository
+from ai_orchestration.storage._sqlite_inline import connect_inline
 from ai_orchestration.storage._templates import (
     PromptTemplateRepository,
     StoredPromptExperiment,
     StoredPromptTemplate,
 )
 from ai_orchestration.storage._types import UTCDateTime
-from ai_orchestration.storage._urls import normalize_database_url
+from ai_orchestration.storage._urls import normalize_database_url, sqlite_file_path
 from ai_orchestration.storage._usage import (
     DEFAULT_SOFT_THRESHOLD,
     USAGE_DIMENSIONS,
@@ -63,6 +75,7 @@ __all__ = [
     "GLOBAL_OWNER",
     "MAX_PRIORITY",
     "MODEL_STATES",
+    "TERMINAL_STATES",
     "USAGE_DIMENSIONS",
     "AlertRepository",
     "Backend",
@@ -75,11 +88,14 @@ __all__ = [
     "CustomerVectors",
     "Database",
     "DeliveryLedger",
+    "DeliveryRequest",
     "EncodedScoreRows",
+    "EventKind",
     "IdempotencyRecord",
     "IdempotencyRepository",
     "InteractionRepository",
     "InvalidPageTokenError",
+    "JsonDoc",
     "JsonValue",
     "LeadOutcomeRepository",
     "LeadScoreRepository",
@@ -88,7 +104,12 @@ __all__ = [
     "OutcomeRecord",
     "PromptTemplateRepository",
     "RetrievalHit",
+    "RunError",
+    "RunEvent",
+    "RunRecord",
     "RunRepository",
+    "RunState",
+    "RunUsage",
     "ScoreRecord",
     "ScoredOutcome",
     "ScoringModelRepository",
@@ -105,8 +126,10 @@ __all__ = [
     "UsageRepository",
     "UsageTotals",
     "compute_request_digest",
+    "connect_inline",
     "customer_digest",
     "encode_score_rows",
     "normalize_database_url",
+    "sqlite_file_path",
     "utc_now",
 ]

@@ -31,8 +31,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import URL
 
-from ai_orchestration.storage._sqlite_inline import connect_inline
-from ai_orchestration.storage._urls import normalize_database_url, sqlite_file_path
+from ai_orchestration.storage import connect_inline, normalize_database_url, sqlite_file_path
 
 __all__ = [
     "CHECKPOINT_SUFFIX",

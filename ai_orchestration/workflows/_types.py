@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ai_orchestration.storage._run_types import (
+from ai_orchestration.storage import (
     TERMINAL_STATES,
     DeliveryRequest,
     EventKind,
