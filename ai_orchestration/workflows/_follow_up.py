@@ -52,7 +52,7 @@ from ai_orchestration.workflows._follow_up_rules import (
     insight_document,
     legal_threats,
 )
-from ai_orchestration.workflows._review import deliver_step, deliverable, draft_fails, review_step
+from ai_orchestration.workflows._review import after_content, after_human, deliver_step, review_step
 from ai_orchestration.workflows._steps import call_tool, json_doc, step
 from ai_orchestration.workflows._types import JsonDoc
 from ai_orchestration.workflows._writing import write_draft
@@ -300,15 +300,6 @@ def _after_decision(state: Mapping[str, Any]) -> str:
     return "content" if json_doc(state.get("decision")).get("goal") else END
 
 
-def _after_content(state: Mapping[str, Any]) -> str:
-    needs_human = json_doc(state.get("decision")).get("reasons")
-    return "human_review" if needs_human or draft_fails(json_doc(state.get("draft"))) else "deliver"
-
-
-def _after_human(state: Mapping[str, Any]) -> str:
-    return "deliver" if deliverable(state) else END
-
-
 def customer_follow_up_graph() -> StateGraph[Any, RunContext, Any, Any]:
     """The graph of the module docstring, to compile with a checkpointer."""
     graph: StateGraph[Any, RunContext, Any, Any] = StateGraph(
@@ -324,8 +315,8 @@ def customer_follow_up_graph() -> StateGraph[Any, RunContext, Any, Any]:
     graph.add_edge(START, "customer_insights")
     graph.add_edge("customer_insights", "decision")
     graph.add_conditional_edges("decision", _after_decision, ["content", END])
-    graph.add_conditional_edges("content", _after_content, ["human_review", "deliver"])
-    graph.add_conditional_edges("human_review", _after_human, ["deliver", END])
+    graph.add_conditional_edges("content", after_content, ["human_review", "deliver"])
+    graph.add_conditional_edges("human_review", after_human, ["deliver", END])
     graph.add_edge("deliver", END)
     return graph
 

@@ -38,9 +38,10 @@ from ai_orchestration.workflows._context import RunContext, WorkflowDeps
 from ai_orchestration.workflows._decision import DISQUALIFIED
 from ai_orchestration.workflows._follow_up import customer_follow_up_graph, follow_up_output
 from ai_orchestration.workflows._review import (
+    after_content,
+    after_human,
     approval_step,
     deliver_step,
-    deliverable,
     draft_fails,
     review_step,
 )
@@ -176,15 +177,6 @@ def _after_decision(state: Mapping[str, Any]) -> str:
     return "content"
 
 
-def _after_content(state: Mapping[str, Any]) -> str:
-    needs_human = json_doc(state.get("decision")).get("reasons")
-    return "human_review" if needs_human or draft_fails(json_doc(state.get("draft"))) else "deliver"
-
-
-def _after_human(state: Mapping[str, Any]) -> str:
-    return "deliver" if deliverable(state) else END
-
-
 def _lead_qualification() -> StateGraph[Any, RunContext, Any, Any]:
     graph: StateGraph[Any, RunContext, Any, Any] = StateGraph(
         LeadQualificationState, context_schema=RunContext
@@ -199,8 +191,8 @@ def _lead_qualification() -> StateGraph[Any, RunContext, Any, Any]:
     graph.add_edge(START, "lead_analysis")
     graph.add_edge("lead_analysis", "decision")
     graph.add_conditional_edges("decision", _after_decision, ["content", "human_review", END])
-    graph.add_conditional_edges("content", _after_content, ["human_review", "deliver"])
-    graph.add_conditional_edges("human_review", _after_human, ["deliver", END])
+    graph.add_conditional_edges("content", after_content, ["human_review", "deliver"])
+    graph.add_conditional_edges("human_review", after_human, ["deliver", END])
     graph.add_edge("deliver", END)
     return graph
 
@@ -219,7 +211,7 @@ def _content_generation() -> StateGraph[Any, RunContext, Any, Any]:
     graph.add_node("deliver", step("deliver", "delivery", deliver_step))
     graph.add_edge(START, "content")
     graph.add_conditional_edges("content", _after_generation, ["approval", "deliver"])
-    graph.add_conditional_edges("approval", _after_human, ["deliver", END])
+    graph.add_conditional_edges("approval", after_human, ["deliver", END])
     graph.add_edge("deliver", END)
     return graph
 

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from langgraph.graph import END
 from langgraph.types import interrupt
 
 from ai_orchestration import errors
@@ -52,6 +53,8 @@ from ai_orchestration.workflows._types import DeliveryRequest, JsonDoc
 __all__ = [
     "DECISIONS",
     "accept_answer",
+    "after_content",
+    "after_human",
     "approval_step",
     "check_answer",
     "deliver_step",
@@ -99,6 +102,18 @@ def deliverable(state: Mapping[str, Any]) -> bool:
     if json_doc(state.get("review")).get("decision") == "reject":
         return False
     return json_doc(state.get("decision")).get("qualification") != DISQUALIFIED
+
+
+def after_content(state: Mapping[str, Any]) -> str:
+    """Where a drafted run goes next: to a human when the decision asked for one or the draft
+    fails a check (never straight to delivery then), else to delivery."""
+    needs_human = json_doc(state.get("decision")).get("reasons")
+    return "human_review" if needs_human or draft_fails(json_doc(state.get("draft"))) else "deliver"
+
+
+def after_human(state: Mapping[str, Any]) -> str:
+    """Where a reviewed run goes next: delivery if its draft may go out, else the end."""
+    return "deliver" if deliverable(state) else END
 
 
 def check_answer(interrupt_doc: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
