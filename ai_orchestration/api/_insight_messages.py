@@ -282,4 +282,5 @@ def erase_response(erasure_id: str, counts: ErasureCounts) -> insight_pb2.EraseC
         alerts=counts.alerts,
         cache_entries=counts.cache_entries,
         erasure_id=erasure_id,
+        runs=counts.runs,
     )

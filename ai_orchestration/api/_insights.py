@@ -48,6 +48,7 @@ from ai_orchestration.insights import (
 )
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import CustomerInsightRepository, InvalidPageTokenError
+from ai_orchestration.workflows import CustomerErasure
 
 __all__ = ["InsightServicer"]
 
@@ -68,6 +69,7 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
         answers: CustomerAnswers,
         generator: InsightGenerator,
         insights: CustomerInsightRepository,
+        erasure: CustomerErasure,
         watcher: AlertWatcher,
     ) -> None:
         self._ingestor = ingestor
@@ -77,6 +79,7 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
         self._watcher = watcher
         self._encoded = _EncodedAlerts()
         self._insights = insights
+        self._erasure = erasure
 
     @validates_own_request
     async def IngestInteractions(  # noqa: N802 - gRPC method name
@@ -160,7 +163,7 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
         self, request: insight_pb2.EraseCustomerRequest, context: Context
     ) -> insight_pb2.EraseCustomerResponse:
         principal = current_principal()
-        erasure_id, counts = await self._insights.erase(
+        erasure_id, counts = await self._erasure.erase(
             principal.tenant_id, request.customer_id, erased_by=principal.subject
         )
         return erase_response(erasure_id, counts)

@@ -118,6 +118,8 @@ class ErasureCounts:
     insights: int = 0
     alerts: int = 0
     cache_entries: int = 0
+    runs: int = 0
+    """``customer_follow_up`` runs, with their events, deliveries and checkpoints."""
 
     def to_json(self) -> dict[str, JsonValue]:
         """For the erasure record."""
@@ -127,6 +129,7 @@ class ErasureCounts:
             "insights": self.insights,
             "alerts": self.alerts,
             "cache_entries": self.cache_entries,
+            "runs": self.runs,
         }
 
 

@@ -45,7 +45,7 @@ from ai_orchestration.storage import (
     TenantSettingsRepository,
     UsageRepository,
 )
-from ai_orchestration.workflows import DecisionPolicyStore, RunEngine
+from ai_orchestration.workflows import CustomerErasure, DecisionPolicyStore, RunEngine
 
 _log = logging.getLogger(__name__)
 
@@ -187,6 +187,11 @@ class Server:
                 answers=self.insights.answers,
                 generator=self.insights.generator,
                 insights=self.insights.insights,
+                erasure=CustomerErasure(
+                    insights=self.insights.insights,
+                    runs=self.workflows.runs,
+                    engine=self.workflows,
+                ),
                 watcher=self.insights.watcher,
             ),
         )

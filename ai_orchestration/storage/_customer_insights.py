@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Final, cast
 
 from sqlalchemy import CursorResult, and_, delete, insert, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_orchestration.insights import ErasureCounts, StoredInsight
 from ai_orchestration.storage._common import (
@@ -26,6 +27,11 @@ from ai_orchestration.storage._insight_models import (
     InteractionModel,
     PassageModel,
 )
+from ai_orchestration.storage._models import (
+    WorkflowDeliveryModel,
+    WorkflowRunEventModel,
+    WorkflowRunModel,
+)
 from ai_orchestration.storage._pages import (
     cursor_text,
     cursor_time,
@@ -33,12 +39,16 @@ from ai_orchestration.storage._pages import (
     encode_page_token,
     require_page_size,
 )
+from ai_orchestration.storage._run_types import TERMINAL_STATES
 from ai_orchestration.storage._vector_cache import CustomerVectors
 
 __all__ = ["CustomerInsightRepository", "customer_digest"]
 
 _M = CustomerInsightModel
 _SCOPE: Final[str] = "insights"
+_IN_CHUNK: Final[int] = 500
+"""Run ids per ``IN`` list (well under SQLite's bound on a statement's parameters)."""
+_ENDED: Final = sorted(state.value for state in TERMINAL_STATES)
 
 
 def customer_digest(tenant_id: str, customer_id: str) -> str:
@@ -130,13 +140,22 @@ class CustomerInsightRepository:
         return page, token
 
     async def erase(
-        self, tenant_id: str, customer_id: str, *, erased_by: str, cache_entries: int = 0
+        self,
+        tenant_id: str,
+        customer_id: str,
+        *,
+        erased_by: str,
+        cache_entries: int = 0,
+        runs: Collection[str] = (),
     ) -> tuple[str, ErasureCounts]:
         """Delete the customer's interactions, passages (full text and vectors with them),
-        insights and alerts in one transaction, and record the erasure; returns its id and the
-        counts.
+        insights, alerts and the workflow ``runs`` about the customer (each with its events and
+        deliveries) in one transaction, and record the erasure; returns its id and the counts.
 
         ``cache_entries``: LLM cache entries the caller already deleted, for the record.
+        ``runs``: ids of the tenant's runs about the customer, ended by the caller (a run that
+        has not ended is left alone: its worker still writes to it). Their LangGraph
+        checkpoints are the caller's to delete, before this call.
         """
         require_tenant(tenant_id)
         require_text("customer_id", customer_id)
@@ -149,6 +168,7 @@ class CustomerInsightRepository:
                 insights=_count(await conn.execute(_delete_of(_M, owned))),
                 alerts=_count(await conn.execute(_delete_of(AlertModel, owned))),
                 cache_entries=cache_entries,
+                runs=await _delete_runs(conn, tenant_id, runs),
             )
             await conn.execute(
                 insert(CustomerErasureModel).values(
@@ -195,6 +215,42 @@ def _delete_of(model: Any, owned: dict[str, str]) -> Any:
     return delete(model).where(
         model.tenant_id == owned["tenant_id"], model.customer_id == owned["customer_id"]
     )
+
+
+async def _delete_runs(conn: AsyncConnection, tenant_id: str, run_ids: Collection[str]) -> int:
+    """Delete the tenant's ended runs among ``run_ids``, with their events and deliveries."""
+    deleted = 0
+    ids = sorted(set(run_ids))
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        gone = (
+            (
+                await conn.execute(
+                    delete(WorkflowRunModel)
+                    .where(
+                        WorkflowRunModel.tenant_id == tenant_id,
+                        WorkflowRunModel.run_id.in_(chunk),
+                        WorkflowRunModel.state.in_(_ENDED),
+                    )
+                    .returning(WorkflowRunModel.run_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not gone:
+            continue
+        await conn.execute(
+            delete(WorkflowRunEventModel).where(WorkflowRunEventModel.run_id.in_(gone))
+        )
+        await conn.execute(
+            delete(WorkflowDeliveryModel).where(
+                WorkflowDeliveryModel.tenant_id == tenant_id,
+                WorkflowDeliveryModel.run_id.in_(gone),
+            )
+        )
+        deleted += len(gone)
+    return deleted
 
 
 def _count(result: Any) -> int:

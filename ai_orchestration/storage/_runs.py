@@ -266,6 +266,24 @@ class RunRepository:
         cursor: builtins.list[JsonValue] = [page[-1].created_at.isoformat(), page[-1].run_id]
         return page, encode_page_token(scope, cursor)
 
+    async def about_customer(
+        self, tenant_id: str, workflow: str, customer_id: str
+    ) -> builtins.list[RunRecord]:
+        """The tenant's runs of ``workflow`` whose input names ``customer_id`` (its
+        ``customer_id`` field), oldest first: what erasing the customer must take with it."""
+        statement = (
+            select(_Run)
+            .where(
+                _Run.tenant_id == require_tenant(tenant_id),
+                _Run.workflow == require_text("workflow", workflow),
+                _Run.input["customer_id"].as_string() == require_text("customer_id", customer_id),
+            )
+            .order_by(_Run.created_at, _Run.run_id)
+        )
+        async with self._database.sessionmaker() as session:
+            rows = (await session.execute(statement)).scalars().all()
+        return [_rows.to_record(row) for row in rows]
+
     async def events_after(
         self, tenant_id: str, run_id: str, after_sequence: int, limit: int
     ) -> builtins.list[RunEvent]:

@@ -5,6 +5,7 @@ from ai_orchestration.workflows._content import ContentPolicy
 from ai_orchestration.workflows._context import AnalysisPolicy, WorkflowDeps
 from ai_orchestration.workflows._decision import DecisionPolicy
 from ai_orchestration.workflows._engine import EngineSettings, RunEngine
+from ai_orchestration.workflows._erasure import CustomerErasure
 from ai_orchestration.workflows._follow_up_rules import (
     CustomerFollowUpPolicy,
     CustomerHistory,
@@ -43,6 +44,7 @@ __all__ = [
     "AnalysisPolicy",
     "Completed",
     "ContentPolicy",
+    "CustomerErasure",
     "CustomerFollowUpPolicy",
     "CustomerHistory",
     "DatabaseQueue",

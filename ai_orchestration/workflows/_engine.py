@@ -305,6 +305,48 @@ class RunEngine:
         await self.bus.publish("cancel", run_id)
         return run
 
+    async def retire(self, tenant_id: str, run_ids: Sequence[str], reason: str) -> None:
+        """End the tenant's runs ``run_ids`` and delete their checkpoints: what is left of them
+        is their rows (the caller deletes those in its own transaction).
+
+        Those that have not ended are cancelled, and this waits until every one has: a run
+        executing on a live replica stops at its worker's next heartbeat, one whose replica
+        died once its lease expires and a claimer settles it. A run id the tenant does not have
+        is left alone.
+
+        Raises:
+            errors.UnavailableError: a run had not ended after a lease and two polls (reason
+                ``RUNS_STILL_STOPPING``); nothing was deleted, and calling again waits again.
+        """
+        for run_id in run_ids:
+            # Ended meanwhile, or not the tenant's: nothing to cancel.
+            with contextlib.suppress(errors.FailedPreconditionError, errors.NotFoundError):
+                await self.cancel(tenant_id, run_id, reason)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.lease_seconds + 2 * self.settings.poll_seconds
+        owned: list[str] = []
+        pending = list(run_ids)
+        while True:
+            running: list[str] = []
+            for run_id in pending:
+                try:
+                    run = await self.runs.get(tenant_id, run_id)
+                except errors.NotFoundError:
+                    continue
+                (owned if run.state in TERMINAL_STATES else running).append(run_id)
+            pending = running
+            if not pending:
+                break
+            if loop.time() >= deadline:
+                raise errors.UnavailableError(
+                    f"{len(pending)} cancelled run(s) still executing (first: {pending[0]}); "
+                    "their workers stop them within a lease: call again",
+                    reason="RUNS_STILL_STOPPING",
+                    metadata={"run_id": pending[0]},
+                )
+            await asyncio.sleep(self.settings.heartbeat_seconds / 2)
+        await self.runner.forget(owned)
+
     async def resume(
         self, tenant_id: str, run_id: str, interrupt_id: str, answer: JsonDoc
     ) -> RunRecord:

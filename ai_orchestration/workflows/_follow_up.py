@@ -21,8 +21,9 @@ and the passages do not, and falls back to the template (degraded) when no model
 **Human review and delivery**: :mod:`._review` (fail closed: a draft failing a check is never
 delivered as it is).
 
-The state holds the customer's words (passages, quotes) as the run's own record: the
-checkpoints and the output keep them after the customer is erased.
+The state holds the customer's words (passages, quotes): erasing the customer deletes the run
+with its checkpoints, events and deliveries (:mod:`._erasure`); the run's input names the
+customer (``customer_id``) so the erasure can find it.
 """
 
 from __future__ import annotations

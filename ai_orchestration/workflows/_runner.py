@@ -16,7 +16,7 @@ Which execution it is follows from the thread's last checkpoint, not from the ru
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -58,6 +58,7 @@ class LangGraphRunner:
 
     def __init__(self, *, deps: WorkflowDeps, checkpointer: BaseCheckpointSaver[str]) -> None:
         self._deps = deps
+        self._checkpointer = checkpointer
         self._definitions = served(deps)
         self._graphs: dict[str, Graph] = {
             name: graph
@@ -87,6 +88,11 @@ class LangGraphRunner:
         """The ``Interrupt`` document run ``run_id`` waits on, if any."""
         snapshot = await self.graph(workflow).aget_state(_config(run_id))
         return _interrupt_of(snapshot.interrupts)
+
+    async def forget(self, run_ids: Collection[str]) -> None:
+        """Delete every checkpoint of the runs ``run_ids`` (their LangGraph threads)."""
+        for run_id in run_ids:
+            await self._checkpointer.adelete_thread(run_id)
 
     async def accept_answer(self, run: RunRecord, answer: JsonDoc) -> JsonDoc:
         """Check a human's answer against the run's pending interrupt and draft (see

@@ -17,7 +17,7 @@ builds a message.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -114,6 +114,10 @@ class WorkflowRunner(Protocol):
         Raises an ``OrchestrationError`` (INVALID_ARGUMENT, FAILED_PRECONDITION) saying what to
         change in the answer.
         """
+
+    async def forget(self, run_ids: Collection[str]) -> None:
+        """Delete whatever the runner keeps of the ended runs ``run_ids`` (their checkpoints).
+        Called before their rows are deleted; a run id it does not know is no error."""
 
     async def execute(self, run: RunRecord, events: EventSink) -> Outcome:
         """Run ``run`` from its last checkpoint to its end or its next interrupt.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from ai_orchestration.insights import (
+    FOLLOW_UP_WORKFLOW,
     CompetitorList,
     Direction,
     IngestOutcome,
@@ -25,6 +27,8 @@ from ai_orchestration.storage import (
     CustomerVectors,
     Database,
     InteractionRepository,
+    RunRepository,
+    RunState,
     customer_digest,
 )
 from tests.storage._support import FakeClock
@@ -242,3 +246,37 @@ async def _rows_containing(database: Database, needle: str) -> list[str]:
                 if needle.lower() in flat.lower():
                     found.append(name)
     return found
+
+
+async def test_erase_takes_the_named_runs_that_ended_and_only_those(database: Database) -> None:
+    runs = RunRepository(database=database)
+    created = {}
+    for name, customer in (("ended", "cust-1"), ("running", "cust-1"), ("other", "cust-2")):
+        run, _ = await runs.create(
+            "acme",
+            workflow=FOLLOW_UP_WORKFLOW,
+            workflow_version="1",
+            priority=0,
+            request_id=name,
+            request_digest=hashlib.sha256(name.encode()).hexdigest(),
+            labels={},
+            input={"customer_id": customer, "goal": f"words of {name}"},
+            timeout_seconds=60,
+        )
+        created[name] = run.run_id
+    about = await runs.about_customer("acme", FOLLOW_UP_WORKFLOW, "cust-1")
+    assert [r.run_id for r in about] == [created["ended"], created["running"]]
+    assert await runs.about_customer("globex", FOLLOW_UP_WORKFLOW, "cust-1") == []
+    await runs.request_cancel("acme", created["ended"])  # a queued run ends at once
+    claimed = await runs.claim("worker-1", lease_seconds=60)  # the oldest queued run
+    assert claimed is not None and claimed.run_id == created["running"]
+    insights = CustomerInsightRepository(database=database)
+    _, counts = await insights.erase(
+        "acme", "cust-1", erased_by="svc-gdpr", runs=[created["ended"], created["running"]]
+    )
+    assert counts.runs == 1
+    assert await _rows_containing(database, "words of ended") == []
+    # A run still executing is left to its worker; another customer's run is untouched.
+    assert (await runs.get("acme", created["running"])).state is RunState.RUNNING
+    assert (await runs.get("acme", created["other"])).state is RunState.QUEUED
+    assert await runs.events_after("acme", created["running"], 0, 10)

@@ -171,6 +171,7 @@ from ai_orchestration.config import Settings, is_loopback
                 "AnalysisPolicy",
                 "Completed",
                 "ContentPolicy",
+                "CustomerErasure",
                 "CustomerFollowUpPolicy",
                 "CustomerHistory",
                 "DatabaseQueue",

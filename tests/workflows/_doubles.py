@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,14 @@ class AnswersAsGiven:
 
     async def accept_answer(self, run: RunRecord, answer: dict[str, Any]) -> dict[str, Any]:
         return answer
+
+    async def forget(self, run_ids: Collection[str]) -> None:
+        self.forgotten.update(run_ids)
+
+    @functools.cached_property
+    def forgotten(self) -> set[str]:
+        """Runs whose state the engine asked this runner to delete."""
+        return set()
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from ai_orchestration import errors
 from ai_orchestration.storage import Database, RunRepository
 from ai_orchestration.storage._models import WorkflowRunModel
 from ai_orchestration.workflows import (
@@ -121,3 +122,57 @@ async def test_a_run_another_replica_took_over_is_stopped_here(runs: RunReposito
     # Stopping hands the run it still executed back to the queue; the other one is not its own.
     assert (await runs.get(TENANT, kept)).state is RunState.QUEUED
     assert (await runs.get(TENANT, taken)).lease_owner == "other-replica"
+
+
+async def test_retire_ends_every_run_then_forgets_their_checkpoints(runs: RunRepository) -> None:
+    """EraseCustomer's first half: a running run is stopped by its worker, and only then are
+    its checkpoints deleted."""
+    runner = BlockingRunner()
+    engine, (running,) = await _engine_with_running_runs(runs, runner, 1)
+    try:
+        other, _ = await runs.create(
+            "tenant-b",
+            workflow=WORKFLOW.name,
+            workflow_version="1",
+            priority=0,
+            request_id="req-b",
+            request_digest=hashlib.sha256(b"req-b").hexdigest(),
+            labels={},
+            input={},
+            timeout_seconds=60,
+        )
+        await engine.retire(TENANT, [running, "no-such-run"], "the customer was erased")
+        assert (await runs.get(TENANT, running)).state is RunState.CANCELLED
+        assert runner.cancelled == {running}
+        assert runner.forgotten == {running}
+        # Another tenant's run named by mistake is neither cancelled nor forgotten.
+        await engine.retire(TENANT, [other.run_id], "the customer was erased")
+        assert (await runs.get("tenant-b", other.run_id)).state is not RunState.CANCELLED
+        assert runner.forgotten == {running}
+    finally:
+        await engine.stop()
+
+
+async def test_retire_gives_up_on_a_run_no_worker_stops_and_forgets_nothing(
+    runs: RunRepository,
+) -> None:
+    """A run leased to a replica that died stays RUNNING until its lease expires: retiring it
+    meanwhile fails with UNAVAILABLE, and its checkpoints are kept for the next try."""
+    runner = BlockingRunner()
+    settings = EngineSettings(heartbeat_seconds=0.05, lease_seconds=0.1, poll_seconds=0.05)
+    engine = RunEngine(runs=runs, runner=runner, bus=LocalBus(), settings=settings)
+    await engine.start_run(
+        TENANT,
+        workflow=WORKFLOW.name,
+        input_document={},
+        request_id="req-dead",
+        request_digest=hashlib.sha256(b"req-dead").hexdigest(),
+    )
+    claimed = await runs.claim("dead-replica", lease_seconds=600)
+    assert claimed is not None
+    with pytest.raises(errors.UnavailableError) as caught:
+        await engine.retire(TENANT, [claimed.run_id], "the customer was erased")
+    assert caught.value.reason == "RUNS_STILL_STOPPING"
+    assert claimed.run_id in caught.value.message
+    assert runner.forgotten == set()
+    assert (await runs.get(TENANT, claimed.run_id)).cancel_requested

@@ -329,6 +329,7 @@ class EraseCustomerResponse(_message.Message):
     ALERTS_FIELD_NUMBER: _builtins.int
     CACHE_ENTRIES_FIELD_NUMBER: _builtins.int
     ERASURE_ID_FIELD_NUMBER: _builtins.int
+    RUNS_FIELD_NUMBER: _builtins.int
     interactions: _builtins.int
     """Interactions deleted (with their signals)."""
     passages: _builtins.int
@@ -341,6 +342,8 @@ class EraseCustomerResponse(_message.Message):
     """LLM cache entries deleted."""
     erasure_id: _builtins.str
     """Id of the erasure record."""
+    runs: _builtins.int
+    """`customer_follow_up` runs deleted, with their events, deliveries and checkpoints."""
     def __init__(
         self,
         *,
@@ -350,10 +353,11 @@ class EraseCustomerResponse(_message.Message):
         alerts: _builtins.int = ...,
         cache_entries: _builtins.int = ...,
         erasure_id: _builtins.str = ...,
+        runs: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "cache_entries", b"cache_entries", "erasure_id", b"erasure_id", "insights", b"insights", "interactions", b"interactions", "passages", b"passages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "cache_entries", b"cache_entries", "erasure_id", b"erasure_id", "insights", b"insights", "interactions", b"interactions", "passages", b"passages", "runs", b"runs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

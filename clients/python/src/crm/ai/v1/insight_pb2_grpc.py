@@ -167,9 +167,12 @@ class InsightServiceServicer:
 
     def EraseCustomer(self, request, context):
         """Erases everything stored about a customer of the caller's tenant (GDPR): interactions,
-        passages, vectors, signals, insights and alerts, and every LLM cache entry built from the
-        customer's text. Idempotent: erasing again erases nothing and succeeds. Writes an erasure
-        record (who, when, counts; no personal data) and returns the counts.
+        passages, vectors, signals, insights and alerts, every LLM cache entry built from the
+        customer's text, and the customer's `customer_follow_up` runs (a run not ended yet is
+        cancelled first; each run goes with its events, deliveries and checkpoints). Idempotent:
+        erasing again erases nothing and succeeds. Writes an erasure record (who, when, counts; no
+        personal data) and returns the counts. UNAVAILABLE (reason `RUNS_STILL_STOPPING`, nothing
+        erased) when a cancelled run's worker has not stopped it in time: call again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

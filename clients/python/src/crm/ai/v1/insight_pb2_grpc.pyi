@@ -85,9 +85,12 @@ class InsightServiceStub:
     """
     EraseCustomer: _grpc.UnaryUnaryMultiCallable[_insight_pb2.EraseCustomerRequest, _insight_pb2.EraseCustomerResponse]
     """Erases everything stored about a customer of the caller's tenant (GDPR): interactions,
-    passages, vectors, signals, insights and alerts, and every LLM cache entry built from the
-    customer's text. Idempotent: erasing again erases nothing and succeeds. Writes an erasure
-    record (who, when, counts; no personal data) and returns the counts.
+    passages, vectors, signals, insights and alerts, every LLM cache entry built from the
+    customer's text, and the customer's `customer_follow_up` runs (a run not ended yet is
+    cancelled first; each run goes with its events, deliveries and checkpoints). Idempotent:
+    erasing again erases nothing and succeeds. Writes an erasure record (who, when, counts; no
+    personal data) and returns the counts. UNAVAILABLE (reason `RUNS_STILL_STOPPING`, nothing
+    erased) when a cancelled run's worker has not stopped it in time: call again.
     """
 
 @_typing.type_check_only
@@ -147,9 +150,12 @@ class InsightServiceAsyncStub(InsightServiceStub):
     """
     EraseCustomer: _aio.UnaryUnaryMultiCallable[_insight_pb2.EraseCustomerRequest, _insight_pb2.EraseCustomerResponse]  # type: ignore[assignment]
     """Erases everything stored about a customer of the caller's tenant (GDPR): interactions,
-    passages, vectors, signals, insights and alerts, and every LLM cache entry built from the
-    customer's text. Idempotent: erasing again erases nothing and succeeds. Writes an erasure
-    record (who, when, counts; no personal data) and returns the counts.
+    passages, vectors, signals, insights and alerts, every LLM cache entry built from the
+    customer's text, and the customer's `customer_follow_up` runs (a run not ended yet is
+    cancelled first; each run goes with its events, deliveries and checkpoints). Idempotent:
+    erasing again erases nothing and succeeds. Writes an erasure record (who, when, counts; no
+    personal data) and returns the counts. UNAVAILABLE (reason `RUNS_STILL_STOPPING`, nothing
+    erased) when a cancelled run's worker has not stopped it in time: call again.
     """
 
 class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -254,9 +260,12 @@ class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_insight_pb2.EraseCustomerResponse, _abc.Awaitable[_insight_pb2.EraseCustomerResponse]]:
         """Erases everything stored about a customer of the caller's tenant (GDPR): interactions,
-        passages, vectors, signals, insights and alerts, and every LLM cache entry built from the
-        customer's text. Idempotent: erasing again erases nothing and succeeds. Writes an erasure
-        record (who, when, counts; no personal data) and returns the counts.
+        passages, vectors, signals, insights and alerts, every LLM cache entry built from the
+        customer's text, and the customer's `customer_follow_up` runs (a run not ended yet is
+        cancelled first; each run goes with its events, deliveries and checkpoints). Idempotent:
+        erasing again erases nothing and succeeds. Writes an erasure record (who, when, counts; no
+        personal data) and returns the counts. UNAVAILABLE (reason `RUNS_STILL_STOPPING`, nothing
+        erased) when a cancelled run's worker has not stopped it in time: call again.
         """
 
 def add_InsightServiceServicer_to_server(servicer: InsightServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
