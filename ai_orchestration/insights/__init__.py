@@ -19,7 +19,7 @@ from ai_orchestration.insights._alert_settings import (
     Severity,
     cooling_down,
 )
-from ai_orchestration.insights._alerting import AlertBacklog, AlertEvaluator
+from ai_orchestration.insights._alerting import ACT_AGAIN_PAGE, AlertBacklog, AlertEvaluator
 from ai_orchestration.insights._alerts import AlertDraft, evaluate_alerts
 from ai_orchestration.insights._answers import (
     NOT_FOUND_ANSWER,
@@ -149,6 +149,7 @@ from ai_orchestration.insights._watch import AlertFilter, AlertLog, AlertWakeups
 from ai_orchestration.insights._wording import FactValue
 
 __all__ = [
+    "ACT_AGAIN_PAGE",
     "ALERT_CASE_COMPETITORS",
     "CRM_LEXICON",
     "DEFAULT_CHUNK_CHARS",

@@ -30,9 +30,11 @@ _log = logging.getLogger(__name__)
 HISTORY_FOR_ALERTS: Final[int] = 60
 """Latest interactions of a customer the rules read (the baseline needs 6 + 20 messages)."""
 SWEEP_AFTER: Final[timedelta] = timedelta(seconds=10)
+"""The sweeper leaves interactions younger than this to the stream that ingested them."""
 ACT_AGAIN_WITHIN: Final[timedelta] = timedelta(hours=1)
 """How far back the sweep looks for alerts whose follow-up a crash may have left unstarted."""
-"""The sweeper leaves interactions younger than this to the stream that ingested them."""
+ACT_AGAIN_PAGE: Final[int] = 200
+"""Alerts without a run looked at per sweep; the next sweep goes on after the last one."""
 
 
 class AlertBacklog(Protocol):
@@ -63,9 +65,15 @@ class UnstartedAlerts(Protocol):
     """Alerts without a follow-up run (``storage.AlertRepository``)."""
 
     async def without_run(
-        self, *, raised_after: datetime, raised_before: datetime, limit: int
+        self,
+        *,
+        raised_after: datetime,
+        raised_before: datetime,
+        limit: int,
+        after_alert: str = "",
     ) -> list[tuple[str, StoredAlert]]:
-        """(tenant, alert) of the window, oldest first."""
+        """(tenant, alert) of the window after (``raised_after``, ``after_alert``), oldest
+        first, ties by alert id."""
 
 
 class CustomerHistory(Protocol):
@@ -106,6 +114,10 @@ class AlertEvaluator:
         self._settings = settings
         self._announce = announce
         self._clock = clock
+        self._act_cursor: tuple[datetime, str] | None = None
+        """Where the next sweep goes on through the alerts without a run (``None``: from the
+        window's start). Most such alerts are ones no tenant wants a run for: paging makes
+        every one of the window be looked at, not only the oldest page again and again."""
 
     async def evaluate(self, tenant_id: str, interaction_ids: Sequence[str]) -> list[StoredAlert]:
         """Evaluate these just-committed interactions of the tenant; the alerts raised."""
@@ -131,9 +143,18 @@ class AlertEvaluator:
     async def _act_again(self, now: datetime) -> None:
         if self._on_raised is None or self._unstarted is None:
             return
+        start = now - ACT_AGAIN_WITHIN
+        after, after_alert = self._act_cursor or (start, "")
+        if after < start:
+            after, after_alert = start, ""
         waiting = await self._unstarted.without_run(
-            raised_after=now - ACT_AGAIN_WITHIN, raised_before=now - SWEEP_AFTER, limit=200
+            raised_after=after,
+            after_alert=after_alert,
+            raised_before=now - SWEEP_AFTER,
+            limit=ACT_AGAIN_PAGE,
         )
+        last = waiting[-1][1] if len(waiting) == ACT_AGAIN_PAGE else None
+        self._act_cursor = None if last is None else (last.created_at, last.alert_id)
         by_tenant: defaultdict[str, list[StoredAlert]] = defaultdict(list)
         for tenant_id, alert in waiting:
             by_tenant[tenant_id].append(alert)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_orchestration.insights import Citation, NewAlert, StoredAlert, StoredInteraction
@@ -132,19 +132,32 @@ class AlertRepository:
         return [_stored(row) for row in rows]
 
     async def without_run(
-        self, *, raised_after: datetime, raised_before: datetime, limit: int
+        self,
+        *,
+        raised_after: datetime,
+        raised_before: datetime,
+        limit: int,
+        after_alert: str = "",
     ) -> list[tuple[str, StoredAlert]]:
         """Customers' alerts raised in the window with no follow-up run on them, as (tenant,
-        alert), oldest first (every tenant: the sweep's view)."""
+        alert), oldest first, ties by alert id (every tenant: the sweep's view).
+
+        ``raised_after`` is inclusive; with ``after_alert`` it is a page's cursor: the alerts
+        after (``raised_after``, ``after_alert``), so a sweep pages through the whole window
+        however many alerts no tenant wants a run for.
+        """
         statement = (
             select(_A)
             .where(
                 _A.run_id.is_(None),
                 _A.customer_id != "",
-                _A.created_at >= raised_after,
+                or_(
+                    _A.created_at > raised_after,
+                    and_(_A.created_at == raised_after, _A.alert_id > after_alert),
+                ),
                 _A.created_at < raised_before,
             )
-            .order_by(_A.created_at)
+            .order_by(_A.created_at, _A.alert_id)
             .limit(limit)
         )
         async with self._database.sessionmaker() as session:

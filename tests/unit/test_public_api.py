@@ -210,6 +210,7 @@ from ai_orchestration.config import Settings, is_loopback
         (
             insights,
             [
+                "ACT_AGAIN_PAGE",
                 "ALERT_CASE_COMPETITORS",
                 "CRM_LEXICON",
                 "DEFAULT_CHUNK_CHARS",
