@@ -29,7 +29,7 @@ from ai_orchestration.api._validation import (
     validate_request,
     validates_own_request,
 )
-from ai_orchestration.errors import InvalidArgumentError, NotImplementedYetError
+from ai_orchestration.errors import InvalidArgumentError
 from ai_orchestration.insight_writing import (
     DEFAULT_SOURCES,
     AnswerEnd,
@@ -179,7 +179,10 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
             int(request.min_severity),
         )
         async for alert in self._watcher.watch(
-            current_principal().tenant_id, wanted, after_sequence=request.after_sequence
+            current_principal().tenant_id,
+            wanted,
+            after_sequence=request.after_sequence,
+            from_start=request.from_start,
         ):
             yield self._encoded.get(alert)  # type: ignore[misc]
 
@@ -201,12 +204,6 @@ class _EncodedAlerts:
             if len(self._bytes) > self._size:
                 self._bytes.popitem(last=False)
         return encoded
-
-
-def _unbuilt(method: str, issue: int) -> NotImplementedYetError:
-    return NotImplementedYetError(
-        f"InsightService.{method} is not implemented yet (issue #{issue})"
-    )
 
 
 async def _items(requests: AsyncIterator[Any]) -> AsyncIterator[IngestItem]:

@@ -108,12 +108,15 @@ class AlertWatcher:
             done.exception()  # retrieved here; every waiter re-raises it
 
     async def watch(
-        self, tenant_id: str, wanted: AlertFilter, *, after_sequence: int
+        self, tenant_id: str, wanted: AlertFilter, *, after_sequence: int, from_start: bool = False
     ) -> AsyncIterator[StoredAlert]:
-        """Alerts after ``after_sequence`` (0: only those raised from now on), forever."""
+        """Alerts after ``after_sequence``, forever; with 0, only those raised from now on,
+        unless ``from_start`` asks for the whole log first."""
         with self._wakeups.waiter("alert", tenant_id) as woken:
             # Subscribed before the first read: an alert committed after it wakes this watcher.
-            cursor = after_sequence or await self._log.last_sequence(tenant_id)
+            cursor = after_sequence
+            if not (cursor or from_start):
+                cursor = await self._log.last_sequence(tenant_id)
             looked = self._clock
             fresh = False  # the last read was this watcher's own, started after it woke
             while True:

@@ -87,6 +87,29 @@ async def test_replay_then_live_without_gap_or_duplicate(
     call.cancel()
 
 
+async def test_from_start_replays_the_whole_log_and_zero_follows_from_now(
+    stub: Stub, insight_server: Server, token: TokenFactory
+) -> None:
+    md = metadata(token(roles=["insight.reader"]))
+    await _raise(insight_server, stub, token, 3)
+    history = stub.WatchAlerts(insight_pb2.WatchAlertsRequest(from_start=True), metadata=md)
+    now_on = stub.WatchAlerts(insight_pb2.WatchAlertsRequest(), metadata=md)
+    assert [a.sequence for a in await _take(history, 3)] == [1, 2, 3]
+    first_live = asyncio.ensure_future(_take(now_on, 1))
+    await asyncio.sleep(0.5)  # the live-only watcher has subscribed and read the log's end
+    assert not first_live.done()
+    await _raise_more(insight_server, stub, token)
+    assert [a.sequence for a in await _take(history, 1)] == [4]
+    assert [a.sequence for a in await first_live] == [4]
+    # `from_start` is ignored when a sequence is given.
+    later = stub.WatchAlerts(
+        insight_pb2.WatchAlertsRequest(after_sequence=3, from_start=True), metadata=md
+    )
+    assert [a.sequence for a in await _take(later, 1)] == [4]
+    for call in (history, now_on, later):
+        call.cancel()
+
+
 async def _raise_more(server: Server, stub: Stub, token: TokenFactory) -> None:
     assert server.insights is not None
     await server.insights.interactions.add("acme", [_new(_interaction("live-1", "Body."))])

@@ -928,10 +928,17 @@ class WatchAlertsRequest(_message.Message):
     KINDS_FIELD_NUMBER: _builtins.int
     MIN_SEVERITY_FIELD_NUMBER: _builtins.int
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    FROM_START_FIELD_NUMBER: _builtins.int
     min_severity: Global___Severity.ValueType
     """Only alerts at or above this severity; unset for all."""
     after_sequence: _builtins.int
-    """Send stored alerts with a greater sequence first, then live ones; 0 sends live ones only."""
+    """Send stored alerts with a greater sequence first, then live ones; 0 sends live ones only
+    (unless `from_start`).
+    """
+    from_start: _builtins.bool
+    """With `after_sequence` 0: replay the tenant's whole alert log from its first alert, then
+    live ones (a new consumer catching up on history). Ignored when `after_sequence` > 0.
+    """
     @_builtins.property
     def customer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only alerts of these customers; empty for all."""
@@ -947,10 +954,11 @@ class WatchAlertsRequest(_message.Message):
         kinds: _abc.Iterable[Global___Alert.Kind.ValueType] | None = ...,
         min_severity: Global___Severity.ValueType = ...,
         after_sequence: _builtins.int = ...,
+        from_start: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "customer_ids", b"customer_ids", "kinds", b"kinds", "min_severity", b"min_severity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "customer_ids", b"customer_ids", "from_start", b"from_start", "kinds", b"kinds", "min_severity", b"min_severity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

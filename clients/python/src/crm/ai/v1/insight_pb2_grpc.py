@@ -132,9 +132,10 @@ class InsightServiceServicer:
         Every alert is committed to the tenant's alert log, with a sequence one above the
         previous, before any watcher sees it. With `after_sequence` > 0 the stream first replays
         the stored alerts after it, then continues with live ones, with no gap and no duplicate
-        between the two. To resume after a disconnect, call again with the `sequence` of the last
-        alert received (filters apply to what is sent; sequences of filtered-out alerts are
-        skipped). The stream never ends by itself; a slow reader only falls behind the log.
+        between the two (`from_start` replays the whole log). To resume after a disconnect, call
+        again with the `sequence` of the last alert received (filters apply to what is sent;
+        sequences of filtered-out alerts are skipped). The stream never ends by itself; a slow
+        reader only falls behind the log.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -67,9 +67,10 @@ class InsightServiceStub:
     Every alert is committed to the tenant's alert log, with a sequence one above the
     previous, before any watcher sees it. With `after_sequence` > 0 the stream first replays
     the stored alerts after it, then continues with live ones, with no gap and no duplicate
-    between the two. To resume after a disconnect, call again with the `sequence` of the last
-    alert received (filters apply to what is sent; sequences of filtered-out alerts are
-    skipped). The stream never ends by itself; a slow reader only falls behind the log.
+    between the two (`from_start` replays the whole log). To resume after a disconnect, call
+    again with the `sequence` of the last alert received (filters apply to what is sent;
+    sequences of filtered-out alerts are skipped). The stream never ends by itself; a slow
+    reader only falls behind the log.
     """
     ListInsights: _grpc.UnaryUnaryMultiCallable[_insight_pb2.ListInsightsRequest, _insight_pb2.ListInsightsResponse]
     """Lists stored insights of a customer, newest first."""
@@ -132,9 +133,10 @@ class InsightServiceAsyncStub(InsightServiceStub):
     Every alert is committed to the tenant's alert log, with a sequence one above the
     previous, before any watcher sees it. With `after_sequence` > 0 the stream first replays
     the stored alerts after it, then continues with live ones, with no gap and no duplicate
-    between the two. To resume after a disconnect, call again with the `sequence` of the last
-    alert received (filters apply to what is sent; sequences of filtered-out alerts are
-    skipped). The stream never ends by itself; a slow reader only falls behind the log.
+    between the two (`from_start` replays the whole log). To resume after a disconnect, call
+    again with the `sequence` of the last alert received (filters apply to what is sent;
+    sequences of filtered-out alerts are skipped). The stream never ends by itself; a slow
+    reader only falls behind the log.
     """
     ListInsights: _aio.UnaryUnaryMultiCallable[_insight_pb2.ListInsightsRequest, _insight_pb2.ListInsightsResponse]  # type: ignore[assignment]
     """Lists stored insights of a customer, newest first."""
@@ -218,9 +220,10 @@ class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
         Every alert is committed to the tenant's alert log, with a sequence one above the
         previous, before any watcher sees it. With `after_sequence` > 0 the stream first replays
         the stored alerts after it, then continues with live ones, with no gap and no duplicate
-        between the two. To resume after a disconnect, call again with the `sequence` of the last
-        alert received (filters apply to what is sent; sequences of filtered-out alerts are
-        skipped). The stream never ends by itself; a slow reader only falls behind the log.
+        between the two (`from_start` replays the whole log). To resume after a disconnect, call
+        again with the `sequence` of the last alert received (filters apply to what is sent;
+        sequences of filtered-out alerts are skipped). The stream never ends by itself; a slow
+        reader only falls behind the log.
         """
 
     @_abc_1.abstractmethod
