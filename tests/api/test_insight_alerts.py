@@ -73,6 +73,10 @@ async def test_replay_then_live_without_gap_or_duplicate(
 ) -> None:
     md = metadata(token(roles=["insight.reader"]))
     await _raise(insight_server, stub, token, 6)
+    for after in range(1, 6):  # resuming after any sequence replays exactly the later ones
+        again = stub.WatchAlerts(insight_pb2.WatchAlertsRequest(after_sequence=after), metadata=md)
+        assert [a.sequence for a in await _take(again, 6 - after)] == list(range(after + 1, 7))
+        again.cancel()
     call = stub.WatchAlerts(insight_pb2.WatchAlertsRequest(after_sequence=2), metadata=md)
     replayed = await _take(call, 4)
     assert [a.sequence for a in replayed] == [3, 4, 5, 6]
