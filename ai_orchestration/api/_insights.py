@@ -82,7 +82,7 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
         self._erasure = erasure
 
     @validates_own_request
-    async def IngestInteractions(  # noqa: N802 - gRPC method name
+    async def IngestInteractions(
         self, request_iterator: AsyncIterator[Any], context: Context
     ) -> insight_pb2.IngestInteractionsResponse:
         summary = await self._ingestor.ingest(
@@ -90,12 +90,12 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
         )
         return ingest_response(summary)
 
-    async def GetInsightSettings(  # noqa: N802 - gRPC method name
+    async def GetInsightSettings(
         self, request: insight_pb2.GetInsightSettingsRequest, context: Context
     ) -> insight_pb2.InsightSettings:
         return settings_message(await self._settings.get(current_principal().tenant_id))
 
-    async def UpdateInsightSettings(  # noqa: N802 - gRPC method name
+    async def UpdateInsightSettings(
         self, request: insight_pb2.UpdateInsightSettingsRequest, context: Context
     ) -> insight_pb2.InsightSettings:
         tenant = current_principal().tenant_id
@@ -110,7 +110,7 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
         checked = settings_of(merged, field_prefix="settings.")
         return settings_message(await self._settings.put(tenant, checked))
 
-    async def AskCustomer(  # noqa: N802 - gRPC method name
+    async def AskCustomer(
         self, request: insight_pb2.AskCustomerRequest, context: Context
     ) -> AsyncIterator[insight_pb2.AnswerChunk]:
         tenant = current_principal().tenant_id
@@ -124,7 +124,7 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
             elif item:
                 yield insight_pb2.AnswerChunk(text_delta=item)
 
-    async def GenerateInsights(  # noqa: N802 - gRPC method name
+    async def GenerateInsights(
         self, request: insight_pb2.GenerateInsightsRequest, context: Context
     ) -> AsyncIterator[insight_pb2.GenerateInsightsEvent]:
         since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
@@ -142,7 +142,7 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
             else:
                 yield insight_pb2.GenerateInsightsEvent(insight=insight_message(item))
 
-    async def ListInsights(  # noqa: N802 - gRPC method name
+    async def ListInsights(
         self, request: insight_pb2.ListInsightsRequest, context: Context
     ) -> insight_pb2.ListInsightsResponse:
         try:
@@ -159,7 +159,7 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
             insights=[insight_message(i) for i in page], next_page_token=token
         )
 
-    async def EraseCustomer(  # noqa: N802 - gRPC method name
+    async def EraseCustomer(
         self, request: insight_pb2.EraseCustomerRequest, context: Context
     ) -> insight_pb2.EraseCustomerResponse:
         principal = current_principal()
@@ -168,7 +168,7 @@ class InsightServicer(insight_pb2_grpc.InsightServiceServicer):
         )
         return erase_response(erasure_id, counts)
 
-    async def WatchAlerts(  # noqa: N802 - gRPC method name
+    async def WatchAlerts(
         self, request: insight_pb2.WatchAlertsRequest, context: Context
     ) -> AsyncIterator[insight_pb2.Alert]:
         # Every watcher of the tenant gets the same alerts: each is serialised once, and the

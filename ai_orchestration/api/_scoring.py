@@ -71,7 +71,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         self.idempotency = idempotency
         self.batch = batch
 
-    async def ScoreLead(  # noqa: N802 - gRPC method name
+    async def ScoreLead(
         self, request: scoring_pb2.ScoreLeadRequest, context: Context
     ) -> scoring_pb2.LeadScore:
         tenant = current_principal().tenant_id
@@ -79,7 +79,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         return lead_score(await self.engine.scorer.score_one(tenant, lead))
 
     @validates_own_request
-    async def BatchScoreLeads(  # type: ignore[override]  # noqa: N802 - gRPC method name
+    async def BatchScoreLeads(  # type: ignore[override]
         self, request: scoring_pb2.BatchScoreLeadsRequest, context: Context
     ) -> AsyncIterator[bytes]:
         # Serialised BatchScoreLeadsResponses, made where the chunk was scored (a worker
@@ -90,7 +90,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         async for response in self.batch.stream(tenant, request.leads, check):
             yield response
 
-    async def ListLeadScores(  # noqa: N802 - gRPC method name
+    async def ListLeadScores(
         self, request: scoring_pb2.ListLeadScoresRequest, context: Context
     ) -> scoring_pb2.ListLeadScoresResponse:
         tenant = current_principal().tenant_id
@@ -133,7 +133,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         )
         return record.response
 
-    async def RecordLeadOutcome(  # noqa: N802 - gRPC method name
+    async def RecordLeadOutcome(
         self, request: scoring_pb2.RecordLeadOutcomeRequest, context: Context
     ) -> scoring_pb2.LeadOutcome:
         digest, replayed = await self._replay("RecordLeadOutcome", request)
@@ -153,7 +153,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         stored = await self._remember("RecordLeadOutcome", request, digest, lead_outcome(outcome))
         return scoring_pb2.LeadOutcome.FromString(stored)
 
-    async def ListScoringModels(  # noqa: N802 - gRPC method name
+    async def ListScoringModels(
         self, request: scoring_pb2.ListScoringModelsRequest, context: Context
     ) -> scoring_pb2.ListScoringModelsResponse:
         tenant = current_principal().tenant_id
@@ -167,7 +167,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             models=[scoring_model(v) for v in views], next_page_token=token
         )
 
-    async def TrainScoringModel(  # noqa: N802 - gRPC method name
+    async def TrainScoringModel(
         self, request: scoring_pb2.TrainScoringModelRequest, context: Context
     ) -> AsyncIterator[scoring_pb2.TrainScoringModelEvent]:
         tenant = current_principal().tenant_id
@@ -186,13 +186,13 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             await self._remember("TrainScoringModel", request, digest, message)
             yield message
 
-    async def GetScoringSettings(  # noqa: N802 - gRPC method name
+    async def GetScoringSettings(
         self, request: scoring_pb2.GetScoringSettingsRequest, context: Context
     ) -> scoring_pb2.ScoringSettings:
         tenant = current_principal().tenant_id
         return settings_message(await self.engine.settings.get(tenant))
 
-    async def UpdateScoringSettings(  # noqa: N802 - gRPC method name
+    async def UpdateScoringSettings(
         self, request: scoring_pb2.UpdateScoringSettingsRequest, context: Context
     ) -> scoring_pb2.ScoringSettings:
         tenant = current_principal().tenant_id

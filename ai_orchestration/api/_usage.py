@@ -123,7 +123,7 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
         self.repository = repository
         self.clock = clock
 
-    async def GetUsage(  # noqa: N802 - gRPC method name
+    async def GetUsage(
         self, request: usage_pb2.GetUsageRequest, context: Context
     ) -> usage_pb2.GetUsageResponse:
         start, end = _window(request)
@@ -144,13 +144,13 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    async def GetBudget(  # noqa: N802 - gRPC method name
+    async def GetBudget(
         self, request: usage_pb2.GetBudgetRequest, context: Context
     ) -> usage_pb2.Budget:
         tenant = current_principal().tenant_id
         return _budget(await budget_status(self.repository, tenant, now=self.clock()))
 
-    async def SetBudget(  # noqa: N802 - gRPC method name
+    async def SetBudget(
         self, request: usage_pb2.SetBudgetRequest, context: Context
     ) -> usage_pb2.Budget:
         tenant = current_principal().tenant_id

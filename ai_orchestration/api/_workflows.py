@@ -71,7 +71,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         self.engine = engine
         self.policies = policies
 
-    async def ListWorkflows(  # noqa: N802 - gRPC method name
+    async def ListWorkflows(
         self, request: workflow_pb2.ListWorkflowsRequest, context: Context
     ) -> workflow_pb2.ListWorkflowsResponse:
         definitions = sorted(self.engine.runner.definitions.values(), key=lambda d: d.name)
@@ -100,12 +100,12 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             appended=appended,
         )
 
-    async def StartRun(  # noqa: N802 - gRPC method name
+    async def StartRun(
         self, request: workflow_pb2.StartRunRequest, context: Context
     ) -> workflow_pb2.Run:
         return run_message(await self._start_record(request))
 
-    async def StreamRun(  # noqa: N802 - gRPC method name
+    async def StreamRun(
         self, request: workflow_pb2.StreamRunRequest, context: Context
     ) -> AsyncIterator[workflow_pb2.RunEvent]:
         written: list[RunEvent] = []  # a new run's first event: streamed without a read
@@ -115,7 +115,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         ):
             yield event_message(event)
 
-    async def WatchRun(  # noqa: N802 - gRPC method name
+    async def WatchRun(
         self, request: workflow_pb2.WatchRunRequest, context: Context
     ) -> AsyncIterator[workflow_pb2.RunEvent]:
         async for event in self.engine.watch(
@@ -123,12 +123,12 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         ):
             yield event_message(event)
 
-    async def GetRun(  # noqa: N802 - gRPC method name
+    async def GetRun(
         self, request: workflow_pb2.GetRunRequest, context: Context
     ) -> workflow_pb2.Run:
         return run_message(await self.engine.get(current_principal().tenant_id, request.run_id))
 
-    async def ListRuns(  # noqa: N802 - gRPC method name
+    async def ListRuns(
         self, request: workflow_pb2.ListRunsRequest, context: Context
     ) -> workflow_pb2.ListRunsResponse:
         try:
@@ -155,7 +155,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             runs=[run_message(r) for r in runs], next_page_token=token
         )
 
-    async def CancelRun(  # noqa: N802 - gRPC method name
+    async def CancelRun(
         self, request: workflow_pb2.CancelRunRequest, context: Context
     ) -> workflow_pb2.Run:
         run = await self.engine.cancel(
@@ -163,7 +163,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         )
         return run_message(run)
 
-    async def ResumeRun(  # noqa: N802 - gRPC method name
+    async def ResumeRun(
         self, request: workflow_pb2.ResumeRunRequest, context: Context
     ) -> workflow_pb2.Run:
         run = await self.engine.resume(
@@ -174,12 +174,12 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         )
         return run_message(run)
 
-    async def GetWorkflowSettings(  # noqa: N802 - gRPC method name
+    async def GetWorkflowSettings(
         self, request: workflow_pb2.GetWorkflowSettingsRequest, context: Context
     ) -> workflow_pb2.WorkflowSettings:
         return _settings_message(await self.policies.get(current_principal().tenant_id))
 
-    async def UpdateWorkflowSettings(  # noqa: N802 - gRPC method name
+    async def UpdateWorkflowSettings(
         self, request: workflow_pb2.UpdateWorkflowSettingsRequest, context: Context
     ) -> workflow_pb2.WorkflowSettings:
         tenant = current_principal().tenant_id
