@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -130,13 +131,22 @@ async def latency(watchers: int, alerts: int, rate: float) -> float:
     return p99
 
 
+def _more(published: list[float], sent: int) -> bool:
+    return len(published) > sent
+
+
 async def transport_floor(watchers: int, alerts: int, rate: float) -> float:
     """The same deliveries from a bare grpc.aio server in this process that only pushes
     pre-serialised alerts to its streams as they are published (no database, no rules, no
     auth): what ``watchers`` client streams and their server side cost on this machine.
     Prints p50 / p99 from publication to arrival; returns the p99."""
     encoded = insight_pb2.Alert(
-        alert_id="x", sequence=1, customer_id="cust", message="Alert.", kind=1, severity=3
+        alert_id="x",
+        sequence=1,
+        customer_id="cust",
+        message="Alert.",
+        kind=insight_pb2.Alert.KIND_NEGATIVE_SENTIMENT,
+        severity=insight_pb2.SEVERITY_HIGH,
     ).SerializeToString()
     published: list[float] = []
     new = asyncio.Condition()
@@ -145,7 +155,7 @@ async def transport_floor(watchers: int, alerts: int, rate: float) -> float:
         sent = 0
         while True:
             async with new:
-                await new.wait_for(lambda already=sent: len(published) > already)
+                await new.wait_for(functools.partial(_more, published, sent))
             while sent < len(published):
                 sent += 1
                 yield encoded

@@ -343,19 +343,19 @@ async def engine_run(engine: RunEngine) -> RunTiming:
         BenchError: the run did not succeed, or degraded.
     """
     request_id = str(uuid.uuid4())
-    first: list[RunEvent] = []
     steps = calls = 0
     last: RunEvent | None = None
     start = time.perf_counter()
-    run = await engine.start_run(
+    started = await engine.start_run(
         TENANT,
         workflow=CONTENT_GENERATION,
         input_document=document(content_input()),
         request_id=request_id,
         request_digest=hashlib.sha256(request_id.encode()).hexdigest(),
-        appended=first,
     )
-    async for event in engine.watch(TENANT, run.run_id, until_waiting=True, run=run, known=first):
+    run = started.run
+    known = started.events
+    async for event in engine.watch(TENANT, run.run_id, until_waiting=True, run=run, known=known):
         steps += event.kind is EventKind.STEP_FINISHED
         calls += event.kind is EventKind.USAGE
         last = event

@@ -24,13 +24,11 @@ from ai_orchestration.api._workflow_messages import (
     workflow_message,
 )
 from ai_orchestration.security import current_principal
-from ai_orchestration.storage import InvalidPageTokenError, compute_request_digest
+from ai_orchestration.storage import InvalidPageTokenError, RunChange, compute_request_digest
 from ai_orchestration.workflows import (
     DecisionPolicy,
     DecisionPolicyStore,
     RunEngine,
-    RunEvent,
-    RunRecord,
     checked_policy,
 )
 
@@ -79,9 +77,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             workflows=[workflow_message(d) for d in definitions]
         )
 
-    async def _start_record(
-        self, request: workflow_pb2.StartRunRequest, appended: list[RunEvent] | None = None
-    ) -> RunRecord:
+    async def _start(self, request: workflow_pb2.StartRunRequest) -> RunChange:
         workflow = request.WhichOneof("input")
         assert workflow is not None  # the oneof is required by validation
         return await self.engine.start_run(
@@ -97,21 +93,24 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
                 if request.HasField("timeout")
                 else 0.0
             ),
-            appended=appended,
         )
 
     async def StartRun(
         self, request: workflow_pb2.StartRunRequest, context: Context
     ) -> workflow_pb2.Run:
-        return run_message(await self._start_record(request))
+        return run_message((await self._start(request)).run)
 
     async def StreamRun(
         self, request: workflow_pb2.StreamRunRequest, context: Context
     ) -> AsyncIterator[workflow_pb2.RunEvent]:
-        written: list[RunEvent] = []  # a new run's first event: streamed without a read
-        run = await self._start_record(request.run, written)
+        started = await self._start(request.run)  # with a new run's first event: no read
+        run = started.run
         async for event in self.engine.watch(
-            current_principal().tenant_id, run.run_id, until_waiting=True, run=run, known=written
+            current_principal().tenant_id,
+            run.run_id,
+            until_waiting=True,
+            run=run,
+            known=started.events,
         ):
             yield event_message(event)
 

@@ -200,7 +200,7 @@ def follow_ups(
             # Outreach the service started by itself always waits for a human's approval.
             document: JsonDoc = {"customer_id": alert.customer_id, "require_approval": True}
             request_id = f"alert-{alert.alert_id}"
-            run = await engine.start_run(
+            started = await engine.start_run(
                 tenant_id,
                 workflow=FOLLOW_UP_WORKFLOW,
                 input_document=document,
@@ -208,7 +208,7 @@ def follow_ups(
                 request_digest=hashlib.sha256(request_id.encode()).hexdigest(),
                 labels={"alert_id": alert.alert_id, "alert_kind": alert.kind},
             )
-            await alerts.set_run(tenant_id, alert.alert_id, run.run_id)
+            await alerts.set_run(tenant_id, alert.alert_id, started.run.run_id)
 
     return start
 

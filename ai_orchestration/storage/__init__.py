@@ -30,7 +30,16 @@ from ai_orchestration.storage._run_types import (
     RunState,
     RunUsage,
 )
-from ai_orchestration.storage._runs import CREATED_FROM, MAX_PRIORITY, Claimant, RunRepository
+from ai_orchestration.storage._runs import (
+    CREATED_FROM,
+    MAX_PRIORITY,
+    Claimant,
+    Claimed,
+    Created,
+    NamedClaim,
+    RunChange,
+    RunRepository,
+)
 from ai_orchestration.storage._scoring import (
     GLOBAL_OWNER,
     MODEL_STATES,
@@ -83,7 +92,9 @@ __all__ = [
     "BudgetAlertRecord",
     "BudgetLimits",
     "Claimant",
+    "Claimed",
     "Clock",
+    "Created",
     "CustomerInsightRepository",
     "CustomerVectors",
     "Database",
@@ -99,11 +110,13 @@ __all__ = [
     "JsonValue",
     "LeadOutcomeRepository",
     "LeadScoreRepository",
+    "NamedClaim",
     "NewLlmCall",
     "NewScoringModel",
     "OutcomeRecord",
     "PromptTemplateRepository",
     "RetrievalHit",
+    "RunChange",
     "RunError",
     "RunEvent",
     "RunRecord",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import functools
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
@@ -84,7 +85,16 @@ from ai_orchestration.storage._run_types import (
 )
 from ai_orchestration.storage._sqlite_writer import WriterSession
 
-__all__ = ["CREATED_FROM", "MAX_PRIORITY", "Claimant", "RunRepository"]
+__all__ = [
+    "CREATED_FROM",
+    "MAX_PRIORITY",
+    "Claimant",
+    "Claimed",
+    "Created",
+    "NamedClaim",
+    "RunChange",
+    "RunRepository",
+]
 
 
 _Run = WorkflowRunModel
@@ -93,6 +103,46 @@ _Event = WorkflowRunEventModel
 _IN_CHUNK: Final[int] = 1000
 """Run ids per ``IN`` list of :meth:`RunRepository.last_sequences` (well under SQLite's
 bound on a statement's parameters)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunChange:
+    """What a write did to one run: the run after it, and the events it appended (committed,
+    for the caller to announce)."""
+
+    run: RunRecord
+    events: builtins.list[RunEvent] = field(default_factory=builtins.list)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a claim did: the runs it moved to RUNNING for the claimant, and every event it
+    appended (those of runs it ended instead, too)."""
+
+    runs: builtins.list[RunRecord] = field(default_factory=builtins.list)
+    events: builtins.list[RunEvent] = field(default_factory=builtins.list)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """What :meth:`RunRepository.create` did."""
+
+    run: RunRecord
+    created: bool
+    """Whether this call created the run (else ``request_id`` found an earlier one)."""
+    events: builtins.list[RunEvent]
+    """The new run's first event (none when it existed)."""
+    claimed: Claimed
+    """What the claim in the same transaction took (nothing without ``claim_for``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NamedClaim:
+    """What :meth:`RunRepository.claim_named` did."""
+
+    outcome: ClaimOutcome
+    run: RunRecord | None
+    events: builtins.list[RunEvent]
 
 
 class RunRepository:
@@ -122,24 +172,18 @@ class RunRepository:
         labels: Mapping[str, str],
         input: JsonDoc,  # the contract's name for the workflow's input
         timeout_seconds: float,
-        appended: builtins.list[RunEvent] | None = None,
         claim_for: Claimant | None = None,
-        claimed: builtins.list[RunRecord] | None = None,
-    ) -> tuple[RunRecord, bool]:
+    ) -> Created:
         """Queue a run, or return the run the tenant created with ``request_id`` before.
 
-        A new run is QUEUED with event 1 (``state_changed`` to QUEUED) in the same transaction;
-        that event is added to ``appended`` once committed (for a caller about to stream the
-        run). Concurrent calls with one ``request_id`` all get the single run that won.
+        A new run is QUEUED with event 1 (``state_changed`` to QUEUED) in the same transaction
+        (returned: a caller about to stream the run needs no read). Concurrent calls with one
+        ``request_id`` all get the single run that won.
 
         ``claim_for``, a worker with a free slot: when this call creates the run, the same
         transaction then claims one run for it exactly as :meth:`claim` would (the new run,
         unless another comes first in the queue order), which saves the worker a transaction
-        and a wake-up. The claimed run goes to ``claimed`` and the claim's events to
-        ``appended``.
-
-        Returns:
-            The run, and whether this call created it.
+        and a wake-up.
 
         Raises:
             ConflictError: ``request_id`` was used for a request with another digest (reason
@@ -176,12 +220,6 @@ class RunRepository:
                 create_in, insert=insert, insert_values=insert_values, key=key, claim=claim
             )
         )
-        if first is not None and appended is not None:
-            appended.append(first)
-        if appended is not None:
-            appended.extend(taken[1])
-        if claimed is not None:
-            claimed.extend(taken[0])
         if digest != request_digest:
             raise ConflictError(
                 f"request_id {request_id!r} was already used to start a different run; use a "
@@ -190,7 +228,12 @@ class RunRepository:
                 reason="REQUEST_ID_REUSED",
                 metadata={"request_id": request_id, "run_id": record.run_id},
             )
-        return record, first is not None
+        return Created(
+            run=record,
+            created=first is not None,
+            events=[] if first is None else [first],
+            claimed=Claimed(taken[0], taken[1]),
+        )
 
     async def get(self, tenant_id: str, run_id: str) -> RunRecord:
         """The tenant's run ``run_id``.
@@ -423,15 +466,14 @@ class RunRepository:
         expected_from: Collection[RunState],
         reason: str = "",
         event: tuple[EventKind, JsonDoc] | None = None,
-        appended: builtins.list[RunEvent] | None = None,
         **fields: object,
-    ) -> RunRecord:
+    ) -> RunChange:
         """Move the run to ``to`` if it is in one of ``expected_from``; append ``state_changed``.
 
         ``event`` (kind, payload) is appended just before ``state_changed`` in the same
         transaction: the outcome that causes the move (``completed``, ``failed``,
-        ``interrupt_raised``) is stored if and only if the move happens. The events written
-        are added to ``appended`` once committed (for a caller that keeps recent events).
+        ``interrupt_raised``) is stored if and only if the move happens. Returns the run after
+        the move and the events written.
 
         Fields set on the way: ``started_at`` (first move to RUNNING), ``ended_at`` (a terminal
         state), the lease is dropped (any state but RUNNING), ``pending_interrupt`` is cleared
@@ -464,9 +506,7 @@ class RunRepository:
         record, written = await self._write(
             functools.partial(transition_in, run_id=run_id, move=move)
         )
-        if appended is not None:
-            appended.extend(written)
-        return record
+        return RunChange(record, written)
 
     async def claim(
         self,
@@ -496,7 +536,7 @@ class RunRepository:
             max_attempts=max_attempts,
             limit_per_tenant=limit_per_tenant,
         )
-        return claimed[0] if claimed else None
+        return claimed.runs[0] if claimed.runs else None
 
     async def claim_many(
         self,
@@ -506,43 +546,32 @@ class RunRepository:
         lease_seconds: float,
         max_attempts: int = 3,
         limit_per_tenant: int | None = None,
-        appended: builtins.list[RunEvent] | None = None,
-    ) -> builtins.list[RunRecord]:
+    ) -> Claimed:
         """Up to ``count`` runs, taken in one transaction in the order :meth:`claim` would take
-        them one after another (the fairness order is recomputed after each). The
-        ``state_changed`` events written for the claimed runs are added to ``appended`` once
-        committed.
-
-        Returns:
-            The claimed runs; fewer than ``count`` means there is nothing more to run now.
+        them one after another (the fairness order is recomputed after each), with the events
+        written on the way. Fewer than ``count`` runs means there is nothing more to run now.
         """
         claimant = Claimant(worker_id, lease_seconds, max_attempts, limit_per_tenant)
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
         claimed, written = await self._write(self._claim(claimant, count, self._now()).run)
-        if appended is not None:
-            appended.extend(written)
-        return claimed
+        return Claimed(claimed, written)
 
-    async def claim_named(
-        self, run_id: str, claimant: Claimant, *, appended: builtins.list[RunEvent] | None = None
-    ) -> tuple[ClaimOutcome, RunRecord | None]:
+    async def claim_named(self, run_id: str, claimant: Claimant) -> NamedClaim:
         """Claim the run ``run_id`` (a queue outside the database named it) as :meth:`claim`
         would claim it: if it is QUEUED, or RUNNING with an expired lease. A flagged cancel or
-        exhausted attempts end the run instead. The events written are added to ``appended``.
+        exhausted attempts end the run instead.
 
         Returns:
-            ``("claimed", run)``; ``("busy", run)`` when another worker's lease on it is live;
-            ``("ended", run or None)`` when it needs no worker (ended, waiting for input, just
-            ended by this call, or unknown).
+            ``"claimed"`` with the run; ``"busy"`` with the run when another worker's lease on
+            it is live; ``"ended"`` (with the run, or none) when it needs no worker (ended,
+            waiting for input, just ended by this call, or unknown). With the events written.
         """
         claim = self._claim(claimant, 1, self._now())
         outcome, record, written = await self._write(
             functools.partial(claim.run_named, run_id=run_id)
         )
-        if appended is not None:
-            appended.extend(written)
-        return outcome, record
+        return NamedClaim(outcome, record, written)
 
     async def waiting_for_worker(self, limit: int) -> builtins.list[RunRecord]:
         """Up to ``limit`` runs a worker should take: QUEUED, or RUNNING with an expired lease

@@ -22,17 +22,15 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
 from ai_orchestration import errors
-from ai_orchestration.storage import Claimant, RunRepository, utc_now
+from ai_orchestration.storage import Claimant, Claimed, RunChange, RunRepository, utc_now
 from ai_orchestration.workflows._notify import LocalBus, wait_for
-from ai_orchestration.workflows._probe import SequenceProbe
 from ai_orchestration.workflows._queue import DatabaseQueue, RunQueue
-from ai_orchestration.workflows._recent import RecentEvents, contiguous
 from ai_orchestration.workflows._types import (
     TERMINAL_STATES,
     Completed,
@@ -44,13 +42,12 @@ from ai_orchestration.workflows._types import (
     RunState,
     WorkflowRunner,
 )
+from ai_orchestration.workflows._watcher import RunWatcher
 
 __all__ = ["EngineSettings", "RunEngine"]
 
 _log = logging.getLogger(__name__)
 
-_WATCH_PAGE: Final[int] = 500
-"""Events read from the log per query while watching."""
 _CLAIM_BATCH: Final[int] = 8
 """Most runs claimed in one transaction (it holds the write lock, and on SQLite the loop)."""
 _KEEP_ENDED_SECONDS: Final[float] = 1.0
@@ -80,16 +77,22 @@ class EngineSettings:
 
 
 class _EventLog:
-    """The :class:`EventSink` of one run: persist, then publish."""
+    """The :class:`EventSink` of one run: persist, then announce."""
 
-    def __init__(self, engine: RunEngine, run_id: str) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        runs: RunRepository,
+        announce: Callable[[RunEvent], Awaitable[None]],
+        run_id: str,
+    ) -> None:
+        self._runs = runs
+        self._announce = announce
         self._run_id = run_id
 
     async def emit(self, kind: EventKind, payload: JsonDoc) -> int:
         # A usage event adds to the run's totals in the same statement.
-        event = await self._engine.runs.append_event(self._run_id, kind, payload)
-        await self._engine.announce(event)
+        event = await self._runs.append_event(self._run_id, kind, payload)
+        await self._announce(event)
         return event.sequence
 
 
@@ -123,8 +126,12 @@ class RunEngine:
         self._executing: dict[str, asyncio.Task[None]] = {}
         self._reserved = 0  # slots held by claims in progress
         self._full = False  # the claim loop found no free slot at its last pass
-        self._recent = RecentEvents()
-        self._probe = SequenceProbe(runs.last_sequences)
+        self.watcher = RunWatcher(
+            runs=runs,
+            bus=bus,
+            poll_seconds=lambda: self.settings.watch_poll_seconds,
+            sole_writer=self._sole_writer,
+        )
         self._cancelled: set[str] = set()
         self._lost: set[str] = set()  # runs another replica took over from this one
         self._loop_task: asyncio.Task[None] | None = None
@@ -153,7 +160,7 @@ class RunEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._probe.aclose()
+        await self.watcher.aclose()
 
     @property
     def executing(self) -> int:
@@ -180,10 +187,10 @@ class RunEngine:
         priority: int = 0,
         labels: Mapping[str, str] | None = None,
         timeout_seconds: float = 0.0,
-        appended: list[RunEvent] | None = None,
-    ) -> RunRecord:
-        """Queue a run (or return the run ``request_id`` created before). A new run's first
-        event is added to ``appended``: a caller that streams the run then needs no read."""
+    ) -> RunChange:
+        """Queue a run (or return the run ``request_id`` created before); with the events
+        written for it (a new run's first, and its move to RUNNING when it was claimed here at
+        once): a caller that streams the run then needs no read."""
         definition = self.runner.definitions.get(workflow)
         if definition is None:
             raise errors.NotImplementedYetError(
@@ -191,13 +198,11 @@ class RunEngine:
                 f"{', '.join(sorted(self.runner.definitions))}",
                 reason="WORKFLOW_UNAVAILABLE",
             )
-        written: list[RunEvent] = []
-        claimed: list[RunRecord] = []
         # A free slot here claims in the same transaction (the new run, unless another comes
         # first in the queue): no second transaction, no wake-up of the claim loop.
         slot = self.queue.claims_at_create and self._reserve_slot()
         try:
-            run, created = await self.runs.create(
+            created = await self.runs.create(
                 tenant_id,
                 workflow=workflow,
                 workflow_version=definition.version,
@@ -207,27 +212,25 @@ class RunEngine:
                 labels=dict(labels or {}),
                 input=input_document,
                 timeout_seconds=timeout_seconds or self.settings.default_timeout_seconds,
-                appended=written,
                 claim_for=self._claimant if slot else None,
-                claimed=claimed,
             )
         finally:
             self._reserved -= slot
-        if appended is not None:
-            appended.extend(event for event in written if event.run_id == run.run_id)
-        if created:
-            await self._launch(claimed, written)
-            if not any(claim.run_id == run.run_id for claim in claimed):
+        run, claimed = created.run, created.claimed
+        written = [*created.events, *claimed.events]
+        if created.created:
+            await self._launch(claimed.runs, written)
+            if not any(claim.run_id == run.run_id for claim in claimed.runs):
                 await self._offer(run)
                 await self.bus.publish("queued")
-            run = next((claim for claim in claimed if claim.run_id == run.run_id), run)
-        return run
+            run = next((claim for claim in claimed.runs if claim.run_id == run.run_id), run)
+        return RunChange(run, [event for event in written if event.run_id == run.run_id])
 
     async def get(self, tenant_id: str, run_id: str) -> RunRecord:
         """The run (NOT_FOUND for another tenant's)."""
         return await self.runs.get(tenant_id, run_id)
 
-    async def watch(
+    def watch(
         self,
         tenant_id: str,
         run_id: str,
@@ -237,49 +240,16 @@ class RunEngine:
         run: RunRecord | None = None,
         known: Sequence[RunEvent] = (),
     ) -> AsyncIterator[RunEvent]:
-        """The run's events after ``after_sequence``: the stored ones, then live ones as they
-        are written, until the run ends (or waits for a human, with ``until_waiting``).
-
-        Every state change is itself an event, so the log alone says when to stop: a watcher
-        reads the log when the bus wakes it (or at the safety poll), never the run row. When
-        this replica executes the run and still holds every event the bus announced since
-        (:class:`RecentEvents`), those are yielded without a read; so are the safety poll's,
-        while the run executes here (:meth:`_sole_writer`). The safety polls of other runs ask
-        a :class:`SequenceProbe`, one query for the polls of many watchers, and read the log
-        only for a run with newer events.
-        ``run`` is the run as the caller already has it, and ``known`` the events it already
-        holds (the first of a run it just created): when they are every event up to
-        ``run.last_sequence``, the first pass needs no read either. An event written before the
-        watcher listened is then seen at the next announcement, which reads from its sequence.
-        """
-        if run is None:
-            run = await self.runs.get(tenant_id, run_id)  # NOT_FOUND before anything is streamed
-        state, sequence = run.state, after_sequence
-        woke: bool | None = None  # the first pass (None), a bus message (True) or a poll
-        held = contiguous(known, sequence, run.last_sequence) if known else None
-        with self.bus.waiter("event", run_id) as woken:
-            while True:
-                events, held = held, None
-                if events is None and woke:
-                    events = self._recent.covering(run_id, sequence, self.bus.latest(run_id))
-                elif events is None and self._sole_writer(run_id):  # a safety poll, or the first
-                    events = self._recent.following(run_id, sequence)
-                elif events is None and woke is False:  # a poll: queued, or executing elsewhere
-                    events = None if await self._probe.newer(run_id, sequence) else []
-                if events is None:
-                    events = await self.runs.events_after(tenant_id, run_id, sequence, _WATCH_PAGE)
-                for event in events:
-                    sequence = event.sequence
-                    if event.kind is EventKind.STATE_CHANGED:
-                        state = RunState(str(event.payload.get("to")))
-                    yield event
-                if len(events) == _WATCH_PAGE or (events and sequence < run.last_sequence):
-                    continue
-                if state in TERMINAL_STATES or (
-                    until_waiting and state is RunState.WAITING_FOR_INPUT
-                ):
-                    return
-                woke = await wait_for(woken, self.settings.watch_poll_seconds)
+        """The run's events after ``after_sequence`` until it ends (see :meth:`RunWatcher.watch
+        <._watcher.RunWatcher.watch>`)."""
+        return self.watcher.watch(
+            tenant_id,
+            run_id,
+            after_sequence=after_sequence,
+            until_waiting=until_waiting,
+            run=run,
+            known=known,
+        )
 
     def _sole_writer(self, run_id: str) -> bool:
         """Whether every event of ``run_id`` is written here now: it executes here, under this
@@ -374,27 +344,17 @@ class RunEngine:
         reason = f"resumed: {accepted.get('decision', '')}"
         if override := accepted.get("override"):
             reason += " with an override of failed checks: " + ", ".join(override["checks"])
-        run = await self.runs.transition(
+        change = await self.runs.transition(
             run_id,
             to=RunState.QUEUED,
             expected_from=(RunState.WAITING_FOR_INPUT,),
             reason=reason,
             resume=accepted,
         )
-        await self.bus.publish("event", run_id, run.last_sequence)
-        await self._offer(run)
+        await self.watcher.announce(*change.events)
+        await self._offer(change.run)
         await self.bus.publish("queued")
-        return run
-
-    async def announce(self, *events: RunEvent) -> None:
-        """Tell watchers (here and on other replicas) that ``events`` are in the log, and keep
-        them for the ones here: one message per run, naming its newest sequence."""
-        newest: dict[str, int] = {}
-        for event in events:
-            self._recent.add(event)
-            newest[event.run_id] = max(event.sequence, newest.get(event.run_id, 0))
-        for run_id, sequence in newest.items():
-            await self.bus.publish("event", run_id, sequence)
+        return change.run
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -417,11 +377,11 @@ class RunEngine:
         self._reserved += 1
         return True
 
-    async def _launch(self, runs: list[RunRecord], written: list[RunEvent]) -> None:
+    async def _launch(self, runs: Sequence[RunRecord], written: Sequence[RunEvent]) -> None:
         """Executes claimed ``runs`` here; announces ``written``, their claim's events."""
         for run in runs:
-            self._recent.open(run.run_id)
-        await self.announce(*written)  # the moves to RUNNING (and a new run's first event)
+            self.watcher.open(run.run_id)
+        await self.watcher.announce(*written)  # the moves to RUNNING (and a new run's first)
         for run in runs:
             task = asyncio.create_task(self._execute(run), name=f"run-{run.run_id}")
             self._executing[run.run_id] = task
@@ -432,18 +392,17 @@ class RunEngine:
             while not self._stopping:
                 free = min(self._free_slots(), _CLAIM_BATCH)
                 self._full = free <= 0  # queued work waits for a slot: _forget wakes the loop
-                runs: list[RunRecord] = []
+                claimed = Claimed()
                 if free > 0:
-                    written: list[RunEvent] = []
                     self._reserved += free
                     try:
-                        runs = await self.queue.claim(self._claimant, free, written)
+                        claimed = await self.queue.claim(self._claimant, free)
                     except Exception:
                         _log.exception("claiming runs failed; retrying")
                     finally:
                         self._reserved -= free
-                    await self._launch(runs, written)
-                if free <= 0 or len(runs) < free:  # no room, or the queue is drained
+                    await self._launch(claimed.runs, claimed.events)
+                if free <= 0 or len(claimed.runs) < free:  # no room, or the queue is drained
                     await wait_for(woken, self.settings.poll_seconds)
 
     def _forget(self, run_id: str, _: object = None) -> None:
@@ -457,7 +416,7 @@ class RunEngine:
 
     def _close_recent(self, run_id: str) -> None:
         if run_id not in self._executing:  # not claimed here again meanwhile
-            self._recent.close(run_id)
+            self.watcher.close(run_id)
 
     async def _execute(self, run: RunRecord) -> None:
         try:
@@ -494,7 +453,7 @@ class RunEngine:
             _log.exception("telling the queue that run %s left this replica failed", run_id)
 
     async def _run_to_outcome(self, run: RunRecord) -> None:
-        events = _EventLog(self, run.run_id)
+        events = _EventLog(self.runs, self.watcher.announce, run.run_id)
         remaining = run.timeout_seconds - _elapsed(run.started_at)
         try:
             async with asyncio.timeout(max(0.0, remaining)):
@@ -584,18 +543,16 @@ class RunEngine:
         event: tuple[EventKind, JsonDoc] | None = None,
         **fields: object,
     ) -> RunRecord:
-        written: list[RunEvent] = []
-        run = await self.runs.transition(
+        change = await self.runs.transition(
             run_id,
             to=state,
             expected_from=expected_from,
             reason=reason,
             event=event,
-            appended=written,
             **fields,
         )
-        await self.announce(*written)
-        return run
+        await self.watcher.announce(*change.events)
+        return change.run
 
     async def _fail(self, run_id: str, error: RunError, state: RunState = RunState.FAILED) -> None:
         failed = {"code": error.code, "message": error.message, "reason": error.reason}
@@ -619,7 +576,7 @@ class RunEngine:
 
     async def _release(self, run_id: str, reason: str) -> None:
         try:
-            run = await self.runs.transition(
+            change = await self.runs.transition(
                 run_id,
                 to=RunState.QUEUED,
                 expected_from=(RunState.RUNNING,),
@@ -628,9 +585,9 @@ class RunEngine:
             )
         except errors.FailedPreconditionError:
             return  # no longer ours: nothing was written
-        await self.bus.publish("event", run_id, run.last_sequence)
+        await self.watcher.announce(*change.events)
         await self._finished(run_id)  # its queue entry goes before a new one is added
-        await self._offer(run)
+        await self._offer(change.run)
         await self.bus.publish("queued")
 
 

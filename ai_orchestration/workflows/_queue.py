@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
-from ai_orchestration.storage import Claimant, RunRepository
-from ai_orchestration.workflows._types import RunEvent, RunRecord
+from ai_orchestration.storage import Claimant, Claimed, RunRepository
+from ai_orchestration.workflows._types import RunRecord
 
 __all__ = ["DatabaseQueue", "RunQueue"]
 
@@ -27,11 +27,9 @@ class RunQueue(Protocol):
         (true when the run table is the queue: the claim takes the queue's next run)."""
         ...
 
-    async def claim(
-        self, claimant: Claimant, count: int, appended: list[RunEvent]
-    ) -> list[RunRecord]:
-        """Up to ``count`` runs for ``claimant``, each moved to RUNNING in the database; the
-        events written on the way are added to ``appended``."""
+    async def claim(self, claimant: Claimant, count: int) -> Claimed:
+        """Up to ``count`` runs for ``claimant``, each moved to RUNNING in the database, with
+        the events written on the way."""
         ...
 
     async def queued(self, run: RunRecord) -> None:
@@ -61,15 +59,12 @@ class DatabaseQueue:
     def __init__(self, runs: RunRepository) -> None:
         self._runs = runs
 
-    async def claim(
-        self, claimant: Claimant, count: int, appended: list[RunEvent]
-    ) -> list[RunRecord]:
+    async def claim(self, claimant: Claimant, count: int) -> Claimed:
         return await self._runs.claim_many(
             claimant.worker_id,
             count,
             lease_seconds=claimant.lease_seconds,
             max_attempts=claimant.max_attempts,
-            appended=appended,
         )
 
     async def queued(self, run: RunRecord) -> None:

@@ -51,7 +51,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ai_orchestration._outage import OutageLog
-from ai_orchestration.storage import Claimant, RunRepository
+from ai_orchestration.storage import Claimant, Claimed, NamedClaim, RunRepository
 from ai_orchestration.workflows import _stream_scripts as scripts
 from ai_orchestration.workflows._queue import DatabaseQueue
 from ai_orchestration.workflows._types import RunEvent, RunRecord
@@ -121,9 +121,7 @@ class StreamQueue:
 
     # -- RunQueue --------------------------------------------------------------------------
 
-    async def claim(
-        self, claimant: Claimant, count: int, appended: list[RunEvent]
-    ) -> list[RunRecord]:
+    async def claim(self, claimant: Claimant, count: int) -> Claimed:
         now = time.monotonic()
         if now >= self._next_reconcile:
             self._next_reconcile = now + self._lease_seconds
@@ -134,13 +132,15 @@ class StreamQueue:
                 self._next_reclaim = now + self._lease_seconds / 4
                 deliveries += await self.reclaim(claimant.worker_id, count - len(deliveries))
         except (RedisError, OSError) as error:
-            return await self._claim_without_redis(claimant, count, appended, error)
+            return await self._claim_without_redis(claimant, count, error)
         claimed: list[RunRecord] = []
+        written: list[RunEvent] = []
         for delivery in deliveries:
-            run = await self._claim_one(claimant, delivery, appended)
-            if run is not None:
-                claimed.append(run)
-        return claimed
+            named = await self._claim_one(claimant, delivery)
+            written.extend(named.events)
+            if named.outcome == "claimed" and named.run is not None:
+                claimed.append(named.run)
+        return Claimed(claimed, written)
 
     async def queued(self, run: RunRecord) -> None:
         try:
@@ -233,34 +233,29 @@ class StreamQueue:
     # -- internals ---------------------------------------------------------------------------
 
     async def _claim_without_redis(
-        self, claimant: Claimant, count: int, appended: list[RunEvent], error: Exception
-    ) -> list[RunRecord]:
+        self, claimant: Claimant, count: int, error: Exception
+    ) -> Claimed:
         """While Redis is unreachable, runs are claimed from the run table, as without Redis:
         the database decides either way, and reconciliation queues what is left when Redis is
         back (a run claimed here has no entry: if this replica dies, reconciliation finds it
         once its lease expired)."""
         self._unreachable(error)
-        return await self._fallback.claim(claimant, count, appended)
+        return await self._fallback.claim(claimant, count)
 
-    async def _claim_one(
-        self, claimant: Claimant, delivery: Delivery, appended: list[RunEvent]
-    ) -> RunRecord | None:
+    async def _claim_one(self, claimant: Claimant, delivery: Delivery) -> NamedClaim:
         try:
-            outcome, run = await self._runs.claim_named(
-                delivery.run_id, claimant, appended=appended
-            )
+            named = await self._runs.claim_named(delivery.run_id, claimant)
         except Exception:
             # The entry stays pending here, unrenewed: it is re-claimed after half a lease.
             _log.exception("claiming run %s from the queue failed", delivery.run_id)
-            return None
-        if outcome == "claimed" and run is not None:
-            self._held[run.run_id] = delivery
-            return run
-        if outcome == "ended":
+            return NamedClaim("busy", None, [])
+        if named.outcome == "claimed" and named.run is not None:
+            self._held[named.run.run_id] = delivery
+        elif named.outcome == "ended":
             await self.acknowledge(delivery)
         # "busy": another replica's lease is live. The entry stays pending, unrenewed, and is
         # looked at again once idle for half a lease (it ends with the run, or takes it over).
-        return None
+        return named
 
     def _unreachable(self, error: Exception) -> None:
         """Logs an outage of Redis, once a minute at most."""

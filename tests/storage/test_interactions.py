@@ -252,7 +252,7 @@ async def test_erase_takes_the_named_runs_that_ended_and_only_those(database: Da
     runs = RunRepository(database=database)
     created = {}
     for name, customer in (("ended", "cust-1"), ("running", "cust-1"), ("other", "cust-2")):
-        run, _ = await runs.create(
+        created_run = await runs.create(
             "acme",
             workflow=FOLLOW_UP_WORKFLOW,
             workflow_version="1",
@@ -263,7 +263,7 @@ async def test_erase_takes_the_named_runs_that_ended_and_only_those(database: Da
             input={"customer_id": customer, "goal": f"words of {name}"},
             timeout_seconds=60,
         )
-        created[name] = run.run_id
+        created[name] = created_run.run.run_id
     about = await runs.about_customer("acme", FOLLOW_UP_WORKFLOW, "cust-1")
     assert [r.run_id for r in about] == [created["ended"], created["running"]]
     assert await runs.about_customer("globex", FOLLOW_UP_WORKFLOW, "cust-1") == []

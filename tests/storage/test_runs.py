@@ -51,7 +51,7 @@ async def _start(
     body: bytes | None = None,
     appended: list[RunEvent] | None = None,
 ) -> RunRecord:
-    run, _ = await runs.create(
+    created = await runs.create(
         tenant,
         workflow=workflow,
         workflow_version="1",
@@ -61,9 +61,10 @@ async def _start(
         labels={"source": "test"},
         input=LEAD_INPUT,
         timeout_seconds=60.0,
-        appended=appended,
     )
-    return run
+    if appended is not None:  # what the call reports it wrote
+        appended.extend(created.events)
+    return created.run
 
 
 async def _kinds(runs: RunRepository, run: RunRecord, tenant: str = TENANT) -> list[str]:
@@ -91,7 +92,7 @@ async def test_create_queues_the_run_with_its_first_event(
 
 
 async def test_create_with_the_same_request_id_returns_the_same_run(runs: RunRepository) -> None:
-    first, created_first = await runs.create(
+    first_call = await runs.create(
         TENANT,
         workflow="lead_qualification",
         workflow_version="1",
@@ -102,7 +103,7 @@ async def test_create_with_the_same_request_id_returns_the_same_run(runs: RunRep
         input=LEAD_INPUT,
         timeout_seconds=60.0,
     )
-    again, created_again = await runs.create(
+    again_call = await runs.create(
         TENANT,
         workflow="lead_qualification",
         workflow_version="1",
@@ -114,6 +115,8 @@ async def test_create_with_the_same_request_id_returns_the_same_run(runs: RunRep
         timeout_seconds=60.0,
     )
 
+    first, created_first = first_call.run, first_call.created
+    again, created_again = again_call.run, again_call.created
     assert (created_first, created_again) == (True, False)
     assert again == first
     assert await _kinds(runs, first) == ["state_changed"]
@@ -137,7 +140,7 @@ async def test_concurrent_creates_with_one_request_id_make_one_run(
     repos = [RunRepository(database=db, clock=clock) for db in replicas]
 
     async def create(index: int) -> tuple[RunRecord, bool]:
-        return await repos[index % len(repos)].create(
+        created = await repos[index % len(repos)].create(
             TENANT,
             workflow="lead_qualification",
             workflow_version="1",
@@ -148,6 +151,7 @@ async def test_concurrent_creates_with_one_request_id_make_one_run(
             input=LEAD_INPUT,
             timeout_seconds=60.0,
         )
+        return created.run, created.created
 
     outcomes = await asyncio.gather(*(create(i) for i in range(10)))
 
@@ -363,21 +367,28 @@ async def test_a_run_through_interrupt_resume_and_success(
     interrupt = {"interrupt_id": "i-1", "reasons": ["REASON_HIGH_VALUE"], "proposal": {}}
     clock.advance(timedelta(seconds=5))
 
-    waiting = await runs.transition(
-        run.run_id,
-        to=RunState.WAITING_FOR_INPUT,
-        expected_from=(RunState.RUNNING,),
-        reason="waiting for a human",
-        pending_interrupt=interrupt,
-        worker_id="w1",
-    )
+    waiting = (
+        await runs.transition(
+            run.run_id,
+            to=RunState.WAITING_FOR_INPUT,
+            expected_from=(RunState.RUNNING,),
+            reason="waiting for a human",
+            pending_interrupt=interrupt,
+            worker_id="w1",
+        )
+    ).run
     assert (waiting.state, waiting.pending_interrupt) == (RunState.WAITING_FOR_INPUT, interrupt)
     assert (waiting.lease_owner, waiting.lease_expires_at) == ("", None)
 
     answer = {"interrupt_id": "i-1", "decision": "approve"}
-    queued = await runs.transition(
-        run.run_id, to=RunState.QUEUED, expected_from=(RunState.WAITING_FOR_INPUT,), resume=answer
-    )
+    queued = (
+        await runs.transition(
+            run.run_id,
+            to=RunState.QUEUED,
+            expected_from=(RunState.WAITING_FOR_INPUT,),
+            resume=answer,
+        )
+    ).run
     assert (queued.pending_interrupt, queued.resume) == (None, answer)
 
     again = await runs.claim("w2", lease_seconds=LEASE)
@@ -387,9 +398,11 @@ async def test_a_run_through_interrupt_resume_and_success(
 
     clock.advance(timedelta(seconds=5))
     output = {"lead_qualification": {"qualification": "QUALIFICATION_QUALIFIED"}}
-    done = await runs.transition(
-        run.run_id, to=RunState.SUCCEEDED, expected_from=(RunState.RUNNING,), output=output
-    )
+    done = (
+        await runs.transition(
+            run.run_id, to=RunState.SUCCEEDED, expected_from=(RunState.RUNNING,), output=output
+        )
+    ).run
     assert (done.state, done.output, done.ended_at) == (RunState.SUCCEEDED, output, clock.now)
     assert (done.lease_owner, done.lease_expires_at) == ("", None)
     assert done.last_sequence == 6
@@ -413,9 +426,11 @@ async def test_a_failed_run_keeps_its_error(runs: RunRepository) -> None:
     await runs.claim("w1", lease_seconds=LEASE)
     error = RunError("FAILED_PRECONDITION", "no scoring model", "NO_MODEL")
 
-    failed = await runs.transition(
-        run.run_id, to=RunState.FAILED, expected_from=(RunState.RUNNING,), error=error
-    )
+    failed = (
+        await runs.transition(
+            run.run_id, to=RunState.FAILED, expected_from=(RunState.RUNNING,), error=error
+        )
+    ).run
 
     assert (failed.state, failed.error) == (RunState.FAILED, error)
     assert (await runs.get(TENANT, run.run_id)).error == error
@@ -456,12 +471,14 @@ async def test_a_transition_stores_its_causing_event_only_when_it_happens(
         )
     assert await _kinds(runs, run) == ["state_changed"]
 
-    done = await runs.transition(
-        run.run_id,
-        to=RunState.CANCELLED,
-        expected_from=(RunState.QUEUED,),
-        event=(EventKind.FAILED, failed),
-    )
+    done = (
+        await runs.transition(
+            run.run_id,
+            to=RunState.CANCELLED,
+            expected_from=(RunState.QUEUED,),
+            event=(EventKind.FAILED, failed),
+        )
+    ).run
     events = await runs.events_after(TENANT, run.run_id, 1, 10)
     assert [(e.sequence, e.kind.value) for e in events] == [(2, "failed"), (3, "state_changed")]
     assert events[0].payload == failed and done.last_sequence == 3
@@ -471,16 +488,15 @@ async def test_the_events_a_transition_or_claim_reports_are_the_ones_in_the_log(
     runs: RunRepository,
 ) -> None:
     run = await _start(runs, "req-1")
-    claimed_events: list[RunEvent] = []
-    (claimed,) = await runs.claim_many("w1", 1, lease_seconds=LEASE, appended=claimed_events)
-    ended_events: list[RunEvent] = []
-    await runs.transition(
+    claim = await runs.claim_many("w1", 1, lease_seconds=LEASE)
+    (claimed,), claimed_events = claim.runs, claim.events
+    ended = await runs.transition(
         run.run_id,
         to=RunState.SUCCEEDED,
         expected_from=(RunState.RUNNING,),
         event=(EventKind.COMPLETED, {"output": {"ok": True}}),
-        appended=ended_events,
     )
+    ended_events = ended.events
     log = await runs.events_after(TENANT, run.run_id, 1, 10)
     assert claimed.run_id == run.run_id
     assert [*claimed_events, *ended_events] == log
@@ -489,12 +505,9 @@ async def test_the_events_a_transition_or_claim_reports_are_the_ones_in_the_log(
         EventKind.COMPLETED,
         EventKind.STATE_CHANGED,
     ]
-    refused: list[RunEvent] = []
-    with pytest.raises(FailedPreconditionError):
-        await runs.transition(
-            run.run_id, to=RunState.CANCELLED, expected_from=(RunState.RUNNING,), appended=refused
-        )
-    assert refused == []  # nothing written, nothing reported
+    with pytest.raises(FailedPreconditionError):  # a refused move returns nothing
+        await runs.transition(run.run_id, to=RunState.CANCELLED, expected_from=(RunState.RUNNING,))
+    assert await runs.events_after(TENANT, run.run_id, 1, 10) == log  # and wrote nothing
 
 
 async def test_create_reports_the_first_event_of_a_new_run_only(runs: RunRepository) -> None:
@@ -509,9 +522,7 @@ async def test_create_reports_the_first_event_of_a_new_run_only(runs: RunReposit
 async def _create_claiming(
     runs: RunRepository, request_id: str, *, priority: int = 0
 ) -> tuple[RunRecord, list[RunRecord], list[RunEvent]]:
-    claimed: list[RunRecord] = []
-    written: list[RunEvent] = []
-    run, _ = await runs.create(
+    created = await runs.create(
         TENANT,
         workflow="lead_qualification",
         workflow_version="1",
@@ -521,11 +532,9 @@ async def _create_claiming(
         labels={},
         input=LEAD_INPUT,
         timeout_seconds=60.0,
-        appended=written,
         claim_for=Claimant("w1", LEASE),
-        claimed=claimed,
     )
-    return run, claimed, written
+    return created.run, created.claimed.runs, [*created.events, *created.claimed.events]
 
 
 async def test_create_can_claim_the_new_run_in_the_same_transaction(
@@ -631,14 +640,14 @@ async def test_claim_many_takes_runs_in_the_order_of_successive_claims(
     doomed = await _start(runs, "a-cancelled", priority=9)
     await runs.request_cancel(TENANT, doomed.run_id)  # queued: cancelled at once, never claimed
 
-    taken = await runs.claim_many("w1", 3, lease_seconds=LEASE)
+    taken = (await runs.claim_many("w1", 3, lease_seconds=LEASE)).runs
 
     # Fairness is recomputed after each run of the batch, as with one claim after another.
     assert [run.run_id for run in taken] == [busy[0].run_id, quiet.run_id, busy[1].run_id]
     assert all(run.state is RunState.RUNNING and run.lease_owner == "w1" for run in taken)
-    rest = await runs.claim_many("w1", 5, lease_seconds=LEASE)
+    rest = (await runs.claim_many("w1", 5, lease_seconds=LEASE)).runs
     assert [run.run_id for run in rest] == [busy[2].run_id]  # fewer than asked: drained
-    assert await runs.claim_many("w1", 5, lease_seconds=LEASE) == []
+    assert (await runs.claim_many("w1", 5, lease_seconds=LEASE)).runs == []
     with pytest.raises(ValueError, match="count"):
         await runs.claim_many("w1", 0, lease_seconds=LEASE)
 

@@ -56,7 +56,7 @@ async def _values(database: Database) -> list[int]:
 
 
 async def _new_run(database: Database, request_id: str = "r-1") -> str:
-    run, _ = await RunRepository(database=database).create(
+    created = await RunRepository(database=database).create(
         "tenant-a",
         workflow="content_generation",
         workflow_version="1",
@@ -67,7 +67,7 @@ async def _new_run(database: Database, request_id: str = "r-1") -> str:
         input={"content_generation": {"purpose": "webinar"}},
         timeout_seconds=60,
     )
-    return run.run_id
+    return created.run.run_id
 
 
 async def test_a_transaction_commits_as_a_whole_or_not_at_all(database: Database) -> None:
@@ -166,15 +166,20 @@ async def test_a_runs_writes_bypass_the_engine_on_sqlite(
     event.listen(database.engine.sync_engine, "before_cursor_execute", record)
     try:
         run_id = await _new_run(database)
-        claimed = await runs.claim_many("worker-1", 4, lease_seconds=30)
+        claimed = (await runs.claim_many("worker-1", 4, lease_seconds=30)).runs
         await runs.append_event(run_id, EventKind.STEP_STARTED, {"step": "write"})
         request = DeliveryRequest(
             f"{run_id}:deliver", "tenant-a", run_id, "CHANNEL_EMAIL", {"name": "Ada"}, {}
         )
         delivered = [await ledger.deliver(request) for _ in range(2)]
-        ended = await runs.transition(
-            run_id, to=RunState.SUCCEEDED, expected_from=[RunState.RUNNING], worker_id="worker-1"
-        )
+        ended = (
+            await runs.transition(
+                run_id,
+                to=RunState.SUCCEEDED,
+                expected_from=[RunState.RUNNING],
+                worker_id="worker-1",
+            )
+        ).run
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", record)
     assert [run.run_id for run in claimed] == [run_id]

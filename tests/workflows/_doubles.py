@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from ai_orchestration.llm import InProcessBreakerStore, LlmGateway, parse_config
-from ai_orchestration.storage import Database, RunRepository
+from ai_orchestration.storage import Claimed, Database, RunRepository
 from ai_orchestration.workflows import (
     EventKind,
     JsonDoc,
@@ -43,7 +43,7 @@ class CountingRuns(RunRepository):
         self.probes += 1
         return await super().last_sequences(*args, **kwargs)
 
-    async def claim_many(self, *args: Any, **kwargs: Any) -> list[RunRecord]:
+    async def claim_many(self, *args: Any, **kwargs: Any) -> Claimed:
         self.claims += 1
         return await super().claim_many(*args, **kwargs)
 

@@ -130,7 +130,7 @@ async def test_retire_ends_every_run_then_forgets_their_checkpoints(runs: RunRep
     runner = BlockingRunner()
     engine, (running,) = await _engine_with_running_runs(runs, runner, 1)
     try:
-        other, _ = await runs.create(
+        other = await runs.create(
             "tenant-b",
             workflow=WORKFLOW.name,
             workflow_version="1",
@@ -146,8 +146,8 @@ async def test_retire_ends_every_run_then_forgets_their_checkpoints(runs: RunRep
         assert runner.cancelled == {running}
         assert runner.forgotten == {running}
         # Another tenant's run named by mistake is neither cancelled nor forgotten.
-        await engine.retire(TENANT, [other.run_id], "the customer was erased")
-        assert (await runs.get("tenant-b", other.run_id)).state is not RunState.CANCELLED
+        await engine.retire(TENANT, [other.run.run_id], "the customer was erased")
+        assert (await runs.get("tenant-b", other.run.run_id)).state is not RunState.CANCELLED
         assert runner.forgotten == {running}
     finally:
         await engine.stop()

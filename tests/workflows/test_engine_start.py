@@ -65,14 +65,16 @@ async def engine(tmp_path: Path) -> AsyncIterator[RunEngine]:
 
 
 async def _start(engine: RunEngine, request_id: str, appended: list[RunEvent]) -> RunRecord:
-    return await engine.start_run(
+    """Start a run; the events the engine reports it wrote for it go to ``appended``."""
+    started = await engine.start_run(
         TENANT,
         workflow=WORKFLOW.name,
         input_document={},
         request_id=request_id,
         request_digest=hashlib.sha256(request_id.encode()).hexdigest(),
-        appended=appended,
     )
+    appended.extend(started.events)
+    return started.run
 
 
 async def _state(engine: RunEngine, run_id: str, wanted: RunState) -> RunRecord:

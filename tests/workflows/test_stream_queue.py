@@ -27,7 +27,6 @@ from ai_orchestration.workflows import (
     LocalBus,
     Outcome,
     RunEngine,
-    RunEvent,
     RunRecord,
     RunState,
     StreamQueue,
@@ -83,7 +82,7 @@ async def setup(tmp_path: Path, redis_url: str) -> AsyncIterator[Setup]:
 async def _create(
     runs: RunRepository, tenant: str, request_id: str, priority: int = 0
 ) -> RunRecord:
-    run, _ = await runs.create(
+    created = await runs.create(
         tenant,
         workflow=WORKFLOW.name,
         workflow_version=WORKFLOW.version,
@@ -94,7 +93,7 @@ async def _create(
         input={},
         timeout_seconds=60,
     )
-    return run
+    return created.run
 
 
 async def _claimed(
@@ -104,7 +103,7 @@ async def _claimed(
     run = await _create(setup.runs, "tenant-a", request_id)
     queue = setup.queue(lease_seconds)
     await queue.queued(run)
-    (claimed,) = await queue.claim(Claimant(worker_id, lease_seconds), 1, [])
+    (claimed,) = (await queue.claim(Claimant(worker_id, lease_seconds), 1)).runs
     assert claimed.run_id == run.run_id
     return queue, claimed
 
@@ -138,7 +137,7 @@ async def test_the_streams_pick_runs_in_the_order_the_database_queue_claims_them
         for tenant, request_id, priority in _BACKLOG:
             by_id[(await _create(runs, tenant, request_id, priority)).run_id] = request_id
             await asyncio.sleep(0.002)
-        claimed = await runs.claim_many("replica-1", len(_BACKLOG), lease_seconds=10)
+        claimed = (await runs.claim_many("replica-1", len(_BACKLOG), lease_seconds=10)).runs
         database_order = [by_id[run.run_id] for run in claimed]
 
     # b2 first (highest priority); then the tenant with fewer runs in progress, then oldest.
@@ -179,13 +178,14 @@ def _engine(setup: Setup, runner: CountingRunner, lease_seconds: float = 10.0) -
 
 
 async def _start(engine: RunEngine, request_id: str) -> RunRecord:
-    return await engine.start_run(
+    started = await engine.start_run(
         "tenant-a",
         workflow=WORKFLOW.name,
         input_document={},
         request_id=request_id,
         request_digest=hashlib.sha256(request_id.encode()).hexdigest(),
     )
+    return started.run
 
 
 async def test_runs_started_on_an_engine_go_through_the_streams_and_their_entries_go(
@@ -241,14 +241,14 @@ async def test_an_entry_delivered_twice_never_runs_its_run_twice(setup: Setup) -
     await first.queued(run)
 
     second = setup.queue(lease_seconds=0.4)
-    assert await second.claim(Claimant("second", 0.4), 1, []) == []  # busy: the lease is live
+    assert (await second.claim(Claimant("second", 0.4), 1)).runs == []  # busy: the lease is live
     await setup.runs.transition(
         run.run_id, to=RunState.SUCCEEDED, expected_from=[RunState.RUNNING], worker_id="first"
     )
     await first.finished(run.run_id)
     assert not await _queue_empty(setup.client)  # the duplicate, pending on the second replica
     await asyncio.sleep(0.25)  # idle for half a lease: looked at again, and dropped
-    assert await second.claim(Claimant("second", 0.4), 1, []) == []
+    assert (await second.claim(Claimant("second", 0.4), 1)).runs == []
     assert await _queue_empty(setup.client)
 
 
@@ -257,7 +257,7 @@ async def test_a_run_cancelled_while_queued_is_dropped_from_the_stream(setup: Se
     queue = setup.queue()
     await queue.queued(run)
     await setup.runs.request_cancel("tenant-a", run.run_id)
-    assert await queue.claim(Claimant("replica", 10), 1, []) == []
+    assert (await queue.claim(Claimant("replica", 10), 1)).runs == []
     assert await _queue_empty(setup.client)
     assert (await setup.runs.get("tenant-a", run.run_id)).state is RunState.CANCELLED
 
@@ -268,12 +268,13 @@ async def test_a_run_whose_replicas_keep_dying_is_dead_lettered(setup: Setup) ->
     await setup.queue(lease).queued(run)
     for attempt in (1, 2):  # each replica claims it and dies
         queue = setup.queue(lease)
-        claimed = await queue.claim(Claimant(f"replica-{attempt}", lease, max_attempts=2), 1, [])
+        claimed = (await queue.claim(Claimant(f"replica-{attempt}", lease, max_attempts=2), 1)).runs
         assert [r.attempts for r in claimed] == [attempt]
         await asyncio.sleep(lease + 0.05)  # the database lease and the entry's idle time run out
-    written: list[RunEvent] = []
     last = setup.queue(lease)
-    assert await last.claim(Claimant("replica-3", lease, max_attempts=2), 1, written) == []
+    claim = await last.claim(Claimant("replica-3", lease, max_attempts=2), 1)
+    written = claim.events
+    assert claim.runs == []
     ended = await setup.runs.get("tenant-a", run.run_id)
     assert ended.state is RunState.DEAD_LETTERED
     assert ended.error is not None and ended.error.reason == "MAX_ATTEMPTS_EXCEEDED"
@@ -297,7 +298,7 @@ async def test_the_depth_counts_entries_not_yet_delivered(setup: Setup) -> None:
     for index in range(3):
         await queue.queued(await _create(setup.runs, f"tenant-{index % 2}", f"depth-{index}"))
     assert await queue.depth() == 3
-    (taken,) = await queue.claim(Claimant("replica", 10), 1, [])
+    (taken,) = (await queue.claim(Claimant("replica", 10), 1)).runs
     assert await queue.depth() == 2  # one is in progress now
     await setup.runs.transition(
         taken.run_id, to=RunState.SUCCEEDED, expected_from=[RunState.RUNNING], worker_id="replica"
