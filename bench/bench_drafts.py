@@ -40,12 +40,12 @@ from crm.ai.v1 import scoring_pb2, workflow_pb2, workflow_pb2_grpc
 
 from ai_orchestration.api._workflow_messages import document
 from ai_orchestration.server import Server
-from ai_orchestration.workflows import ContentPolicy
-from ai_orchestration.workflows._checks import check_analysis, check_draft
-from ai_orchestration.workflows._compose import draft_parts, grounding, template_parts
-from ai_orchestration.workflows._content import DraftSpec
-from ai_orchestration.workflows._documents import lead_recipient
-from ai_orchestration.workflows._writing import GOALS
+from ai_orchestration.workflows.graphs import ContentPolicy
+from ai_orchestration.workflows.graphs._checks import check_analysis, check_draft
+from ai_orchestration.workflows.graphs._compose import draft_parts, grounding, template_parts
+from ai_orchestration.workflows.graphs._content import DraftSpec
+from ai_orchestration.workflows.graphs._documents import lead_recipient
+from ai_orchestration.workflows.graphs._writing import GOALS
 
 if TYPE_CHECKING:  # the async stub type exists only in the .pyi
     from crm.ai.v1.workflow_pb2_grpc import WorkflowServiceAsyncStub as Stub

@@ -51,18 +51,11 @@ from ai_orchestration.api._workflow_messages import document
 from ai_orchestration.llm import CallContext, ChatMessage, CompletionRequest, LlmGateway
 from ai_orchestration.server import Server
 from ai_orchestration.storage import DeliveryLedger, utc_now
-from ai_orchestration.workflows import (
-    EventKind,
-    JsonDoc,
-    LangGraphRunner,
-    RunEngine,
-    RunEvent,
-    RunRecord,
-    RunState,
-    WorkflowDeps,
-)
-from ai_orchestration.workflows._context import RunContext
-from ai_orchestration.workflows._graphs import CONTENT_GENERATION, Graph, build_graphs
+from ai_orchestration.workflows import EventKind, JsonDoc, RunEvent, RunRecord, RunState
+from ai_orchestration.workflows.engine import RunEngine
+from ai_orchestration.workflows.graphs import LangGraphRunner, WorkflowDeps
+from ai_orchestration.workflows.graphs._context import RunContext
+from ai_orchestration.workflows.graphs._graphs import CONTENT_GENERATION, Graph, build_graphs
 
 if TYPE_CHECKING:  # the async stub type exists only in the .pyi
     from crm.ai.v1.workflow_pb2_grpc import WorkflowServiceAsyncStub as Stub

@@ -48,7 +48,7 @@ from ai_orchestration.insights import (
 )
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import CustomerInsightRepository, InvalidPageTokenError
-from ai_orchestration.workflows import CustomerErasure
+from ai_orchestration.workflows.engine import CustomerErasure
 
 __all__ = ["InsightServicer"]
 

@@ -25,12 +25,8 @@ from ai_orchestration.api._workflow_messages import (
 )
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import InvalidPageTokenError, RunChange, compute_request_digest
-from ai_orchestration.workflows import (
-    DecisionPolicy,
-    DecisionPolicyStore,
-    RunEngine,
-    checked_policy,
-)
+from ai_orchestration.workflows.engine import RunEngine
+from ai_orchestration.workflows.graphs import DecisionPolicy, DecisionPolicyStore, checked_policy
 
 Context = grpc.aio.ServicerContext[Message, Message]
 DEFAULT_PAGE_SIZE: Final[int] = 50

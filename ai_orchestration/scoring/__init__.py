@@ -5,6 +5,15 @@ or generated protobuf code; the gRPC servicer adapts ``crm.ai.v1`` messages onto
 :class:`LeadFeatures` and calls :class:`ScoringEngine`.
 """
 
+from ai_orchestration.records import (
+    GLOBAL_OWNER,
+    MODEL_STATES,
+    NewScoringModel,
+    OutcomeRecord,
+    ScoredOutcome,
+    ScoreRecord,
+    StoredScoringModel,
+)
 from ai_orchestration.scoring._engine import ArmStats, ModelView, ScoringEngine
 from ai_orchestration.scoring._explain import (
     CHALLENGER_ARM,
@@ -75,11 +84,13 @@ __all__ = [
     "CONTROL_ARM",
     "DRIVERS",
     "FEATURES",
+    "GLOBAL_OWNER",
     "INDUSTRIES",
     "MAX_FACTORS",
     "MIN_OUTCOMES",
     "MIN_TENANT_CONVERSIONS",
     "MIN_TENANT_LEADS",
+    "MODEL_STATES",
     "PERSONAL_EMAIL_DOMAINS",
     "SENIORITY_LEVELS",
     "SOURCES",
@@ -99,11 +110,16 @@ __all__ = [
     "ModelRegistry",
     "ModelTrainer",
     "ModelView",
+    "NewScoringModel",
+    "OutcomeRecord",
+    "ScoreRecord",
+    "ScoredOutcome",
     "ScoringEngine",
     "ScoringSettings",
     "ScoringSettingsStore",
     "Seniority",
     "ServingModel",
+    "StoredScoringModel",
     "SyntheticLeads",
     "TimeSplit",
     "TrainedModel",

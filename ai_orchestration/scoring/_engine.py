@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from ai_orchestration import errors
+from ai_orchestration.records import OutcomeRecord, ScoredOutcome, StoredScoringModel
 from ai_orchestration.scoring._explain import CHALLENGER_ARM, CONTROL_ARM
 from ai_orchestration.scoring._features import LeadFeatures, features_to_json
 from ai_orchestration.scoring._registry import ModelRegistry
@@ -27,10 +28,7 @@ from ai_orchestration.storage import (
     Database,
     LeadOutcomeRepository,
     LeadScoreRepository,
-    OutcomeRecord,
-    ScoredOutcome,
     ScoringModelRepository,
-    StoredScoringModel,
     TenantSettingsRepository,
     utc_now,
 )

@@ -20,17 +20,13 @@ from typing import Final
 import numpy as np
 
 from ai_orchestration import errors
+from ai_orchestration.records import GLOBAL_OWNER, NewScoringModel, StoredScoringModel
 from ai_orchestration.scoring._explain import CHALLENGER_ARM, CONTROL_ARM, experiment_arm
 from ai_orchestration.scoring._features import FEATURES, to_matrix
 from ai_orchestration.scoring._model import TrainedModel, train_model
 from ai_orchestration.scoring._settings import ScoringSettings, ScoringSettingsStore
 from ai_orchestration.scoring._synthetic import generate_leads
-from ai_orchestration.storage import (
-    GLOBAL_OWNER,
-    NewScoringModel,
-    ScoringModelRepository,
-    StoredScoringModel,
-)
+from ai_orchestration.storage import ScoringModelRepository
 
 _log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Final
 
 from ai_orchestration._dataclasses import frozen_record
+from ai_orchestration.records import ScoreRecord
 from ai_orchestration.scoring._explain import (
     ExplainedRow,
     confidence_of,
@@ -27,7 +28,7 @@ from ai_orchestration.scoring._explain import (
 )
 from ai_orchestration.scoring._features import LeadFeatures, features_to_json, to_matrix
 from ai_orchestration.scoring._registry import Deployment, ModelRegistry, ServingModel
-from ai_orchestration.storage import Clock, LeadScoreRepository, ScoreRecord, utc_now
+from ai_orchestration.storage import Clock, LeadScoreRepository, utc_now
 
 DEFAULT_MAX_BATCH: Final[int] = 256
 """Most single-lead requests coalesced into one inference call."""

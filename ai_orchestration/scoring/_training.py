@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ai_orchestration import errors
+from ai_orchestration.records import NewScoringModel, OutcomeRecord, StoredScoringModel
 from ai_orchestration.scoring._features import features_from_json, to_matrix
 from ai_orchestration.scoring._model import (
     TrainedModel,
@@ -35,14 +36,7 @@ from ai_orchestration.scoring._model import (
 from ai_orchestration.scoring._registry import BOOTSTRAP_SEED, ModelRegistry, stored_metrics
 from ai_orchestration.scoring._settings import ScoringSettings
 from ai_orchestration.scoring._synthetic import START, generate_leads
-from ai_orchestration.storage import (
-    Clock,
-    LeadOutcomeRepository,
-    NewScoringModel,
-    OutcomeRecord,
-    StoredScoringModel,
-    utc_now,
-)
+from ai_orchestration.storage import Clock, LeadOutcomeRepository, utc_now
 
 MIN_TENANT_LEADS: Final[int] = 1000
 """Below this many leads with outcomes, the tenant's rows are combined with the global data."""

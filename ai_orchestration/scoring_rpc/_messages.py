@@ -14,13 +14,15 @@ from ai_orchestration.scoring import (
     LeadFeatures,
     LeadSource,
     ModelView,
+    OutcomeRecord,
+    ScoreRecord,
     ScoringSettings,
     Seniority,
     TrainingResult,
     TrainingStep,
 )
 from ai_orchestration.scoring import Loading as TrainingLoading
-from ai_orchestration.storage import JsonValue, OutcomeRecord, ScoreRecord
+from ai_orchestration.storage import JsonValue
 
 _SENIORITY: Final[dict[int, Seniority]] = {
     scoring_pb2.SENIORITY_INDIVIDUAL_CONTRIBUTOR: Seniority.IC,

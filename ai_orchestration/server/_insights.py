@@ -39,7 +39,8 @@ from ai_orchestration.storage import (
     TenantSettingsRepository,
     utc_now,
 )
-from ai_orchestration.workflows import JsonDoc, LocalBus, RunEngine
+from ai_orchestration.workflows import JsonDoc
+from ai_orchestration.workflows.engine import LocalBus, RunEngine
 
 __all__ = [
     "InsightParts",

@@ -45,7 +45,8 @@ from ai_orchestration.storage import (
     TenantSettingsRepository,
     UsageRepository,
 )
-from ai_orchestration.workflows import CustomerErasure, DecisionPolicyStore, RunEngine
+from ai_orchestration.workflows.engine import CustomerErasure, RunEngine
+from ai_orchestration.workflows.graphs import DecisionPolicyStore
 
 _log = logging.getLogger(__name__)
 

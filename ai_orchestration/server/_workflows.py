@@ -12,21 +12,23 @@ from ai_orchestration.config import Settings
 from ai_orchestration.llm import LlmStack
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
-from ai_orchestration.workflows import (
-    CustomerHistory,
+from ai_orchestration.workflows.engine import (
     DatabaseQueue,
-    DecisionPolicyStore,
     EngineSettings,
-    LangGraphRunner,
     LocalBus,
-    PassageSource,
     RedisBus,
     RunEngine,
     RunQueue,
     StreamQueue,
-    WorkflowDeps,
     WorkflowMetrics,
     open_checkpointer,
+)
+from ai_orchestration.workflows.graphs import (
+    CustomerHistory,
+    DecisionPolicyStore,
+    LangGraphRunner,
+    PassageSource,
+    WorkflowDeps,
 )
 
 

@@ -6,8 +6,9 @@ way to read another tenant's rows through this package.
 
 from __future__ import annotations
 
+from ai_orchestration.records import JsonValue
 from ai_orchestration.storage._alerts import AlertRepository
-from ai_orchestration.storage._common import Clock, JsonValue, utc_now
+from ai_orchestration.storage._common import Clock, utc_now
 from ai_orchestration.storage._customer_insights import CustomerInsightRepository, customer_digest
 from ai_orchestration.storage._deliveries import DeliveryLedger, StoredDelivery
 from ai_orchestration.storage._engine import Backend, Database
@@ -19,17 +20,6 @@ from ai_orchestration.storage._idempotency import (
 from ai_orchestration.storage._interactions import InteractionRepository, RetrievalHit
 from ai_orchestration.storage._models import Base
 from ai_orchestration.storage._pages import InvalidPageTokenError
-from ai_orchestration.storage._run_types import (
-    TERMINAL_STATES,
-    DeliveryRequest,
-    EventKind,
-    JsonDoc,
-    RunError,
-    RunEvent,
-    RunRecord,
-    RunState,
-    RunUsage,
-)
 from ai_orchestration.storage._runs import (
     CREATED_FROM,
     MAX_PRIORITY,
@@ -41,17 +31,10 @@ from ai_orchestration.storage._runs import (
     RunRepository,
 )
 from ai_orchestration.storage._scoring import (
-    GLOBAL_OWNER,
-    MODEL_STATES,
     EncodedScoreRows,
     LeadOutcomeRepository,
     LeadScoreRepository,
-    NewScoringModel,
-    OutcomeRecord,
-    ScoredOutcome,
-    ScoreRecord,
     ScoringModelRepository,
-    StoredScoringModel,
     encode_score_rows,
 )
 from ai_orchestration.storage._settings import TenantSettingsRepository
@@ -81,10 +64,7 @@ from ai_orchestration.storage._vector_cache import CustomerVectors
 __all__ = [
     "CREATED_FROM",
     "DEFAULT_SOFT_THRESHOLD",
-    "GLOBAL_OWNER",
     "MAX_PRIORITY",
-    "MODEL_STATES",
-    "TERMINAL_STATES",
     "USAGE_DIMENSIONS",
     "AlertRepository",
     "Backend",
@@ -99,38 +79,25 @@ __all__ = [
     "CustomerVectors",
     "Database",
     "DeliveryLedger",
-    "DeliveryRequest",
     "EncodedScoreRows",
-    "EventKind",
     "IdempotencyRecord",
     "IdempotencyRepository",
     "InteractionRepository",
     "InvalidPageTokenError",
-    "JsonDoc",
     "JsonValue",
     "LeadOutcomeRepository",
     "LeadScoreRepository",
     "NamedClaim",
     "NewLlmCall",
-    "NewScoringModel",
-    "OutcomeRecord",
     "PromptTemplateRepository",
     "RetrievalHit",
     "RunChange",
-    "RunError",
-    "RunEvent",
-    "RunRecord",
     "RunRepository",
-    "RunState",
-    "RunUsage",
-    "ScoreRecord",
-    "ScoredOutcome",
     "ScoringModelRepository",
     "StoredBudget",
     "StoredDelivery",
     "StoredPromptExperiment",
     "StoredPromptTemplate",
-    "StoredScoringModel",
     "TenantSettingsRepository",
     "UTCDateTime",
     "UsageDimension",

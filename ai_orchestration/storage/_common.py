@@ -11,9 +11,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 Clock: TypeAlias = Callable[[], datetime]
 """Returns the current time as a timezone-aware datetime; injected so tests can move time."""
 
-JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
-"""Any value that survives a JSON round trip."""
-
 UpsertInsert: TypeAlias = postgresql.Insert | sqlite.Insert
 
 

@@ -11,9 +11,9 @@ from sqlalchemy import CursorResult, and_, delete, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ai_orchestration.insights import ErasureCounts, StoredInsight
+from ai_orchestration.records import TERMINAL_STATES, JsonValue
 from ai_orchestration.storage._common import (
     Clock,
-    JsonValue,
     require_aware,
     require_tenant,
     require_text,
@@ -39,7 +39,6 @@ from ai_orchestration.storage._pages import (
     encode_page_token,
     require_page_size,
 )
-from ai_orchestration.storage._run_types import TERMINAL_STATES
 from ai_orchestration.storage._vector_cache import CustomerVectors
 
 __all__ = ["CustomerInsightRepository", "customer_digest"]

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, select
 
+from ai_orchestration.records import DeliveryRequest, JsonDoc
 from ai_orchestration.storage._common import (
     Clock,
     dialect_insert,
@@ -26,7 +27,6 @@ from ai_orchestration.storage._common import (
 )
 from ai_orchestration.storage._engine import Database
 from ai_orchestration.storage._models import WorkflowDeliveryModel
-from ai_orchestration.storage._run_types import DeliveryRequest, JsonDoc
 
 __all__ = ["DeliveryLedger", "StoredDelivery"]
 

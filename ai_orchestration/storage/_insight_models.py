@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ai_orchestration.storage._common import JsonValue
+from ai_orchestration.records import JsonValue
 from ai_orchestration.storage._models import Base
 from ai_orchestration.storage._types import PortableJSON, UTCDateTime
 

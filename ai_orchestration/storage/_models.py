@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ai_orchestration.storage._common import JsonValue
+from ai_orchestration.records import JsonValue
 from ai_orchestration.storage._types import PortableJSON, UTCDateTime
 
 __all__ = [

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Final, TypeVar
 
-from ai_orchestration.storage._common import JsonValue, require_aware
+from ai_orchestration.records import JsonValue
+from ai_orchestration.storage._common import require_aware
 
 __all__ = [
     "InvalidPageTokenError",

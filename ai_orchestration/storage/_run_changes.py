@@ -31,22 +31,19 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.dml import Insert
 
 from ai_orchestration.errors import FailedPreconditionError
-from ai_orchestration.storage import _run_rows as _rows
-from ai_orchestration.storage._common import (
-    JsonValue,
-    dialect_insert,
-    require_text,
-)
-from ai_orchestration.storage._models import WorkflowRunEventModel, WorkflowRunModel
-from ai_orchestration.storage._run_types import (
+from ai_orchestration.records import (
     TERMINAL_STATES,
     EventKind,
     JsonDoc,
+    JsonValue,
     RunError,
     RunEvent,
     RunRecord,
     RunState,
 )
+from ai_orchestration.storage import _run_rows as _rows
+from ai_orchestration.storage._common import dialect_insert, require_text
+from ai_orchestration.storage._models import WorkflowRunEventModel, WorkflowRunModel
 from ai_orchestration.storage._sqlite_writer import SqliteWriter
 
 __all__ = [

@@ -10,18 +10,19 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 from ai_orchestration.errors import NotFoundError
-from ai_orchestration.storage._common import JsonValue, require_text
-from ai_orchestration.storage._models import WorkflowRunEventModel, WorkflowRunModel
-from ai_orchestration.storage._pages import cursor_text, cursor_time
-from ai_orchestration.storage._run_types import (
+from ai_orchestration.records import (
     EventKind,
     JsonDoc,
+    JsonValue,
     RunError,
     RunEvent,
     RunRecord,
     RunState,
     RunUsage,
 )
+from ai_orchestration.storage._common import require_text
+from ai_orchestration.storage._models import WorkflowRunEventModel, WorkflowRunModel
+from ai_orchestration.storage._pages import cursor_text, cursor_time
 
 __all__ = [
     "MAX_PRIORITY",

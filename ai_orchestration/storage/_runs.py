@@ -35,10 +35,18 @@ from sqlalchemy import (
 )
 
 from ai_orchestration.errors import ConflictError, FailedPreconditionError
+from ai_orchestration.records import (
+    TERMINAL_STATES,
+    EventKind,
+    JsonDoc,
+    JsonValue,
+    RunEvent,
+    RunRecord,
+    RunState,
+)
 from ai_orchestration.storage import _run_rows as _rows
 from ai_orchestration.storage._common import (
     Clock,
-    JsonValue,
     dialect_insert,
     require_aware,
     require_tenant,
@@ -75,14 +83,6 @@ from ai_orchestration.storage._run_changes import (
     usage_amounts,
 )
 from ai_orchestration.storage._run_rows import MAX_PRIORITY
-from ai_orchestration.storage._run_types import (
-    TERMINAL_STATES,
-    EventKind,
-    JsonDoc,
-    RunEvent,
-    RunRecord,
-    RunState,
-)
 from ai_orchestration.storage._sqlite_writer import WriterSession
 
 __all__ = [

@@ -6,9 +6,9 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, select
 
+from ai_orchestration.records import JsonValue
 from ai_orchestration.storage._common import (
     Clock,
-    JsonValue,
     dialect_insert,
     require_aware,
     require_tenant,

@@ -19,9 +19,9 @@ from typing import Any, Final, cast
 
 from sqlalchemy import ColumnElement, CursorResult, delete, func, insert, literal, select, text
 
+from ai_orchestration.records import GLOBAL_OWNER, JsonValue
 from ai_orchestration.storage._common import (
     Clock,
-    JsonValue,
     dialect_insert,
     require_aware,
     require_tenant,
@@ -30,7 +30,6 @@ from ai_orchestration.storage._common import (
 )
 from ai_orchestration.storage._engine import Database
 from ai_orchestration.storage._models import PromptExperimentModel, PromptTemplateModel
-from ai_orchestration.storage._scoring import GLOBAL_OWNER
 
 __all__ = ["PromptTemplateRepository", "StoredPromptExperiment", "StoredPromptTemplate"]
 

@@ -1,24 +1,19 @@
-"""Durable multi-agent workflows (issue #5): run storage, queue, LangGraph graphs, engine."""
+"""Durable multi-agent workflows, in two rooms over one vocabulary.
 
-from ai_orchestration.workflows._checkpoint import open_checkpointer
-from ai_orchestration.workflows._content import ContentPolicy
-from ai_orchestration.workflows._context import AnalysisPolicy, WorkflowDeps
-from ai_orchestration.workflows._decision import DecisionPolicy
-from ai_orchestration.workflows._engine import EngineSettings, RunEngine
-from ai_orchestration.workflows._erasure import CustomerErasure
-from ai_orchestration.workflows._follow_up_rules import (
-    CustomerFollowUpPolicy,
-    CustomerHistory,
-    PassageSource,
-)
-from ai_orchestration.workflows._graphs import DEFINITIONS
-from ai_orchestration.workflows._metrics import WorkflowMetrics
-from ai_orchestration.workflows._notify import LocalBus, RedisBus
-from ai_orchestration.workflows._policy import DecisionPolicyStore, checked_policy
-from ai_orchestration.workflows._queue import DatabaseQueue, RunQueue
-from ai_orchestration.workflows._review import check_answer
-from ai_orchestration.workflows._runner import LangGraphRunner
-from ai_orchestration.workflows._streams import StreamQueue
+- :mod:`ai_orchestration.workflows.engine`: distributed runs — the run engine (start, watch,
+  cancel, resume), the queue (the run table, or Redis Streams), leases and heartbeats, the
+  event bus, watching, LangGraph checkpoints, erasure.
+- :mod:`ai_orchestration.workflows.graphs`: the workflows themselves — LangGraph graphs, their
+  agents, drafting and its checks, decision rules and tenant policies, and the runner that
+  executes a run's graph for the engine.
+
+The vocabulary both use: a run's records (from :mod:`ai_orchestration.records`, which storage
+stores), what a runner returns, and the seams between the engine and the graphs
+(:class:`WorkflowRunner`, :class:`EventSink`, :class:`DeliverySink`), in :mod:`._types`. The
+engine never imports the graphs and the graphs never import the engine: the server joins them.
+Someone writing a workflow works in ``graphs/`` and never opens lease code.
+"""
+
 from ai_orchestration.workflows._types import (
     TERMINAL_STATES,
     Completed,
@@ -36,6 +31,32 @@ from ai_orchestration.workflows._types import (
     RunUsage,
     WorkflowDefinition,
     WorkflowRunner,
+)
+from ai_orchestration.workflows.engine import (
+    CustomerErasure,
+    DatabaseQueue,
+    EngineSettings,
+    LocalBus,
+    RedisBus,
+    RunEngine,
+    RunQueue,
+    StreamQueue,
+    WorkflowMetrics,
+    open_checkpointer,
+)
+from ai_orchestration.workflows.graphs import (
+    DEFINITIONS,
+    AnalysisPolicy,
+    ContentPolicy,
+    CustomerFollowUpPolicy,
+    CustomerHistory,
+    DecisionPolicy,
+    DecisionPolicyStore,
+    LangGraphRunner,
+    PassageSource,
+    WorkflowDeps,
+    check_answer,
+    checked_policy,
 )
 
 __all__ = [

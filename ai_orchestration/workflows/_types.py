@@ -21,7 +21,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ai_orchestration.storage import (
+from ai_orchestration.records import (
     TERMINAL_STATES,
     DeliveryRequest,
     EventKind,

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from crm.ai.v1 import scoring_pb2
 
-from ai_orchestration.scoring import LeadFeatures, generate_leads
+from ai_orchestration.scoring import LeadFeatures, ScoreRecord, generate_leads
 from ai_orchestration.scoring_rpc import lead_features, lead_message, lead_score
-from ai_orchestration.storage import JsonValue, ScoreRecord
+from ai_orchestration.storage import JsonValue
 
 
 def test_features_survive_a_round_trip_through_the_message() -> None:

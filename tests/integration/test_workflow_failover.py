@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 
 from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
-from ai_orchestration.workflows._streams import GROUP, INDEX
+from ai_orchestration.workflows.engine._streams import GROUP, INDEX
 from tests.api._leads import hot_lead, metadata
 from tests.api.conftest import write_llm_config
 from tests.conftest import make_token

@@ -28,9 +28,9 @@ from ai_orchestration.storage import (
     Database,
     InteractionRepository,
     RunRepository,
-    RunState,
     customer_digest,
 )
+from ai_orchestration.workflows import RunState
 from tests.storage._support import FakeClock
 
 _EXTRACTOR = SignalExtractor(scorer=SentimentScorer())

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from ai_orchestration.storage import Database, JsonValue, LeadOutcomeRepository, OutcomeRecord
+from ai_orchestration.scoring import OutcomeRecord
+from ai_orchestration.storage import Database, JsonValue, LeadOutcomeRepository
 from ai_orchestration.storage._models import LeadOutcomeModel
 
 TENANT = "tenant-a"

@@ -14,16 +14,18 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ai_orchestration.storage import (
+from ai_orchestration.scoring import (
     GLOBAL_OWNER,
-    Database,
-    InvalidPageTokenError,
-    LeadOutcomeRepository,
-    LeadScoreRepository,
     NewScoringModel,
     OutcomeRecord,
     ScoredOutcome,
     ScoreRecord,
+)
+from ai_orchestration.storage import (
+    Database,
+    InvalidPageTokenError,
+    LeadOutcomeRepository,
+    LeadScoreRepository,
     ScoringModelRepository,
 )
 from ai_orchestration.storage._models import LeadScoreModel

@@ -13,15 +13,8 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from ai_orchestration.errors import ConflictError
-from ai_orchestration.storage import (
-    GLOBAL_OWNER,
-    MODEL_STATES,
-    Database,
-    InvalidPageTokenError,
-    NewScoringModel,
-    ScoringModelRepository,
-    StoredScoringModel,
-)
+from ai_orchestration.scoring import GLOBAL_OWNER, MODEL_STATES, NewScoringModel, StoredScoringModel
+from ai_orchestration.storage import Database, InvalidPageTokenError, ScoringModelRepository
 from ai_orchestration.storage._migrate import alembic_config
 from tests.storage._support import FakeClock
 

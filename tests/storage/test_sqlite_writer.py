@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import bindparam, event, select, text
 
+from ai_orchestration.records import DeliveryRequest
 from ai_orchestration.storage import (
     Database,
     DeliveryLedger,
@@ -23,7 +24,6 @@ from ai_orchestration.storage import (
     compute_request_digest,
 )
 from ai_orchestration.storage._models import WorkflowRunModel
-from ai_orchestration.storage._run_types import DeliveryRequest
 from ai_orchestration.storage._sqlite_writer import SqliteWriter, WriterSession
 from ai_orchestration.workflows import EventKind, RunState
 from tests.storage._support import write_past_a_held_lock

@@ -9,17 +9,19 @@ from typing import Any
 
 import pytest
 
-from ai_orchestration.storage import (
+from ai_orchestration.scoring import (
     GLOBAL_OWNER,
+    NewScoringModel,
+    OutcomeRecord,
+    ScoredOutcome,
+    ScoreRecord,
+)
+from ai_orchestration.storage import (
     Database,
     IdempotencyRepository,
     InvalidPageTokenError,
     LeadOutcomeRepository,
     LeadScoreRepository,
-    NewScoringModel,
-    OutcomeRecord,
-    ScoredOutcome,
-    ScoreRecord,
     ScoringModelRepository,
     TenantSettingsRepository,
     compute_request_digest,

@@ -19,6 +19,8 @@ from ai_orchestration import (
 )
 from ai_orchestration.api._errors import STATUS_CODES
 from ai_orchestration.config import Settings, is_loopback
+from ai_orchestration.workflows import engine as workflows_engine
+from ai_orchestration.workflows import graphs as workflows_graphs
 
 
 @pytest.mark.parametrize(
@@ -204,6 +206,39 @@ from ai_orchestration.config import Settings, is_loopback
                 "check_answer",
                 "checked_policy",
                 "open_checkpointer",
+            ],
+        ),
+        (
+            workflows_engine,
+            [
+                "CustomerErasure",
+                "DatabaseQueue",
+                "EngineSettings",
+                "LocalBus",
+                "RedisBus",
+                "RunEngine",
+                "RunQueue",
+                "RunWatcher",
+                "StreamQueue",
+                "WorkflowMetrics",
+                "open_checkpointer",
+            ],
+        ),
+        (
+            workflows_graphs,
+            [
+                "DEFINITIONS",
+                "AnalysisPolicy",
+                "ContentPolicy",
+                "CustomerFollowUpPolicy",
+                "CustomerHistory",
+                "DecisionPolicy",
+                "DecisionPolicyStore",
+                "LangGraphRunner",
+                "PassageSource",
+                "WorkflowDeps",
+                "check_answer",
+                "checked_policy",
             ],
         ),
         (observability, ["Metrics", "configure_logging"]),

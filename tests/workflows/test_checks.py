@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ai_orchestration.workflows._checks import (
+from ai_orchestration.workflows.graphs._checks import (
     CHECKS,
     DraftIssue,
     check_analysis,
@@ -10,7 +10,7 @@ from ai_orchestration.workflows._checks import (
     normalized,
     sentences,
 )
-from ai_orchestration.workflows._content import ContentPolicy
+from ai_orchestration.workflows.graphs._content import ContentPolicy
 
 POLICY = ContentPolicy()
 ADA = {"name": "Ada Lovelace", "company": "Analytical Engines", "role": "Head of Engineering"}

@@ -14,16 +14,8 @@ from sqlalchemy import update
 from ai_orchestration import errors
 from ai_orchestration.storage import Database, RunRepository
 from ai_orchestration.storage._models import WorkflowRunModel
-from ai_orchestration.workflows import (
-    EngineSettings,
-    EventSink,
-    LocalBus,
-    Outcome,
-    RunEngine,
-    RunRecord,
-    RunState,
-    WorkflowDefinition,
-)
+from ai_orchestration.workflows import EventSink, Outcome, RunRecord, RunState, WorkflowDefinition
+from ai_orchestration.workflows.engine import EngineSettings, LocalBus, RunEngine
 from tests.workflows._doubles import AnswersAsGiven, wait_for_state, workflow_definition
 
 TENANT = "tenant-a"

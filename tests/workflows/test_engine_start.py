@@ -12,17 +12,15 @@ import pytest
 
 from ai_orchestration.workflows import (
     Completed,
-    EngineSettings,
     EventKind,
     EventSink,
-    LocalBus,
     Outcome,
-    RunEngine,
     RunEvent,
     RunRecord,
     RunState,
     WorkflowDefinition,
 )
+from ai_orchestration.workflows.engine import EngineSettings, LocalBus, RunEngine
 from tests.workflows._doubles import (
     AnswersAsGiven,
     CountingRuns,

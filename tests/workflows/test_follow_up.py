@@ -47,20 +47,21 @@ from ai_orchestration.storage import (
     InteractionRepository,
     PromptTemplateRepository,
 )
-from ai_orchestration.workflows import DEFINITIONS, Completed, EventKind, Interrupted, JsonDoc
-from ai_orchestration.workflows._checkpoint import open_checkpointer
-from ai_orchestration.workflows._compose import accept_draft_part
-from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
-from ai_orchestration.workflows._context import WorkflowDeps
-from ai_orchestration.workflows._decision import DecisionPolicy
-from ai_orchestration.workflows._follow_up_rules import (
+from ai_orchestration.workflows import Completed, EventKind, Interrupted, JsonDoc
+from ai_orchestration.workflows._types import RunRecord, RunState
+from ai_orchestration.workflows.engine._checkpoint import open_checkpointer
+from ai_orchestration.workflows.graphs import DEFINITIONS
+from ai_orchestration.workflows.graphs._compose import accept_draft_part
+from ai_orchestration.workflows.graphs._content import ContentPolicy, DraftSpec
+from ai_orchestration.workflows.graphs._context import WorkflowDeps
+from ai_orchestration.workflows.graphs._decision import DecisionPolicy
+from ai_orchestration.workflows.graphs._follow_up_rules import (
     NO_INTERACTIONS,
     decide_follow_up,
     insight_document,
     legal_threats,
 )
-from ai_orchestration.workflows._runner import LangGraphRunner
-from ai_orchestration.workflows._types import RunRecord, RunState
+from ai_orchestration.workflows.graphs._runner import LangGraphRunner
 from tests.fixtures.llm_server import LlmTestServer
 from tests.workflows._doubles import Recorder, gateway_for
 

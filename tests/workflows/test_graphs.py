@@ -39,15 +39,15 @@ from ai_orchestration.workflows import (
     JsonDoc,
     RunRecord,
     RunState,
-    _steps,
 )
-from ai_orchestration.workflows._checkpoint import checkpoint_file, open_checkpointer
-from ai_orchestration.workflows._content import DraftSpec
-from ai_orchestration.workflows._context import RunContext, WorkflowDeps
-from ai_orchestration.workflows._decision import USE_TEMPLATE, DecisionPolicy
-from ai_orchestration.workflows._review import deliverable
-from ai_orchestration.workflows._runner import LangGraphRunner
-from ai_orchestration.workflows._writing import write_draft
+from ai_orchestration.workflows.engine._checkpoint import checkpoint_file, open_checkpointer
+from ai_orchestration.workflows.graphs import _steps
+from ai_orchestration.workflows.graphs._content import DraftSpec
+from ai_orchestration.workflows.graphs._context import RunContext, WorkflowDeps
+from ai_orchestration.workflows.graphs._decision import USE_TEMPLATE, DecisionPolicy
+from ai_orchestration.workflows.graphs._review import deliverable
+from ai_orchestration.workflows.graphs._runner import LangGraphRunner
+from ai_orchestration.workflows.graphs._writing import write_draft
 from tests.fixtures.llm_server import LlmTestServer
 from tests.workflows._doubles import Recorder, gateway_for
 

@@ -12,14 +12,15 @@ from dataclasses import replace
 import pytest
 
 from ai_orchestration.scoring import LeadFeatures, Seniority
-from ai_orchestration.workflows._analysis import (
+from ai_orchestration.workflows._types import JsonDoc
+from ai_orchestration.workflows.graphs._analysis import (
     ANALYSIS_PARTS,
     accept_analysis_part,
     analysis_text,
     template_analysis,
 )
-from ai_orchestration.workflows._checks import check_analysis, check_draft
-from ai_orchestration.workflows._compose import (
+from ai_orchestration.workflows.graphs._checks import check_analysis, check_draft
+from ai_orchestration.workflows.graphs._compose import (
     accept_draft_part,
     draft_parts,
     fallback_draft,
@@ -28,9 +29,9 @@ from ai_orchestration.workflows._compose import (
     second_person,
     with_uncovered_points,
 )
-from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
-from ai_orchestration.workflows._json_text import JsonTextStream
-from ai_orchestration.workflows._parts import (
+from ai_orchestration.workflows.graphs._content import ContentPolicy, DraftSpec
+from ai_orchestration.workflows.graphs._json_text import JsonTextStream
+from ai_orchestration.workflows.graphs._parts import (
     Part,
     accept,
     cleaned,
@@ -38,7 +39,6 @@ from ai_orchestration.workflows._parts import (
     schema,
     without_repeated_clause,
 )
-from ai_orchestration.workflows._types import JsonDoc
 
 POLICY = ContentPolicy()
 CHANNELS = ("CHANNEL_EMAIL", "CHANNEL_SMS", "CHANNEL_LINKEDIN", "CHANNEL_PHONE")

@@ -10,8 +10,8 @@ import pytest
 
 from ai_orchestration.errors import InvalidArgumentError
 from ai_orchestration.storage import Database, TenantSettingsRepository
-from ai_orchestration.workflows import DecisionPolicy, DecisionPolicyStore, checked_policy
-from ai_orchestration.workflows._policy import SETTINGS_KEY
+from ai_orchestration.workflows.graphs import DecisionPolicy, DecisionPolicyStore, checked_policy
+from ai_orchestration.workflows.graphs._policy import SETTINGS_KEY
 
 
 @pytest.fixture

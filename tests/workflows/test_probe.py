@@ -8,7 +8,7 @@ from collections.abc import Collection
 
 import pytest
 
-from ai_orchestration.workflows._probe import SequenceProbe
+from ai_orchestration.workflows.engine._probe import SequenceProbe
 
 
 class Store:
@@ -58,7 +58,7 @@ async def test_a_failed_read_answers_maybe_newer_and_is_logged(
     store = Store({"a": 1})
     store.fail = True
     probe = SequenceProbe(store.read, window=0.01)
-    with caplog.at_level(logging.WARNING, logger="ai_orchestration.workflows._probe"):
+    with caplog.at_level(logging.WARNING, logger="ai_orchestration.workflows.engine._probe"):
         answers = await asyncio.gather(probe.newer("a", 1), probe.newer("b", 0))
     assert list(answers) == [True, True]
     assert "reading the newest sequences of 2 runs failed" in caplog.text

@@ -20,20 +20,22 @@ from ai_orchestration.storage import Claimant, RunRepository
 from ai_orchestration.storage._models import WorkflowRunModel
 from ai_orchestration.workflows import (
     Completed,
-    DatabaseQueue,
-    EngineSettings,
     EventKind,
     EventSink,
-    LocalBus,
     Outcome,
-    RunEngine,
     RunRecord,
     RunState,
-    StreamQueue,
     WorkflowDefinition,
 )
-from ai_orchestration.workflows._metrics import WorkflowMetrics
-from ai_orchestration.workflows._streams import ACTIVE, GROUP, INDEX
+from ai_orchestration.workflows.engine import (
+    DatabaseQueue,
+    EngineSettings,
+    LocalBus,
+    RunEngine,
+    StreamQueue,
+)
+from ai_orchestration.workflows.engine._metrics import WorkflowMetrics
+from ai_orchestration.workflows.engine._streams import ACTIVE, GROUP, INDEX
 from tests.workflows._doubles import (
     AnswersAsGiven,
     migrated_sqlite,

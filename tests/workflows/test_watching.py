@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from ai_orchestration.workflows import EventKind, LocalBus, RedisBus, RunEvent
-from ai_orchestration.workflows._recent import RecentEvents
+from ai_orchestration.workflows import EventKind, RunEvent
+from ai_orchestration.workflows.engine import LocalBus, RedisBus
+from ai_orchestration.workflows.engine._recent import RecentEvents
 
 RUN = "run-1"
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-from ai_orchestration.workflows._content import ContentPolicy
+from ai_orchestration.workflows.graphs._content import ContentPolicy
 
 __all__ = ["CHECKS", "DraftIssue", "check_analysis", "check_draft", "normalized", "sentences"]
 

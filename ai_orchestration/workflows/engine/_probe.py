@@ -2,14 +2,13 @@
 
 A watcher that the bus did not wake for ``watch_poll_seconds`` checks the log itself, in case a
 notification was lost. For a run executing on this replica nothing can be lost
-(:class:`~ai_orchestration.workflows._recent.RecentEvents`); for any other run, queued here or
-executing on another replica, each watcher used to read the log: with 500 runs streamed and 50
-executing at once, the 450 waiting watchers made 2,500 reads in 14 s, nearly all empty, two
-queries each. :class:`SequenceProbe` gathers the polls that fall within ``window`` of each other
+(:class:`~._recent.RecentEvents`); for any other run, queued here or executing on another
+replica, one read per watcher and poll would be mostly empty reads, many per second with many
+watchers. :class:`SequenceProbe` gathers the polls that fall within ``window`` of each other
 and answers them with one query for the newest sequence of every run asked about
 (:meth:`RunRepository.last_sequences
 <ai_orchestration.storage.RunRepository.last_sequences>`); only a watcher whose run has newer
-events reads the log.
+events reads the log. (``bench/bench_workflows.py`` measures the reads it saves.)
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Final
 
 from ai_orchestration.insights import Passage, fence_passages
-from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
-from ai_orchestration.workflows._parts import Part, accept, content_words, covers
 from ai_orchestration.workflows._types import JsonDoc
+from ai_orchestration.workflows.graphs._content import ContentPolicy, DraftSpec
+from ai_orchestration.workflows.graphs._parts import Part, accept, content_words, covers
 
 __all__ = [
     "CONTEXT",

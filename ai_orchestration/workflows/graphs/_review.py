@@ -33,22 +33,22 @@ from langgraph.graph import END
 from langgraph.types import interrupt
 
 from ai_orchestration import errors
-from ai_orchestration.workflows._checks import DraftIssue, check_draft
-from ai_orchestration.workflows._content import ContentPolicy
-from ai_orchestration.workflows._context import RunContext
-from ai_orchestration.workflows._decision import (
+from ai_orchestration.workflows._types import DeliveryRequest, JsonDoc
+from ai_orchestration.workflows.graphs._checks import DraftIssue, check_draft
+from ai_orchestration.workflows.graphs._content import ContentPolicy
+from ai_orchestration.workflows.graphs._context import RunContext
+from ai_orchestration.workflows.graphs._decision import (
     DISQUALIFIED,
     REASON_APPROVAL_REQUESTED,
     REASON_DRAFT_FAILED_CHECKS,
 )
-from ai_orchestration.workflows._documents import (
+from ai_orchestration.workflows.graphs._documents import (
     CHANNELS,
     QUALIFICATIONS,
     lead_recipient,
     rfc3339,
 )
-from ai_orchestration.workflows._steps import call_tool, json_doc
-from ai_orchestration.workflows._types import DeliveryRequest, JsonDoc
+from ai_orchestration.workflows.graphs._steps import call_tool, json_doc
 
 __all__ = [
     "DECISIONS",

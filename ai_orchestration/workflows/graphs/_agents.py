@@ -16,21 +16,32 @@ from __future__ import annotations
 from typing import Any
 
 from ai_orchestration.llm import PromptInjectionError
-from ai_orchestration.scoring import GradeCutoffs, LeadFeatures, LeadInput
-from ai_orchestration.storage import OutcomeRecord, ScoreRecord
-from ai_orchestration.workflows._analysis import (
+from ai_orchestration.scoring import (
+    GradeCutoffs,
+    LeadFeatures,
+    LeadInput,
+    OutcomeRecord,
+    ScoreRecord,
+)
+from ai_orchestration.workflows._types import JsonDoc
+from ai_orchestration.workflows.graphs._analysis import (
     ANALYSIS_PARTS,
     accept_analysis_part,
     analysis_examples,
     analysis_text,
     template_analysis,
 )
-from ai_orchestration.workflows._context import RunContext
-from ai_orchestration.workflows._decision import decide
-from ai_orchestration.workflows._documents import lead_features_of, rfc3339, score_document
-from ai_orchestration.workflows._parts import STOP, grounding_of, parse_parts, schema
-from ai_orchestration.workflows._steps import TOOL_ERRORS, Generation, ask, call_tool, json_doc
-from ai_orchestration.workflows._types import JsonDoc
+from ai_orchestration.workflows.graphs._context import RunContext
+from ai_orchestration.workflows.graphs._decision import decide
+from ai_orchestration.workflows.graphs._documents import lead_features_of, rfc3339, score_document
+from ai_orchestration.workflows.graphs._parts import STOP, grounding_of, parse_parts, schema
+from ai_orchestration.workflows.graphs._steps import (
+    TOOL_ERRORS,
+    Generation,
+    ask,
+    call_tool,
+    json_doc,
+)
 
 __all__ = ["analysis_text_fallback", "decision_step", "lead_analysis_step", "lead_profile"]
 

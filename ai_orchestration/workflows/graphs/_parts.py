@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ai_orchestration.workflows._checks import check_draft, normalized, sentences
-from ai_orchestration.workflows._content import ContentPolicy
+from ai_orchestration.workflows.graphs._checks import check_draft, normalized, sentences
+from ai_orchestration.workflows.graphs._content import ContentPolicy
 
 __all__ = [
     "STOP",

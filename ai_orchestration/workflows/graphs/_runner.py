@@ -24,9 +24,6 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
 from ai_orchestration import errors
-from ai_orchestration.workflows._context import RunContext, WorkflowDeps
-from ai_orchestration.workflows._graphs import Graph, build_graphs, output_of, served
-from ai_orchestration.workflows._review import accept_answer, check_answer
 from ai_orchestration.workflows._types import (
     Completed,
     EventSink,
@@ -36,6 +33,9 @@ from ai_orchestration.workflows._types import (
     RunRecord,
     WorkflowDefinition,
 )
+from ai_orchestration.workflows.graphs._context import RunContext, WorkflowDeps
+from ai_orchestration.workflows.graphs._graphs import Graph, build_graphs, output_of, served
+from ai_orchestration.workflows.graphs._review import accept_answer, check_answer
 
 __all__ = ["LangGraphRunner"]
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ai_orchestration.workflows._checks import DraftIssue, check_draft
-from ai_orchestration.workflows._compose import (
+from ai_orchestration.workflows._types import JsonDoc
+from ai_orchestration.workflows.graphs._checks import DraftIssue, check_draft
+from ai_orchestration.workflows.graphs._compose import (
     POINTS,
     SUBJECT,
     accept_draft_part,
@@ -33,20 +34,19 @@ from ai_orchestration.workflows._compose import (
     template_parts,
     with_uncovered_points,
 )
-from ai_orchestration.workflows._content import ContentPolicy, DraftSpec
-from ai_orchestration.workflows._context import RunContext
-from ai_orchestration.workflows._decision import USE_TEMPLATE
-from ai_orchestration.workflows._documents import CHANNELS, TONES, lead_recipient
-from ai_orchestration.workflows._parts import (
+from ai_orchestration.workflows.graphs._content import ContentPolicy, DraftSpec
+from ai_orchestration.workflows.graphs._context import RunContext
+from ai_orchestration.workflows.graphs._decision import USE_TEMPLATE
+from ai_orchestration.workflows.graphs._documents import CHANNELS, TONES, lead_recipient
+from ai_orchestration.workflows.graphs._parts import (
     STOP,
     parse_parts,
     schema,
     token_budget,
     without_repeated_clause,
 )
-from ai_orchestration.workflows._review import with_issues
-from ai_orchestration.workflows._steps import Generation, ask, json_doc
-from ai_orchestration.workflows._types import JsonDoc
+from ai_orchestration.workflows.graphs._review import with_issues
+from ai_orchestration.workflows.graphs._steps import Generation, ask, json_doc
 
 __all__ = [
     "GOALS",

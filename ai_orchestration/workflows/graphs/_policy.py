@@ -15,7 +15,7 @@ from typing import Final
 
 from ai_orchestration.errors import FieldViolation, InvalidArgumentError
 from ai_orchestration.storage import JsonValue, TenantSettingsRepository
-from ai_orchestration.workflows._decision import (
+from ai_orchestration.workflows.graphs._decision import (
     FAILED_DRAFT_ACTIONS,
     HOLD_FOR_REVIEW,
     DecisionPolicy,

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from ai_orchestration.scoring import LeadFeatures, LeadSource, Seniority
-from ai_orchestration.storage import ScoreRecord
+from ai_orchestration.scoring import LeadFeatures, LeadSource, ScoreRecord, Seniority
 from ai_orchestration.workflows._types import JsonDoc
 
 __all__ = [

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ai_orchestration.insights import FOLLOW_UP_WORKFLOW, ErasureCounts
 from ai_orchestration.storage import CustomerInsightRepository, RunRepository
-from ai_orchestration.workflows._engine import RunEngine
+from ai_orchestration.workflows.engine._engine import RunEngine
 
 __all__ = ["CustomerErasure"]
 

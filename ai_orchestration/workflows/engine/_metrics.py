@@ -8,7 +8,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from ai_orchestration.workflows._engine import RunEngine
+from ai_orchestration.workflows.engine._engine import RunEngine
 
 __all__ = ["WorkflowMetrics"]
 

@@ -33,11 +33,12 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from ai_orchestration.workflows._agents import decision_step, lead_analysis_step
-from ai_orchestration.workflows._context import RunContext, WorkflowDeps
-from ai_orchestration.workflows._decision import DISQUALIFIED
-from ai_orchestration.workflows._follow_up import customer_follow_up_graph, follow_up_output
-from ai_orchestration.workflows._review import (
+from ai_orchestration.workflows._types import JsonDoc, WorkflowDefinition
+from ai_orchestration.workflows.graphs._agents import decision_step, lead_analysis_step
+from ai_orchestration.workflows.graphs._context import RunContext, WorkflowDeps
+from ai_orchestration.workflows.graphs._decision import DISQUALIFIED
+from ai_orchestration.workflows.graphs._follow_up import customer_follow_up_graph, follow_up_output
+from ai_orchestration.workflows.graphs._review import (
     after_content,
     after_human,
     approval_step,
@@ -45,9 +46,8 @@ from ai_orchestration.workflows._review import (
     draft_fails,
     review_step,
 )
-from ai_orchestration.workflows._steps import json_doc, step
-from ai_orchestration.workflows._types import JsonDoc, WorkflowDefinition
-from ai_orchestration.workflows._writing import content_generation_step, lead_content_step
+from ai_orchestration.workflows.graphs._steps import json_doc, step
+from ai_orchestration.workflows.graphs._writing import content_generation_step, lead_content_step
 
 __all__ = [
     "CONTENT_GENERATION",

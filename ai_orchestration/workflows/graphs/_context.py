@@ -8,15 +8,15 @@ from typing import Final
 from ai_orchestration.llm import InjectionGuard, LlmGateway, LlmStack, PromptTemplateRegistry
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.storage import Clock, utc_now
-from ai_orchestration.workflows._content import ContentPolicy
-from ai_orchestration.workflows._decision import DecisionPolicy
-from ai_orchestration.workflows._follow_up_rules import (
+from ai_orchestration.workflows._types import DeliverySink, EventSink, RunRecord
+from ai_orchestration.workflows.graphs._content import ContentPolicy
+from ai_orchestration.workflows.graphs._decision import DecisionPolicy
+from ai_orchestration.workflows.graphs._follow_up_rules import (
     CustomerFollowUpPolicy,
     CustomerHistory,
     PassageSource,
 )
-from ai_orchestration.workflows._policy import DecisionPolicyStore
-from ai_orchestration.workflows._types import DeliverySink, EventSink, RunRecord
+from ai_orchestration.workflows.graphs._policy import DecisionPolicyStore
 
 __all__ = ["AnalysisPolicy", "RunContext", "WorkflowDeps"]
 

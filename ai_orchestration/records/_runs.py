@@ -1,7 +1,7 @@
-"""Stored workflow runs: records, states, events and deliveries (the engine's data).
+"""The words of a workflow run: its record, states, events, errors, usage and deliveries.
 
-These live in storage, below the workflow engine that uses them, so the run repository never
-imports the engine. :mod:`ai_orchestration.workflows` re-exports them.
+They belong to the domain, and import nothing of the service: storage stores them, the engine
+moves runs through them, the graphs report in them and the API converts them to the wire.
 
 Inputs, outputs, interrupts and event payloads are JSON documents in the proto3 JSON form of
 the ``crm.ai.v1`` messages with the proto field names (``preserving_proto_field_name``) and enum
@@ -15,22 +15,20 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
+
+from ai_orchestration.records._json import JsonDoc
 
 __all__ = [
     "TERMINAL_STATES",
     "DeliveryRequest",
     "EventKind",
-    "JsonDoc",
     "RunError",
     "RunEvent",
     "RunRecord",
     "RunState",
     "RunUsage",
 ]
-
-JsonDoc = dict[str, Any]
-"""A JSON object (proto3 JSON form, proto field names)."""
 
 
 class RunState(enum.StrEnum):

@@ -25,9 +25,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final
 
 from ai_orchestration.storage import RunRepository
-from ai_orchestration.workflows._notify import LocalBus, wait_for
-from ai_orchestration.workflows._probe import SequenceProbe
-from ai_orchestration.workflows._recent import RecentEvents, contiguous
 from ai_orchestration.workflows._types import (
     TERMINAL_STATES,
     EventKind,
@@ -35,6 +32,9 @@ from ai_orchestration.workflows._types import (
     RunRecord,
     RunState,
 )
+from ai_orchestration.workflows.engine._notify import LocalBus, wait_for
+from ai_orchestration.workflows.engine._probe import SequenceProbe
+from ai_orchestration.workflows.engine._recent import RecentEvents, contiguous
 
 __all__ = ["RunWatcher"]
 

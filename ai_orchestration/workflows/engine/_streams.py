@@ -52,9 +52,9 @@ from redis.exceptions import RedisError
 
 from ai_orchestration._outage import OutageLog
 from ai_orchestration.storage import Claimant, Claimed, NamedClaim, RunRepository
-from ai_orchestration.workflows import _stream_scripts as scripts
-from ai_orchestration.workflows._queue import DatabaseQueue
 from ai_orchestration.workflows._types import RunEvent, RunRecord
+from ai_orchestration.workflows.engine import _stream_scripts as scripts
+from ai_orchestration.workflows.engine._queue import DatabaseQueue
 
 __all__ = ["Delivery", "StreamQueue"]
 
@@ -91,7 +91,7 @@ class Delivery:
 
 
 class StreamQueue:
-    """The :class:`~ai_orchestration.workflows._queue.RunQueue` on Redis Streams (see the
+    """The :class:`~ai_orchestration.workflows.engine._queue.RunQueue` on Redis Streams (see the
     module's documentation). ``client`` needs no blocking reads: the engine's bus wakes the
     claim loop, which then asks for entries without waiting."""
 

@@ -41,14 +41,14 @@ from ai_orchestration.insights import (
     StoredInteraction,
     is_customer_voice,
 )
-from ai_orchestration.workflows._decision import (
+from ai_orchestration.workflows._types import JsonDoc
+from ai_orchestration.workflows.graphs._decision import (
     REASON_APPROVAL_REQUESTED,
     REASON_GUARD_FLAGGED,
     REASON_LOW_CONFIDENCE,
     DecisionPolicy,
 )
-from ai_orchestration.workflows._documents import CHANNELS
-from ai_orchestration.workflows._types import JsonDoc
+from ai_orchestration.workflows.graphs._documents import CHANNELS
 
 __all__ = [
     "ACTIONS",

@@ -1,7 +1,7 @@
 """The events a replica just wrote, kept in memory for the watchers on the same replica.
 
-A watcher woken by the bus used to read the log for every event (one query per event, the
-largest cost of a streamed run). The replica executing a run has each event in hand when
+Without it, a watcher woken by the bus reads the log for every event: one query per event, the
+largest cost of a streamed run. The replica executing a run has each event in hand when
 :meth:`RunRepository.append_event <ai_orchestration.storage.RunRepository.append_event>`
 returns (it is durable by then), so it keeps the last few of each run it executes here.
 :meth:`RecentEvents.covering` hands them out only when they are exactly the events the log
@@ -11,8 +11,7 @@ makes the watcher read the log, so the log stays the source of truth and nothing
 
 :meth:`RecentEvents.following` serves the watchers' safety poll of a run that executes here:
 this replica is then the run's only writer, so the events it keeps are the whole log after
-the watcher's sequence, and the poll needs no read (500 streamed runs at once made about six
-such reads per run, the largest cost of a watcher under load).
+the watcher's sequence, and the poll needs no read.
 """
 
 from __future__ import annotations

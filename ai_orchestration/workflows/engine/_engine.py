@@ -29,8 +29,6 @@ from typing import Final
 
 from ai_orchestration import errors
 from ai_orchestration.storage import Claimant, Claimed, RunChange, RunRepository, utc_now
-from ai_orchestration.workflows._notify import LocalBus, wait_for
-from ai_orchestration.workflows._queue import DatabaseQueue, RunQueue
 from ai_orchestration.workflows._types import (
     TERMINAL_STATES,
     Completed,
@@ -42,7 +40,9 @@ from ai_orchestration.workflows._types import (
     RunState,
     WorkflowRunner,
 )
-from ai_orchestration.workflows._watcher import RunWatcher
+from ai_orchestration.workflows.engine._notify import LocalBus, wait_for
+from ai_orchestration.workflows.engine._queue import DatabaseQueue, RunQueue
+from ai_orchestration.workflows.engine._watcher import RunWatcher
 
 __all__ = ["EngineSettings", "RunEngine"]
 

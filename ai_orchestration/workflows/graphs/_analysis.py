@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from ai_orchestration.scoring import LeadFeatures
-from ai_orchestration.workflows._content import ContentPolicy
-from ai_orchestration.workflows._parts import Part, accept, content_words
 from ai_orchestration.workflows._types import JsonDoc
+from ai_orchestration.workflows.graphs._content import ContentPolicy
+from ai_orchestration.workflows.graphs._parts import Part, accept, content_words
 
 __all__ = [
     "ANALYSIS_PARTS",

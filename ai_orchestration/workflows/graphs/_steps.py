@@ -28,9 +28,9 @@ from ai_orchestration.llm import (
     CompletionRequest,
     TokenDelta,
 )
-from ai_orchestration.workflows._context import RunContext
-from ai_orchestration.workflows._json_text import JsonTextStream
 from ai_orchestration.workflows._types import EventKind, JsonDoc
+from ai_orchestration.workflows.graphs._context import RunContext
+from ai_orchestration.workflows.graphs._json_text import JsonTextStream
 
 __all__ = ["TOOL_ERRORS", "Body", "Generation", "Node", "ask", "call_tool", "json_doc", "step"]
 

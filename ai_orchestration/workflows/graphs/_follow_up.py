@@ -45,18 +45,23 @@ from ai_orchestration.insights import (
     select_insights,
 )
 from ai_orchestration.llm import PromptInjectionError
-from ai_orchestration.workflows._content import DraftSpec
-from ai_orchestration.workflows._context import RunContext
-from ai_orchestration.workflows._documents import name_from_email, rfc3339
-from ai_orchestration.workflows._follow_up_rules import (
+from ai_orchestration.workflows._types import JsonDoc
+from ai_orchestration.workflows.graphs._content import DraftSpec
+from ai_orchestration.workflows.graphs._context import RunContext
+from ai_orchestration.workflows.graphs._documents import name_from_email, rfc3339
+from ai_orchestration.workflows.graphs._follow_up_rules import (
     decide_follow_up,
     insight_document,
     legal_threats,
 )
-from ai_orchestration.workflows._review import after_content, after_human, deliver_step, review_step
-from ai_orchestration.workflows._steps import call_tool, json_doc, step
-from ai_orchestration.workflows._types import JsonDoc
-from ai_orchestration.workflows._writing import write_draft
+from ai_orchestration.workflows.graphs._review import (
+    after_content,
+    after_human,
+    deliver_step,
+    review_step,
+)
+from ai_orchestration.workflows.graphs._steps import call_tool, json_doc, step
+from ai_orchestration.workflows.graphs._writing import write_draft
 
 __all__ = [
     "CustomerFollowUpState",
