@@ -38,8 +38,8 @@ import grpc.aio
 from _serving import serving, token
 from crm.ai.v1 import scoring_pb2, workflow_pb2, workflow_pb2_grpc
 
-from ai_orchestration.api._workflow_messages import document
 from ai_orchestration.server import Server
+from ai_orchestration.wire.workflows import document
 from ai_orchestration.workflows.graphs import ContentPolicy
 from ai_orchestration.workflows.graphs._checks import check_analysis, check_draft
 from ai_orchestration.workflows.graphs._compose import draft_parts, grounding, template_parts

@@ -45,9 +45,9 @@ from ai_orchestration.scoring import (
     generate_leads,
     to_matrix,
 )
-from ai_orchestration.scoring_rpc import lead_message
 from ai_orchestration.server import Server
 from ai_orchestration.storage import Database
+from ai_orchestration.wire.scoring import lead_message
 
 SECRET: Final[str] = "bench-secret-with-at-least-32-bytes-of-entropy!"
 TENANT: Final[str] = "bench"

@@ -47,10 +47,10 @@ from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 from crm_ai_client import ServiceError
 from langgraph.checkpoint.memory import InMemorySaver
 
-from ai_orchestration.api._workflow_messages import document
 from ai_orchestration.llm import CallContext, ChatMessage, CompletionRequest, LlmGateway
 from ai_orchestration.server import Server
 from ai_orchestration.storage import DeliveryLedger, utc_now
+from ai_orchestration.wire.workflows import document
 from ai_orchestration.workflows import EventKind, JsonDoc, RunEvent, RunRecord, RunState
 from ai_orchestration.workflows.engine import RunEngine
 from ai_orchestration.workflows.graphs import LangGraphRunner, WorkflowDeps

@@ -10,18 +10,6 @@ from typing import Any
 import grpc.aio
 from crm.ai.v1 import insight_pb2, insight_pb2_grpc
 
-from ai_orchestration.api._insight_messages import (
-    ALERT_KIND_NAMES,
-    KIND_NAMES,
-    alert_message,
-    answer_chunks,
-    erase_response,
-    ingest_item,
-    ingest_response,
-    insight_message,
-    settings_message,
-    settings_of,
-)
 from ai_orchestration.api._interceptor import is_malformed
 from ai_orchestration.api._validation import (
     bad_page_token,
@@ -48,6 +36,18 @@ from ai_orchestration.insights import (
 )
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import CustomerInsightRepository, InvalidPageTokenError
+from ai_orchestration.wire.insights import (
+    ALERT_KIND_NAMES,
+    KIND_NAMES,
+    alert_message,
+    answer_chunks,
+    erase_response,
+    ingest_item,
+    ingest_response,
+    insight_message,
+    settings_message,
+    settings_of,
+)
 from ai_orchestration.workflows.engine import CustomerErasure
 
 __all__ = ["InsightServicer"]

@@ -21,10 +21,25 @@ from ai_orchestration.api._validation import (
     validate_request,
     validates_own_request,
 )
-from ai_orchestration.scoring import LeadInput, ScoringEngine, TrainingResult, checked_settings
-from ai_orchestration.scoring_rpc import (
-    BatchScorer,
-    duration,
+from ai_orchestration.batch_scoring import BatchScorer
+from ai_orchestration.scoring import (
+    LeadInput,
+    LeadScorer,
+    ModelTrainer,
+    ScoringEngine,
+    ScoringSettingsStore,
+    TrainingResult,
+    checked_settings,
+)
+from ai_orchestration.security import current_principal
+from ai_orchestration.storage import (
+    IdempotencyRepository,
+    InvalidPageTokenError,
+    LeadScoreRepository,
+    compute_request_digest,
+    utc_now,
+)
+from ai_orchestration.wire.scoring import (
     lead_features,
     lead_outcome,
     lead_score,
@@ -32,13 +47,7 @@ from ai_orchestration.scoring_rpc import (
     settings_message,
     training_event,
 )
-from ai_orchestration.security import current_principal
-from ai_orchestration.storage import (
-    IdempotencyRepository,
-    InvalidPageTokenError,
-    compute_request_digest,
-    utc_now,
-)
+from ai_orchestration.wire.times import duration
 
 _SERVICE: Final[str] = "/crm.ai.v1.ScoringService/"
 DEFAULT_PAGE_SIZE: Final[int] = 50
@@ -65,9 +74,23 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     """Serves ``crm.ai.v1.ScoringService`` from a :class:`ScoringEngine`."""
 
     def __init__(
-        self, engine: ScoringEngine, idempotency: IdempotencyRepository, batch: BatchScorer
+        self,
+        *,
+        engine: ScoringEngine,
+        scorer: LeadScorer,
+        scores: LeadScoreRepository,
+        trainer: ModelTrainer,
+        settings: ScoringSettingsStore,
+        idempotency: IdempotencyRepository,
+        batch: BatchScorer,
     ) -> None:
+        """``engine`` records outcomes, lists models and changes settings; the rest is named
+        for what each RPC needs."""
         self.engine = engine
+        self.scorer = scorer
+        self.scores = scores
+        self.trainer = trainer
+        self.settings = settings
         self.idempotency = idempotency
         self.batch = batch
 
@@ -76,7 +99,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     ) -> scoring_pb2.LeadScore:
         tenant = current_principal().tenant_id
         lead = LeadInput(request.lead.lead_id, lead_features(request.lead))
-        return lead_score(await self.engine.scorer.score_one(tenant, lead))
+        return lead_score(await self.scorer.score_one(tenant, lead))
 
     @validates_own_request
     async def BatchScoreLeads(  # type: ignore[override]
@@ -95,7 +118,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     ) -> scoring_pb2.ListLeadScoresResponse:
         tenant = current_principal().tenant_id
         try:
-            records, token = await self.engine.scores.list_for_lead(
+            records, token = await self.scores.list_for_lead(
                 tenant,
                 request.lead_id,
                 page_size=_page_size(request.page_size),
@@ -175,9 +198,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         if replayed is not None:  # a retry: replay the result, do not train again
             yield scoring_pb2.TrainScoringModelEvent.FromString(replayed)
             return
-        async for event in self.engine.trainer.train(
-            tenant, challenger_share=request.challenger_share
-        ):
+        async for event in self.trainer.train(tenant, challenger_share=request.challenger_share):
             if not isinstance(event, TrainingResult):
                 yield training_event(event)
                 continue
@@ -190,14 +211,14 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         self, request: scoring_pb2.GetScoringSettingsRequest, context: Context
     ) -> scoring_pb2.ScoringSettings:
         tenant = current_principal().tenant_id
-        return settings_message(await self.engine.settings.get(tenant))
+        return settings_message(await self.settings.get(tenant))
 
     async def UpdateScoringSettings(
         self, request: scoring_pb2.UpdateScoringSettingsRequest, context: Context
     ) -> scoring_pb2.ScoringSettings:
         tenant = current_principal().tenant_id
         paths = masked_paths(request.update_mask.paths, _SETTABLE)
-        merged = settings_message(await self.engine.settings.get(tenant))
+        merged = settings_message(await self.settings.get(tenant))
         for path in paths:
             if path == "score_ttl":
                 merged.score_ttl.CopyFrom(request.settings.score_ttl)

@@ -16,7 +16,6 @@ from google.protobuf.message import Message
 from ai_orchestration import errors
 from ai_orchestration.api._validation import bad_page_token
 from ai_orchestration.llm import BudgetStatus, budget_status
-from ai_orchestration.scoring_rpc import timestamp
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import (
     DEFAULT_SOFT_THRESHOLD,
@@ -29,6 +28,7 @@ from ai_orchestration.storage import (
     UsageTotals,
     utc_now,
 )
+from ai_orchestration.wire.times import timestamp
 
 DEFAULT_PAGE_SIZE: Final[int] = 1000
 MAX_WINDOW: Final[timedelta] = timedelta(days=400)
@@ -119,7 +119,7 @@ def _budget(status: BudgetStatus) -> usage_pb2.Budget:
 class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
     """Serves ``crm.ai.v1.UsageService`` from a :class:`UsageRepository`."""
 
-    def __init__(self, repository: UsageRepository, *, clock: Clock = utc_now) -> None:
+    def __init__(self, *, repository: UsageRepository, clock: Clock = utc_now) -> None:
         self.repository = repository
         self.clock = clock
 

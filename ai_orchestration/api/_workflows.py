@@ -6,7 +6,7 @@ client that disconnects from StreamRun or WatchRun only ends its stream: the run
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC
 from typing import Final
 
@@ -15,7 +15,14 @@ from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 from google.protobuf.message import Message
 
 from ai_orchestration.api._validation import bad_page_token, masked_paths
-from ai_orchestration.api._workflow_messages import (
+from ai_orchestration.security import current_principal
+from ai_orchestration.storage import (
+    InvalidPageTokenError,
+    RunChange,
+    RunRepository,
+    compute_request_digest,
+)
+from ai_orchestration.wire.workflows import (
     document,
     event_message,
     resume_answer,
@@ -23,8 +30,7 @@ from ai_orchestration.api._workflow_messages import (
     state_from_proto,
     workflow_message,
 )
-from ai_orchestration.security import current_principal
-from ai_orchestration.storage import InvalidPageTokenError, RunChange, compute_request_digest
+from ai_orchestration.workflows import WorkflowDefinition
 from ai_orchestration.workflows.engine import RunEngine
 from ai_orchestration.workflows.graphs import DecisionPolicy, DecisionPolicyStore, checked_policy
 
@@ -61,14 +67,25 @@ def _action_of(settings: workflow_pb2.WorkflowSettings) -> str:
 class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
     """Serves ``crm.ai.v1.WorkflowService`` from a :class:`RunEngine`."""
 
-    def __init__(self, engine: RunEngine, policies: DecisionPolicyStore) -> None:
+    def __init__(
+        self,
+        *,
+        engine: RunEngine,
+        runs: RunRepository,
+        definitions: Mapping[str, WorkflowDefinition],
+        policies: DecisionPolicyStore,
+    ) -> None:
+        """``engine`` starts, watches, cancels and resumes runs; ``runs`` lists them;
+        ``definitions`` are the workflows this server runs."""
         self.engine = engine
+        self.runs = runs
+        self.definitions = definitions
         self.policies = policies
 
     async def ListWorkflows(
         self, request: workflow_pb2.ListWorkflowsRequest, context: Context
     ) -> workflow_pb2.ListWorkflowsResponse:
-        definitions = sorted(self.engine.runner.definitions.values(), key=lambda d: d.name)
+        definitions = sorted(self.definitions.values(), key=lambda d: d.name)
         return workflow_pb2.ListWorkflowsResponse(
             workflows=[workflow_message(d) for d in definitions]
         )
@@ -127,7 +144,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: workflow_pb2.ListRunsRequest, context: Context
     ) -> workflow_pb2.ListRunsResponse:
         try:
-            runs, token = await self.engine.runs.list(
+            runs, token = await self.runs.list(
                 current_principal().tenant_id,
                 workflow=request.workflow,
                 states=[state_from_proto(s) for s in request.states],

@@ -25,12 +25,12 @@ from ai_orchestration.api import (
     WorkflowServicer,
     register_services,
 )
+from ai_orchestration.batch_scoring import BatchScorer
 from ai_orchestration.config import Settings, is_loopback
 from ai_orchestration.errors import FailedPreconditionError
 from ai_orchestration.llm import InjectionPolicy, LlmMetrics, LlmOptions, LlmStack, build_stack
 from ai_orchestration.observability import Metrics
 from ai_orchestration.scoring import ScoringEngine
-from ai_orchestration.scoring_rpc import BatchScorer
 from ai_orchestration.security import Authenticator, TokenVerifier
 from ai_orchestration.server._insights import (
     InsightParts,
@@ -178,10 +178,21 @@ class Server:
         self._service_names = register_services(
             server,
             scoring=ScoringServicer(
-                self.scoring, IdempotencyRepository(database=self.database), self.batch_scoring
+                engine=self.scoring,
+                scorer=self.scoring.scorer,
+                scores=self.scoring.scores,
+                trainer=self.scoring.trainer,
+                settings=self.scoring.settings,
+                idempotency=IdempotencyRepository(database=self.database),
+                batch=self.batch_scoring,
             ),
-            usage=UsageServicer(UsageRepository(database=self.database)),
-            workflows=WorkflowServicer(self.workflows, policies),
+            usage=UsageServicer(repository=UsageRepository(database=self.database)),
+            workflows=WorkflowServicer(
+                engine=self.workflows,
+                runs=self.workflows.runs,
+                definitions=self.workflows.runner.definitions,
+                policies=policies,
+            ),
             insights=InsightServicer(
                 ingestor=self.insights.ingestor,
                 settings=self.insights.settings,

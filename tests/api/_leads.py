@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from crm.ai.v1 import scoring_pb2
 
 from ai_orchestration.scoring import LeadFeatures
-from ai_orchestration.scoring_rpc import lead_message
+from ai_orchestration.wire.scoring import lead_message
 
 __all__ = ["HOT", "hot_lead", "lead_message", "lead_messages", "metadata", "new_request_id"]
 

@@ -19,6 +19,9 @@ from crm.ai.v1 import scoring_pb2, scoring_pb2_grpc
 from crm_ai_client import ServiceError
 from google.protobuf.message import DecodeError
 
+from ai_orchestration.batch_scoring import WorkerLostError, WorkerPool
+from ai_orchestration.batch_scoring._batch import route_of
+from ai_orchestration.batch_scoring._child import ChunkJob, ModelKey, ScoredChunk, score_leads
 from ai_orchestration.scoring import (
     Deployment,
     ScoringSettings,
@@ -27,9 +30,6 @@ from ai_orchestration.scoring import (
     to_matrix,
     train_model,
 )
-from ai_orchestration.scoring_rpc import WorkerLostError, WorkerPool
-from ai_orchestration.scoring_rpc._batch import route_of
-from ai_orchestration.scoring_rpc._child import ChunkJob, ModelKey, ScoredChunk, score_leads
 from ai_orchestration.server import Server
 from tests.api._leads import lead_messages, metadata
 from tests.conftest import TokenFactory, running_server, server_settings

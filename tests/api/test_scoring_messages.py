@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from crm.ai.v1 import scoring_pb2
 
 from ai_orchestration.scoring import LeadFeatures, ScoreRecord, generate_leads
-from ai_orchestration.scoring_rpc import lead_features, lead_message, lead_score
 from ai_orchestration.storage import JsonValue
+from ai_orchestration.wire.scoring import lead_features, lead_message, lead_score
 
 
 def test_features_survive_a_round_trip_through_the_message() -> None:

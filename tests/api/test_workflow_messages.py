@@ -9,7 +9,7 @@ import pytest
 from crm.ai.v1 import workflow_pb2
 from google.protobuf import json_format
 
-from ai_orchestration.api._workflow_messages import document, event_message
+from ai_orchestration.wire.workflows import document, event_message
 from ai_orchestration.workflows import EventKind, RunEvent
 
 WHEN = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)

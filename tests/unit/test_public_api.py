@@ -7,18 +7,20 @@ import pytest
 
 from ai_orchestration import (
     api,
+    batch_scoring,
     errors,
     insight_writing,
     insights,
     llm,
     observability,
-    scoring_rpc,
     security,
     server,
     workflows,
 )
 from ai_orchestration.api._errors import STATUS_CODES
 from ai_orchestration.config import Settings, is_loopback
+from ai_orchestration.wire import scoring as wire_scoring
+from ai_orchestration.wire import times as wire_times
 from ai_orchestration.workflows import engine as workflows_engine
 from ai_orchestration.workflows import graphs as workflows_graphs
 
@@ -385,24 +387,23 @@ from ai_orchestration.workflows import graphs as workflows_graphs
             ],
         ),
         (
-            scoring_rpc,
+            batch_scoring,
+            ["DEFAULT_CHUNK", "BatchScorer", "WorkerLostError", "WorkerPool"],
+        ),
+        (
+            wire_scoring,
             [
-                "DEFAULT_CHUNK",
-                "BatchScorer",
-                "WorkerLostError",
-                "WorkerPool",
                 "batch_response",
-                "duration",
                 "lead_features",
                 "lead_message",
                 "lead_outcome",
                 "lead_score",
                 "scoring_model",
                 "settings_message",
-                "timestamp",
                 "training_event",
             ],
         ),
+        (wire_times, ["datetime_of", "duration", "timestamp"]),
         (
             crm_ai_client,
             ["DEFAULT_SERVICE_CONFIG", "FieldViolation", "ServiceError", "aio_channel", "channel"],

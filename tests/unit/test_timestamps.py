@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ai_orchestration.scoring_rpc import timestamp
+from ai_orchestration.wire.times import timestamp
 
 
 @pytest.mark.parametrize(

@@ -29,15 +29,15 @@ from typing import Final
 from crm.ai.v1 import scoring_pb2
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from ai_orchestration.scoring import Deployment, ModelRegistry, ServingModel
-from ai_orchestration.scoring_rpc._child import (
+from ai_orchestration.batch_scoring._child import (
     ChunkJob,
     ModelKey,
     Route,
     ScoredChunk,
     score_leads,
 )
-from ai_orchestration.scoring_rpc._pool import WorkerLostError, WorkerPool
+from ai_orchestration.batch_scoring._pool import WorkerLostError, WorkerPool
+from ai_orchestration.scoring import Deployment, ModelRegistry, ServingModel
 from ai_orchestration.storage import Clock, LeadScoreRepository, utc_now
 
 _log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from ai_orchestration import errors
-from ai_orchestration.scoring_rpc import timestamp
+from ai_orchestration.wire.times import timestamp
 from ai_orchestration.workflows import (
     EventKind,
     JsonDoc,

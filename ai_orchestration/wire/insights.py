@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from crm.ai.v1 import common_pb2, insight_pb2
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from ai_orchestration.errors import FieldViolation, InvalidArgumentError
 from ai_orchestration.insight_writing import AnswerEnd
@@ -32,7 +30,7 @@ from ai_orchestration.insights import (
     StoredAlert,
     StoredInsight,
 )
-from ai_orchestration.scoring_rpc import timestamp
+from ai_orchestration.wire.times import datetime_of, timestamp
 
 __all__ = [
     "ALERT_KINDS",
@@ -49,7 +47,6 @@ __all__ = [
     "settings_of",
 ]
 
-_EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
 _KINDS: Final[dict[int, InteractionKind]] = {
     insight_pb2.Interaction.KIND_EMAIL: InteractionKind.EMAIL,
     insight_pb2.Interaction.KIND_CALL: InteractionKind.CALL,
@@ -68,10 +65,6 @@ _ECHOED_ID_CHARS: Final[int] = 128
 """An invalid id is echoed in the rejection cut to the contract's own bound."""
 
 
-def _time(stamp: Timestamp) -> datetime:
-    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
-
-
 def ingest_item(
     request: insight_pb2.IngestInteractionsRequest, violations: list[str]
 ) -> IngestItem:
@@ -87,7 +80,7 @@ def ingest_item(
         customer_id=message.customer_id,
         kind=_KINDS[message.kind],
         direction=_DIRECTIONS[message.direction],
-        occur_time=_time(message.occur_time),
+        occur_time=datetime_of(message.occur_time),
         subject=message.subject,
         body=message.body,
         participants=tuple(message.participants),

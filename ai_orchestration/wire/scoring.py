@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from crm.ai.v1 import scoring_pb2
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from ai_orchestration.scoring import (
     LeadFeatures,
@@ -23,6 +22,18 @@ from ai_orchestration.scoring import (
 )
 from ai_orchestration.scoring import Loading as TrainingLoading
 from ai_orchestration.storage import JsonValue
+from ai_orchestration.wire.times import datetime_of, timestamp
+
+__all__ = [
+    "batch_response",
+    "lead_features",
+    "lead_message",
+    "lead_outcome",
+    "lead_score",
+    "scoring_model",
+    "settings_message",
+    "training_event",
+]
 
 _SENIORITY: Final[dict[int, Seniority]] = {
     scoring_pb2.SENIORITY_INDIVIDUAL_CONTRIBUTOR: Seniority.IC,
@@ -57,16 +68,8 @@ _STAGE: Final[dict[str, int]] = {
 }
 
 
-_EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _text(value: str) -> str | None:
     return value if value and not value.isspace() else None
-
-
-def _time(stamp: Timestamp) -> datetime:
-    # Timestamp.ToDatetime is Python code that costs as much as the rest of the lead together.
-    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
 
 
 def lead_features(lead: scoring_pb2.Lead) -> LeadFeatures:
@@ -91,7 +94,7 @@ def lead_features(lead: scoring_pb2.Lead) -> LeadFeatures:
         country=_text(lead.country),
         job_title=_text(lead.job_title),
         estimated_deal_value=(lead.estimated_deal_value if has("estimated_deal_value") else None),
-        create_time=_time(lead.create_time) if has("create_time") else None,
+        create_time=datetime_of(lead.create_time) if has("create_time") else None,
     )
 
 
@@ -122,16 +125,6 @@ def lead_message(lead_id: str, lead: LeadFeatures) -> scoring_pb2.Lead:
     if lead.create_time is not None:
         message.create_time.CopyFrom(timestamp(lead.create_time))
     return message
-
-
-_MICROSECOND: Final[timedelta] = timedelta(microseconds=1)
-
-
-def timestamp(value: datetime) -> Timestamp:
-    """A protobuf timestamp of an aware datetime (exact to the microsecond; a third of the
-    cost of ``Timestamp.FromDatetime``, which goes through ``calendar.timegm``)."""
-    seconds, micros = divmod((value - _EPOCH) // _MICROSECOND, 1_000_000)
-    return Timestamp(seconds=seconds, nanos=micros * 1000)
 
 
 def _factor(document: dict[str, JsonValue]) -> scoring_pb2.ScoreFactor:
@@ -291,11 +284,6 @@ def settings_message(settings: ScoringSettings) -> scoring_pb2.ScoringSettings:
         challenger_share=settings.challenger_share,
         champion_version=settings.champion_version,
     )
-
-
-def duration(value: Duration) -> timedelta:
-    """A protobuf duration as a timedelta."""
-    return value.ToTimedelta()
 
 
 def training_event(

@@ -1,7 +1,7 @@
 """What a scoring worker process runs: a chunk of a BatchScoreLeads request in, the chunk's
 serialised response and its storage rows out.
 
-A worker is ``python -m ai_orchestration.scoring_rpc._worker_main`` (not multiprocessing, whose
+A worker is ``python -m ai_orchestration.batch_scoring._worker_main`` (not multiprocessing, whose
 ``spawn`` re-imports the parent's main module: the whole service) and imports the scoring core,
 the protobuf messages and the storage row encoding, never grpc or the other services: it is
 ready in about 2 s and 160 MB where the service takes 8 s and 380 MB. Jobs and outcomes are
@@ -35,8 +35,8 @@ from ai_orchestration.scoring import (
     TrainedModel,
     compute_scores,
 )
-from ai_orchestration.scoring_rpc._messages import batch_response, lead_features
 from ai_orchestration.storage import EncodedScoreRows, encode_score_rows
+from ai_orchestration.wire.scoring import batch_response, lead_features
 
 KEPT_MODELS: Final[int] = 8
 """Model versions a worker keeps loaded (least recently used dropped first)."""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from ai_orchestration.scoring_rpc._child import (
+from ai_orchestration.batch_scoring._child import (
     ERROR,
     HEADER,
     OK,
@@ -38,7 +38,7 @@ STOP_TIMEOUT: Final[float] = 5.0
 _COMMAND: Final[tuple[str, ...]] = (
     sys.executable,
     "-m",
-    "ai_orchestration.scoring_rpc._worker_main",
+    "ai_orchestration.batch_scoring._worker_main",
 )
 
 Artifacts = Callable[[ModelKey], bytes]
