@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, select
+from sqlalchemy import select
 
 from ai_orchestration.records import DeliveryRequest, JsonDoc
 from ai_orchestration.storage._common import (
     Clock,
-    dialect_insert,
     require_aware,
     require_tenant,
     require_text,
@@ -87,19 +86,9 @@ class DeliveryLedger:
             "draft": request.draft,
             "created_at": require_aware("clock()", self._clock()),
         }
-        writer = self._database.sqlite_writer
-        if writer is not None:  # see _sqlite_writer: a fifth of the engine's cost
-            return await writer.write(
-                lambda connection: writer.execute(connection, _INSERT_SQLITE, values).rowcount > 0
-            )
-        statement = (
-            dialect_insert(self._database.backend, _Delivery)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=_KEY)
-        )
-        async with self._database.transaction() as session:
-            result = await session.execute(statement)
-            return cast(CursorResult[Any], result).rowcount > 0
+        writes = self._database.writes
+        statement, params = writes.insert_or_skip(_Delivery, _KEY, values)
+        return await writes.statements(lambda rows: rows.execute(statement, params) > 0)
 
     async def list_for_run(self, tenant_id: str, run_id: str) -> list[StoredDelivery]:
         """The messages the tenant's run handed over, oldest first."""
@@ -117,8 +106,6 @@ class DeliveryLedger:
 
 
 _KEY = [_Delivery.tenant_id, _Delivery.idempotency_key]
-_INSERT_SQLITE = dialect_insert("sqlite", _Delivery).on_conflict_do_nothing(index_elements=_KEY)
-"""A delivery's row, or nothing when its key was handed over before (every column bound)."""
 
 
 def _stored(row: WorkflowDeliveryModel) -> StoredDelivery:

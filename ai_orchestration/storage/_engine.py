@@ -24,6 +24,7 @@ from ai_orchestration.storage._sqlite import SQLITE_BEGIN_OPTION, install_sqlite
 from ai_orchestration.storage._sqlite_inline import connect_inline
 from ai_orchestration.storage._sqlite_writer import SqliteWriter
 from ai_orchestration.storage._urls import normalize_database_url, sqlite_file_path
+from ai_orchestration.storage._writes import EngineWrites, SqliteFileWrites, Writes
 
 __all__ = ["Backend", "Database", "encode_json"]
 
@@ -83,6 +84,9 @@ class Database:
         self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         self._closed = False
         self._writer = None if sqlite_file is None else SqliteWriter(sqlite_file, engine.dialect)
+        self._writes: Writes = (
+            EngineWrites(self) if self._writer is None else SqliteFileWrites(self._writer)
+        )
 
     @classmethod
     def from_url(cls, url: str | URL, *, echo: bool = False) -> Database:
@@ -130,6 +134,13 @@ class Database:
         synchronous burst (see ``_sqlite_writer``); ``None`` on PostgreSQL and in memory."""
         self._check_open()
         return self._writer
+
+    @property
+    def writes(self) -> Writes:
+        """Write transactions of the repositories' hot paths, on this database's backend (see
+        ``_writes``)."""
+        self._check_open()
+        return self._writes
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:

@@ -1,15 +1,13 @@
 """How workflow runs change: the statements and the row logic of :class:`RunRepository
-<ai_orchestration.storage.RunRepository>`, shared by its two paths (an ORM session on the
-engine, or a :class:`SqliteWriter` transaction on a SQLite file, see ``_sqlite_writer``).
-The row logic reads and sets a run row's attributes and adds event rows; each path then
-writes them its own way."""
+<ai_orchestration.storage.RunRepository>`, written once against :class:`~._writes.Rows`.
+The row logic reads and sets a run row's attributes and adds event rows; the database's write
+backend (see ``_writes``) runs the statements and writes the rows its own way."""
 
 from __future__ import annotations
 
 import builtins
 import functools
 import math
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,8 +25,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql import ClauseElement
 
 from ai_orchestration.errors import FailedPreconditionError
 from ai_orchestration.records import (
@@ -42,9 +40,9 @@ from ai_orchestration.records import (
     RunState,
 )
 from ai_orchestration.storage import _run_rows as _rows
-from ai_orchestration.storage._common import dialect_insert, require_text
+from ai_orchestration.storage._common import require_text
 from ai_orchestration.storage._models import WorkflowRunEventModel, WorkflowRunModel
-from ai_orchestration.storage._sqlite_writer import SqliteWriter
+from ai_orchestration.storage._writes import Rows, Statements
 
 __all__ = [
     "BUMP_SEQUENCE",
@@ -52,7 +50,6 @@ __all__ = [
     "CREATED_FROM",
     "EVENTS_AFTER",
     "INSERT_EVENT",
-    "INSERT_RUN_SQLITE",
     "OWNED",
     "REQUEST_KEY",
     "RUN_BY_ID",
@@ -61,11 +58,9 @@ __all__ = [
     "Claim",
     "ClaimOutcome",
     "Claimant",
-    "OrmRows",
-    "Rows",
     "Transition",
     "add_event",
-    "append_now",
+    "append_in",
     "candidate_statements",
     "change_state",
     "check_state",
@@ -110,11 +105,6 @@ REQUEST_KEY = [_Run.tenant_id, _Run.request_id]
 RUN_BY_REQUEST = select(_Run).where(
     _Run.tenant_id == bindparam("tenant"), _Run.request_id == bindparam("request")
 )
-INSERT_RUN_SQLITE = dialect_insert("sqlite", _Run).on_conflict_do_nothing(
-    index_elements=REQUEST_KEY
-)
-"""A new run, or nothing when the tenant used its request id before: every column a bound
-parameter, for the SQLite writer (which compiles a statement once)."""
 OWNED = select(_Run.run_id).where(
     _Run.tenant_id == bindparam("tenant"), _Run.run_id == bindparam("target_run")
 )
@@ -272,42 +262,6 @@ class Transition:
         return written
 
 
-class Rows(Protocol):
-    """A write transaction's rows: an ORM session (:class:`OrmRows`) or a
-    :class:`WriterSession` (see :meth:`RunRepository._write`)."""
-
-    def execute(self, statement: Insert, values: Mapping[str, Any]) -> int: ...
-    def load(
-        self, model: type[WorkflowRunModel], statement: Select[Any], values: Mapping[str, Any]
-    ) -> WorkflowRunModel | None: ...
-    def add(self, instance: object) -> None: ...
-    def flush(self) -> None: ...
-
-
-class OrmRows:
-    """:class:`Rows` of a synchronous ORM session (``AsyncSession.run_sync``)."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def execute(self, statement: Insert, values: Mapping[str, Any]) -> int:
-        return rowcount(self._session.execute(statement, values))
-
-    def load(
-        self, model: type[WorkflowRunModel], statement: Select[Any], values: Mapping[str, Any]
-    ) -> WorkflowRunModel | None:
-        return cast(
-            "WorkflowRunModel | None",
-            self._session.execute(statement, values).scalar_one_or_none(),
-        )
-
-    def add(self, instance: object) -> None:
-        self._session.add(instance)
-
-    def flush(self) -> None:
-        self._session.flush()
-
-
 @dataclass(frozen=True, slots=True)
 class Claim:
     """What :meth:`RunRepository.claim_many` does in its transaction, on either path."""
@@ -406,7 +360,7 @@ def queued_event(session: Adds, row: WorkflowRunModel) -> RunEvent:
 def create_in(
     rows: Rows,
     *,
-    insert: Insert,
+    insert: ClauseElement,
     insert_values: Mapping[str, object],
     key: Mapping[str, str],
     claim: Claim | None,
@@ -438,20 +392,16 @@ def transition_in(
     return _rows.to_record(row), written
 
 
-def append_now(
-    writer: SqliteWriter,
-    connection: sqlite3.Connection,
-    *,
-    amounts: Mapping[str, object],
-    event: Mapping[str, object],
+def append_in(
+    statements: Statements, *, amounts: Mapping[str, object], event: Mapping[str, object]
 ) -> int:
-    """:meth:`RunRepository.append_event`'s statements in a :class:`SqliteWriter` transaction;
-    returns the event's sequence."""
-    bumped = writer.execute(connection, BUMP_SEQUENCE, amounts).fetchone()
+    """:meth:`RunRepository.append_event` in its transaction: bump the run's sequence (and
+    totals), insert the event; returns the event's sequence."""
+    bumped = statements.first(BUMP_SEQUENCE, amounts)
     if bumped is None:
         raise _rows.not_found(str(event["run_id"]))
     sequence = int(bumped[0])
-    writer.execute(connection, INSERT_EVENT, {**event, "sequence": sequence})
+    statements.execute(INSERT_EVENT, {**event, "sequence": sequence})
     return sequence
 
 

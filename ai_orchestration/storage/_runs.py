@@ -10,18 +10,17 @@ claimer holds (``FOR UPDATE SKIP LOCKED``). SQLite: every writing transaction st
 ``BEGIN IMMEDIATE``, taking the database's single writer lock before its first read, so a
 read-check-write sequence cannot be overtaken (and never fails on a lock upgrade).
 
-Speed. On a SQLite file, the writes a run makes on its way (create, claim, event appends,
-transitions) run on the database's :class:`SqliteWriter`, a ``sqlite3`` connection used
-without SQLAlchemy's engine: the same statements and the same row logic (``_run_changes``,
-on plain row objects, see :class:`WriterSession`) at a fifth to an eighth of the cost.
-PostgreSQL, and the colder paths, go through the engine.
+Writes. The writes a run makes on its way (create, claim, event appends, transitions) are
+stated once, as functions of :class:`~._writes.Rows` (``_run_changes``), and run by the
+database's write backend (``_writes``): on a SQLite file its dedicated ``sqlite3`` connection,
+elsewhere SQLAlchemy's engine. Reads, and the colder paths, go through the engine.
 """
 
 from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
@@ -47,7 +46,6 @@ from ai_orchestration.records import (
 from ai_orchestration.storage import _run_rows as _rows
 from ai_orchestration.storage._common import (
     Clock,
-    dialect_insert,
     require_aware,
     require_tenant,
     require_text,
@@ -61,20 +59,15 @@ from ai_orchestration.storage._pages import (
     require_page_size,
 )
 from ai_orchestration.storage._run_changes import (
-    BUMP_SEQUENCE,
     CREATED_FROM,
     EVENTS_AFTER,
-    INSERT_EVENT,
-    INSERT_RUN_SQLITE,
     OWNED,
     REQUEST_KEY,
     Claim,
     Claimant,
     ClaimOutcome,
-    OrmRows,
-    Rows,
     Transition,
-    append_now,
+    append_in,
     candidate_statements,
     change_state,
     create_in,
@@ -83,7 +76,6 @@ from ai_orchestration.storage._run_changes import (
     usage_amounts,
 )
 from ai_orchestration.storage._run_rows import MAX_PRIORITY
-from ai_orchestration.storage._sqlite_writer import WriterSession
 
 __all__ = [
     "CREATED_FROM",
@@ -205,17 +197,9 @@ class RunRepository:
         )
         key = {"tenant": tenant_id, "request": request_id}
         claim = None if claim_for is None else self._claim(claim_for, 1, values["created_at"])
-        if self._database.sqlite_writer is not None:  # bound parameters: compiled once
-            columns = {name: values.get(name) for name in _Run.__table__.columns.keys()}  # noqa: SIM118
-            insert, insert_values = INSERT_RUN_SQLITE, columns
-        else:  # literal values: absent columns stay out (SQL NULL, never a JSON null)
-            insert = (
-                dialect_insert(self._database.backend, _Run)
-                .values(values)
-                .on_conflict_do_nothing(index_elements=REQUEST_KEY)
-            )
-            insert_values = {}
-        record, digest, first, taken = await self._write(
+        writes = self._database.writes
+        insert, insert_values = writes.insert_or_skip(_Run, REQUEST_KEY, values)
+        record, digest, first, taken = await writes.rows(
             functools.partial(
                 create_in, insert=insert, insert_values=insert_values, key=key, claim=claim
             )
@@ -444,19 +428,10 @@ class RunRepository:
             "cost": cost,
         }
         event = {"run_id": run_id, "kind": kind.value, "payload": payload, "event_time": now}
-        writer = self._database.sqlite_writer
-        if writer is not None:
-            sequence = await writer.write(
-                functools.partial(append_now, writer, amounts=amounts, event=event)
-            )
-            return RunEvent(run_id, sequence, kind, payload, now)
-        async with self._database.core_transaction(immediate=True) as connection:
-            bumped = await connection.execute(BUMP_SEQUENCE, amounts)
-            next_sequence = bumped.scalar_one_or_none()
-            if next_sequence is None:
-                raise _rows.not_found(run_id)
-            await connection.execute(INSERT_EVENT, {**event, "sequence": next_sequence})
-        return RunEvent(run_id, next_sequence, kind, payload, now)
+        sequence = await self._database.writes.statements(
+            functools.partial(append_in, amounts=amounts, event=event)
+        )
+        return RunEvent(run_id, sequence, kind, payload, now)
 
     async def transition(
         self,
@@ -503,7 +478,7 @@ class RunRepository:
             reason=reason,
             now=self._now(),
         )
-        record, written = await self._write(
+        record, written = await self._database.writes.rows(
             functools.partial(transition_in, run_id=run_id, move=move)
         )
         return RunChange(record, written)
@@ -554,7 +529,8 @@ class RunRepository:
         claimant = Claimant(worker_id, lease_seconds, max_attempts, limit_per_tenant)
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
-        claimed, written = await self._write(self._claim(claimant, count, self._now()).run)
+        claim = self._claim(claimant, count, self._now())
+        claimed, written = await self._database.writes.rows(claim.run)
         return Claimed(claimed, written)
 
     async def claim_named(self, run_id: str, claimant: Claimant) -> NamedClaim:
@@ -568,7 +544,7 @@ class RunRepository:
             waiting for input, just ended by this call, or unknown). With the events written.
         """
         claim = self._claim(claimant, 1, self._now())
-        outcome, record, written = await self._write(
+        outcome, record, written = await self._database.writes.rows(
             functools.partial(claim.run_named, run_id=run_id)
         )
         return NamedClaim(outcome, record, written)
@@ -651,15 +627,6 @@ class RunRepository:
 
     def _now(self) -> datetime:
         return require_aware("clock()", self._clock())
-
-    async def _write(self, work: Callable[[Rows], T]) -> T:
-        """Runs ``work`` in one write transaction: on the SQLite writer (a file database), else
-        in an ORM session (``BEGIN IMMEDIATE`` on SQLite, row locks on PostgreSQL)."""
-        writer = self._database.sqlite_writer
-        if writer is not None:
-            return await writer.write(lambda connection: work(WriterSession(writer, connection)))
-        async with self._database.transaction(immediate=True) as session:
-            return await session.run_sync(lambda sync: work(OrmRows(sync)))
 
     def _claim(self, claimant: Claimant, count: int, now: datetime) -> Claim:
         return Claim(

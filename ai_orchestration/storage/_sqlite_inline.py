@@ -2,9 +2,9 @@
 
 aiosqlite runs every call (cursor, execute, fetch, close, commit) on a worker thread and wakes
 the event loop for each result. A SQLAlchemy ORM round trip makes about nine such calls, and
-each wake-up costs 0.15-0.3 ms on a busy 2-core machine: reading one row by key took 2.3 ms,
-of which SQLite itself needed a few microseconds (WAL, ``synchronous=NORMAL``: no fsync per
-commit). :class:`InlineConnection` keeps aiosqlite's interface, which SQLAlchemy's
+on a busy machine the wake-ups, not SQLite (WAL, ``synchronous=NORMAL``: no fsync per
+commit), are nearly all of the time a keyed row read takes. :class:`InlineConnection` keeps
+aiosqlite's interface, which SQLAlchemy's
 ``sqlite+aiosqlite`` dialect drives, but calls ``sqlite3`` directly in ``_execute``.
 
 What that changes:
@@ -13,7 +13,7 @@ What that changes:
   are indexed single-row reads and writes, and CPython's ``sqlite3`` holds the GIL while it
   binds and converts rows anyway, so the worker thread bought little concurrency for them.
   Bulk writes (``executemany``, e.g. a batch of scores) still go to the worker thread: there
-  the overlap paid (measured: BatchScoreLeads 4.9k leads/s inline against 6.6k threaded).
+  the overlap pays (``bench/bench_scoring_service.py``, BatchScoreLeads' leads per second).
 - Waiting for a lock must never block the loop: the loop may be what the lock holder (a
   transaction of another task on another pooled connection) needs to finish. So connections
   run with ``busy_timeout = 0`` and :meth:`InlineConnection._execute` retries a statement

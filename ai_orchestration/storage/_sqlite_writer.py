@@ -1,9 +1,10 @@
 """Short SQLite write transactions on a dedicated ``sqlite3`` connection, without SQLAlchemy.
 
-A run's event append is two statements: through SQLAlchemy's async engine (pool checkout,
-greenlet hand-offs, the ``BEGIN``/``COMMIT`` events, parameter and result processing) it
-cost 0.40 ms, against 0.04-0.07 ms for the same two statements on a ``sqlite3`` connection,
-and a run appends ten events. :class:`SqliteWriter` keeps one connection to the database
+A run's event append is two statements. Through SQLAlchemy's async engine each transaction
+also pays a pool checkout, greenlet hand-offs, the ``BEGIN``/``COMMIT`` events and parameter
+and result processing, several times what SQLite itself needs, and a run makes about ten such
+transactions (``bench/bench_workflows.py`` shows the difference; the reason this module is
+kept is in ``_writes``). :class:`SqliteWriter` keeps one connection to the database
 file and runs a transaction as one synchronous function, ``BEGIN IMMEDIATE`` to ``COMMIT``,
 on the event loop's thread. Nothing in between awaits, so no other task can run inside the
 transaction and one connection serves every task without a pool; the only wait is for the
@@ -21,7 +22,7 @@ import asyncio
 import functools
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, insert, inspect, update
@@ -172,6 +173,13 @@ class WriterSession:
     def execute(self, statement: ClauseElement, values: Mapping[str, Any]) -> int:
         """Runs ``statement``; the rows it changed."""
         return self._writer.execute(self._connection, statement, values).rowcount
+
+    def first(self, statement: ClauseElement, values: Mapping[str, Any]) -> Sequence[Any] | None:
+        """The first row ``statement`` returns (a ``SELECT`` or ``... RETURNING``), if any."""
+        return cast(
+            "Sequence[Any] | None",
+            self._writer.execute(self._connection, statement, values).fetchone(),
+        )
 
     def load(self, model: type[M], statement: ClauseElement, values: Mapping[str, Any]) -> M | None:
         """The first row of ``statement`` (a ``select(model)``), typed as a ``model``
