@@ -1,8 +1,10 @@
-"""Lead scoring domain core: features, synthetic data, training and explanation.
+"""Lead scoring: features, synthetic data, training, explanation, the model registry.
 
 Works on plain dataclasses, numpy arrays and the storage repositories, and never imports grpc
-or generated protobuf code; the gRPC servicer adapts ``crm.ai.v1`` messages onto
-:class:`LeadFeatures` and calls :class:`ScoringEngine`.
+or generated protobuf code; :mod:`ai_orchestration.wire.scoring` converts ``crm.ai.v1``
+messages to :class:`LeadFeatures` and back, and the servicer calls :class:`ScoringEngine`. The
+records it stores (model versions, scores, outcomes) are :mod:`ai_orchestration.records`',
+re-exported here.
 """
 
 from ai_orchestration.records import (

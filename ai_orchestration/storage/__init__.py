@@ -1,7 +1,10 @@
 """Storage: SQLAlchemy models, repositories and Alembic migrations on SQLite or PostgreSQL.
 
 Every repository method takes the tenant as its first argument and filters on it; there is no
-way to read another tenant's rows through this package.
+way to read another tenant's rows through this package. Repositories hand out the domain's
+records (:mod:`ai_orchestration.records`, :mod:`ai_orchestration.insights`), never a row. The
+hot write paths are stated once against one write interface with a backend per database
+(``_writes``): a SQLite file's dedicated connection, or SQLAlchemy's engine.
 """
 
 from __future__ import annotations
