@@ -164,7 +164,7 @@ def _raw_rows(prepared: Sequence[NewInteraction]) -> tuple[Rows, Rows]:
         rows.append(
             (TENANT, i.interaction_id, i.customer_id, i.kind.value, i.direction.value, when,
              i.subject, i.body, json.dumps(list(i.participants)), item.digest,
-             json.dumps(item.signals.to_json()), when)
+             json.dumps(item.signals.to_json()), when, 1)
         )  # fmt: skip
         passages += [
             (TENANT, i.customer_id, i.interaction_id, c.index, c.start, c.end, when, c.text, 0)
@@ -234,7 +234,10 @@ async def ingest_throughput(count: int) -> None:
         started = time.perf_counter()
         with connection:
             connection.executemany(
-                "INSERT INTO insight_interactions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows
+                "INSERT INTO insight_interactions (tenant_id, interaction_id, customer_id, kind,"
+                " direction, occur_time, subject, body, participants, content_digest, signals,"
+                " ingested_at, alerts_pending) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
             )
             connection.executemany(
                 "INSERT INTO insight_passages (tenant_id, customer_id, interaction_id, position,"
