@@ -4,8 +4,8 @@ serialised ``BatchScoreLeadsResponse``.
 A chunk is scored in a worker process when the service has them (``scoring_batch_workers``):
 parsing, features, prediction, explanations, the response message and the JSON of the storage
 rows then use other cores, and this process only stores the rows and sends the bytes. In one
-process the GIL capped a batch at about 12k leads/s on two cores, building messages and
-explanations rather than predicting. Without a worker (none configured, none started yet, or
+process the GIL caps a batch, building messages and explanations rather than predicting
+(``bench/bench_scoring_service.py``). Without a worker (none configured, none started yet, or
 the one holding the chunk died) the same steps run in a thread of this process.
 
 Chunks are scored ahead of the one being stored and sent: one per worker plus one, so each

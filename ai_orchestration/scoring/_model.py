@@ -177,8 +177,8 @@ class TrainedModel:
 
 def _params(seed: int) -> dict[str, Any]:
     # Shallow trees: the drivers act mostly additively, so depth 3 loses no AUC against deeper
-    # trees, and TreeSHAP costs grow with leaves x depth^2 -- explaining is ~6x faster than with
-    # 15-leaf trees (measured: ~33k vs ~5k rows/s on one core). Deterministic and few threads: the
+    # trees, and TreeSHAP costs grow with leaves x depth^2, so explaining is several times faster
+    # than with 15-leaf trees (bench/bench_scoring_training.py). Deterministic and few threads: the
     # same data and seed must give the same model on any machine, and training shares the host
     # with the gRPC server.
     return {

@@ -85,7 +85,13 @@ class Database:
         self._closed = False
         self._writer = None if sqlite_file is None else SqliteWriter(sqlite_file, engine.dialect)
         self._writes: Writes = (
-            EngineWrites(self) if self._writer is None else SqliteFileWrites(self._writer)
+            SqliteFileWrites(self._writer)
+            if self._writer is not None
+            else EngineWrites(
+                backend=self._backend,
+                transaction=self.transaction,
+                core_transaction=self.core_transaction,
+            )
         )
 
     @classmethod

@@ -243,9 +243,9 @@ class UsageRepository:
 
         The statement is sent once with every row's parameters (the driver's ``executemany``
         through :class:`BulkInsert`: sqlite3 steps one prepared statement, asyncpg pipelines
-        it). A literal multi-row ``VALUES`` list was measured 7-8 times slower on both backends
-        (0.3 ms a row on SQLite, 0.7 ms on PostgreSQL, nearly all of it compiling the statement,
-        which SQLAlchemy cannot cache) and that time would block the event loop.
+        it). A literal multi-row ``VALUES`` list is several times slower on both backends (nearly
+        all of it compiling the statement, which SQLAlchemy cannot cache) and that time would
+        block the event loop.
 
         Raises:
             ValueError: an empty tenant, a naive ``called_at``, or more than

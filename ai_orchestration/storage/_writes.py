@@ -22,17 +22,16 @@ backend's to say: :meth:`Writes.insert_or_skip`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Connection, CursorResult
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement, Executable
 
 from ai_orchestration.storage._common import dialect_insert
 from ai_orchestration.storage._sqlite_writer import SqliteWriter, WriterSession
-
-if TYPE_CHECKING:
-    from ai_orchestration.storage._engine import Database
 
 __all__ = ["EngineWrites", "Rows", "SqliteFileWrites", "Statements", "Writes"]
 
@@ -122,15 +121,25 @@ class SqliteFileWrites:
 class EngineWrites:
     """:class:`Writes` through SQLAlchemy's engine (PostgreSQL, SQLite in memory)."""
 
-    def __init__(self, database: Database) -> None:
-        self._database = database
+    def __init__(
+        self,
+        *,
+        backend: str,
+        transaction: Callable[..., AbstractAsyncContextManager[AsyncSession]],
+        core_transaction: Callable[..., AbstractAsyncContextManager[AsyncConnection]],
+    ) -> None:
+        """``transaction`` and ``core_transaction``: the database's (see ``Database``), called
+        with ``immediate=True``."""
+        self._backend = backend
+        self._transaction = transaction
+        self._core_transaction = core_transaction
 
     async def rows(self, work: Callable[[Rows], T]) -> T:
-        async with self._database.transaction(immediate=True) as session:
+        async with self._transaction(immediate=True) as session:
             return await session.run_sync(lambda sync: work(OrmRows(sync)))
 
     async def statements(self, work: Callable[[Statements], T]) -> T:
-        async with self._database.core_transaction(immediate=True) as connection:
+        async with self._core_transaction(immediate=True) as connection:
             return await connection.run_sync(lambda sync: work(_CoreStatements(sync)))
 
     def insert_or_skip(
@@ -138,7 +147,7 @@ class EngineWrites:
     ) -> tuple[ClauseElement, Mapping[str, Any]]:
         # Literal values: the columns left out stay SQL NULL (a bound None would be JSON null).
         statement = (
-            dialect_insert(self._database.backend, model)
+            dialect_insert(self._backend, model)
             .values(dict(values))
             .on_conflict_do_nothing(index_elements=list(key))
         )

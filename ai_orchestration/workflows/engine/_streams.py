@@ -18,8 +18,7 @@ The life of an entry:
    database queue would, fair between tenants first: the tenant with the fewest runs in
    progress (pending entries of its streams), then the highest priority, then the oldest entry;
    ``XREADGROUP`` gives the entry to this replica. The script looks at every stream that holds
-   entries: about 8 us of Redis time per stream (0.5 ms for 10 tenants with 3 priorities each,
-   3 ms for 100, 25 ms for 1,000; measured on the 2-core development machine). The replica
+   entries, so its Redis time grows with the number of tenants x priorities in use. The replica
    then claims that run in the database (:meth:`RunRepository.claim_named`), which decides: a
    run that no longer waits for a worker is acknowledged and dropped, so a duplicate entry
    never runs anything twice.

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ai_orchestration.errors import ResourceExhaustedError
-from ai_orchestration.insights._alerting import AlertEvaluator
 from ai_orchestration.insights._chunks import chunk
 from ai_orchestration.insights._detectors import CompetitorList
 from ai_orchestration.insights._records import IngestOutcome, NewInteraction
 from ai_orchestration.insights._settings import InsightSettingsStore
 from ai_orchestration.insights._signals import SignalExtractor
 from ai_orchestration.insights._types import Interaction
+from ai_orchestration.insights.engine._alerting import AlertEvaluator
 
 __all__ = [
     "IngestItem",
