@@ -47,7 +47,7 @@ system-deps:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server >/dev/null; fi; \
 	fi
 
-run: install
+run: install node_modules/.installed
 	$(VENV)/bin/ai-orchestration serve
 
 migrate: install

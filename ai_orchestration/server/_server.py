@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from ai_orchestration import errors
 from ai_orchestration.api import (
     InsightServicer,
     ScoringServicer,
@@ -133,13 +134,39 @@ class Server:
         self._service_names: list[str] = []
         self._stopped = asyncio.Event()
 
+    def _bind(self, server: grpc.aio.Server) -> int:
+        host, port = self.settings.host, self.settings.port
+        bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        try:
+            return server.add_insecure_port(f"{bind_host}:{port}")
+        except RuntimeError as error:
+            raise errors.UnavailableError(
+                f"cannot listen on {bind_host}:{port}: the address is in use (is another server "
+                "running?) or not an address of this machine; stop the other server, or choose "
+                "another port with --port or AIO_PORT (0 picks a free one)",
+                reason="ADDRESS_IN_USE",
+                metadata={"address": f"{bind_host}:{port}"},
+            ) from error
+
     @property
     def address(self) -> str:
         """``host:port`` the server listens on."""
         return f"{self.settings.host}:{self.port}"
 
     async def start(self) -> int:
-        """Load the models, bind, register services and mark them SERVING; returns the port."""
+        """Bind, load the models, register services and mark them SERVING; returns the port.
+
+        The port is bound first: a busy or unavailable address fails the start at once, with
+        an error that says what to do, before seconds of loading.
+
+        Raises:
+            UnavailableError: the address cannot be listened on (reason ``ADDRESS_IN_USE``).
+        """
+        server = grpc.aio.server(
+            interceptors=[ServicePipeline(authenticator=self.authenticator, metrics=self.metrics)],
+            options=_server_options(self.settings),
+        )
+        self.port = self._bind(server)
         await self.scoring.start()
         bus = await start_bus(self.settings, self._resources)
         stores = insight_stores(self.database)
@@ -170,10 +197,6 @@ class Server:
             engine=self.workflows,
             resources=self._resources,
             metrics=self.metrics.registry,
-        )
-        server = grpc.aio.server(
-            interceptors=[ServicePipeline(authenticator=self.authenticator, metrics=self.metrics)],
-            options=_server_options(self.settings),
         )
         self._service_names = register_services(
             server,
@@ -217,8 +240,6 @@ class Server:
             server,
         )
         host = self.settings.host
-        bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        self.port = server.add_insecure_port(f"{bind_host}:{self.settings.port}")
         await server.start()
         self._server = server
         # Launched, not awaited: until a worker is up, chunks are scored in a thread.

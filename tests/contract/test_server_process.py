@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -143,3 +144,25 @@ def test_a_redis_queue_without_redis_is_a_configuration_error(tmp_path: Path) ->
         data_dir=tmp_path, redis_url="redis://127.0.0.1:1/0", workflow_queue="database"
     )
     assert not pinned.uses_stream_queue
+
+
+def test_a_busy_port_is_reported_at_once_without_traceback(tmp_path: Path) -> None:
+    """A second server on a port in use says so and exits, before loading anything."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*CLI, "serve", "--port", str(port)],
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port or AIO_PORT" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "listening on" not in result.stdout
+    assert "bootstrap" not in (result.stderr + result.stdout).lower()  # no model was trained
