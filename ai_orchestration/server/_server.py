@@ -105,12 +105,19 @@ class Server:
     """One serving process. ``async with Server(...)`` starts it; ``stop()`` is idempotent."""
 
     def __init__(
-        self, *, settings: Settings, database: Database, metrics: Metrics | None = None
+        self,
+        *,
+        settings: Settings,
+        database: Database,
+        metrics: Metrics | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
+        """``authenticator``: built from ``settings`` when not given (see
+        :func:`build_authenticator`)."""
         self.settings = settings
         self.database = database
         self.metrics = metrics or Metrics()
-        self.authenticator = build_authenticator(settings)
+        self.authenticator = authenticator or build_authenticator(settings)
         self.health = HealthServicer()
         self.scoring = ScoringEngine(
             database=database, bootstrap_rows=settings.scoring_bootstrap_rows
@@ -295,10 +302,10 @@ async def serve(settings: Settings, *, database_url: str) -> None:
     A configuration the server would refuse (dev mode off loopback) is refused before the
     database is opened: a refused start leaves nothing behind.
     """
-    build_authenticator(settings)
+    authenticator = build_authenticator(settings)
     async with Database.from_url(database_url) as database:
         await database.migrate()
-        server = Server(settings=settings, database=database)
+        server = Server(settings=settings, database=database, authenticator=authenticator)
         await server.start()
         # Printed (not only logged) so scripts and tests can find a port-0 server.
         print(f"ai-orchestration listening on {server.address}", flush=True)

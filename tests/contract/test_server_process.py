@@ -166,3 +166,4 @@ def test_a_busy_port_is_reported_at_once_without_traceback(tmp_path: Path) -> No
     assert "Traceback" not in result.stderr + result.stdout
     assert "listening on" not in result.stdout
     assert "bootstrap" not in (result.stderr + result.stdout).lower()  # no model was trained
+    assert result.stderr.count("no authentication configured: dev mode") == 1  # said once
