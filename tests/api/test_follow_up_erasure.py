@@ -21,7 +21,7 @@ from tests.api._leads import metadata
 from tests.api.test_insight_alerts import _run_until
 from tests.api.test_insight_ingest import interaction, stream
 from tests.conftest import TokenFactory
-from tests.storage.test_interactions import _rows_containing
+from tests.storage.test_interactions import _rows_containing, row_holds
 
 if TYPE_CHECKING:  # the async stub type exists only in the .pyi
     Stub: TypeAlias = insight_pb2_grpc.InsightServiceAsyncStub
@@ -141,11 +141,6 @@ def _checkpoints_with(directory: Path, needle: str) -> list[str]:
         with sqlite3.connect(path) as conn:
             query = "SELECT name FROM sqlite_master WHERE type = 'table'"
             for (table,) in conn.execute(query).fetchall():
-                for row in conn.execute(f'SELECT * FROM "{table}"'):
-                    flat = " ".join(
-                        v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                        for v in row
-                    )
-                    if needle.lower() in flat.lower():
-                        found.append(f"{path.name}:{table}")
+                rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
+                found += [f"{path.name}:{table}" for row in rows if row_holds(row, needle)]
     return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -238,14 +239,14 @@ async def _rows_containing(database: Database, needle: str) -> list[str]:
             ).scalars()
         for name in list(names):
             rows = (await conn.execute(text(f'SELECT * FROM "{name}"'))).all()
-            for row in rows:
-                flat = " ".join(
-                    value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-                    for value in row
-                )
-                if needle.lower() in flat.lower():
-                    found.append(name)
+            found += [name for row in rows if row_holds(row, needle)]
     return found
+
+
+def row_holds(row: Sequence[object], needle: str) -> bool:
+    """Whether any column of ``row``, read as text (bytes as UTF-8), contains ``needle``."""
+    flat = " ".join(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in row)
+    return needle.lower() in flat.lower()
 
 
 async def test_erase_takes_the_named_runs_that_ended_and_only_those(database: Database) -> None:

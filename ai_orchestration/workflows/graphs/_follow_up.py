@@ -54,12 +54,7 @@ from ai_orchestration.workflows.graphs._follow_up_rules import (
     insight_document,
     legal_threats,
 )
-from ai_orchestration.workflows.graphs._review import (
-    after_content,
-    after_human,
-    deliver_step,
-    review_step,
-)
+from ai_orchestration.workflows.graphs._review import add_review_and_delivery
 from ai_orchestration.workflows.graphs._steps import call_tool, json_doc, step
 from ai_orchestration.workflows.graphs._writing import write_draft
 
@@ -316,14 +311,10 @@ def customer_follow_up_graph() -> StateGraph[Any, RunContext, Any, Any]:
     )
     graph.add_node("decision", step("decision", "decision_agent", follow_up_decision_step))
     graph.add_node("content", step("content", "content_agent", follow_up_content_step))
-    graph.add_node("human_review", step("human_review", "decision_agent", review_step))
-    graph.add_node("deliver", step("deliver", "delivery", deliver_step))
     graph.add_edge(START, "customer_insights")
     graph.add_edge("customer_insights", "decision")
     graph.add_conditional_edges("decision", _after_decision, ["content", END])
-    graph.add_conditional_edges("content", after_content, ["human_review", "deliver"])
-    graph.add_conditional_edges("human_review", after_human, ["deliver", END])
-    graph.add_edge("deliver", END)
+    add_review_and_delivery(graph)
     return graph
 
 

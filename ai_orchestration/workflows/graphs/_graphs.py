@@ -39,12 +39,11 @@ from ai_orchestration.workflows.graphs._context import RunContext, WorkflowDeps
 from ai_orchestration.workflows.graphs._decision import DISQUALIFIED
 from ai_orchestration.workflows.graphs._follow_up import customer_follow_up_graph, follow_up_output
 from ai_orchestration.workflows.graphs._review import (
-    after_content,
+    add_review_and_delivery,
     after_human,
     approval_step,
     deliver_step,
     draft_fails,
-    review_step,
 )
 from ai_orchestration.workflows.graphs._steps import json_doc, step
 from ai_orchestration.workflows.graphs._writing import content_generation_step, lead_content_step
@@ -186,14 +185,10 @@ def _lead_qualification() -> StateGraph[Any, RunContext, Any, Any]:
     )
     graph.add_node("decision", step("decision", "decision_agent", decision_step))
     graph.add_node("content", step("content", "content_agent", lead_content_step))
-    graph.add_node("human_review", step("human_review", "decision_agent", review_step))
-    graph.add_node("deliver", step("deliver", "delivery", deliver_step))
     graph.add_edge(START, "lead_analysis")
     graph.add_edge("lead_analysis", "decision")
     graph.add_conditional_edges("decision", _after_decision, ["content", "human_review", END])
-    graph.add_conditional_edges("content", after_content, ["human_review", "deliver"])
-    graph.add_conditional_edges("human_review", after_human, ["deliver", END])
-    graph.add_edge("deliver", END)
+    add_review_and_delivery(graph)
     return graph
 
 

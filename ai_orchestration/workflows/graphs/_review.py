@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from langgraph.graph import END
+from langgraph.graph import END, StateGraph
 from langgraph.types import interrupt
 
 from ai_orchestration import errors
@@ -48,11 +48,12 @@ from ai_orchestration.workflows.graphs._documents import (
     lead_recipient,
     rfc3339,
 )
-from ai_orchestration.workflows.graphs._steps import call_tool, json_doc
+from ai_orchestration.workflows.graphs._steps import call_tool, json_doc, step
 
 __all__ = [
     "DECISIONS",
     "accept_answer",
+    "add_review_and_delivery",
     "after_content",
     "after_human",
     "approval_step",
@@ -114,6 +115,17 @@ def after_content(state: Mapping[str, Any]) -> str:
 def after_human(state: Mapping[str, Any]) -> str:
     """Where a reviewed run goes next: delivery if its draft may go out, else the end."""
     return "deliver" if deliverable(state) else END
+
+
+def add_review_and_delivery(graph: StateGraph[Any, RunContext, Any, Any]) -> None:
+    """The fail-closed tail of a drafting graph, in one place: ``content`` (the caller's node)
+    goes to ``human_review`` or ``deliver`` (:func:`after_content`); ``human_review`` to
+    ``deliver`` or the end (:func:`after_human`); ``deliver`` to the end."""
+    graph.add_node("human_review", step("human_review", "decision_agent", review_step))
+    graph.add_node("deliver", step("deliver", "delivery", deliver_step))
+    graph.add_conditional_edges("content", after_content, ["human_review", "deliver"])
+    graph.add_conditional_edges("human_review", after_human, ["deliver", END])
+    graph.add_edge("deliver", END)
 
 
 def check_answer(interrupt_doc: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
