@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     """Port for the Prometheus ``/metrics`` endpoint on ``host``; 0 disables it."""
     log_level: str = "INFO"
     """Root log level."""
+    log_format: Literal["text", "json"] = "text"
+    """``text``: one readable line per record. ``json``: one JSON object per line with time,
+    level, logger, message, trace and span ids, correlation id, tenant and RPC."""
+    log_library_level: str = "WARNING"
+    """Level of the libraries' own loggers (litellm, httpx, httpcore, LiteLLM Router, ...):
+    quiet by default, ``INFO`` or ``DEBUG`` to see every call they make."""
+    access_log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of successful RPCs that get an access line (method, code, duration, peer) on the
+    ``ai_orchestration.access`` logger; failed RPCs always get one. 0 logs failures only."""
 
     @model_validator(mode="after")
     def _queue_has_its_redis(self) -> Settings:
