@@ -7,14 +7,14 @@ the interceptor; the tenant is the caller's, never a field.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import grpc.aio
 from crm.ai.v1 import usage_pb2, usage_pb2_grpc
 from google.protobuf.message import Message
 
 from ai_orchestration import errors
-from ai_orchestration.api._validation import bad_page_token
+from ai_orchestration.api._validation import bad_page_token, masked_paths
 from ai_orchestration.llm import BudgetStatus, budget_status
 from ai_orchestration.security import current_principal
 from ai_orchestration.storage import (
@@ -42,6 +42,15 @@ _DIMENSIONS: Final[dict[int, UsageDimension]] = {
     usage_pb2.USAGE_DIMENSION_TEMPLATE: "template",
     usage_pb2.USAGE_DIMENSION_DAY: "day",
 }
+
+_BUDGET_FIELDS: Final[tuple[str, ...]] = (
+    "monthly_limit_usd",
+    "monthly_token_limit",
+    "soft_threshold",
+    "requests_per_minute",
+    "tokens_per_minute",
+)
+"""Fields of ``Budget`` a SetBudget ``update_mask`` may name (the rest are output only)."""
 
 Context = grpc.aio.ServicerContext[Message, Message]
 
@@ -154,13 +163,11 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
         self, request: usage_pb2.SetBudgetRequest, context: Context
     ) -> usage_pb2.Budget:
         tenant = current_principal().tenant_id
-        wanted = request.budget
-        limits = BudgetLimits(
-            monthly_limit_usd=wanted.monthly_limit_usd,
-            monthly_token_limit=wanted.monthly_token_limit,
-            soft_threshold=wanted.soft_threshold or DEFAULT_SOFT_THRESHOLD,
-            requests_per_minute=wanted.requests_per_minute,
-            tokens_per_minute=wanted.tokens_per_minute,
-        )
-        await self.repository.set_budget(tenant, limits)
+        paths = masked_paths(request.update_mask.paths, _BUDGET_FIELDS)
+        # Fields outside the mask start at "no limit" on a tenant's first budget; on an
+        # existing one the repository keeps their stored values.
+        given: dict[str, Any] = {name: getattr(request.budget, name) for name in paths}
+        given["soft_threshold"] = given.get("soft_threshold") or DEFAULT_SOFT_THRESHOLD
+        limits = BudgetLimits(**given)
+        await self.repository.set_budget(tenant, limits, only=paths)
         return _budget(await budget_status(self.repository, tenant, now=self.clock()))

@@ -7,8 +7,8 @@ usage moves one row per group out of the database, not one per call.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Final, Literal, cast
 
@@ -322,26 +322,41 @@ class UsageRepository:
             return None
         return StoredBudget(limits=_limits(row), updated_at=row.updated_at)
 
-    async def set_budget(self, tenant_id: str, limits: BudgetLimits) -> StoredBudget:
-        """Create or replace the tenant's limits (an upsert)."""
+    async def set_budget(
+        self, tenant_id: str, limits: BudgetLimits, *, only: Collection[str] | None = None
+    ) -> StoredBudget:
+        """Create or replace the tenant's limits (an upsert) and return what is stored.
+
+        ``only``: names of :class:`BudgetLimits` fields to change on an existing budget; the
+        others keep their stored values (a new budget takes every field from ``limits``). The
+        merge happens inside the upsert, so two callers changing different limits at once both
+        keep their change. None changes every field.
+        """
+        names = [item.name for item in fields(BudgetLimits)]
+        changed = names if only is None else [name for name in names if name in only]
+        unknown = set(only or ()) - set(names)
+        if unknown:
+            raise ValueError(f"not budget limits: {', '.join(sorted(unknown))}")
         updated_at = require_aware("clock()", self._clock())
+        tenant = require_tenant(tenant_id)
         values: dict[str, Any] = {
-            "tenant_id": require_tenant(tenant_id),
-            "monthly_limit_usd": limits.monthly_limit_usd,
-            "monthly_token_limit": limits.monthly_token_limit,
-            "soft_threshold": limits.soft_threshold,
-            "requests_per_minute": limits.requests_per_minute,
-            "tokens_per_minute": limits.tokens_per_minute,
+            "tenant_id": tenant,
+            **{name: getattr(limits, name) for name in names},
             "updated_at": updated_at,
         }
         statement = dialect_insert(self._database.backend, _Budget).values(values)
         upsert = statement.on_conflict_do_update(
             index_elements=[_Budget.tenant_id],
-            set_={key: statement.excluded[key] for key in values if key != "tenant_id"},
+            set_={key: statement.excluded[key] for key in [*changed, "updated_at"]},
         )
         async with self._database.transaction() as session:
             await session.execute(upsert)
-        return StoredBudget(limits=limits, updated_at=updated_at)
+            if only is None:
+                stored = limits
+            else:
+                row = await session.execute(select(_Budget).where(_Budget.tenant_id == tenant))
+                stored = _limits(row.scalar_one())
+        return StoredBudget(limits=stored, updated_at=updated_at)
 
     async def add_alert(self, tenant_id: str, alert: BudgetAlertRecord) -> bool:
         """Store the month's alert unless it exists; True when this call stored it.

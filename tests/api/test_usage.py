@@ -17,7 +17,7 @@ import grpc.aio
 import pytest
 from crm.ai.v1 import usage_pb2, usage_pb2_grpc
 from crm_ai_client import ServiceError
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, field_mask_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
 
@@ -309,6 +309,78 @@ async def test_budget_round_trip_and_tenant_isolation(
         usage_pb2.GetBudgetRequest(), metadata=_md(token, tenant_id="globex")
     )
     assert other.monthly_limit_usd == 0 and not other.HasField("update_time")
+
+
+async def test_set_budget_with_a_mask_changes_only_the_named_limits(
+    channel: grpc.aio.Channel, token: TokenFactory
+) -> None:
+    stub = usage_pb2_grpc.UsageServiceStub(channel)
+    both = usage_pb2.Budget(monthly_limit_usd=100, requests_per_minute=60, soft_threshold=0.5)
+    await stub.SetBudget(usage_pb2.SetBudgetRequest(budget=both), metadata=_md(token))
+
+    # Values outside the mask are ignored, even when set.
+    one = usage_pb2.Budget(requests_per_minute=30, monthly_limit_usd=999)
+    mask = field_mask_pb2.FieldMask(paths=["requests_per_minute"])
+    reply = await stub.SetBudget(
+        usage_pb2.SetBudgetRequest(budget=one, update_mask=mask), metadata=_md(token)
+    )
+    got = await stub.GetBudget(usage_pb2.GetBudgetRequest(), metadata=_md(token))
+    assert got == reply
+    assert (got.monthly_limit_usd, got.requests_per_minute, got.soft_threshold) == (100, 30, 0.5)
+
+    # A named limit sent as 0 is cleared (soft_threshold: back to its default).
+    cleared = await stub.SetBudget(
+        usage_pb2.SetBudgetRequest(
+            budget=usage_pb2.Budget(),
+            update_mask=field_mask_pb2.FieldMask(paths=["monthly_limit_usd", "soft_threshold"]),
+        ),
+        metadata=_md(token),
+    )
+    assert (cleared.monthly_limit_usd, cleared.requests_per_minute) == (0, 30)
+    assert cleared.soft_threshold == 0.8
+
+    # No mask: a full replace, as before masks existed.
+    replaced = await stub.SetBudget(
+        usage_pb2.SetBudgetRequest(budget=usage_pb2.Budget(tokens_per_minute=5)),
+        metadata=_md(token),
+    )
+    assert (replaced.requests_per_minute, replaced.tokens_per_minute) == (0, 5)
+
+    # A tenant's first budget through a mask: the unnamed limits are "no limit".
+    first = await stub.SetBudget(
+        usage_pb2.SetBudgetRequest(budget=one, update_mask=mask),
+        metadata=_md(token, tenant_id="globex"),
+    )
+    assert (first.monthly_limit_usd, first.requests_per_minute) == (0, 30)
+    assert first.soft_threshold == 0.8
+
+
+@pytest.mark.parametrize(
+    "path", ["month_to_date_cost_usd", "monthly_limit", "budget.soft_threshold"]
+)
+async def test_set_budget_mask_naming_another_field_is_invalid_and_changes_nothing(
+    channel: grpc.aio.Channel, token: TokenFactory, path: str
+) -> None:
+    stub = usage_pb2_grpc.UsageServiceStub(channel)
+    before = await stub.SetBudget(
+        usage_pb2.SetBudgetRequest(budget=usage_pb2.Budget(monthly_limit_usd=7)),
+        metadata=_md(token),
+    )
+    err = await _error(
+        stub.SetBudget(
+            usage_pb2.SetBudgetRequest(
+                budget=usage_pb2.Budget(monthly_limit_usd=1),
+                update_mask=field_mask_pb2.FieldMask(paths=["monthly_limit_usd", path]),
+            ),
+            metadata=_md(token),
+        )
+    )
+    assert err.code is grpc.StatusCode.INVALID_ARGUMENT
+    (violation,) = err.field_violations
+    assert violation.field == "update_mask.paths"
+    assert path in violation.description
+    after = await stub.GetBudget(usage_pb2.GetBudgetRequest(), metadata=_md(token))
+    assert after == before
 
 
 async def test_budget_reports_month_to_date_and_forecast(

@@ -201,6 +201,33 @@ async def test_budget_round_trip_and_isolation(repo: UsageRepository, clock: Fak
     assert fetched.updated_at == clock.now
 
 
+async def test_set_budget_only_changes_the_named_limits(
+    repo: UsageRepository, clock: FakeClock
+) -> None:
+    # A first budget takes every field from the limits given, named or not.
+    first = await repo.set_budget(
+        TENANT,
+        BudgetLimits(monthly_limit_usd=5.0, requests_per_minute=60),
+        only=["requests_per_minute"],
+    )
+    assert first.limits == BudgetLimits(monthly_limit_usd=5.0, requests_per_minute=60)
+
+    clock.advance(timedelta(minutes=1))
+    changed = await repo.set_budget(
+        TENANT,
+        BudgetLimits(requests_per_minute=30, soft_threshold=0.5, tokens_per_minute=7),
+        only=["requests_per_minute", "soft_threshold"],
+    )
+    assert changed.limits == BudgetLimits(
+        monthly_limit_usd=5.0, requests_per_minute=30, soft_threshold=0.5
+    )
+    assert await repo.get_budget(TENANT) == changed
+    assert changed.updated_at == clock.now
+
+    with pytest.raises(ValueError, match="monthly_limit"):
+        await repo.set_budget(TENANT, BudgetLimits(), only=["monthly_limit"])
+
+
 @pytest.mark.parametrize(
     "fields",
     [{"soft_threshold": 0.0}, {"soft_threshold": 1.5}, {"monthly_limit_usd": -1.0}],

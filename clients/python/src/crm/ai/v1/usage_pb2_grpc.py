@@ -93,8 +93,10 @@ class UsageServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetBudget(self, request, context):
-        """Replaces the tenant's budget and limits; returns them as GetBudget would. Takes effect for
-        calls checked after it (each replica re-reads budgets within a few seconds).
+        """Sets the tenant's budget and limits; returns them as GetBudget would. Only the limits named
+        in `update_mask` change (an empty mask replaces all of them, unnamed ones becoming 0 or the
+        default). Takes effect for calls checked after it (each replica re-reads budgets within a
+        few seconds).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

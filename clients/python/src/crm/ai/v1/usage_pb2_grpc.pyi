@@ -53,8 +53,10 @@ class UsageServiceStub:
     spend, the month-end forecast and whether the soft threshold has been crossed.
     """
     SetBudget: _grpc.UnaryUnaryMultiCallable[_usage_pb2.SetBudgetRequest, _usage_pb2.Budget]
-    """Replaces the tenant's budget and limits; returns them as GetBudget would. Takes effect for
-    calls checked after it (each replica re-reads budgets within a few seconds).
+    """Sets the tenant's budget and limits; returns them as GetBudget would. Only the limits named
+    in `update_mask` change (an empty mask replaces all of them, unnamed ones becoming 0 or the
+    default). Takes effect for calls checked after it (each replica re-reads budgets within a
+    few seconds).
     """
 
 @_typing.type_check_only
@@ -82,8 +84,10 @@ class UsageServiceAsyncStub(UsageServiceStub):
     spend, the month-end forecast and whether the soft threshold has been crossed.
     """
     SetBudget: _aio.UnaryUnaryMultiCallable[_usage_pb2.SetBudgetRequest, _usage_pb2.Budget]  # type: ignore[assignment]
-    """Replaces the tenant's budget and limits; returns them as GetBudget would. Takes effect for
-    calls checked after it (each replica re-reads budgets within a few seconds).
+    """Sets the tenant's budget and limits; returns them as GetBudget would. Only the limits named
+    in `update_mask` change (an empty mask replaces all of them, unnamed ones becoming 0 or the
+    default). Takes effect for calls checked after it (each replica re-reads budgets within a
+    few seconds).
     """
 
 class UsageServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -126,8 +130,10 @@ class UsageServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _usage_pb2.SetBudgetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_usage_pb2.Budget, _abc.Awaitable[_usage_pb2.Budget]]:
-        """Replaces the tenant's budget and limits; returns them as GetBudget would. Takes effect for
-        calls checked after it (each replica re-reads budgets within a few seconds).
+        """Sets the tenant's budget and limits; returns them as GetBudget would. Only the limits named
+        in `update_mask` change (an empty mask replaces all of them, unnamed ones becoming 0 or the
+        default). Takes effect for calls checked after it (each replica re-reads budgets within a
+        few seconds).
         """
 
 def add_UsageServiceServicer_to_server(servicer: UsageServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
