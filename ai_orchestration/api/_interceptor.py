@@ -3,7 +3,10 @@
 Per call, in order: a correlation id; authentication and the role check (``security``); a
 request body that did not decode is ``INVALID_ARGUMENT`` (reason ``MALFORMED_REQUEST``); request
 validation from the protos' ``buf.validate`` rules; the handler; then errors mapped to status
-codes with ``google.rpc.Status`` details (``_errors``) and the call counted in the metrics.
+codes with ``google.rpc.Status`` details (``_errors``), the call counted in the metrics, and its
+access line logged (``ai_orchestration.access``: every failed call, a sample of the others).
+The call's correlation id, tenant and method are bound to its log records, and set on its
+trace span (OpenTelemetry's interceptor, in front of this one, makes the span).
 Unexpected exceptions become INTERNAL with a fixed message; the exception is logged with the
 correlation id, which goes back in the ``x-correlation-id`` trailer.
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import random
 import re
 import time
 import uuid
@@ -26,6 +30,7 @@ from typing import Any, NoReturn
 import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError, Message
+from opentelemetry import trace
 
 from ai_orchestration import errors
 from ai_orchestration._outage import OutageLog
@@ -36,10 +41,11 @@ from ai_orchestration.api._errors import (
     rich_status,
 )
 from ai_orchestration.api._validation import validate_request, validates_itself
-from ai_orchestration.observability import Metrics
+from ai_orchestration.observability import LogContext, Metrics, bind_log_context, set_attributes
 from ai_orchestration.security import Authenticator, set_principal
 
 _log = logging.getLogger(__name__)
+_access = logging.getLogger("ai_orchestration.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MALFORMED_REQUEST = "MALFORMED_REQUEST"
 """``ErrorInfo.reason`` of a request body that is not the method's message."""
@@ -85,15 +91,35 @@ class _Call:
         offered = next((str(v) for k, v in metadata if k in (CORRELATION_KEY, "x-request-id")), "")
         # A caller-supplied id is reused (so logs join up across services) only if it is tame.
         self.correlation_id = offered if _SAFE_ID.match(offered) else uuid.uuid4().hex
+        self.tenant = ""
+        bind_log_context(LogContext(correlation_id=self.correlation_id, rpc=method))
 
     def enter(self, request: Any, *, validate: bool) -> None:
         """Authenticates; refuses a request that did not decode; validates ``request`` when
         ``validate`` (not a request stream, nor a handler that validates its own)."""
         principal = self.pipeline.authenticator.authenticate(self.method, self.metadata)
-        # Each RPC runs in its own task with a copied context, so the binding cannot leak to
-        # another call; it is not reset because a cancelled stream may be closed from another
+        # Each RPC runs in its own task with a copied context, so the bindings cannot leak to
+        # another call; they are not reset because a cancelled stream may be closed from another
         # context, where ContextVar.reset would raise.
         set_principal(principal)
+        self.tenant = principal.tenant_id if principal is not None else ""
+        bind_log_context(
+            LogContext(correlation_id=self.correlation_id, tenant=self.tenant, rpc=self.method)
+        )
+        span = trace.get_current_span()
+        if span.is_recording():
+            request_id = (
+                getattr(request, "request_id", None) if isinstance(request, Message) else None
+            )
+            set_attributes(
+                span,
+                {
+                    "crm.tenant_id": self.tenant,
+                    "crm.correlation_id": self.correlation_id,
+                    "crm.request_id": request_id if isinstance(request_id, str) else None,
+                    "enduser.id": principal.subject if principal is not None else None,
+                },
+            )
         self.decoded(request)
         if validate:
             validate_request(request)
@@ -117,6 +143,7 @@ class _Call:
         self.recorded = True
         elapsed = time.perf_counter() - self.started
         self.pipeline.metrics.observe(self.method, self.code.name, elapsed)
+        self.pipeline.access(self, elapsed)
 
     async def fail(self, error: Exception) -> NoReturn:
         if (
@@ -197,11 +224,47 @@ def _passing_bytes(serializer: Callable[[Any], bytes] | None) -> Callable[[Any],
 class ServicePipeline(grpc.aio.ServerInterceptor):
     """The one interceptor: auth, validation, error mapping, metrics."""
 
-    def __init__(self, *, authenticator: Authenticator, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        authenticator: Authenticator,
+        metrics: Metrics,
+        access_sample_rate: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        """``access_sample_rate``: share of successful calls that get an access line (failed
+        calls always do)."""
         self.authenticator = authenticator
         self.metrics = metrics
+        self.access_sample_rate = access_sample_rate
+        self._rng = rng or random.Random()
         self.malformed = OutageLog(_log)
         """Warnings about request bodies that did not decode, one a minute at most."""
+
+    def access(self, call: _Call, seconds: float) -> None:
+        """The access line of a finished call (method, code, duration, peer, correlation id)."""
+        failed = call.code is not grpc.StatusCode.OK
+        if not _access.isEnabledFor(logging.INFO):
+            return
+        if not failed and (
+            self.access_sample_rate <= 0.0 or self._rng.random() >= self.access_sample_rate
+        ):
+            return
+        duration_ms = round(seconds * 1000, 3)
+        peer = call.context.peer() or ""
+        _access.info(
+            "%s %s %.3f ms %s",
+            call.method,
+            call.code.name,
+            duration_ms,
+            peer,
+            extra={
+                "method": call.method,
+                "code": call.code.name,
+                "duration_ms": duration_ms,
+                "peer": peer,
+            },
+        )
 
     async def intercept_service(
         self,

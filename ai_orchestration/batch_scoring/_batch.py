@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Final
 
 from crm.ai.v1 import scoring_pb2
+from opentelemetry.trace import NoOpTracer, Tracer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ai_orchestration.batch_scoring._child import (
@@ -91,8 +92,11 @@ class BatchScorer:
         processes: int = 0,
         chunk: int = DEFAULT_CHUNK,
         metrics: CollectorRegistry | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
+        """``tracer``: a span per chunk (``scoring.batch``); none by default."""
         self.registry = registry
+        self.tracer = tracer or NoOpTracer()
         self.scores = scores
         self.clock = clock
         self.chunk = chunk
@@ -159,6 +163,25 @@ class BatchScorer:
         first_index: int,
         now: datetime,
     ) -> ScoredChunk:
+        attributes: dict[str, str | int] = {
+            "crm.tenant_id": tenant_id,
+            "crm.batch.first_index": first_index,
+        }
+        with self.tracer.start_as_current_span("scoring.batch", attributes=attributes) as span:
+            scored, where = await self._score_chunk(deployment, tenant_id, leads, first_index, now)
+            if span.is_recording():
+                span.set_attributes({"crm.batch.leads": scored.count, "crm.batch.where": where})
+            self.metrics.leads.labels(where=where).inc(scored.count)
+            return scored
+
+    async def _score_chunk(
+        self,
+        deployment: Deployment,
+        tenant_id: str,
+        leads: Sequence[scoring_pb2.Lead],
+        first_index: int,
+        now: datetime,
+    ) -> tuple[ScoredChunk, str]:
         if self.pool is not None and self.pool.ready:
             # Serialised only for a worker: a thread scores the messages themselves.
             chunk = scoring_pb2.BatchScoreLeadsRequest(leads=leads).SerializeToString()
@@ -168,13 +191,11 @@ class BatchScorer:
             except WorkerLostError as error:
                 _log.warning("scoring chunk at %d in this process: %s", first_index, error)
             else:
-                self.metrics.leads.labels(where="worker").inc(scored.count)
-                return scored
+                return scored, "worker"
         scored = await asyncio.to_thread(
             score_leads, deployment, tenant_id, leads, first_index, now
         )
-        self.metrics.leads.labels(where="server").inc(scored.count)
-        return scored
+        return scored, "server"
 
 
 def _artifact(deployment: Deployment, key: ModelKey) -> bytes:

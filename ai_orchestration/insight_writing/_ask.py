@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 import numpy as np
+from opentelemetry.trace import NoOpTracer, Tracer
 
 from ai_orchestration.insights import (
     NOT_FOUND_ANSWER,
@@ -92,11 +93,18 @@ class Retriever:
     """Hybrid retrieval over one customer's passages."""
 
     def __init__(
-        self, *, index: PassageIndex, embedder: PassageEmbedder, candidates: int = 30
+        self,
+        *,
+        index: PassageIndex,
+        embedder: PassageEmbedder,
+        candidates: int = 30,
+        tracer: Tracer | None = None,
     ) -> None:
+        """``tracer``: a span per retrieval (``insight.retrieve``); none by default."""
         self._index = index
         self._embedder = embedder
         self._candidates = candidates
+        self._tracer = tracer or NoOpTracer()
 
     async def retrieve(
         self, tenant_id: str, customer_id: str, question: str, limit: int
@@ -105,6 +113,22 @@ class Retriever:
         in 0..1 (the cosine similarity where the vector ranking found the passage, else its
         fused rank's share). One passage per interaction, so that ``limit`` sources are
         ``limit`` different interactions, not overlapping pieces of one."""
+        attributes = {"crm.tenant_id": tenant_id, "crm.customer_id": customer_id}
+        with self._tracer.start_as_current_span("insight.retrieve", attributes=attributes) as span:
+            found = await self._retrieve(tenant_id, customer_id, question, limit)
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "crm.retrieval.limit": limit,
+                        "crm.retrieval.candidates": self._candidates,
+                        "crm.retrieval.passages": len(found),
+                    }
+                )
+            return found
+
+    async def _retrieve(
+        self, tenant_id: str, customer_id: str, question: str, limit: int
+    ) -> list[Passage]:
         vector = await asyncio.to_thread(self._embedder.embed_query, question)
         words, meaning = await asyncio.gather(
             self._index.search_text(tenant_id, customer_id, question, self._candidates),

@@ -37,6 +37,7 @@ import openai
 
 from ai_orchestration.llm._breaker import BreakerStore, CircuitBreaker
 from ai_orchestration.llm._config import Deployment, GatewayConfig, RetryPolicy
+from ai_orchestration.llm._telemetry import CallTelemetry, ObservedCall
 from ai_orchestration.llm._types import (
     DEGRADED_DEPLOYMENT,
     Completion,
@@ -128,8 +129,13 @@ class LlmGateway:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        telemetry: CallTelemetry | None = None,
     ) -> None:
+        """``telemetry``: a span and the GenAI histograms per call (none by default)."""
         self._config = config
+        self._telemetry = telemetry or CallTelemetry(
+            deployments={d.id: d for d in config.deployments}
+        )
         self._breaker = CircuitBreaker(store=breaker_store, policy=config.breaker, clock=clock)
         self._cache = cache
         self._ledger = ledger
@@ -150,13 +156,23 @@ class LlmGateway:
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Answer ``request``: from the cache, a deployment, or the degraded template."""
+        call = self._telemetry.begin(request, streaming=False)
+        try:
+            completion = await self._complete(request, call)
+        except BaseException as error:
+            self._telemetry.failed(call, error)
+            raise
+        self._telemetry.finished(call, completion)
+        return completion
+
+    async def _complete(self, request: CompletionRequest, call: ObservedCall) -> Completion:
         cached = await self._cached(request)
         if cached is not None:
             return cached
         await self._check_budget(request)
         try:
             deployment, completion = await self._first_success(
-                request, lambda d: self._complete_once(d, request)
+                request, lambda d: self._complete_once(d, request), call
             )
         except _RouteFailedError as failed:
             return await self._finish(request, self._degraded(request, failed.reasons))
@@ -166,6 +182,22 @@ class LlmGateway:
     async def stream(self, request: CompletionRequest) -> AsyncIterator[TokenDelta | Completion]:
         """Stream ``request``'s answer as :class:`TokenDelta` items; the last item is always the
         :class:`Completion` (``truncated`` if the stream broke after its first token)."""
+        call = self._telemetry.begin(request, streaming=True)
+        last: TokenDelta | Completion | None = None
+        try:
+            async for last in self._stream(request, call):
+                yield last
+        except BaseException as error:
+            self._telemetry.failed(call, error)
+            raise
+        if isinstance(last, Completion):
+            self._telemetry.finished(call, last)
+        else:  # pragma: no cover - _stream always ends with its Completion
+            self._telemetry.failed(call, LlmUnavailableError("the stream ended without an answer"))
+
+    async def _stream(
+        self, request: CompletionRequest, call: ObservedCall
+    ) -> AsyncIterator[TokenDelta | Completion]:
         cached = await self._cached(request)
         if cached is not None:
             yield TokenDelta(cached.text)
@@ -174,7 +206,7 @@ class LlmGateway:
         await self._check_budget(request)
         try:
             deployment, opened = await self._first_success(
-                request, lambda d: self._open_stream(d, request)
+                request, lambda d: self._open_stream(d, request), call
             )
         except _RouteFailedError as failed:
             degraded = self._degraded(request, failed.reasons)
@@ -209,7 +241,10 @@ class LlmGateway:
     # --- the route -----------------------------------------------------------------------
 
     async def _first_success(
-        self, request: CompletionRequest, attempt: Callable[[Deployment], Awaitable[_T]]
+        self,
+        request: CompletionRequest,
+        attempt: Callable[[Deployment], Awaitable[_T]],
+        call: ObservedCall,
     ) -> tuple[Deployment, _T]:
         reasons: list[str] = []
         for deployment in self._config.route(request.model):
@@ -222,6 +257,7 @@ class LlmGateway:
                 except _ATTEMPT_ERRORS as exc:
                     failure = _classify(exc, deployment)
                     reasons.append(f"{deployment.id}: {failure.description}")
+                    self._telemetry.attempt_failed(call, deployment.id, failure.description)
                     _log.info("LLM attempt on %s failed: %s", deployment.id, exc)
                     opened = failure.counts_for_breaker and await self._breaker.failure(
                         deployment.id

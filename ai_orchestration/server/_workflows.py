@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from ai_orchestration._redis import redis_client
 from ai_orchestration.config import Settings
 from ai_orchestration.llm import LlmStack
+from ai_orchestration.observability import Tracing
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
 from ai_orchestration.workflows.engine import (
@@ -75,6 +76,7 @@ async def start_workflows(
     histories: CustomerHistory | None = None,
     retriever: PassageSource | None = None,
     metrics: CollectorRegistry | None = None,
+    tracing: Tracing | None = None,
 ) -> RunEngine:
     """Start this replica's engine; ``resources`` closes everything it opened, in reverse."""
     checkpointer = await resources.enter_async_context(open_checkpointer(database.engine.url))
@@ -86,6 +88,7 @@ async def start_workflows(
             policies=policies,
             histories=histories,
             retriever=retriever,
+            tracer=tracing.tracer("ai_orchestration.workflows") if tracing else None,
         ),
         checkpointer=checkpointer,
     )

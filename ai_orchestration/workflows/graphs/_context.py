@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from opentelemetry.trace import NoOpTracer, Tracer
+
 from ai_orchestration.llm import InjectionGuard, LlmGateway, LlmStack, PromptTemplateRegistry
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.storage import Clock, utc_now
@@ -74,6 +76,8 @@ class WorkflowDeps:
     """How much of a customer the follow-up reads and cites."""
     clock: Clock = utc_now
     """Time of interrupts, and the "now" of the insight rules (days of silence, trends)."""
+    tracer: Tracer = field(default_factory=NoOpTracer)
+    """Spans of the steps and tool calls (children of the run's span); none by default."""
 
     @property
     def serves_follow_up(self) -> bool:
@@ -94,6 +98,7 @@ class WorkflowDeps:
         histories: CustomerHistory | None = None,
         retriever: PassageSource | None = None,
         follow_up: CustomerFollowUpPolicy | None = None,
+        tracer: Tracer | None = None,
     ) -> WorkflowDeps:
         """Deps taking the gateway, templates and guard of a server's :class:`LlmStack`."""
         return cls(
@@ -109,6 +114,7 @@ class WorkflowDeps:
             histories=histories,
             retriever=retriever,
             follow_up=follow_up or CustomerFollowUpPolicy(),
+            tracer=tracer or NoOpTracer(),
         )
 
 

@@ -1,10 +1,12 @@
 """Plumbing shared by the graph nodes: step events, tool calls and LLM calls with fallbacks.
 
-Every node is wrapped by :func:`step`: it emits ``step_started``, runs the body, emits
-``step_finished`` with its duration and whether it used its deterministic fallback, and adds
-the step to ``degraded_steps`` when it did. A node that pauses for a human (LangGraph's
-``interrupt()`` raises ``GraphInterrupt``) finishes its step when it pauses and starts it again
-when it is resumed: LangGraph re-runs an interrupted node from its beginning.
+Every node is wrapped by :func:`step`: it emits ``step_started``, runs the body in a span
+(``workflow.step NAME``), emits ``step_finished`` with its duration and whether it used its
+deterministic fallback, and adds the step to ``degraded_steps`` when it did. Tool calls have a
+span each (``execute_tool NAME``, GenAI conventions) beside their events. A node that pauses
+for a human (LangGraph's ``interrupt()`` raises ``GraphInterrupt``) finishes its step when it
+pauses and starts it again when it is resumed: LangGraph re-runs an interrupted node from its
+beginning.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 from langgraph.errors import GraphInterrupt
 from langgraph.runtime import Runtime
+from opentelemetry.trace import Status, StatusCode
 from sqlalchemy.exc import SQLAlchemyError
 
 from ai_orchestration import errors
@@ -72,11 +75,31 @@ def step(name: str, agent: str, body: Body) -> Node:
             payload = {"step": name, "agent": agent, "degraded": degraded, "duration_ms": duration}
             await context.events.emit(EventKind.STEP_FINISHED, payload)
 
-        try:
-            update, degraded = await body(state, context, name)
-        except GraphInterrupt:
-            await finished(False)
-            raise
+        attributes = {
+            "crm.workflow": context.run.workflow,
+            "crm.run_id": context.run.run_id,
+            "crm.tenant_id": context.run.tenant_id,
+            "crm.step": name,
+            "crm.agent": agent,
+        }
+        with context.deps.tracer.start_as_current_span(
+            f"workflow.step {name}",
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                update, degraded = await body(state, context, name)
+            except GraphInterrupt:
+                # A pause for a human, not a failure: the step starts again when resumed.
+                span.set_attribute("crm.step.interrupted", True)
+                await finished(False)
+                raise
+            except BaseException as error:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                raise
+            span.set_attribute("crm.step.degraded", degraded)
         await finished(degraded)
         if degraded:
             update = {**update, "degraded_steps": [name]}
@@ -110,8 +133,22 @@ async def call_tool(
         EventKind.TOOL_CALL,
         {"step": step_name, "call_id": call_id, "tool": tool, "arguments_json": _dumps(arguments)},
     )
+    attributes = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": tool,
+        "gen_ai.tool.call.id": call_id,
+        "crm.run_id": context.run.run_id,
+    }
     try:
-        result = await run()
+        with context.deps.tracer.start_as_current_span(
+            f"execute_tool {tool}", attributes=attributes, set_status_on_exception=False
+        ) as span:
+            try:
+                result = await run()
+            except TOOL_ERRORS as err:
+                span.set_attribute("error.type", type(err).__name__)
+                span.set_status(Status(StatusCode.ERROR, str(err)[:500]))
+                raise
     except TOOL_ERRORS as err:
         _log.warning("tool %s of run %s failed: %s", tool, context.run.run_id, err)
         failure = {"error": type(err).__name__, "message": str(err)[:500]}

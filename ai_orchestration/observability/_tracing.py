@@ -1,0 +1,207 @@
+"""Traces: the service's tracer provider, configured by the standard ``OTEL_*`` variables.
+
+Tracing is off unless an OTLP endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) or ``OTEL_TRACES_EXPORTER=console``; off, no interceptor
+is installed and every tracer is the API's no-op one, so an untraced server pays nothing. On:
+
+- ``OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL``: ``grpc`` (default) or ``http/protobuf``; the
+  exporter reads its own variables (headers, timeout, compression, certificates);
+- ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``: e.g. ``parentbased_traceidratio`` and
+  ``0.1`` for 10% of new traces (the SDK's default: every trace, and a caller's decision wins);
+- ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (service name ``ai-orchestration``
+  when neither names one);
+- ``OTEL_SDK_DISABLED=true`` turns it all off; ``OTEL_BSP_*`` tune the batch processor.
+
+The provider is owned by the server and handed to whoever makes spans: nothing here sets the
+OpenTelemetry global provider, so two servers in one process (the tests) keep their spans apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import grpc.aio
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+)
+from opentelemetry.trace import Link, NoOpTracer, Span, SpanContext, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from ai_orchestration.errors import InvalidArgumentError
+
+__all__ = [
+    "NO_TRACER",
+    "Tracing",
+    "current_trace_context",
+    "link_to",
+    "set_attributes",
+    "trace_parent",
+]
+
+NO_TRACER: Tracer = NoOpTracer()
+"""The tracer of a collaborator built without tracing (its spans cost nothing)."""
+
+SERVICE_NAME = "ai-orchestration"
+_W3C = TraceContextTextMapPropagator()
+_TRUE = ("true", "1", "yes")
+
+
+def _exporter(environ: Mapping[str, str]) -> SpanExporter | None:
+    chosen = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if chosen in ("none", ""):
+        endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+        if chosen == "none" or not endpoint:
+            return None
+        chosen = "otlp"
+    if chosen == "console":
+        return ConsoleSpanExporter()
+    if chosen != "otlp":
+        raise InvalidArgumentError(
+            f"OTEL_TRACES_EXPORTER={chosen!r} is not supported: use otlp, console or none",
+            reason="BAD_TRACING_CONFIG",
+        )
+    protocol = (
+        environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "grpc"
+    )
+    # Imported here: an untraced server never loads the exporters (or their HTTP stacks).
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        return GrpcExporter()
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter as HttpExporter,
+        )
+
+        return HttpExporter()
+    raise InvalidArgumentError(
+        f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported: use grpc or http/protobuf",
+        reason="BAD_TRACING_CONFIG",
+    )
+
+
+def _resource(environ: Mapping[str, str]) -> Resource:
+    named = environ.get("OTEL_SERVICE_NAME") or "service.name=" in environ.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    )
+    # Resource.create reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES from the process.
+    return Resource.create({} if named else {"service.name": SERVICE_NAME})
+
+
+class Tracing:
+    """The tracer provider of one server (or none: tracing off)."""
+
+    def __init__(self, provider: TracerProvider | None = None, *, destination: str = "") -> None:
+        """``provider``: the SDK provider spans go to (tests pass one with an in-memory
+        exporter); None turns tracing off. ``destination``: where they go, for the logs."""
+        self.provider = provider
+        self.destination = destination
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Tracing:
+        """Tracing as the ``OTEL_*`` variables in ``environ`` configure it (module docstring).
+
+        Raises:
+            InvalidArgumentError: an exporter or protocol this service does not ship.
+        """
+        if environ.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
+            return cls(None)
+        exporter = _exporter(environ)
+        if exporter is None:
+            return cls(None)
+        tracing = cls.exporting_to(BatchSpanProcessor(exporter), resource=_resource(environ))
+        endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT", ""
+        )
+        sampler = environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+        ratio = environ.get("OTEL_TRACES_SAMPLER_ARG", "")
+        where = f"OTLP {endpoint}" if endpoint else type(exporter).__name__
+        tracing.destination = f"to {where}, sampler {sampler}{' ' + ratio if ratio else ''}"
+        return tracing
+
+    @classmethod
+    def exporting_to(cls, processor: SpanProcessor, *, resource: Resource | None = None) -> Tracing:
+        """Tracing whose spans go to ``processor`` (the sampler from ``OTEL_TRACES_SAMPLER``)."""
+        default = Resource.create({"service.name": SERVICE_NAME})
+        provider = TracerProvider(resource=resource or default)
+        provider.add_span_processor(processor)
+        return cls(provider, destination=f"to {type(processor).__name__}")
+
+    def describe(self) -> str:
+        """Where spans go, for the start-up log line."""
+        if self.provider is None:
+            return "off (set OTEL_EXPORTER_OTLP_ENDPOINT to export)"
+        return self.destination
+
+    @property
+    def enabled(self) -> bool:
+        """Whether spans are made at all."""
+        return self.provider is not None
+
+    def tracer(self, name: str) -> Tracer:
+        """The tracer of instrumentation scope ``name`` (the no-op tracer when off)."""
+        if self.provider is None:
+            return NO_TRACER
+        return self.provider.get_tracer(name)
+
+    def server_interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        """OpenTelemetry's gRPC server interceptor (one SERVER span per RPC, the caller's
+        ``traceparent`` continued), or none when tracing is off."""
+        if self.provider is None:
+            return []
+        from opentelemetry.instrumentation.grpc import aio_server_interceptor  # noqa: PLC0415
+
+        interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(  # type: ignore[no-untyped-call]
+            tracer_provider=self.provider
+        )
+        return [interceptor]
+
+    def shutdown(self) -> None:
+        """Flush the spans still buffered and stop exporting (idempotent)."""
+        if self.provider is not None:
+            self.provider.shutdown()
+            self.provider = None
+
+
+def current_trace_context() -> dict[str, str]:
+    """The current span's W3C ``traceparent`` (and ``tracestate``), to store with work that
+    continues elsewhere (a queued run); empty when no span is recording."""
+    carrier: dict[str, str] = {}
+    if trace.get_current_span().get_span_context().is_valid:
+        _W3C.inject(carrier)
+    return carrier
+
+
+def trace_parent(carrier: Mapping[str, str] | None) -> Context | None:
+    """The context to start a child span in, from a stored :func:`current_trace_context`."""
+    if not carrier:
+        return None
+    return _W3C.extract(dict(carrier))
+
+
+def link_to(carrier: Mapping[str, str] | None) -> list[Link]:
+    """A link to the span of a stored :func:`current_trace_context` (none if it has none)."""
+    context = trace_parent(carrier)
+    if context is None:
+        return []
+    span_context: SpanContext = trace.get_current_span(context).get_span_context()
+    return [Link(span_context)] if span_context.is_valid else []
+
+
+def set_attributes(span: Span, attributes: Mapping[str, Any]) -> None:
+    """Set the attributes whose value is not None (OpenTelemetry refuses None)."""
+    if span.is_recording():
+        span.set_attributes({k: v for k, v in attributes.items() if v is not None})
