@@ -13,6 +13,10 @@ from typer.core import TyperGroup
 from ai_orchestration.cli._client import Target, describe_error
 from ai_orchestration.cli._exit import EXIT_FAILURE, EXIT_INTERRUPTED
 from ai_orchestration.cli._health import health
+from ai_orchestration.cli._insights import alerts, ask
+from ai_orchestration.cli._runs import runs
+from ai_orchestration.cli._score import score
+from ai_orchestration.cli._usage import usage
 
 __all__ = ["app", "main"]
 
@@ -73,6 +77,11 @@ def migrate() -> None:
 
 
 app.command(rich_help_panel="Operate")(health)
+app.command(rich_help_panel="Operate")(score)
+app.add_typer(runs, rich_help_panel="Operate")
+app.command(rich_help_panel="Operate")(ask)
+app.add_typer(alerts, rich_help_panel="Operate")
+app.command(rich_help_panel="Operate")(usage)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,6 +48,7 @@ def _status(stub: health_pb2_grpc.HealthStub, name: str, target: Target) -> str:
 
 
 def health(
+    *,
     address: AddressOption = DEFAULT_ADDRESS,
     token: TokenOption = "",
     tls: TlsOption = False,
