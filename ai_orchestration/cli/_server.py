@@ -43,7 +43,11 @@ def run_server_command(
             f"ai-orchestration: invalid configuration (AIO_* variables):\n{error}", file=sys.stderr
         )
         return EXIT_USAGE
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level,
+        log_format=settings.log_format,
+        library_level=settings.log_library_level,
+    )
     url = settings.resolved_database_url(os.environ.get("DATABASE_URL", ""))
     try:
         if command == "migrate":
