@@ -74,10 +74,15 @@ static_resources:
                       "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
     - name: aio
-      type: STRICT_DNS
-      dns_lookup_family: V4_PREFERRED
-      dns_refresh_rate: 5s
-      respect_dns_ttl: false
+      # STRICT_DNS: every address the headless Service returns is a host of its own.
+      cluster_type:
+        name: envoy.cluster.dns
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.clusters.dns.v3.DnsCluster
+          dns_lookup_family: V4_PREFERRED
+          dns_refresh_rate: 5s
+          respect_dns_ttl: false
+          all_addresses_in_single_endpoint: false
       lb_policy: LEAST_REQUEST
       connect_timeout: 2s
       typed_extension_protocol_options:
