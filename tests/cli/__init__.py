@@ -1,0 +1,1 @@
+"""The ops CLI against a real server."""
