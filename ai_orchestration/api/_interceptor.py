@@ -108,15 +108,13 @@ class _Call:
         )
         span = trace.get_current_span()
         if span.is_recording():
-            request_id = (
-                getattr(request, "request_id", None) if isinstance(request, Message) else None
-            )
+            request_id = _request_id(request)
             set_attributes(
                 span,
                 {
                     "crm.tenant_id": self.tenant,
                     "crm.correlation_id": self.correlation_id,
-                    "crm.request_id": request_id if isinstance(request_id, str) else None,
+                    "crm.request_id": request_id,
                     "enduser.id": principal.subject if principal is not None else None,
                 },
             )
@@ -193,6 +191,15 @@ class _Call:
         # A handler aborted by itself (context.abort): keep its code for the metrics.
         code = self.context.code()
         self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
+def _request_id(request: Any) -> str | None:
+    """The caller's ``request_id``: the request's own, or its ``run``'s (StreamRun)."""
+    for holder in (request, getattr(request, "run", None)):
+        value = getattr(holder, "request_id", None)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 async def _validated(call: _Call, requests: AsyncIterator[Any]) -> AsyncIterator[Message]:
