@@ -8,6 +8,7 @@ import pytest
 from ai_orchestration import (
     api,
     batch_scoring,
+    cli,
     errors,
     insight_writing,
     insights,
@@ -244,6 +245,7 @@ from ai_orchestration.workflows import graphs as workflows_graphs
             ],
         ),
         (observability, ["Metrics", "configure_logging"]),
+        (cli, ["app", "main"]),
         (
             insights,
             [
