@@ -31,6 +31,13 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Link, NoOpTracer, Span, SpanContext, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -93,6 +100,34 @@ def _exporter(environ: Mapping[str, str]) -> SpanExporter | None:
     )
 
 
+def _sampler(environ: Mapping[str, str]) -> Sampler:
+    name = environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    argument = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    try:
+        ratio = float(argument) if argument else 1.0
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        raise InvalidArgumentError(
+            f"OTEL_TRACES_SAMPLER_ARG={argument!r} is not a ratio between 0 and 1",
+            reason="BAD_TRACING_CONFIG",
+        )
+    samplers: dict[str, Sampler] = {
+        "always_on": ALWAYS_ON,
+        "always_off": ALWAYS_OFF,
+        "traceidratio": TraceIdRatioBased(ratio),
+        "parentbased_always_on": ParentBased(ALWAYS_ON),
+        "parentbased_always_off": ParentBased(ALWAYS_OFF),
+        "parentbased_traceidratio": ParentBased(TraceIdRatioBased(ratio)),
+    }
+    if name not in samplers:
+        raise InvalidArgumentError(
+            f"OTEL_TRACES_SAMPLER={name!r} is not supported: use one of {', '.join(samplers)}",
+            reason="BAD_TRACING_CONFIG",
+        )
+    return samplers[name]
+
+
 def _resource(environ: Mapping[str, str]) -> Resource:
     named = environ.get("OTEL_SERVICE_NAME") or "service.name=" in environ.get(
         "OTEL_RESOURCE_ATTRIBUTES", ""
@@ -122,7 +157,9 @@ class Tracing:
         exporter = _exporter(environ)
         if exporter is None:
             return cls(None)
-        tracing = cls.exporting_to(BatchSpanProcessor(exporter), resource=_resource(environ))
+        tracing = cls.exporting_to(
+            BatchSpanProcessor(exporter), resource=_resource(environ), sampler=_sampler(environ)
+        )
         endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
             "OTEL_EXPORTER_OTLP_ENDPOINT", ""
         )
@@ -133,10 +170,16 @@ class Tracing:
         return tracing
 
     @classmethod
-    def exporting_to(cls, processor: SpanProcessor, *, resource: Resource | None = None) -> Tracing:
-        """Tracing whose spans go to ``processor`` (the sampler from ``OTEL_TRACES_SAMPLER``)."""
+    def exporting_to(
+        cls,
+        processor: SpanProcessor,
+        *,
+        resource: Resource | None = None,
+        sampler: Sampler = ALWAYS_ON,
+    ) -> Tracing:
+        """Tracing whose spans go to ``processor`` (every span by default)."""
         default = Resource.create({"service.name": SERVICE_NAME})
-        provider = TracerProvider(resource=resource or default)
+        provider = TracerProvider(resource=resource or default, sampler=sampler)
         provider.add_span_processor(processor)
         return cls(provider, destination=f"to {type(processor).__name__}")
 
