@@ -216,7 +216,9 @@ def _access_log(envoy: Envoy, *, until_rpc: str) -> list[dict[str, Any]]:
     stdout about once a second)."""
     deadline = time.monotonic() + 15
     while True:
-        lines = [json.loads(line) for line in envoy.access_log.read_text().splitlines()]
+        written = envoy.access_log.read_text()
+        complete = written[: written.rfind("\n") + 1]  # not a line Envoy is still writing
+        lines = [json.loads(line) for line in complete.splitlines()]
         if any(line["rpc"] == until_rpc for line in lines) or time.monotonic() > deadline:
             return lines
         time.sleep(0.2)
