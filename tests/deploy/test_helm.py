@@ -16,8 +16,10 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import typer
 import yaml
 
+from ai_orchestration import cli
 from ai_orchestration.config import Settings
 from ai_orchestration.llm import parse_config
 
@@ -235,6 +237,15 @@ def test_probes_use_the_grpc_health_service_on_the_grpc_port(scale_out: Release)
         assert server[probe]["grpc"] == {"port": grpc_port, "service": ""}, probe
     assert {p["name"] for p in server["ports"]} == {"grpc", "metrics"}
     assert server["command"] == ["ai-orchestration", "serve"]
+
+
+def test_the_commands_the_chart_runs_exist(scale_out: Release) -> None:
+    group = typer.main.get_command(cli.app)
+    assert isinstance(group, typer.core.TyperGroup)
+    job = scale_out.get("Job", f"{FULLNAME}-migrate")["spec"]["template"]["spec"]
+    for command in (scale_out.server["command"], job["containers"][0]["command"]):
+        assert command[0] == "ai-orchestration"  # the console script
+        assert command[1] in group.commands, command
 
 
 def test_services_name_the_grpc_port_and_its_protocol(scale_out: Release) -> None:
