@@ -92,4 +92,4 @@ bench: install
 	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
 clean:
-	rm -rf $(VENV) node_modules clients/typescript/node_modules clients/typescript/dist data
+	rm -rf $(VENV) node_modules clients/typescript/node_modules clients/typescript/dist data .tools
