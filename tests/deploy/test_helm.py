@@ -310,6 +310,9 @@ def test_migrations_run_in_a_hook_before_any_replica(scale_out: Release) -> None
     assert secret["stringData"]["AIO_DATABASE_URL"] == scale_out.environment()["AIO_DATABASE_URL"]
     # Nor does the release's ServiceAccount.
     assert "serviceAccountName" not in job["spec"]["template"]["spec"]
+    # The Service and the PodDisruptionBudget never count the Job's pod as a replica.
+    selector = scale_out.get("Service")["spec"]["selector"].items()
+    assert not selector <= job["spec"]["template"]["metadata"]["labels"].items()
 
 
 def test_existing_secret_replaces_the_charts(render: Render) -> None:

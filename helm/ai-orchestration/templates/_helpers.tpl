@@ -17,11 +17,26 @@
 {{- end -}}
 {{- end -}}
 
-{{- define "aio.labels" -}}
+{{- define "aio.commonLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "aio.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "aio.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Labels of the server's resources, of Envoy's, and of the migration hook's. */}}
+{{- define "aio.labels" -}}
+{{ include "aio.commonLabels" . }}
+app.kubernetes.io/component: server
+{{- end -}}
+{{- define "aio.envoyLabels" -}}
+{{ include "aio.commonLabels" . }}
+app.kubernetes.io/component: envoy
+{{- end -}}
+{{- define "aio.migrationLabels" -}}
+{{ include "aio.commonLabels" . }}
+app.kubernetes.io/component: migration
 {{- end -}}
 
 {{/* Selector of the service's pods (Envoy's pods carry another component). */}}
