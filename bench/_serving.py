@@ -16,6 +16,7 @@ import jwt
 import yaml
 
 from ai_orchestration.config import Settings
+from ai_orchestration.observability import Tracing
 from ai_orchestration.server import Server
 from ai_orchestration.storage import Database
 
@@ -30,10 +31,12 @@ def token(tenant: str, *, hours: float = 2.0) -> str:
 
 
 @contextlib.asynccontextmanager
-async def serving(prefix: str, **settings: Any) -> AsyncIterator[Server]:
+async def serving(
+    prefix: str, *, tracing: Tracing | None = None, **settings: Any
+) -> AsyncIterator[Server]:
     """The server with ``settings`` on top of the benchmark defaults; ``prefix`` names its
     temporary directory. A callable setting is called with that directory first (for files
-    that must live in it, such as an LLM config)."""
+    that must live in it, such as an LLM config). ``tracing``: where its spans go (none)."""
     with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
         extra = {k: v(Path(data_dir)) if callable(v) else v for k, v in settings.items()}
         configured = Settings(
@@ -49,7 +52,7 @@ async def serving(prefix: str, **settings: Any) -> AsyncIterator[Server]:
         )
         async with Database.from_url(configured.resolved_database_url()) as database:
             await database.migrate()
-            async with Server(settings=configured, database=database) as server:
+            async with Server(settings=configured, database=database, tracing=tracing) as server:
                 yield server
 
 

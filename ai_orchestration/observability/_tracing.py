@@ -81,19 +81,24 @@ def _exporter(environ: Mapping[str, str]) -> SpanExporter | None:
         or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
         or "grpc"
     )
+    signal = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    # The endpoint is passed, not left to the exporter's own reading of os.environ, so that the
+    # mapping given is the whole configuration; headers, timeout and TLS it still reads itself.
     # Imported here: an untraced server never loads the exporters (or their HTTP stacks).
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
             OTLPSpanExporter as GrpcExporter,
         )
 
-        return GrpcExporter()
+        return GrpcExporter(endpoint=signal or base)
     if protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
             OTLPSpanExporter as HttpExporter,
         )
 
-        return HttpExporter()
+        traces = signal or (f"{base.rstrip('/')}/v1/traces" if base else None)
+        return HttpExporter(endpoint=traces)
     raise InvalidArgumentError(
         f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported: use grpc or http/protobuf",
         reason="BAD_TRACING_CONFIG",
