@@ -59,7 +59,8 @@ def envoy(tmp_path: Path, replicas: list[Replica]) -> Iterator[Envoy]:
 
 
 @pytest.fixture
-async def channel(envoy: Envoy) -> AsyncIterator[grpc.aio.Channel]:
+async def front(envoy: Envoy) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to Envoy, the only address callers know."""
     async with grpc.aio.insecure_channel(envoy.address) as chan:
         yield chan
 
@@ -142,11 +143,11 @@ async def _watch_to_the_end(
 
 
 async def test_callers_of_envoy_do_not_notice_the_death_of_a_replica(
-    replicas: list[Replica], envoy: Envoy, channel: grpc.aio.Channel, llm_server: LlmTestServer
+    replicas: list[Replica], envoy: Envoy, front: grpc.aio.Channel, llm_server: LlmTestServer
 ) -> None:
     md: Metadata = metadata(make_token(tenant_id="envoy"))
-    scoring = scoring_pb2_grpc.ScoringServiceStub(channel)
-    workflows = workflow_pb2_grpc.WorkflowServiceStub(channel)
+    scoring = scoring_pb2_grpc.ScoringServiceStub(front)
+    workflows = workflow_pb2_grpc.WorkflowServiceStub(front)
     addresses = {address: proc for proc, address in replicas}
 
     # Envoy balances per RPC over one HTTP/2 connection: both replicas answer unary calls.
