@@ -97,6 +97,15 @@ class Envoy:
         """Replicas Envoy currently considers healthy."""
         return self.get("/clusters").count("::health_flags::healthy")
 
+    def health_flags(self, upstream: str) -> str:
+        """Why Envoy keeps ``upstream`` out of rotation (``/failed_active_hc``,
+        ``/failed_outlier_check``, ...), or ``healthy``."""
+        marker = f"::{upstream}::health_flags::"
+        for line in self.get("/clusters").splitlines():
+            if marker in line:
+                return line.split(marker, 1)[1]
+        raise AssertionError(f"{upstream} is not in Envoy's cluster")
+
 
 @contextlib.contextmanager
 def envoy_running(config: dict[str, Any], workdir: Path) -> Iterator[Envoy]:

@@ -166,8 +166,9 @@ async def test_callers_of_envoy_do_not_notice_the_death_of_a_replica(
         )
     )
     stream = workflows.StreamRun(start, metadata=md, timeout=120)
-    victim = addresses[await _served_by(stream)]
-    survivor = next(address for address, proc in addresses.items() if proc is not victim)
+    victim_address = await _served_by(stream)
+    victim = addresses[victim_address]
+    survivor = next(address for address in addresses if address != victim_address)
     events: list[workflow_pb2.RunEvent] = []
     while not events or events[-1].step_started.step != "decision":
         event = await stream.read()
@@ -203,6 +204,14 @@ async def test_callers_of_envoy_do_not_notice_the_death_of_a_replica(
     failures = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
     assert failures == [], failures[:3]
     assert set(outcomes[scored_before_kill + SCORERS :]) == {survivor}
+
+    # The health checks took the dead replica out of rotation.
+    for _ in range(100):
+        if "failed_active_hc" in envoy.health_flags(victim_address):
+            break
+        await asyncio.sleep(0.1)
+    assert "failed_active_hc" in envoy.health_flags(victim_address)
+    assert envoy.health_flags(survivor) == "healthy"
 
     # The access log has one JSON object per call, naming the RPC and the replica.
     lines = _access_log(envoy, until_rpc="/crm.ai.v1.WorkflowService/WatchRun")
