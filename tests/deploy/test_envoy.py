@@ -44,8 +44,9 @@ IDEMPOTENT = {
 }
 """Unary RPCs a second run of which changes nothing: the only ones Envoy may replay."""
 
-REPLAYS = {"unavailable", "reset"}
-"""Retry conditions under which the request may already have run on a replica."""
+REPLAYS = {"unavailable", "cancelled", "reset"}
+"""Retry conditions under which the request may already have run on a replica (a replica
+that starts shutting down answers CANCELLED to calls it has just received)."""
 UNREACHED = {"connect-failure", "refused-stream"}
 """Retry conditions under which no replica saw the request: safe for every RPC."""
 

@@ -142,6 +142,27 @@ async def _watch_to_the_end(
     return final, served
 
 
+async def _answered_by_both(
+    stub: scoring_pb2_grpc.ScoringServiceAsyncStub, md: Metadata, addresses: set[str]
+) -> None:
+    """Envoy balances per RPC over one HTTP/2 connection: both replicas answer unary calls."""
+    served: set[str] = set()
+    for n in range(50):
+        served.add(await _score(stub, md, n))
+        if served == addresses:
+            break
+    assert served == addresses
+
+
+async def _out_of_rotation(envoy: Envoy, upstream: str) -> None:
+    """Until Envoy's health checks have marked ``upstream`` failed (about 2 checks, 2 s apart)."""
+    for _ in range(100):
+        if "failed_active_hc" in envoy.health_flags(upstream):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{upstream} is still in rotation: {envoy.health_flags(upstream)}")
+
+
 async def test_callers_of_envoy_do_not_notice_the_death_of_a_replica(
     replicas: list[Replica], envoy: Envoy, front: grpc.aio.Channel, llm_server: LlmTestServer
 ) -> None:
@@ -150,14 +171,7 @@ async def test_callers_of_envoy_do_not_notice_the_death_of_a_replica(
     workflows = workflow_pb2_grpc.WorkflowServiceStub(front)
     addresses = {address: proc for proc, address in replicas}
 
-    # Envoy balances per RPC over one HTTP/2 connection: both replicas answer unary calls.
-    served: set[str] = set()
-    for n in range(50):
-        served.add(await _score(scoring, md, n))
-        if served == set(addresses):
-            break
-    assert served == set(addresses)
-
+    await _answered_by_both(scoring, md, set(addresses))
     llm_server.set_latency(1.0)  # every LLM call takes a second: time to kill mid-run
     start = workflow_pb2.StreamRunRequest(
         run=workflow_pb2.StartRunRequest(
@@ -206,11 +220,7 @@ async def test_callers_of_envoy_do_not_notice_the_death_of_a_replica(
     assert set(outcomes[scored_before_kill + SCORERS :]) == {survivor}
 
     # The health checks took the dead replica out of rotation.
-    for _ in range(100):
-        if "failed_active_hc" in envoy.health_flags(victim_address):
-            break
-        await asyncio.sleep(0.1)
-    assert "failed_active_hc" in envoy.health_flags(victim_address)
+    await _out_of_rotation(envoy, victim_address)
     assert envoy.health_flags(survivor) == "healthy"
 
     # The access log has one JSON object per call, naming the RPC and the replica.
@@ -232,3 +242,27 @@ def _access_log(envoy: Envoy, *, until_rpc: str) -> list[dict[str, Any]]:
         if any(line["rpc"] == until_rpc for line in lines) or time.monotonic() > deadline:
             return lines
         time.sleep(0.2)
+
+
+async def test_callers_of_envoy_do_not_notice_a_replica_shutting_down(
+    replicas: list[Replica], envoy: Envoy, front: grpc.aio.Channel
+) -> None:
+    """A rolling update: SIGTERM turns the replica's health NOT_SERVING and stops it after its
+    grace period; Envoy takes it out of rotation and callers see no error."""
+    md: Metadata = metadata(make_token(tenant_id="envoy"))
+    scoring = scoring_pb2_grpc.ScoringServiceStub(front)
+    (leaving, leaving_address), (_, staying) = replicas
+    await _answered_by_both(scoring, md, {leaving_address, staying})
+
+    scorers = Scorers(scoring, md)
+    await scorers.wait_for(2 * SCORERS)
+    leaving.terminate()
+    await _out_of_rotation(envoy, leaving_address)
+    await asyncio.to_thread(leaving.wait, 30)
+    await scorers.wait_for(5 * SCORERS)
+    await scorers.stop()
+
+    failures = [o for o in scorers.outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert failures == [], failures[:3]
+    # Once the replica was gone, the one that stayed answered.
+    assert scorers.outcomes[-SCORERS:] == [staying] * SCORERS
