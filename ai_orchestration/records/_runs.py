@@ -134,6 +134,9 @@ class RunRecord:
     ``{"interrupt_id": ..., "decision": "approve"|"edit"|"reject", ...}``."""
     usage: RunUsage = field(default_factory=RunUsage)
     cancel_requested: bool = False
+    cancel_reason: str = ""
+    """Why CancelRun cancelled the run (its reason, or "cancelled by caller"); "" while
+    CancelRun was never called."""
     lease_owner: str = ""
     lease_expires_at: datetime | None = None
 

@@ -305,6 +305,8 @@ class WorkflowRunModel(Base):
     completion_tokens: Mapped[int] = mapped_column(BigInteger())
     cost_usd: Mapped[float] = mapped_column(Float())
     cancel_requested: Mapped[bool] = mapped_column(Boolean())
+    # CancelRun's reason, set when CancelRun flags or cancels the run; "" otherwise.
+    cancel_reason: Mapped[str] = mapped_column(String(), server_default="")
     # "" when no worker holds the run.
     lease_owner: Mapped[str] = mapped_column(String())
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -186,7 +186,11 @@ def settle(session: Adds, row: WorkflowRunModel, now: datetime, max_attempts: in
 def change_state(
     session: Adds, row: WorkflowRunModel, target: RunState, reason: str, now: datetime
 ) -> RunEvent:
-    """Set the state and what goes with it, and append the ``state_changed`` event (returned)."""
+    """Set the state and what goes with it, and append the ``state_changed`` event (returned).
+
+    A run cancelled on a caller's request says the caller's reason, whoever ends it."""
+    if target is RunState.CANCELLED and row.cancel_requested and row.cancel_reason:
+        reason = row.cancel_reason
     previous = row.state
     row.state = target.value
     if target is RunState.RUNNING:

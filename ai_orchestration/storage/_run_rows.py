@@ -40,7 +40,9 @@ MAX_PRIORITY: Final[int] = 9
 """Highest queue priority (0 is the lowest), as in ``StartRunRequest.priority``."""
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_TRANSITION_FIELDS = frozenset({"output", "error", "pending_interrupt", "resume", "worker_id"})
+_TRANSITION_FIELDS = frozenset(
+    {"output", "error", "pending_interrupt", "resume", "cancel_reason", "worker_id"}
+)
 
 
 def transition_changes(fields: Mapping[str, object]) -> tuple[str | None, dict[str, Any]]:
@@ -54,6 +56,10 @@ def transition_changes(fields: Mapping[str, object]) -> tuple[str | None, dict[s
             if value is not None and not isinstance(value, dict):
                 raise ValueError(f"{name} must be a JSON object or None")
             changes[name] = value
+    if "cancel_reason" in fields:
+        if not isinstance(fields["cancel_reason"], str):
+            raise ValueError("cancel_reason must be a string")
+        changes["cancel_reason"] = fields["cancel_reason"]
     if "error" in fields:
         error = fields["error"]
         if error is not None and not isinstance(error, RunError):
@@ -109,6 +115,7 @@ def new_run_values(
         "completion_tokens": 0,
         "cost_usd": 0.0,
         "cancel_requested": False,
+        "cancel_reason": "",
         "lease_owner": "",
     }
 
@@ -165,6 +172,7 @@ def to_record(row: WorkflowRunModel) -> RunRecord:
         resume=None if row.resume is None else dict(row.resume),
         usage=RunUsage(row.prompt_tokens, row.completion_tokens, row.cost_usd),
         cancel_requested=row.cancel_requested,
+        cancel_reason=row.cancel_reason,
         lease_owner=row.lease_owner,
         lease_expires_at=row.lease_expires_at,
     )

@@ -357,9 +357,11 @@ class RunRepository:
         """Cancel the tenant's run: at once when no worker holds it, else by flagging it.
 
         A QUEUED or WAITING_FOR_INPUT run becomes CANCELLED here (with its ``state_changed``
-        event). A RUNNING run gets ``cancel_requested``: its worker sees the flag (at its next
-        :meth:`heartbeat` at the latest) and ends the run CANCELLED itself; :meth:`claim` also
-        cancels a flagged run instead of executing it again.
+        event). ``reason`` is kept on the run (``cancel_reason``) and is the reason of the
+        ``state_changed`` event to CANCELLED, whoever ends the run. A RUNNING run gets
+        ``cancel_requested``: its worker sees the flag (at its next :meth:`heartbeat` at the
+        latest) and ends the run CANCELLED itself; :meth:`claim` also cancels a flagged run
+        instead of executing it again.
 
         Raises:
             NotFoundError: no such run for this tenant.
@@ -378,6 +380,7 @@ class RunRepository:
                     metadata={"run_id": run_id, "state": state.value},
                 )
             row.cancel_requested = True
+            row.cancel_reason = reason
             if state is not RunState.RUNNING:
                 change_state(session, row, RunState.CANCELLED, reason, now)
             return _rows.to_record(row)
@@ -454,8 +457,9 @@ class RunRepository:
         state), the lease is dropped (any state but RUNNING), ``pending_interrupt`` is cleared
         (QUEUED and terminal states). Optional ``fields`` set more: ``output`` (a RunOutput
         document), ``error`` (:class:`RunError`), ``pending_interrupt`` and ``resume`` (JSON
-        documents, or ``None`` to clear), and ``worker_id``, which is not stored but required
-        to be the run's lease owner (a worker that lost its lease cannot end the run).
+        documents, or ``None`` to clear), ``cancel_reason`` (a string), and ``worker_id``,
+        which is not stored but required to be the run's lease owner (a worker that lost its
+        lease cannot end the run).
 
         Raises:
             NotFoundError: no such run.

@@ -107,6 +107,7 @@ def run_message(run: RunRecord) -> workflow_pb2.Run:
             cost_usd=run.usage.cost_usd,
         ),
         timeout=_duration(run.timeout_seconds),
+        cancel_reason=run.cancel_reason,
     )
     if run.started_at is not None:
         message.start_time.CopyFrom(timestamp(run.started_at))

@@ -338,16 +338,50 @@ async def test_cancel_stops_a_running_run(
     llm_server.set_latency(30.0)  # every LLM call hangs: the run stays RUNNING
     run = await stub.StartRun(content_run(), metadata=md)
     await _until(stub, md, run.run_id, {State.STATE_RUNNING})
+    watching = asyncio.create_task(_events(stub, md, run.run_id))  # attached before the cancel
     cancelled = await stub.CancelRun(
         workflow_pb2.CancelRunRequest(run_id=run.run_id, reason="changed my mind"), metadata=md
     )
     assert cancelled.run_id == run.run_id
+    assert cancelled.cancel_reason == "changed my mind"
     done = await _until(stub, md, run.run_id, TERMINAL)
     assert done.state == State.STATE_CANCELLED
+    assert done.cancel_reason == "changed my mind"
+    # The worker that stopped the run says the caller's reason, live and on replay.
+    for events in (await watching, await _events(stub, md, run.run_id)):
+        last = events[-1].state_changed
+        assert (last.to, last.reason) == (State.STATE_CANCELLED, "changed my mind")
     err = await _error(
         stub.CancelRun(workflow_pb2.CancelRunRequest(run_id=run.run_id), metadata=md)
     )
     assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RUN_ENDED")
+
+
+async def test_cancel_without_a_reason_says_so_and_a_long_reason_is_invalid(
+    stub: Stub, token: TokenFactory, llm_server: LlmTestServer
+) -> None:
+    md = metadata(token())
+    llm_server.set_latency(30.0)
+    run = await stub.StartRun(content_run(), metadata=md)
+    err = await _error(
+        stub.CancelRun(
+            workflow_pb2.CancelRunRequest(run_id=run.run_id, reason="x" * 1025), metadata=md
+        )
+    )
+    assert err.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in err.field_violations] == ["reason"]
+    assert (
+        await stub.GetRun(workflow_pb2.GetRunRequest(run_id=run.run_id), metadata=md)
+    ).state in {
+        State.STATE_QUEUED,
+        State.STATE_RUNNING,
+    }
+
+    await stub.CancelRun(workflow_pb2.CancelRunRequest(run_id=run.run_id), metadata=md)
+    done = await _until(stub, md, run.run_id, TERMINAL)
+    assert (done.state, done.cancel_reason) == (State.STATE_CANCELLED, "cancelled by caller")
+    last = (await _events(stub, md, run.run_id))[-1].state_changed
+    assert last.reason == "cancelled by caller"
 
 
 async def test_a_run_past_its_timeout_is_cancelled_with_deadline_exceeded(

@@ -771,12 +771,14 @@ async def test_cancel_ends_a_queued_run_and_flags_a_running_one(
     queued = await _start(runs, "queued")
 
     cancelled = await runs.request_cancel(TENANT, queued.run_id, reason="changed my mind")
-    flagged = await runs.request_cancel(TENANT, running.run_id)
+    flagged = await runs.request_cancel(TENANT, running.run_id, reason="wrong lead")
 
     assert (cancelled.state, cancelled.ended_at) == (RunState.CANCELLED, clock.now)
+    assert cancelled.cancel_reason == "changed my mind"
     last = (await runs.events_after(TENANT, queued.run_id, 1, 10))[-1]
     assert last.payload == {"from": "QUEUED", "to": "CANCELLED", "reason": "changed my mind"}
     assert (flagged.state, flagged.cancel_requested) == (RunState.RUNNING, True)
+    assert flagged.cancel_reason == "wrong lead"
     assert (await runs.get_any(running.run_id)).cancel_requested
     with pytest.raises(FailedPreconditionError) as caught:
         await runs.request_cancel(TENANT, queued.run_id)
@@ -785,7 +787,27 @@ async def test_cancel_ends_a_queued_run_and_flags_a_running_one(
     # Its worker died before it saw the flag: the run is cancelled, not executed again.
     clock.advance(timedelta(seconds=LEASE + 1))
     assert await runs.claim("w2", lease_seconds=LEASE) is None
-    assert (await runs.get(TENANT, running.run_id)).state is RunState.CANCELLED
+    ended = await runs.get(TENANT, running.run_id)
+    assert (ended.state, ended.cancel_reason) == (RunState.CANCELLED, "wrong lead")
+    last = (await runs.events_after(TENANT, running.run_id, 0, 10))[-1]
+    assert last.payload == {"from": "RUNNING", "to": "CANCELLED", "reason": "wrong lead"}
+
+
+async def test_a_worker_ending_a_flagged_run_records_the_callers_reason(
+    runs: RunRepository,
+) -> None:
+    run = await _start(runs, "flagged")
+    await runs.claim("w1", lease_seconds=LEASE)
+    await runs.request_cancel(TENANT, run.run_id, reason="duplicate")
+    change = await runs.transition(
+        run.run_id,
+        to=RunState.CANCELLED,
+        expected_from=(RunState.RUNNING,),
+        reason="cancelled",
+        worker_id="w1",
+    )
+    assert change.run.cancel_reason == "duplicate"
+    assert change.events[-1].payload["reason"] == "duplicate"
 
 
 async def test_usage_events_add_up_atomically_in_the_run_totals(

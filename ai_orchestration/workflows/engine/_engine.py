@@ -270,8 +270,10 @@ class RunEngine:
             )
         if run.state in (RunState.QUEUED, RunState.WAITING_FOR_INPUT):
             with contextlib.suppress(errors.FailedPreconditionError):  # a worker won the race
-                return await self._end(run_id, RunState.CANCELLED, (run.state,), why)
-        run = await self.runs.request_cancel(tenant_id, run_id)
+                return await self._end(
+                    run_id, RunState.CANCELLED, (run.state,), why, cancel_reason=why
+                )
+        run = await self.runs.request_cancel(tenant_id, run_id, reason=why)
         await self.bus.publish("cancel", run_id)
         return run
 

@@ -572,7 +572,9 @@ class CancelRunRequest(_message.Message):
     run_id: _builtins.str
     """The run to cancel."""
     reason: _builtins.str
-    """Why, for the audit trail."""
+    """Why, for the audit trail: kept on the run (`Run.cancel_reason`) and in the reason of its
+    state change to STATE_CANCELLED. At most 1024 characters.
+    """
     def __init__(
         self,
         *,
@@ -807,6 +809,7 @@ class Run(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     TIMEOUT_FIELD_NUMBER: _builtins.int
+    CANCEL_REASON_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     """Server-assigned UUID. Output only."""
     workflow: _builtins.str
@@ -823,6 +826,12 @@ class Run(_message.Message):
     """Sequence number of the last event. Output only."""
     attempts: _builtins.int
     """Execution attempts so far (a crash of a replica mid-run starts another). Output only."""
+    cancel_reason: _builtins.str
+    """Why CancelRun cancelled the run: its `reason` ("cancelled by caller" when it gave none),
+    also the reason of the run's state change to STATE_CANCELLED. Set when CancelRun is called
+    (a running run may still finish otherwise before its worker stops). Empty when CancelRun
+    was never called (a timeout's cancellation is in `error`). Output only.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Caller labels."""
@@ -879,10 +888,11 @@ class Run(_message.Message):
         error: _status_pb2.Status | None = ...,
         usage: _common_pb2.Usage | None = ...,
         timeout: _duration_pb2.Duration | None = ...,
+        cancel_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "error", b"error", "output", b"output", "pending_interrupt", b"pending_interrupt", "start_time", b"start_time", "timeout", b"timeout", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "labels", b"labels", "last_sequence", b"last_sequence", "output", b"output", "pending_interrupt", b"pending_interrupt", "priority", b"priority", "request_id", b"request_id", "run_id", b"run_id", "start_time", b"start_time", "state", b"state", "timeout", b"timeout", "usage", b"usage", "workflow", b"workflow", "workflow_version", b"workflow_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_reason", b"cancel_reason", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "labels", b"labels", "last_sequence", b"last_sequence", "output", b"output", "pending_interrupt", b"pending_interrupt", "priority", b"priority", "request_id", b"request_id", "run_id", b"run_id", "start_time", b"start_time", "state", b"state", "timeout", b"timeout", "usage", b"usage", "workflow", b"workflow", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

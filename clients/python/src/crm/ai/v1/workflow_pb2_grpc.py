@@ -148,8 +148,9 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelRun(self, request, context):
-        """Cancels a run; work stops within a second and the run ends CANCELLED. Cancelling an ended
-        run is FAILED_PRECONDITION.
+        """Cancels a run; work stops within a second and the run ends CANCELLED. The reason is kept
+        on the run (`Run.cancel_reason`) and in its state change event. Cancelling an ended run is
+        FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

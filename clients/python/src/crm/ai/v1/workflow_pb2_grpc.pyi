@@ -57,8 +57,9 @@ class WorkflowServiceStub:
     ListRuns: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ListRunsRequest, _workflow_pb2.ListRunsResponse]
     """Lists runs, newest first, filtered by workflow, state and creation time."""
     CancelRun: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.CancelRunRequest, _workflow_pb2.Run]
-    """Cancels a run; work stops within a second and the run ends CANCELLED. Cancelling an ended
-    run is FAILED_PRECONDITION.
+    """Cancels a run; work stops within a second and the run ends CANCELLED. The reason is kept
+    on the run (`Run.cancel_reason`) and in its state change event. Cancelling an ended run is
+    FAILED_PRECONDITION.
     """
     ResumeRun: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ResumeRunRequest, _workflow_pb2.Run]
     """Answers a run's pending human-in-the-loop interrupt (approve, edit or reject) and resumes
@@ -103,8 +104,9 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     ListRuns: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ListRunsRequest, _workflow_pb2.ListRunsResponse]  # type: ignore[assignment]
     """Lists runs, newest first, filtered by workflow, state and creation time."""
     CancelRun: _aio.UnaryUnaryMultiCallable[_workflow_pb2.CancelRunRequest, _workflow_pb2.Run]  # type: ignore[assignment]
-    """Cancels a run; work stops within a second and the run ends CANCELLED. Cancelling an ended
-    run is FAILED_PRECONDITION.
+    """Cancels a run; work stops within a second and the run ends CANCELLED. The reason is kept
+    on the run (`Run.cancel_reason`) and in its state change event. Cancelling an ended run is
+    FAILED_PRECONDITION.
     """
     ResumeRun: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ResumeRunRequest, _workflow_pb2.Run]  # type: ignore[assignment]
     """Answers a run's pending human-in-the-loop interrupt (approve, edit or reject) and resumes
@@ -188,8 +190,9 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_pb2.CancelRunRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.Run, _abc.Awaitable[_workflow_pb2.Run]]:
-        """Cancels a run; work stops within a second and the run ends CANCELLED. Cancelling an ended
-        run is FAILED_PRECONDITION.
+        """Cancels a run; work stops within a second and the run ends CANCELLED. The reason is kept
+        on the run (`Run.cancel_reason`) and in its state change event. Cancelling an ended run is
+        FAILED_PRECONDITION.
         """
 
     @_abc_1.abstractmethod
