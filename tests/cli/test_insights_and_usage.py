@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 
 import grpc.aio
 from crm.ai.v1 import insight_pb2_grpc
@@ -94,3 +97,27 @@ async def test_alerts_watch_replays_then_follows(cli: Cli, cli_server: Server) -
     assert int(alert["sequence"]) > 2
     unknown = await cli("alerts", "watch", "--kind", "weather")
     assert unknown.code == 2
+
+
+async def test_ctrl_c_ends_a_watch_with_130_and_no_traceback(cli: Cli, cli_server: Server) -> None:
+    await _ingest(cli_server, cli.token, ("e-1", CHURN))
+    env = {**os.environ, "AIO_ADDRESS": cli.address, "AIO_TOKEN": cli.token}
+    watch = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "ai_orchestration.cli", "alerts", "watch", "--from-start"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert watch.stdout is not None and watch.stderr is not None
+    try:
+        first = await watch.stdout.readline()  # a replayed alert: it is watching now
+        assert first.startswith(b"#1 ")
+        watch.send_signal(signal.SIGINT)
+        err = await watch.stderr.read()
+        code = await watch.wait()
+    finally:
+        if watch.returncode is None:
+            watch.kill()
+            await watch.wait()
+    assert code == 130
+    assert b"Traceback" not in err
