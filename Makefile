@@ -68,10 +68,12 @@ proto: install node_modules/.installed
 	$(BUF) generate
 
 # Generated code must match the protos: regenerate into the tree and fail on any difference.
+GENERATED := third_party clients/python/src clients/typescript/src/gen \
+  ai_orchestration/server/descriptor_set.binpb
 proto-check: proto
-	@git diff --exit-code --stat -- third_party clients/python/src clients/typescript/src/gen \
+	@git diff --exit-code --stat -- $(GENERATED) \
 	  || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- third_party clients/python/src clients/typescript/src/gen)" \
+	@test -z "$$(git status --porcelain -- $(GENERATED))" \
 	  || { echo "untracked generated files: run 'make proto' and commit"; git status --short; exit 1; }
 
 lint: tools

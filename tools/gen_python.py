@@ -2,6 +2,9 @@
 
 Writes ``*_pb2.py``, ``*_pb2_grpc.py`` and mypy-protobuf ``.pyi`` stubs for our contract and for
 ``buf/validate/validate.proto``. ``google/rpc`` is not generated: googleapis-common-protos ships it.
+
+Also writes the contract's descriptor set with source info (the doc comments) for the server's
+reflection, which the stubs cannot give: generated code strips the comments.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "clients" / "python" / "src"
 SOURCES = [ROOT / "protos", ROOT / "third_party" / "protos"]
 GENERATED_PACKAGES = ("crm", "buf")
+DESCRIPTOR_SET = ROOT / "ai_orchestration" / "server" / "descriptor_set.binpb"
 
 
 def main() -> int:
@@ -26,10 +30,13 @@ def main() -> int:
     files = sorted(str(p.relative_to(ROOT / "protos")) for p in (ROOT / "protos").rglob("*.proto"))
     files.append("buf/validate/validate.proto")
     bin_dir = Path(sys.executable).parent
-    args = [
-        "protoc",
+    includes = [
         *(f"-I{path}" for path in SOURCES),
         f"-I{Path(grpc_tools.__file__).parent / '_proto'}",
+    ]
+    args = [
+        "protoc",
+        *includes,
         f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
         f"--python_out={OUT}",
@@ -48,7 +55,26 @@ def main() -> int:
             (directory / "__init__.py").touch()
             (directory / "py.typed").touch()
     print(f"generated {len(files)} files into {OUT.relative_to(ROOT)}")
-    return 0
+    return write_descriptor_set(includes)
+
+
+def write_descriptor_set(includes: list[str]) -> int:
+    """Our own files only (imports are served from their generated code), with source info."""
+    files = sorted(str(p.relative_to(ROOT / "protos")) for p in (ROOT / "protos").rglob("*.proto"))
+    code = protoc.main(
+        [
+            "protoc",
+            *includes,
+            "--include_source_info",
+            f"--descriptor_set_out={DESCRIPTOR_SET}",
+            *files,
+        ]
+    )
+    if code == 0:
+        print(
+            f"wrote the descriptor set of {len(files)} files to {DESCRIPTOR_SET.relative_to(ROOT)}"
+        )
+    return int(code)
 
 
 if __name__ == "__main__":

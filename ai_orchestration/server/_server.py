@@ -15,7 +15,6 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from ai_orchestration import errors
 from ai_orchestration.api import (
@@ -39,6 +38,7 @@ from ai_orchestration.server._insights import (
     insight_stores,
     start_insights,
 )
+from ai_orchestration.server._reflection import enable_reflection
 from ai_orchestration.server._workflows import start_bus, start_workflows
 from ai_orchestration.storage import (
     Database,
@@ -255,13 +255,9 @@ class Server:
             ),
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (
-                *self._service_names,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
+        enable_reflection(
             server,
+            (*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
         )
         host = self.settings.host
         await server.start()

@@ -16,6 +16,7 @@ from crm.ai.v1 import insight_pb2, scoring_pb2, usage_pb2, workflow_pb2
 
 from ai_orchestration.security import REQUIRED_ROLE
 from ai_orchestration.server import Server
+from ai_orchestration.server._reflection import commented_files
 from tests.conftest import TokenFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +60,33 @@ async def test_grpcurl_lists_services_through_reflection(server: Server) -> None
         [str(grpcurl), "-plaintext", server.address, "describe", "crm.ai.v1.ScoringService"]
     )
     assert "rpc BatchScoreLeads" in described.stdout, described.stderr
+
+
+@pytest.mark.parametrize(
+    ("symbol", "comment"),
+    [
+        # A service: the service's and its RPCs' comments.
+        ("crm.ai.v1.ScoringService", "Scores one lead. Missing feature fields are allowed"),
+        # A message: its fields' comments.
+        ("crm.ai.v1.ScoreLeadRequest", "The lead to score."),
+    ],
+)
+async def test_grpcurl_describe_shows_the_proto_comments(
+    server: Server, symbol: str, comment: str
+) -> None:
+    grpcurl = Path(sys.executable).parent / "grpcurl"
+    described = await _run([str(grpcurl), "-plaintext", server.address, "describe", symbol])
+    assert described.returncode == 0, described.stderr
+    assert comment in described.stdout, described.stdout
+
+
+def test_the_descriptor_set_matches_the_generated_code() -> None:
+    # A stale set would be served without comments: make proto writes both.
+    data = (ROOT / "ai_orchestration" / "server" / "descriptor_set.binpb").read_bytes()
+    served = commented_files(data)
+    assert set(served) == {
+        f"crm/ai/v1/{name}.proto" for name in ("common", "insight", "scoring", "usage", "workflow")
+    }
 
 
 async def test_grpcurl_calls_with_token(server: Server, token: TokenFactory) -> None:
