@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-import grpc
 import typer
 from typer.core import TyperGroup
 
-from ai_orchestration.cli._client import Target, describe_error
 from ai_orchestration.cli._exit import EXIT_FAILURE, EXIT_INTERRUPTED
 from ai_orchestration.cli._health import health
 from ai_orchestration.cli._insights import alerts, ask
@@ -28,16 +26,12 @@ _EPILOG = (
 
 
 class _Commands(TyperGroup):
-    """Every command runs under this: an RPC error or Ctrl-C ends it with its exit code and
-    one line, never a traceback."""
+    """Every command runs under this: Ctrl-C ends it with exit code 130, not a traceback
+    (RPC errors are reported by ``open_channel``, which knows the address)."""
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except grpc.RpcError as error:  # outside open_channel, which reports with the address
-            for line in describe_error(error, Target(address="the server")):
-                typer.echo(line, err=True)
-            raise typer.Exit(EXIT_FAILURE) from None
         except KeyboardInterrupt:
             raise typer.Exit(EXIT_INTERRUPTED) from None
 

@@ -140,13 +140,16 @@ def describe_error(error: grpc.RpcError, target: Target) -> list[str]:
 
 
 def stdout_console() -> Console:
-    """Rich console on standard output, resolved at each call (tests swap ``sys.stdout``)."""
-    return Console(highlight=False)
+    """Rich console on standard output, resolved at each call (tests swap ``sys.stdout``).
+
+    Markup is off: cells hold server text (messages, rationales) that may contain brackets.
+    """
+    return Console(highlight=False, markup=False)
 
 
 def stderr_console() -> Console:
     """Rich console on standard error: progress and diagnostics, apart from the data."""
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False)
 
 
 def message_dict(message: Message) -> dict[str, Any]:

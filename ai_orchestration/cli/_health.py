@@ -9,6 +9,7 @@ import typer
 from crm.ai.v1 import insight_pb2, scoring_pb2, usage_pb2, workflow_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.table import Table
+from rich.text import Text
 
 from ai_orchestration.cli._client import (
     DEFAULT_ADDRESS,
@@ -68,7 +69,7 @@ def health(
         table.add_column("status")
         for name, status in statuses.items():
             style = "green" if status == _SERVING else "red"
-            table.add_row(name or "(server)", f"[{style}]{status}[/{style}]")
+            table.add_row(name or "(server)", Text(status, style=style))
         stdout_console().print(table)
     if any(status != _SERVING for status in statuses.values()):
         raise typer.Exit(EXIT_FAILURE)

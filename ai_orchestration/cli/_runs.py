@@ -117,7 +117,7 @@ def list_runs(
     console = stdout_console()
     console.print(table)
     if request.page_token:
-        console.print(f"next page: --page-token {request.page_token}", markup=False)
+        console.print(f"next page: --page-token {request.page_token}")
 
 
 def _show_run(run: workflow_pb2.Run, as_json: bool) -> None:
@@ -152,7 +152,7 @@ def _show_run(run: workflow_pb2.Run, as_json: bool) -> None:
     for key, value in rows.items():
         table.add_row(key, value)
     console = stdout_console()
-    console.print(table, markup=False)
+    console.print(table)
     if run.HasField("output"):
         console.print_json(data=message_dict(run.output))
 

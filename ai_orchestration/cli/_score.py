@@ -49,6 +49,8 @@ from ai_orchestration.cli._lead_csv import (
 __all__ = ["score"]
 
 _LEAD_FIELD: Final = re.compile(r"^leads\[(\d+)\]\.?(.*)$")
+_MORE: Final = "MORE_VIOLATIONS"
+"""Reason of the violation saying the server left some out."""
 
 
 def _refused(error: grpc.RpcError, batch: Sequence[LeadRow]) -> list[BadRow] | None:
@@ -58,11 +60,15 @@ def _refused(error: grpc.RpcError, batch: Sequence[LeadRow]) -> list[BadRow] | N
         return None
     problems: dict[int, list[str]] = {}
     for violation in decoded.field_violations:
+        if violation.reason == _MORE and not violation.field:
+            continue  # the server listed only some: the batch is sent again without these
         match = _LEAD_FIELD.match(violation.field)
         if match is None or int(match.group(1)) >= len(batch):
             return None
         field = match.group(2) or "lead"
         problems.setdefault(int(match.group(1)), []).append(f"{field}: {violation.description}")
+    if not problems:
+        return None
     return [BadRow(batch[index].line, tuple(found)) for index, found in sorted(problems.items())]
 
 
@@ -144,17 +150,28 @@ def score(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with (
-        open_channel(target) as channel,
-        Progress(*columns, console=errors, transient=False) as progress,
-    ):
-        stub = scoring_pb2_grpc.ScoringServiceStub(channel)
-        task = progress.add_task("scoring", total=len(table.rows))
-        for start in range(0, len(table.rows), batch_size):
-            batch = table.rows[start : start + batch_size]
-            done, refused = _score_batch(stub, batch, target, progress, task)
-            scored.extend(done)
-            bad.extend(refused)
+    try:
+        with (
+            open_channel(target) as channel,
+            Progress(*columns, console=errors, transient=False) as progress,
+        ):
+            stub = scoring_pb2_grpc.ScoringServiceStub(channel)
+            task = progress.add_task("scoring", total=len(table.rows))
+            for start in range(0, len(table.rows), batch_size):
+                batch = table.rows[start : start + batch_size]
+                done, refused = _score_batch(stub, batch, target, progress, task)
+                scored.extend(done)
+                bad.extend(refused)
+    finally:  # after a failed call too: the batches scored before it are kept
+        _write(output, scored, bad)
+    if bad:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _write(
+    output: Path, scored: list[tuple[LeadRow, scoring_pb2.LeadScore]], bad: list[BadRow]
+) -> None:
+    """The scores file in the input's order, then the bad rows and a summary on stderr."""
     with _output(output) as sink:
         writer = csv.writer(sink, lineterminator="\n")
         writer.writerow(SCORE_COLUMNS)
@@ -165,5 +182,3 @@ def score(
             typer.echo(line, err=True)
     where = "standard output" if str(output) == "-" else str(output)
     typer.echo(f"scored {len(scored)} leads into {where}; {len(bad)} bad rows", err=True)
-    if bad:
-        raise typer.Exit(EXIT_FAILURE)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ai_orchestration.cli._lead_csv import SCORE_COLUMNS
 from tests.cli.conftest import Cli
+from tests.conftest import make_token
 
 HEADER = (
     "lead_id,email,employee_count,seniority,source,page_visits,demo_requested,"
@@ -94,3 +96,31 @@ async def test_scores_to_standard_output_and_a_file_without_lead_id(
     assert refused.code == 2
     assert "lead_id column" in refused.stderr
     assert not (tmp_path / "out.csv").exists()
+
+
+async def test_more_refusals_than_one_error_lists_are_all_found(cli: Cli, tmp_path: Path) -> None:
+    """The server lists at most 50 violations per error: the rest come on the next tries."""
+    refused = [f"bad-{n},not-an-email,10,vp,web,1,no,,\n" for n in range(120)]
+    leads = tmp_path / "leads.csv"
+    leads.write_text(HEADER + _good(1) + "".join(refused) + _good(2))
+    out = tmp_path / "scores.csv"
+    done = await cli("score", str(leads), "-o", str(out))
+    assert done.code == 1
+    assert [row["lead_id"] for row in _scores(out)] == ["lead-1", "lead-2"]
+    reported = [line for line in done.stderr.splitlines() if line.startswith("line ")]
+    assert [int(line.split()[1].rstrip(":")) for line in reported] == list(range(3, 123))
+    assert all(": email: " in line for line in reported)
+    assert "122/122" in done.stderr
+
+
+async def test_a_refused_call_is_one_error_line_and_exit_1(cli: Cli, tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(HEADER + _good(1))
+    out = tmp_path / "scores.csv"
+    reader = make_token(roles=["workflow.reader"])
+    done = await cli("score", str(leads), "-o", str(out), token=reader)
+    assert done.code == 1
+    assert done.stderr.count("error: PERMISSION_DENIED: ") == 1
+    assert "Traceback" not in done.stderr
+    assert "scored 0 leads" in done.stderr
+    assert out.read_text() == ",".join(SCORE_COLUMNS) + "\n"  # what was scored: nothing
