@@ -104,6 +104,14 @@ class Target:
         return (("authorization", f"Bearer {self.token}"),) if self.token else ()
 
 
+_RECONNECT: Final = (
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
+"""An operator waiting on ``runs tail`` or ``alerts watch`` sees a restarted server within
+seconds, not after gRPC's default backoff of up to two minutes."""
+
+
 @contextmanager
 def open_channel(target: Target) -> Iterator[grpc.Channel]:
     """A blocking channel to ``target`` (the client package's retry policy on UNAVAILABLE).
@@ -112,7 +120,7 @@ def open_channel(target: Target) -> Iterator[grpc.Channel]:
     error and ends the command with exit code 1.
     """
     try:
-        with channel(target.address, tls=target.tls) as opened:
+        with channel(target.address, tls=target.tls, options=_RECONNECT) as opened:
             yield opened
     except grpc.RpcError as error:
         for line in describe_error(error, target):

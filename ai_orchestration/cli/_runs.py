@@ -34,8 +34,6 @@ State = workflow_pb2.Run.State
 _STATES: Final = {
     state_name(value): value for value in State.values() if value != State.STATE_UNSPECIFIED
 }
-_RECONNECTS: Final = 5
-"""WatchRun reconnections after UNAVAILABLE before tail gives up."""
 _ENDED: Final = {
     State.STATE_SUCCEEDED,
     State.STATE_FAILED,
@@ -179,6 +177,45 @@ def get_run(
     _show_run(run, as_json)
 
 
+def _follow(
+    stub: workflow_pb2_grpc.WorkflowServiceStub,
+    request: workflow_pb2.WatchRunRequest,
+    printer: EventPrinter,
+    *,
+    target: Target,
+    until_waiting: bool,
+    reconnect_seconds: float,
+) -> State.ValueType:
+    """Print the run's events until its stream ends; the last state seen.
+
+    When the server goes away (UNAVAILABLE), the watch is called again after the last sequence
+    printed, on whichever replica answers, for up to ``reconnect_seconds``.
+    """
+    last_state: State.ValueType = State.STATE_UNSPECIFIED
+    failing_since: float | None = None
+    while True:
+        request.after_sequence = max(request.after_sequence, printer.last_sequence)
+        try:
+            for event in stub.WatchRun(request, metadata=target.metadata):
+                failing_since = None
+                printer.show(event)
+                if event.HasField("state_changed"):
+                    last_state = event.state_changed.to
+                    if until_waiting and last_state == State.STATE_WAITING_FOR_INPUT:
+                        return last_state
+            return last_state
+        except grpc.RpcError as error:
+            if error.code() is not grpc.StatusCode.UNAVAILABLE:
+                raise
+            now = time.monotonic()
+            if failing_since is None:
+                failing_since = now
+                printer.note(f"reconnecting after sequence {printer.last_sequence}")
+            if now - failing_since > reconnect_seconds:
+                raise
+            time.sleep(min(2.0, 0.25 + (now - failing_since) / 2))
+
+
 @runs.command("tail")
 def tail_run(
     *,
@@ -189,6 +226,10 @@ def tail_run(
     until_waiting: Annotated[
         bool, typer.Option(help="stop when the run waits for a human (exit 0).")
     ] = False,
+    reconnect_seconds: Annotated[
+        float,
+        typer.Option(min=0, help="keep reconnecting this long after the server goes away."),
+    ] = 30.0,
     address: AddressOption = DEFAULT_ADDRESS,
     token: TokenOption = "",
     tls: TlsOption = False,
@@ -201,29 +242,16 @@ def tail_run(
     """
     target = Target(address=address, token=token, tls=tls)
     printer = EventPrinter(as_json=as_json)
-    last_state: State.ValueType = State.STATE_UNSPECIFIED
     with open_channel(target) as channel:
         stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
-        reconnects = 0
-        while True:
-            request = workflow_pb2.WatchRunRequest(
-                run_id=run_id, after_sequence=max(after_sequence, printer.last_sequence)
-            )
-            try:
-                for event in stub.WatchRun(request, metadata=target.metadata):
-                    printer.show(event)
-                    if event.HasField("state_changed"):
-                        last_state = event.state_changed.to
-                        if until_waiting and last_state == State.STATE_WAITING_FOR_INPUT:
-                            break
-                break
-            except grpc.RpcError as error:
-                # A replica going away mid-stream: resume on another from the last sequence.
-                if error.code() is not grpc.StatusCode.UNAVAILABLE or reconnects >= _RECONNECTS:
-                    raise
-                reconnects += 1
-                printer.note(f"reconnecting after sequence {printer.last_sequence}")
-                time.sleep(min(2.0, 0.25 * 2**reconnects))
+        last_state = _follow(
+            stub,
+            workflow_pb2.WatchRunRequest(run_id=run_id, after_sequence=after_sequence),
+            printer,
+            target=target,
+            until_waiting=until_waiting,
+            reconnect_seconds=reconnect_seconds,
+        )
         if last_state not in _ENDED and last_state != State.STATE_WAITING_FOR_INPUT:
             # Resumed after the last state change: ask the run itself.
             last_state = stub.GetRun(

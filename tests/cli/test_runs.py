@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
+import sys
 import uuid
+from pathlib import Path
 
 import grpc.aio
 from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 
 from ai_orchestration.server import Server
 from tests.api._leads import metadata
+from tests.api.conftest import write_llm_config
 from tests.cli.conftest import Cli
+from tests.conftest import make_token, running_server, server_settings
+from tests.fixtures.llm_server import LlmTestServer
 
 State = workflow_pb2.Run.State
 
@@ -128,3 +135,56 @@ async def test_an_edit_that_is_not_json_is_a_usage_error(cli: Cli, cli_server: S
     completed = json.loads(tail.stdout.splitlines()[-2])  # then the final state change
     draft = completed["completed"]["content_generation"]["draft"]
     assert (draft["subject"], draft["body"]) == ("Hi", body)
+
+
+async def test_tail_survives_a_server_restart_without_gap_or_duplicate(
+    tmp_path: Path, llm_server: LlmTestServer
+) -> None:
+    """The server tail follows goes away mid-stream; another on the same address and database
+    takes over, and tail resumes after the last sequence it printed."""
+    token = make_token()
+    llm = str(write_llm_config(tmp_path / "llm.yaml", llm_server))
+    settings = server_settings(tmp_path, llm_config_file=llm, llm_cache_ttl_seconds=0)
+    async with running_server(settings) as first:
+        run_id = await _waiting_run(first, token)
+        port = first.port
+        env = {**os.environ, "AIO_ADDRESS": first.address, "AIO_TOKEN": token}
+        tail = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "ai_orchestration.cli", "runs", "tail", run_id),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert tail.stdout is not None and tail.stderr is not None
+        seen: list[str] = []
+        while not seen or "waiting for a human" not in seen[-1]:
+            line = (await tail.stdout.readline()).decode()
+            assert line, "tail ended before the run waited"
+            seen.append(line)
+    try:
+        again = server_settings(tmp_path, llm_config_file=llm, llm_cache_ttl_seconds=0, port=port)
+        async with running_server(again) as second:
+            async with grpc.aio.insecure_channel(second.address) as channel:
+                stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
+                run = await stub.GetRun(
+                    workflow_pb2.GetRunRequest(run_id=run_id), metadata=metadata(token)
+                )
+                await stub.ResumeRun(
+                    workflow_pb2.ResumeRunRequest(
+                        run_id=run_id,
+                        interrupt_id=run.pending_interrupt.interrupt_id,
+                        approve=workflow_pb2.Approval(),
+                    ),
+                    metadata=metadata(token),
+                )
+            rest, err = await tail.communicate()
+    finally:
+        if tail.returncode is None:
+            tail.kill()
+            await tail.wait()
+    assert tail.returncode == 0, err.decode()
+    assert "reconnecting after sequence " in err.decode()
+    output = "".join(seen) + rest.decode()
+    sequences = _sequences(output)
+    assert sequences == list(range(1, len(sequences) + 1))  # no gap, no duplicate
+    assert "-> succeeded" in output
