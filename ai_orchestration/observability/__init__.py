@@ -13,10 +13,11 @@ from ai_orchestration.observability._metrics import Metrics
 from ai_orchestration.observability._tracing import (
     NO_TRACER,
     Tracing,
-    current_trace_context,
-    link_to,
+    context_of,
+    current_traceparent,
+    link_current_span,
     set_attributes,
-    trace_parent,
+    span_context_of,
 )
 
 __all__ = [
@@ -28,10 +29,11 @@ __all__ = [
     "Tracing",
     "bind_log_context",
     "configure_logging",
-    "current_trace_context",
-    "link_to",
+    "context_of",
+    "current_traceparent",
+    "link_current_span",
     "quiet_libraries",
     "requiet_libraries",
     "set_attributes",
-    "trace_parent",
+    "span_context_of",
 ]

@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import Link, NoOpTracer, Span, SpanContext, Tracer
+from opentelemetry.trace import NoOpTracer, Span, SpanContext, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ai_orchestration.errors import InvalidArgumentError
@@ -46,10 +46,11 @@ from ai_orchestration.errors import InvalidArgumentError
 __all__ = [
     "NO_TRACER",
     "Tracing",
-    "current_trace_context",
-    "link_to",
+    "context_of",
+    "current_traceparent",
+    "link_current_span",
     "set_attributes",
-    "trace_parent",
+    "span_context_of",
 ]
 
 NO_TRACER: Tracer = NoOpTracer()
@@ -224,29 +225,37 @@ class Tracing:
             self.provider = None
 
 
-def current_trace_context() -> dict[str, str]:
-    """The current span's W3C ``traceparent`` (and ``tracestate``), to store with work that
-    continues elsewhere (a queued run); empty when no span is recording."""
+def current_traceparent() -> str:
+    """The current span's W3C ``traceparent``, to store with work that goes on elsewhere (a
+    queued run); "" when there is no valid span."""
     carrier: dict[str, str] = {}
     if trace.get_current_span().get_span_context().is_valid:
         _W3C.inject(carrier)
-    return carrier
+    return carrier.get("traceparent", "")
 
 
-def trace_parent(carrier: Mapping[str, str] | None) -> Context | None:
-    """The context to start a child span in, from a stored :func:`current_trace_context`."""
-    if not carrier:
+def context_of(traceparent: str) -> Context | None:
+    """The context to start a child span in, from a stored :func:`current_traceparent`."""
+    if not traceparent:
         return None
-    return _W3C.extract(dict(carrier))
+    return _W3C.extract({"traceparent": traceparent})
 
 
-def link_to(carrier: Mapping[str, str] | None) -> list[Link]:
-    """A link to the span of a stored :func:`current_trace_context` (none if it has none)."""
-    context = trace_parent(carrier)
+def span_context_of(traceparent: str) -> SpanContext | None:
+    """The span a stored :func:`current_traceparent` names (None if it names none)."""
+    context = context_of(traceparent)
     if context is None:
-        return []
-    span_context: SpanContext = trace.get_current_span(context).get_span_context()
-    return [Link(span_context)] if span_context.is_valid else []
+        return None
+    span_context = trace.get_current_span(context).get_span_context()
+    return span_context if span_context.is_valid else None
+
+
+def link_current_span(traceparent: str, **attributes: str) -> None:
+    """Link the current span (an RPC acting on a run) to the span of ``traceparent``."""
+    span = trace.get_current_span()
+    target = span_context_of(traceparent)
+    if target is not None and span.is_recording():
+        span.add_link(target, attributes)
 
 
 def set_attributes(span: Span, attributes: Mapping[str, Any]) -> None:

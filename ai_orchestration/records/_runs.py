@@ -139,6 +139,9 @@ class RunRecord:
     CancelRun was never called."""
     lease_owner: str = ""
     lease_expires_at: datetime | None = None
+    trace_parent: str = ""
+    """The W3C ``traceparent`` of the call that started the run: each execution's span is its
+    child, on whichever replica ("" when that call was not traced)."""
 
 
 @dataclass(frozen=True, slots=True)

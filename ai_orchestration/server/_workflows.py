@@ -107,6 +107,7 @@ async def start_workflows(
         bus=bus,
         settings=engine_settings(settings),
         queue=queue,
+        tracer=tracing.tracer("ai_orchestration.workflows") if tracing else None,
     )
     await engine.start()
     resources.push_async_callback(engine.stop)

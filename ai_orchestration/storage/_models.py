@@ -307,6 +307,8 @@ class WorkflowRunModel(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean())
     # CancelRun's reason, set when CancelRun flags or cancels the run; "" otherwise.
     cancel_reason: Mapped[str] = mapped_column(String(), server_default="")
+    # The W3C traceparent of the call that started the run ("" when it was not traced).
+    trace_parent: Mapped[str] = mapped_column(String(), server_default="")
     # "" when no worker holds the run.
     lease_owner: Mapped[str] = mapped_column(String())
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

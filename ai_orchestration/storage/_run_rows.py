@@ -83,6 +83,7 @@ def new_run_values(
     input_document: JsonDoc,
     timeout_seconds: float,
     now: datetime,
+    trace_parent: str = "",
 ) -> dict[str, Any]:
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise ValueError(f"priority must be an integer, got {priority!r}")
@@ -117,6 +118,7 @@ def new_run_values(
         "cancel_requested": False,
         "cancel_reason": "",
         "lease_owner": "",
+        "trace_parent": trace_parent,
     }
 
 
@@ -175,6 +177,7 @@ def to_record(row: WorkflowRunModel) -> RunRecord:
         cancel_reason=row.cancel_reason,
         lease_owner=row.lease_owner,
         lease_expires_at=row.lease_expires_at,
+        trace_parent=row.trace_parent,
     )
 
 

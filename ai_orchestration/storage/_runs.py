@@ -165,6 +165,7 @@ class RunRepository:
         input: JsonDoc,  # the contract's name for the workflow's input
         timeout_seconds: float,
         claim_for: Claimant | None = None,
+        trace_parent: str = "",
     ) -> Created:
         """Queue a run, or return the run the tenant created with ``request_id`` before.
 
@@ -175,7 +176,8 @@ class RunRepository:
         ``claim_for``, a worker with a free slot: when this call creates the run, the same
         transaction then claims one run for it exactly as :meth:`claim` would (the new run,
         unless another comes first in the queue order), which saves the worker a transaction
-        and a wake-up.
+        and a wake-up. ``trace_parent``: the W3C ``traceparent`` of the starting call, kept
+        with the run (:attr:`RunRecord.trace_parent`).
 
         Raises:
             ConflictError: ``request_id`` was used for a request with another digest (reason
@@ -194,6 +196,7 @@ class RunRepository:
             input_document=input,
             timeout_seconds=timeout_seconds,
             now=self._now(),
+            trace_parent=trace_parent,
         )
         key = {"tenant": tenant_id, "request": request_id}
         claim = None if claim_for is None else self._claim(claim_for, 1, values["created_at"])

@@ -91,6 +91,30 @@ async def test_create_queues_the_run_with_its_first_event(
     assert event.payload == {"from": CREATED_FROM, "to": "QUEUED", "reason": ""}
 
 
+async def test_the_starting_calls_trace_is_kept_with_the_run_for_every_claimer(
+    runs: RunRepository,
+) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    created = await runs.create(
+        TENANT,
+        workflow="lead_qualification",
+        workflow_version="1",
+        priority=0,
+        request_id="traced",
+        request_digest=compute_request_digest(b"traced"),
+        labels={},
+        input=LEAD_INPUT,
+        timeout_seconds=60.0,
+        trace_parent=traceparent,
+    )
+    assert created.run.trace_parent == traceparent
+    assert (await runs.get(TENANT, created.run.run_id)).trace_parent == traceparent
+    claimed = await runs.claim("w1", lease_seconds=LEASE)
+    assert claimed is not None and claimed.trace_parent == traceparent
+    untraced = await _start(runs, "untraced")
+    assert untraced.trace_parent == ""
+
+
 async def test_create_with_the_same_request_id_returns_the_same_run(runs: RunRepository) -> None:
     first_call = await runs.create(
         TENANT,

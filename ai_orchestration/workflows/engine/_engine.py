@@ -27,7 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from opentelemetry.trace import Span, Tracer
+
 from ai_orchestration import errors
+from ai_orchestration.observability import (
+    NO_TRACER,
+    LogContext,
+    bind_log_context,
+    context_of,
+    current_traceparent,
+    link_current_span,
+)
 from ai_orchestration.storage import Claimant, Claimed, RunChange, RunRepository, utc_now
 from ai_orchestration.workflows._types import (
     TERMINAL_STATES,
@@ -113,10 +123,13 @@ class RunEngine:
         settings: EngineSettings | None = None,
         worker_id: str = "",
         queue: RunQueue | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         """``queue``: where the workers get runs; the run table (:class:`DatabaseQueue`) when
-        none is given."""
+        none is given. ``tracer``: a span per execution of a run (``workflow.run NAME``), the
+        child of the call that started the run; none by default."""
         self.runs = runs
+        self.tracer = tracer or NO_TRACER
         self.runner = runner
         self.bus = bus
         self.queue: RunQueue = queue or DatabaseQueue(runs)
@@ -213,6 +226,7 @@ class RunEngine:
                 input=input_document,
                 timeout_seconds=timeout_seconds or self.settings.default_timeout_seconds,
                 claim_for=self._claimant if slot else None,
+                trace_parent=current_traceparent(),
             )
         finally:
             self._reserved -= slot
@@ -261,6 +275,7 @@ class RunEngine:
     async def cancel(self, tenant_id: str, run_id: str, reason: str) -> RunRecord:
         """Cancel the run: at once unless it is executing somewhere, else within a second."""
         run = await self.runs.get(tenant_id, run_id)
+        link_current_span(run.trace_parent, **{"crm.link": "cancelled run"})
         why = reason or "cancelled by caller"
         if run.state in TERMINAL_STATES:
             raise errors.FailedPreconditionError(
@@ -324,6 +339,8 @@ class RunEngine:
     ) -> RunRecord:
         """Answer the pending interrupt and queue the run again."""
         run = await self.runs.get(tenant_id, run_id)
+        # The resumed execution continues the run's own trace; the ResumeRun call links to it.
+        link_current_span(run.trace_parent, **{"crm.link": "resumed run"})
         pending = run.pending_interrupt or {}
         if run.state is not RunState.WAITING_FOR_INPUT:
             raise errors.FailedPreconditionError(
@@ -421,8 +438,11 @@ class RunEngine:
             self.watcher.close(run_id)
 
     async def _execute(self, run: RunRecord) -> None:
+        # This task's log records name the run (its own context: no other run sees it).
+        bind_log_context(LogContext(tenant=run.tenant_id, run_id=run.run_id))
         try:
-            await self._run_to_outcome(run)
+            with self._span(run):
+                await self._run_to_outcome(run)
         except asyncio.CancelledError:
             if run.run_id in self._cancelled:
                 await self._end(
@@ -438,6 +458,23 @@ class RunEngine:
                 raise
         finally:
             await self._finished(run.run_id)
+
+    def _span(self, run: RunRecord) -> contextlib.AbstractContextManager[Span]:
+        """The span of this execution: a child of the call that started the run, so a run
+        keeps its trace across the queue, replicas, takeovers and resumptions."""
+        attributes: dict[str, str | int | bool] = {
+            "crm.workflow": run.workflow,
+            "crm.run_id": run.run_id,
+            "crm.tenant_id": run.tenant_id,
+            "crm.run.attempt": run.attempts,
+            "crm.run.resumed": run.resume is not None,
+            "crm.worker_id": self.worker_id,
+        }
+        return self.tracer.start_as_current_span(
+            f"workflow.run {run.workflow}",
+            context=context_of(run.trace_parent),
+            attributes=attributes,
+        )
 
     async def _offer(self, run: RunRecord) -> None:
         """Put a run that became QUEUED in the queue. The run is committed already: when the
