@@ -134,6 +134,8 @@ def _show_run(run: workflow_pb2.Run, as_json: bool) -> None:
         )
         rows["interrupt"] = f"{interrupt.interrupt_id} ({reasons})"
         rows["proposal"] = interrupt.proposal.rationale
+    if run.cancel_reason:
+        rows["cancel reason"] = run.cancel_reason
     if run.HasField("error"):
         rows["error"] = run.error.message
     if run.HasField("usage"):

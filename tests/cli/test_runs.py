@@ -102,7 +102,9 @@ async def test_cancel_and_reject(cli: Cli, cli_server: Server) -> None:
     assert json.loads(done.stdout)["state"] == "STATE_CANCELLED"
     tail = await cli("runs", "tail", cancelled_id)
     assert tail.code == 1  # the run did not succeed
-    assert "-> cancelled" in tail.stdout
+    assert "-> cancelled (duplicate lead)" in tail.stdout
+    shown = await cli("runs", "get", cancelled_id)
+    assert re.search(r"cancel reason\s+duplicate lead", shown.stdout), shown.stdout
 
     rejected_id = await _waiting_run(cli_server, cli.token)
     rejected = await cli("runs", "resume", rejected_id, "--reject", "--reason", "off brand")
