@@ -13,17 +13,21 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 import rotel
-from crm.ai.v1 import scoring_pb2, scoring_pb2_grpc
+from crm.ai.v1 import scoring_pb2, scoring_pb2_grpc, workflow_pb2, workflow_pb2_grpc
 
 from tests.api._leads import hot_lead, metadata
+from tests.api.conftest import write_llm_config
 from tests.conftest import SECRET, make_token
+from tests.fixtures.llm_server import LlmTestServer
 
 CLI = [sys.executable, "-m", "ai_orchestration.cli", "serve", "--port", "0"]
 ROTEL = Path(rotel.__file__).with_name("rotel-agent")
@@ -83,9 +87,10 @@ def receiver(tmp_path: Path) -> Iterator[tuple[int, Path]]:
 
 
 def _serve(
-    tmp_path: Path, otlp_port: int, metrics_port: int
+    tmp_path: Path, otlp_port: int, metrics_port: int, **extra: str
 ) -> tuple[subprocess.Popen[str], str, list[str]]:
-    """The server process, its address, and what it wrote until it listened."""
+    """The server process, its address, and what it wrote until it listened; ``extra``: more
+    environment variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIO_", "OTEL_"))}
     env.update(
         AIO_DATA_DIR=str(tmp_path / "data"),
@@ -97,6 +102,7 @@ def _serve(
         AIO_METRICS_PORT=str(metrics_port),
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{otlp_port}",
         OTEL_BSP_SCHEDULE_DELAY="100",
+        **extra,
     )
     proc = subprocess.Popen(
         CLI, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -195,3 +201,74 @@ def test_json_logs_metrics_and_otlp_traces_of_one_call(
     ):
         assert f"# HELP {family}" in scraped, family
     assert f'aio_rpc_requests_total{{code="OK",method="{SCORE_LEAD}"}} 1.0' in scraped
+
+
+@dataclass(frozen=True)
+class _Span:
+    trace_id: str
+    span_id: str
+    parent_id: str
+    name: str
+    attributes: str
+
+
+def _spans(printed: str) -> dict[str, _Span]:
+    """The spans in the receiver's detailed debug output, by span id."""
+    found: dict[str, _Span] = {}
+    for block in printed.split("Span #")[1:]:
+        fields = dict(re.findall(r"^\s*(Trace ID|Parent ID|ID|Name)\s*: ?(.*)$", block, re.M))
+        span = _Span(fields["Trace ID"], fields["ID"], fields["Parent ID"], fields["Name"], block)
+        found[span.span_id] = span
+    return found
+
+
+def _chain(span: _Span, spans: dict[str, _Span]) -> list[str]:
+    names = [span.name]
+    while span.parent_id in spans:
+        span = spans[span.parent_id]
+        names.append(span.name)
+    return names
+
+
+def test_a_stream_run_reaches_the_receiver_as_one_span_tree(
+    tmp_path: Path, receiver: tuple[int, Path], llm_server: LlmTestServer
+) -> None:
+    otlp_port, printed = receiver
+    config = write_llm_config(tmp_path / "llm.yaml", llm_server)
+    proc, address, _ = _serve(
+        tmp_path, otlp_port, _free_port(), AIO_LLM_CONFIG_FILE=str(config),
+        AIO_LLM_CACHE_TTL_SECONDS="0",
+    )  # fmt: skip
+    trace_id = "5b8efff798038103d269b633813fc60c"
+    try:
+        md = (
+            *metadata(make_token(tenant_id="acme")),
+            ("traceparent", f"00-{trace_id}-{PARENT_ID}-01"),
+        )
+        run = workflow_pb2.StartRunRequest(
+            request_id=str(uuid.uuid4()),
+            lead_qualification=workflow_pb2.LeadQualificationInput(lead=hot_lead("p-2")),
+        )
+        with grpc.insecure_channel(address) as channel:
+            stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
+            events = list(stub.StreamRun(workflow_pb2.StreamRunRequest(run=run), metadata=md))
+        assert events
+        deadline = time.monotonic() + 20
+        while "Name           : chat fast" not in _received(printed, trace_id):
+            assert time.monotonic() < deadline, "no LLM call span arrived"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    spans = {k: v for k, v in _spans(printed.read_text()).items() if v.trace_id == trace_id}
+    chat = next(s for s in spans.values() if s.name == "chat fast")
+    assert _chain(chat, spans) == [
+        "chat fast",
+        "workflow.step lead_analysis",
+        "workflow.run lead_qualification",
+        "/crm.ai.v1.WorkflowService/StreamRun",
+    ]
+    (rpc,) = [s for s in spans.values() if s.name == "/crm.ai.v1.WorkflowService/StreamRun"]
+    assert rpc.parent_id == PARENT_ID  # the caller's span
+    assert "gen_ai.provider.name: Str(openai)" in chat.attributes
+    assert "gen_ai.response.model: Str(openai/test-model)" in chat.attributes
