@@ -1,12 +1,11 @@
-"""Metrics, logging and traces."""
+"""Metrics, logging and traces: the server's registry, log set-up and context, and its tracer
+provider (configured by the ``OTEL_*`` variables) with the helpers that carry a trace across
+the run queue."""
 
 from ai_orchestration.observability._logging import (
-    LIBRARY_LOGGERS,
-    JsonFormatter,
     LogContext,
     bind_log_context,
     configure_logging,
-    quiet_libraries,
     requiet_libraries,
 )
 from ai_orchestration.observability._metrics import Metrics
@@ -17,13 +16,10 @@ from ai_orchestration.observability._tracing import (
     current_traceparent,
     link_current_span,
     set_attributes,
-    span_context_of,
 )
 
 __all__ = [
-    "LIBRARY_LOGGERS",
     "NO_TRACER",
-    "JsonFormatter",
     "LogContext",
     "Metrics",
     "Tracing",
@@ -32,8 +28,6 @@ __all__ = [
     "context_of",
     "current_traceparent",
     "link_current_span",
-    "quiet_libraries",
     "requiet_libraries",
     "set_attributes",
-    "span_context_of",
 ]

@@ -244,7 +244,22 @@ from ai_orchestration.workflows import graphs as workflows_graphs
                 "checked_policy",
             ],
         ),
-        (observability, ["Metrics", "configure_logging"]),
+        (
+            observability,
+            [
+                "NO_TRACER",
+                "LogContext",
+                "Metrics",
+                "Tracing",
+                "bind_log_context",
+                "configure_logging",
+                "context_of",
+                "current_traceparent",
+                "link_current_span",
+                "requiet_libraries",
+                "set_attributes",
+            ],
+        ),
         (cli, ["app", "main"]),
         (
             insights,
