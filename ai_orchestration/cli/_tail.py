@@ -44,7 +44,8 @@ def _follow(
 ) -> State.ValueType:
     """Print the run's events until its stream ends; the last state seen.
 
-    When the server goes away (UNAVAILABLE), the watch is called again after the last sequence
+    When the server goes away (UNAVAILABLE, or behind a proxy such as Envoy a stream reset:
+    INTERNAL with no status from our server), the watch is called again after the last sequence
     printed, on whichever replica answers, for up to ``reconnect_seconds``.
     """
     last_state: State.ValueType = State.STATE_UNSPECIFIED
@@ -61,7 +62,7 @@ def _follow(
                         return last_state
             return last_state
         except grpc.RpcError as error:
-            if error.code() is not grpc.StatusCode.UNAVAILABLE:
+            if not _connection_lost(error):
                 raise
             now = time.monotonic()
             if failing_since is None:
@@ -70,6 +71,21 @@ def _follow(
             if now - failing_since > reconnect_seconds:
                 raise
             time.sleep(min(2.0, 0.25 + (now - failing_since) / 2))
+
+
+def _connection_lost(error: grpc.RpcError) -> bool:
+    """Whether ``error`` is the connection going away rather than an answer of the server.
+
+    A replica that dies behind Envoy resets the stream, which gRPC reports as INTERNAL
+    ("Stream removed"); an INTERNAL the server itself sends carries its correlation id.
+    """
+    code = error.code()
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return True
+    if code is not grpc.StatusCode.INTERNAL:
+        return False
+    trailers = error.trailing_metadata() or ()
+    return not any(item.key == "x-correlation-id" for item in trailers)
 
 
 def tail_run(

@@ -9,10 +9,13 @@ import re
 import sys
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
+import grpc
 import grpc.aio
 from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 
+from ai_orchestration.cli._tail import _connection_lost
 from ai_orchestration.server import Server
 from tests.api._leads import metadata
 from tests.api.conftest import write_llm_config
@@ -190,3 +193,34 @@ async def test_tail_survives_a_server_restart_without_gap_or_duplicate(
     sequences = _sequences(output)
     assert sequences == list(range(1, len(sequences) + 1))  # no gap, no duplicate
     assert "-> succeeded" in output
+
+
+class _Metadatum(NamedTuple):
+    """One trailer, as grpc's sync API gives it (``key``, ``value``)."""
+
+    key: str
+    value: str
+
+
+class _Ended(grpc.RpcError):
+    """What a finished call raises: a code and trailers (the shape of grpc's own errors)."""
+
+    def __init__(self, code: grpc.StatusCode, trailers: tuple[tuple[str, str], ...]) -> None:
+        super().__init__()
+        self._code, self._trailers = code, trailers
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def trailing_metadata(self) -> tuple[_Metadatum, ...]:  # type: ignore[override]
+        return tuple(_Metadatum(key, value) for key, value in self._trailers)
+
+
+def test_tail_reconnects_after_a_lost_connection_but_not_after_an_answer() -> None:
+    # Behind Envoy a dying replica resets the stream: INTERNAL with no status of ours.
+    assert _connection_lost(_Ended(grpc.StatusCode.UNAVAILABLE, ()))
+    assert _connection_lost(_Ended(grpc.StatusCode.INTERNAL, ()))
+    answered = (("x-correlation-id", "abc123"),)
+    assert not _connection_lost(_Ended(grpc.StatusCode.INTERNAL, answered))
+    assert not _connection_lost(_Ended(grpc.StatusCode.NOT_FOUND, ()))
+    assert not _connection_lost(_Ended(grpc.StatusCode.PERMISSION_DENIED, ()))
