@@ -185,6 +185,9 @@ class Server:
             options=_server_options(self.settings),
         )
         self.port = self._bind(server)
+        # litellm installs its own log handlers when it is imported (with this module), which
+        # may be after logging was configured: they go before anything is logged.
+        requiet_libraries()
         await self.scoring.start()
         bus = await start_bus(self.settings, self._resources)
         stores = insight_stores(
@@ -197,8 +200,6 @@ class Server:
             on_budget_alert=budget_alerts(stores.alerts, bus),
             tracer=self.tracing.tracer("ai_orchestration.llm"),
         )
-        # litellm installs its own log handlers when it is first imported, which is now.
-        requiet_libraries()
         policies = DecisionPolicyStore(TenantSettingsRepository(database=self.database))
         self.workflows = await start_workflows(
             settings=self.settings,

@@ -235,7 +235,7 @@ def test_a_stream_run_reaches_the_receiver_as_one_span_tree(
 ) -> None:
     otlp_port, printed = receiver
     config = write_llm_config(tmp_path / "llm.yaml", llm_server)
-    proc, address, _ = _serve(
+    proc, address, before = _serve(
         tmp_path, otlp_port, _free_port(), AIO_LLM_CONFIG_FILE=str(config),
         AIO_LLM_CACHE_TTL_SECONDS="0",
     )  # fmt: skip
@@ -259,7 +259,11 @@ def test_a_stream_run_reaches_the_receiver_as_one_span_tree(
             time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        output, _ = proc.communicate(timeout=30)
+    # litellm's records are ours too: JSON, and each written once (its own handler is gone).
+    logs = _json_lines("".join(before) + output)
+    litellm = [r["message"] for r in logs if r["logger"].startswith("LiteLLM")]
+    assert len(litellm) == len(set(litellm))
     spans = {k: v for k, v in _spans(printed.read_text()).items() if v.trace_id == trace_id}
     chat = next(s for s in spans.values() if s.name == "chat fast")
     assert _chain(chat, spans) == [
