@@ -23,11 +23,10 @@ import pytest
 from crm.ai.v1 import scoring_pb2, scoring_pb2_grpc, workflow_pb2, workflow_pb2_grpc
 
 from tests.api._leads import hot_lead, metadata
-from tests.api.conftest import write_llm_config
 from tests.conftest import make_token
 from tests.deploy._envoy import UPSTREAM_HEADER, Envoy, envoy_running, render
 from tests.fixtures.llm_server import LlmTestServer
-from tests.integration._replicas import Replica, replicas_running
+from tests.integration._replicas import Replica
 
 State = workflow_pb2.Run.State
 Metadata = tuple[tuple[str, str], ...]
@@ -38,23 +37,10 @@ BROKEN_STREAM = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE)
 
 
 @pytest.fixture
-def replicas(
-    tmp_path: Path, postgres_database_url: str, redis_url: str, llm_server: LlmTestServer
-) -> Iterator[list[Replica]]:
-    with replicas_running(
-        tmp_path,
-        database_url=postgres_database_url,
-        redis_url=redis_url,
-        AIO_LLM_CONFIG_FILE=str(write_llm_config(tmp_path / "llm.yaml", llm_server)),
-        AIO_LLM_CACHE_TTL_SECONDS="0",
-        AIO_WORKFLOW_LEASE_SECONDS="2",
-    ) as started:
-        yield started
-
-
-@pytest.fixture
-def envoy(tmp_path: Path, replicas: list[Replica]) -> Iterator[Envoy]:
-    with envoy_running(render([address for _, address in replicas]), tmp_path / "envoy") as up:
+def envoy(tmp_path: Path, workflow_replicas: list[Replica]) -> Iterator[Envoy]:
+    with envoy_running(
+        render([address for _, address in workflow_replicas]), tmp_path / "envoy"
+    ) as up:
         yield up
 
 
@@ -164,12 +150,15 @@ async def _out_of_rotation(envoy: Envoy, upstream: str) -> None:
 
 
 async def test_callers_of_envoy_do_not_notice_the_death_of_a_replica(
-    replicas: list[Replica], envoy: Envoy, front: grpc.aio.Channel, llm_server: LlmTestServer
+    workflow_replicas: list[Replica],
+    envoy: Envoy,
+    front: grpc.aio.Channel,
+    llm_server: LlmTestServer,
 ) -> None:
     md: Metadata = metadata(make_token(tenant_id="envoy"))
     scoring = scoring_pb2_grpc.ScoringServiceStub(front)
     workflows = workflow_pb2_grpc.WorkflowServiceStub(front)
-    addresses = {address: proc for proc, address in replicas}
+    addresses = {address: proc for proc, address in workflow_replicas}
 
     await _answered_by_both(scoring, md, set(addresses))
     llm_server.set_latency(1.0)  # every LLM call takes a second: time to kill mid-run
@@ -245,13 +234,13 @@ def _access_log(envoy: Envoy, *, until_rpc: str) -> list[dict[str, Any]]:
 
 
 async def test_callers_of_envoy_do_not_notice_a_replica_shutting_down(
-    replicas: list[Replica], envoy: Envoy, front: grpc.aio.Channel
+    workflow_replicas: list[Replica], envoy: Envoy, front: grpc.aio.Channel
 ) -> None:
     """A rolling update: SIGTERM turns the replica's health NOT_SERVING and stops it after its
     grace period; Envoy takes it out of rotation and callers see no error."""
     md: Metadata = metadata(make_token(tenant_id="envoy"))
     scoring = scoring_pb2_grpc.ScoringServiceStub(front)
-    (leaving, leaving_address), (_, staying) = replicas
+    (leaving, leaving_address), (_, staying) = workflow_replicas
     await _answered_by_both(scoring, md, {leaving_address, staying})
 
     scorers = Scorers(scoring, md)

@@ -11,39 +11,20 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc.aio
-import pytest
 import redis.asyncio as aioredis
 from crm.ai.v1 import workflow_pb2, workflow_pb2_grpc
 
 from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
 from ai_orchestration.workflows.engine._streams import GROUP, INDEX
 from tests.api._leads import hot_lead, metadata
-from tests.api.conftest import write_llm_config
 from tests.conftest import make_token
 from tests.fixtures.llm_server import LlmTestServer
-from tests.integration._replicas import Replica, replicas_running
+from tests.integration._replicas import Replica
 
 State = workflow_pb2.Run.State
 HOT = hot_lead("failover-1")
-
-
-@pytest.fixture
-def replicas(
-    tmp_path: Path, postgres_database_url: str, redis_url: str, llm_server: LlmTestServer
-) -> Iterator[list[Replica]]:
-    with replicas_running(
-        tmp_path,
-        database_url=postgres_database_url,
-        redis_url=redis_url,
-        AIO_LLM_CONFIG_FILE=str(write_llm_config(tmp_path / "llm.yaml", llm_server)),
-        AIO_LLM_CACHE_TTL_SECONDS="0",
-        AIO_WORKFLOW_LEASE_SECONDS="2",
-    ) as started:
-        yield started
 
 
 async def _owner_pid(runs: RunRepository, run_id: str) -> int:
@@ -61,14 +42,14 @@ def _text(value: object) -> str:
 
 
 async def test_a_run_survives_the_death_of_its_replica(
-    replicas: list[Replica],
+    workflow_replicas: list[Replica],
     postgres_database_url: str,
     redis_url: str,
     llm_server: LlmTestServer,
 ) -> None:
     llm_server.set_latency(1.0)  # every LLM call takes a second: time to kill mid-run
     md = metadata(make_token(tenant_id="failover"))
-    (proc_a, address_a), (proc_b, address_b) = replicas
+    (proc_a, address_a), (proc_b, address_b) = workflow_replicas
     async with (
         Database.from_url(postgres_database_url) as database,
         grpc.aio.insecure_channel(address_a) as channel_a,
