@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     llm_config_file: str = ""
     """Routing file in litellm's proxy format (``model_list``, ``router_settings``). Empty:
     deployments from the provider keys in the environment, then the bundled local model."""
+    mcp_servers_file: str = ""
+    """YAML file of the external MCP servers whose tools agents may call (transport, command
+    or URL, headers with ``os.environ/`` references, allowed tools, timeouts, breaker; see
+    ``ai_orchestration.tools``). Empty: no external tools."""
     llm_cache_ttl_seconds: float = Field(default=3600.0, ge=0, le=30 * 86400)
     """Lifetime of exact and semantic LLM cache entries; 0 turns the caches off."""
     llm_semantic_cache: bool = True
@@ -117,6 +121,13 @@ class Settings(BaseSettings):
 
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Port for the Prometheus ``/metrics`` endpoint on ``host``; 0 disables it."""
+    mcp_port: int = Field(default=-1, ge=-1, le=65535)
+    """Port of the MCP endpoint (Streamable HTTP at ``/mcp``: the service's tools for MCP
+    clients, with the same tokens and roles as the gRPC API); -1 (the default) turns it off,
+    0 picks a free one (logged at start-up)."""
+    mcp_host: str = ""
+    """Address the MCP endpoint binds; empty: the same as ``host``. Anything but loopback
+    requires authentication to be configured, as for ``host``."""
     log_level: str = "INFO"
     """Root log level."""
     log_format: Literal["text", "json"] = "text"

@@ -29,6 +29,7 @@ from ai_orchestration.batch_scoring import BatchScorer
 from ai_orchestration.config import Settings, is_loopback
 from ai_orchestration.errors import FailedPreconditionError
 from ai_orchestration.llm import InjectionPolicy, LlmMetrics, LlmOptions, LlmStack, build_stack
+from ai_orchestration.mcp_server import McpEndpoint, build_endpoint
 from ai_orchestration.observability import Metrics, Tracing, requiet_libraries
 from ai_orchestration.scoring import ScoringEngine
 from ai_orchestration.security import Authenticator, TokenVerifier
@@ -139,6 +140,8 @@ class Server:
         """This replica's workflow engine, started by :meth:`start`."""
         self.insights: InsightParts | None = None
         """This replica's insight core and embedding worker, started by :meth:`start`."""
+        self.mcp: McpEndpoint | None = None
+        """The MCP endpoint, started by :meth:`start` when ``settings.mcp_port`` is not -1."""
         self._resources = contextlib.AsyncExitStack()
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -270,6 +273,21 @@ class Server:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.settings.metrics_port:
             self.metrics.serve_http(host, self.settings.metrics_port)
+        if self.settings.mcp_port >= 0:
+            self.mcp = build_endpoint(
+                settings=self.settings,
+                database=self.database,
+                authenticator=self.authenticator,
+                scoring=self.scoring,
+                workflows=self.workflows,
+                interactions=self.insights.interactions,
+                embedder=self.insights.embedder,
+                answers=self.insights.answers,
+                generator=self.insights.generator,
+                alerts=self.insights.alerts,
+                bus=bus,
+            )
+            await self.mcp.start()
         # What start loaded (modules, models, compiled graphs, about 560k objects) lives as long
         # as the process. Left in the collector's oldest generation, every full collection walked
         # it all: 360 ms with the loop stalled, once or twice per 10,000-lead batch. Frozen, it is
@@ -285,16 +303,20 @@ class Server:
             if self.settings.metrics_port
             else "off (AIO_METRICS_PORT)"
         )
+        mcp = self.mcp.url if self.mcp is not None else "off (AIO_MCP_PORT)"
         _log.info(
-            "serving gRPC on %s (health, reflection, %d services); metrics %s; traces %s; pid %d",
+            "serving gRPC on %s (health, reflection, %d services); metrics %s; MCP %s; "
+            "traces %s; pid %d",
             self.address,
             len(self._service_names),
             metrics,
+            mcp,
             self.tracing.describe(),
             os.getpid(),
             extra={
                 "grpc_address": self.address,
                 "metrics_url": metrics if self.settings.metrics_port else "",
+                "mcp_url": mcp if self.mcp is not None else "",
                 "pid": os.getpid(),
             },
         )
@@ -306,6 +328,8 @@ class Server:
             return
         self._stopped.set()
         await self.health.enter_graceful_shutdown()
+        if self.mcp is not None:
+            await self.mcp.stop()
         await self._server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         # The engine hands its runs back to the queue, then the bus and checkpointer close.
         await self._resources.aclose()

@@ -13,6 +13,7 @@ from ai_orchestration import (
     insight_writing,
     insights,
     llm,
+    mcp_server,
     observability,
     security,
     server,
@@ -261,6 +262,10 @@ from ai_orchestration.workflows import graphs as workflows_graphs
             ],
         ),
         (cli, ["app", "main"]),
+        (
+            mcp_server,
+            ["PATH", "AlertBus", "CrmTools", "CustomerTools", "McpEndpoint", "build_endpoint"],
+        ),
         (
             insights,
             [
