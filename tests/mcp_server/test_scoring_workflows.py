@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import httpx2
 
 from ai_orchestration.server import Server
-from tests.conftest import TokenFactory
+from tests.conftest import TokenFactory, running_server, server_settings
 from tests.mcp_server.conftest import refusal, session, structured
 
 TOOLS = {
@@ -145,3 +146,14 @@ async def test_start_workflow_and_get_run_per_tenant(
     async with session(mcp_server, token(tenant_id="globex", roles=["admin"])) as client:
         foreign = refusal(await client.call_tool("get_run", {"run_id": run["run_id"]}))
     assert foreign.startswith("NOT_FOUND")
+
+
+async def test_off_by_default(server: Server) -> None:
+    assert server.mcp is None
+
+
+async def test_dev_mode_serves_the_dev_tenant_without_a_token(tmp_path: Path) -> None:
+    settings = server_settings(tmp_path, auth_hs256_secret="", mcp_port=0)
+    async with running_server(settings) as running, session(running, None) as client:
+        score = structured(await client.call_tool("score_lead", {"lead": HOT}))
+    assert score["lead_id"] == "hot-1"
