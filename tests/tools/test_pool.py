@@ -9,13 +9,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from ai_orchestration.errors import NotFoundError
+from ai_orchestration.llm import RedisBreakerStore
 from ai_orchestration.tools import (
+    MCP_BREAKER_PREFIX,
     MCP_CIRCUIT_OPEN,
     MCP_SERVER_ERROR,
     MCP_SERVER_UNAVAILABLE,
@@ -265,3 +268,32 @@ async def test_metrics_and_spans_of_calls(tmp_path: Path) -> None:
         "aio_mcp_server_state", {"server": "alpha", "state": "closed"}
     )
     assert closed == 1.0
+
+
+async def test_a_circuit_opened_by_one_replica_is_open_for_another_through_redis(
+    http_server: ServerProcess, redis_url: str
+) -> None:
+    config = servers(http_entry("beta", http_server.url, breaker=FAST_BREAKER | {"cooldown": 30}))
+    first_client = aioredis.Redis.from_url(redis_url)
+    second_client = aioredis.Redis.from_url(redis_url)
+    first = RedisBreakerStore(client=first_client, prefix=MCP_BREAKER_PREFIX)
+    second = RedisBreakerStore(client=second_client, prefix=MCP_BREAKER_PREFIX)
+    try:
+        async with (
+            ToolPool(config, breaker_store=first) as replica_a,
+            ToolPool(config, breaker_store=second) as replica_b,
+        ):
+            (http_server.state / "fail500").touch()
+            for _ in range(2):
+                with pytest.raises(ToolUnavailableError):
+                    await replica_a.call_tool("beta__echo", {"text": "x"})
+            posts = count_lines(http_server.state / "posts")
+            with pytest.raises(ToolUnavailableError) as caught:
+                await replica_b.call_tool("beta__echo", {"text": "x"})
+            assert caught.value.reason == MCP_CIRCUIT_OPEN
+            assert count_lines(http_server.state / "posts") == posts
+            assert await first_client.exists(f"{MCP_BREAKER_PREFIX}beta")
+    finally:
+        await first_client.delete(f"{MCP_BREAKER_PREFIX}beta")
+        await first_client.aclose()
+        await second_client.aclose()
