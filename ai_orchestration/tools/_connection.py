@@ -123,7 +123,11 @@ class ServerConnection:
         self._closing = True
         self._wake.set()
         if self._task is not None:
-            await self._task
+            if self._state != "up":
+                # Opening (bounded by timeouts.connect) or backing off: nothing to close cleanly.
+                self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
         self._set_state("closed")
 
     def end(self, session: ClientSession, why: str) -> None:

@@ -297,3 +297,33 @@ async def test_a_circuit_opened_by_one_replica_is_open_for_another_through_redis
         await first_client.delete(f"{MCP_BREAKER_PREFIX}beta")
         await first_client.aclose()
         await second_client.aclose()
+
+
+async def test_a_server_that_never_answers_or_cannot_start_does_not_hold_the_pool(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        config = servers(
+            http_entry(
+                "silent",
+                f"http://127.0.0.1:{silent.getsockname()[1]}/mcp",
+                timeouts={"connect": 0.5, "read": 0.5},
+            ),
+            {
+                "name": "missing",
+                "transport": "stdio",
+                "command": str(tmp_path / "no-such-program"),
+                "allowed_tools": ["*"],
+            },
+        )
+        async with ToolPool(config) as pool:
+            health = await pool.health()
+            assert health["silent"].sessions_opened == 0
+            assert "Timeout" in health["silent"].last_error
+            assert health["missing"].sessions_opened == 0
+            assert health["missing"].last_error
+            with pytest.raises(ToolUnavailableError):
+                await pool.call_tool("silent__echo", {"text": "x"})
+        assert (await pool.health())["silent"].state == "closed"
