@@ -75,9 +75,10 @@ def build_authenticator(settings: Settings) -> Authenticator:
     """Token verification from settings, or dev mode — which only loopback may use."""
     if settings.auth_configured:
         return Authenticator(verifier=TokenVerifier.from_settings(settings))
-    if not is_loopback(settings.host):
+    mcp_host = (settings.mcp_host or settings.host) if settings.mcp_port >= 0 else settings.host
+    if exposed := [h for h in dict.fromkeys((settings.host, mcp_host)) if not is_loopback(h)]:
         raise FailedPreconditionError(
-            f"refusing to serve on {settings.host} without authentication: set "
+            f"refusing to serve on {' and '.join(exposed)} without authentication: set "
             "AIO_AUTH_HS256_SECRET, AIO_AUTH_PUBLIC_KEY_FILE or AIO_AUTH_JWKS_FILE, or bind "
             "127.0.0.1 for dev mode",
             reason="AUTH_REQUIRED_OFF_LOOPBACK",
@@ -287,7 +288,11 @@ class Server:
                 alerts=self.insights.alerts,
                 bus=bus,
             )
-            await self.mcp.start()
+            try:
+                await self.mcp.start()
+            except BaseException:
+                await self.stop()  # a refused start leaves nothing serving
+                raise
         # What start loaded (modules, models, compiled graphs, about 560k objects) lives as long
         # as the process. Left in the collector's oldest generation, every full collection walked
         # it all: 360 ms with the loop stalled, once or twice per 10,000-lead batch. Frozen, it is

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import uuid
 from pathlib import Path
 
 import httpx2
+import pytest
 
-from ai_orchestration.server import Server
+from ai_orchestration.errors import FailedPreconditionError, UnavailableError
+from ai_orchestration.server import Server, build_authenticator
+from ai_orchestration.storage import Database
 from tests.conftest import TokenFactory, running_server, server_settings
 from tests.mcp_server.conftest import refusal, session, structured
 
@@ -157,3 +162,26 @@ async def test_dev_mode_serves_the_dev_tenant_without_a_token(tmp_path: Path) ->
     async with running_server(settings) as running, session(running, None) as client:
         score = structured(await client.call_tool("score_lead", {"lead": HOT}))
     assert score["lead_id"] == "hot-1"
+
+
+def test_dev_mode_refuses_an_mcp_endpoint_off_loopback(tmp_path: Path) -> None:
+    settings = server_settings(tmp_path, auth_hs256_secret="", mcp_port=0, mcp_host="0.0.0.0")
+    with pytest.raises(FailedPreconditionError, match=r"0\.0\.0\.0"):
+        build_authenticator(settings)
+
+
+async def test_a_busy_mcp_port_fails_the_start_and_leaves_nothing_serving(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = server_settings(tmp_path, mcp_port=taken.getsockname()[1])
+        async with Database.from_url(settings.resolved_database_url()) as database:
+            await database.migrate()
+            server = Server(settings=settings, database=database)
+            with pytest.raises(UnavailableError, match="AIO_MCP_PORT"):
+                await server.start()
+            assert server.port > 0
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.open_connection("127.0.0.1", server.port)
