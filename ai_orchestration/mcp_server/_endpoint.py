@@ -65,7 +65,10 @@ class McpEndpoint:
         )
         for function, hints in tools:
             server.add_tool(function, annotations=hints, structured_output=True)
-        self._app = server.streamable_http_app(streamable_http_path=PATH, host=host)
+        # Stateless: any replica answers any request (no session to pin behind a balancer).
+        self._app = server.streamable_http_app(
+            streamable_http_path=PATH, host=host, stateless_http=True, json_response=True
+        )
         self._host = host
         self._requested_port = port
         self._grace = grace_seconds
