@@ -261,6 +261,8 @@ class CustomerTools:
             )
             if first:
                 # The key decided who raises the alert: a retry finds it taken and does not.
+                # The ledger row and the alert are two commits: a crash between them keeps
+                # the hand-off and loses the alert (never raises it twice).
                 message = f"Escalated by {principal.subject}: {reason}"
                 kind = AlertKind.ESCALATION.value
                 alert = NewAlert("", customer_id, kind, int(level), message, ())
