@@ -29,7 +29,17 @@ from ai_orchestration.tools import (
 from tests.fixtures.mcp_servers import ServerProcess, count_lines
 from tests.tools.conftest import http_entry, servers, stdio_entry
 
-FAST_BREAKER = {"allowed_fails": 1, "window": 60, "cooldown": 0.5}
+FAST_BREAKER = {"allowed_fails": 1, "window": 60, "cooldown": 5}
+
+
+class FakeClock:
+    """The breakers' clock, moved by the test (no test waits for a cooldown)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 async def eventually(condition: Callable[[], Awaitable[bool]], *, within: float = 15.0) -> None:
@@ -76,7 +86,7 @@ async def test_one_persistent_session_serves_every_call(
 
 
 async def test_a_slow_call_times_out_and_the_session_stays(tmp_path: Path) -> None:
-    config = servers(stdio_entry("alpha", tmp_path / "alpha", timeouts={"call": 0.3}))
+    config = servers(stdio_entry("alpha", tmp_path / "alpha", timeouts={"call": 1}))
     async with ToolPool(config) as pool:
         with pytest.raises(ToolUnavailableError) as caught:
             await pool.call_tool("alpha__slow", {"seconds": 5})
@@ -99,7 +109,8 @@ async def test_5xx_fails_the_call_and_opens_the_circuit_which_then_fails_fast(
     http_server: ServerProcess,
 ) -> None:
     config = servers(http_entry("beta", http_server.url, breaker=FAST_BREAKER))
-    async with ToolPool(config) as pool:
+    clock = FakeClock()
+    async with ToolPool(config, clock=clock) as pool:
         (http_server.state / "fail500").touch()
         for _ in range(2):  # allowed_fails=1: the second failure opens the circuit
             with pytest.raises(ToolUnavailableError) as caught:
@@ -114,11 +125,8 @@ async def test_5xx_fails_the_call_and_opens_the_circuit_which_then_fails_fast(
         assert count_lines(http_server.state / "posts") == posts  # never contacted
 
         (http_server.state / "fail500").unlink()
-
-        async def half_open() -> bool:
-            return (await pool.health())["beta"].breaker == "half_open"
-
-        await eventually(half_open)
+        clock.now += 5  # the cooldown
+        assert (await pool.health())["beta"].breaker == "half_open"
         assert (await pool.call_tool("beta__echo", {"text": "back"})).text == "beta:back"
         assert (await pool.health())["beta"].breaker == "closed"
 
@@ -235,7 +243,7 @@ async def test_metrics_and_spans_of_calls(tmp_path: Path) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    config = servers(stdio_entry("alpha", tmp_path / "alpha", timeouts={"call": 0.3}))
+    config = servers(stdio_entry("alpha", tmp_path / "alpha", timeouts={"call": 1}))
     async with ToolPool(config, registry=registry, tracer=provider.get_tracer("t")) as pool:
         await pool.call_tool("alpha__echo", {"text": "x"})
         await pool.call_tool("alpha__fail", {"message": "m"})
@@ -273,7 +281,7 @@ async def test_metrics_and_spans_of_calls(tmp_path: Path) -> None:
 async def test_a_circuit_opened_by_one_replica_is_open_for_another_through_redis(
     http_server: ServerProcess, redis_url: str
 ) -> None:
-    config = servers(http_entry("beta", http_server.url, breaker=FAST_BREAKER | {"cooldown": 30}))
+    config = servers(http_entry("beta", http_server.url, breaker=FAST_BREAKER))
     first_client = aioredis.Redis.from_url(redis_url)
     second_client = aioredis.Redis.from_url(redis_url)
     first = RedisBreakerStore(client=first_client, prefix=MCP_BREAKER_PREFIX)
