@@ -44,6 +44,8 @@ LIBRARY_LOGGERS: Final[tuple[str, ...]] = (
     "opentelemetry",
     "aiosqlite",
     "alembic",
+    "mcp",
+    "uvicorn",
 )
 """Third-party loggers held at ``AIO_LOG_LIBRARY_LEVEL`` (WARNING by default)."""
 
