@@ -204,10 +204,11 @@ class ServerConnection:
                     client_info=self._client_info,
                 )
             )
+            # Reset before listing: a list_changed arriving during the listing lists again.
+            self._ended, self._list_changed = "", False
             async with asyncio.timeout(timeouts.connect):
                 await session.initialize()
                 self._tools = await self._list_tools(session)
-            self._ended, self._list_changed = "", False
             self._session = session
             self.sessions_opened += 1
             self._set_state("up")
