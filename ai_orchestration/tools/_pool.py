@@ -21,6 +21,7 @@ from mcp import ClientSession, MCPError, types
 from opentelemetry.trace import NoOpTracer, Span, SpanKind, Status, StatusCode, Tracer
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from ai_orchestration.errors import InvalidArgumentError, NotFoundError
 from ai_orchestration.llm import BreakerState, BreakerStore, InProcessBreakerStore
@@ -168,13 +169,19 @@ class ToolPool:
         return {
             name: ServerHealth(
                 state=connection.state,
-                breaker=await self._store.state(name, now),
+                breaker=await self._breaker_state(name, now),
                 tools=len(connection.tools),
                 sessions_opened=connection.sessions_opened,
                 last_error=connection.last_error,
             )
             for name, connection in self._by_name.items()
         }
+
+    async def _breaker_state(self, server: str, now: float) -> BreakerState:
+        try:
+            return await self._store.state(server, now)
+        except RedisError:
+            return "closed"  # a Redis store that cannot be reached admits every call
 
     async def probe(self, server: str) -> bool:
         """Ping ``server`` now (health probe); a failure makes its session reopen."""

@@ -14,6 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from ai_orchestration.errors import NotFoundError
 from ai_orchestration.llm import RedisBreakerStore
@@ -335,3 +337,19 @@ async def test_a_server_that_never_answers_or_cannot_start_does_not_hold_the_poo
             with pytest.raises(ToolUnavailableError):
                 await pool.call_tool("silent__echo", {"text": "x"})
         assert (await pool.health())["silent"].state == "closed"
+
+
+async def test_an_unreachable_redis_breaker_store_admits_calls(tmp_path: Path) -> None:
+    # No client-side retries: the breaker sits on every call's path (see RedisBreakerStore).
+    client = aioredis.Redis(
+        host="127.0.0.1", port=_closed_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
+    store = RedisBreakerStore(client=client, prefix=MCP_BREAKER_PREFIX)
+    try:
+        async with ToolPool(
+            servers(stdio_entry("alpha", tmp_path / "alpha")), breaker_store=store
+        ) as pool:
+            assert (await pool.call_tool("alpha__echo", {"text": "x"})).text == "alpha:x"
+            assert (await pool.health())["alpha"].breaker == "closed"
+    finally:
+        await client.aclose()
