@@ -12,6 +12,7 @@ from ai_orchestration.config import Settings
 from ai_orchestration.llm import LlmStack
 from ai_orchestration.observability import Tracing
 from ai_orchestration.scoring import ScoringEngine
+from ai_orchestration.server._tools import start_tools
 from ai_orchestration.storage import Database, DeliveryLedger, RunRepository
 from ai_orchestration.workflows.engine import (
     DatabaseQueue,
@@ -79,6 +80,9 @@ async def start_workflows(
     tracing: Tracing | None = None,
 ) -> RunEngine:
     """Start this replica's engine; ``resources`` closes everything it opened, in reverse."""
+    tools, tool_uses = await start_tools(
+        settings=settings, resources=resources, metrics=metrics, tracing=tracing
+    )
     checkpointer = await resources.enter_async_context(open_checkpointer(database.engine.url))
     runner = LangGraphRunner(
         deps=WorkflowDeps.from_stack(
@@ -89,6 +93,8 @@ async def start_workflows(
             histories=histories,
             retriever=retriever,
             tracer=tracing.tracer("ai_orchestration.workflows") if tracing else None,
+            tools=tools,
+            tool_uses=tool_uses,
         ),
         checkpointer=checkpointer,
     )

@@ -19,6 +19,12 @@ from ai_orchestration.workflows.graphs._graphs import DEFINITIONS
 from ai_orchestration.workflows.graphs._policy import DecisionPolicyStore, checked_policy
 from ai_orchestration.workflows.graphs._review import check_answer
 from ai_orchestration.workflows.graphs._runner import LangGraphRunner
+from ai_orchestration.workflows.graphs._tool_uses import (
+    ExternalTools,
+    ExternalToolUse,
+    load_tool_uses,
+    parse_tool_uses,
+)
 
 __all__ = [
     "DEFINITIONS",
@@ -28,9 +34,13 @@ __all__ = [
     "CustomerHistory",
     "DecisionPolicy",
     "DecisionPolicyStore",
+    "ExternalToolUse",
+    "ExternalTools",
     "LangGraphRunner",
     "PassageSource",
     "WorkflowDeps",
     "check_answer",
     "checked_policy",
+    "load_tool_uses",
+    "parse_tool_uses",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -19,6 +20,7 @@ from ai_orchestration.workflows.graphs._follow_up_rules import (
     PassageSource,
 )
 from ai_orchestration.workflows.graphs._policy import DecisionPolicyStore
+from ai_orchestration.workflows.graphs._tool_uses import ExternalTools, ExternalToolUse
 
 __all__ = ["AnalysisPolicy", "RunContext", "WorkflowDeps"]
 
@@ -78,6 +80,11 @@ class WorkflowDeps:
     """Time of interrupts, and the "now" of the insight rules (days of silence, trends)."""
     tracer: Tracer = field(default_factory=NoOpTracer)
     """Spans of the steps and tool calls (children of the run's span); none by default."""
+    tools: ExternalTools | None = None
+    """External tools (the MCP tool pool) the agents consult; none by default."""
+    tool_uses: Mapping[str, tuple[ExternalToolUse, ...]] = field(default_factory=dict)
+    """Per agent, which external tools it calls and how (``agents`` of the MCP servers
+    file)."""
 
     @property
     def serves_follow_up(self) -> bool:
@@ -99,6 +106,8 @@ class WorkflowDeps:
         retriever: PassageSource | None = None,
         follow_up: CustomerFollowUpPolicy | None = None,
         tracer: Tracer | None = None,
+        tools: ExternalTools | None = None,
+        tool_uses: Mapping[str, tuple[ExternalToolUse, ...]] | None = None,
     ) -> WorkflowDeps:
         """Deps taking the gateway, templates and guard of a server's :class:`LlmStack`."""
         return cls(
@@ -115,6 +124,8 @@ class WorkflowDeps:
             retriever=retriever,
             follow_up=follow_up or CustomerFollowUpPolicy(),
             tracer=tracer or NoOpTracer(),
+            tools=tools,
+            tool_uses=dict(tool_uses or {}),
         )
 
 

@@ -49,6 +49,7 @@ from ai_orchestration.workflows._types import JsonDoc
 from ai_orchestration.workflows.graphs._content import DraftSpec
 from ai_orchestration.workflows.graphs._context import RunContext
 from ai_orchestration.workflows.graphs._documents import name_from_email, rfc3339
+from ai_orchestration.workflows.graphs._external import consult
 from ai_orchestration.workflows.graphs._follow_up_rules import (
     decide_follow_up,
     insight_document,
@@ -213,7 +214,8 @@ async def customer_insights_step(
 ) -> tuple[dict[str, Any], bool]:
     """Read the customer's history, decide its insights, retrieve the relevant passages.
 
-    Degraded when the retrieval failed (the decision then rests on the insights alone).
+    Degraded when the retrieval failed (the decision then rests on the insights alone), or a
+    configured external tool did not answer.
     """
     data = json_doc(state.get("input"))
     customer = str(data.get("customer_id", ""))
@@ -228,18 +230,24 @@ async def customer_insights_step(
     texts = {s.interaction.interaction_id: s.interaction.text for s in stored}
     question = _question(str(data.get("goal", "")), drafts)
     passages, flagged, retrieved = await _passages(context, name, customer, question)
+    company = str(json_doc(data.get("recipient")).get("company", ""))
+    fields = {"customer_id": customer, "company": company, "goal": str(data.get("goal", ""))}
+    external, external_ok = await consult(context, name, 3, "customer_follow_up", fields)
     facts = {
         "interactions": len(stored),
         "legal_threats": legal_threats(scored, now=now, days=policy.rules.lookback_days),
         "flagged_passages": flagged,
         "question": question,
     }
+    if external:
+        # For the reviewer and the record; the draft quotes only the customer's own passages.
+        facts["external"] = external
     update = {
         "insights": [insight_document(draft, texts) for draft in drafts],
         "passages": passages,
         "facts": facts,
     }
-    return update, not retrieved
+    return update, not (retrieved and external_ok)
 
 
 async def follow_up_decision_step(
