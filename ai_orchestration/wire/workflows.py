@@ -153,7 +153,7 @@ def event_message(event: RunEvent) -> workflow_pb2.RunEvent:
         return message
     target = getattr(message, event.kind.value)
     _parse(_event_body(event.kind, event.payload), target)
-    if event.kind is EventKind.STEP_FINISHED:
+    if event.kind in (EventKind.STEP_FINISHED, EventKind.TOOL_RESULT):
         milliseconds = float(event.payload.get("duration_ms", 0.0))
         target.duration.FromMicroseconds(round(milliseconds * 1000))
     if message.WhichOneof("event") is None:  # an empty payload still says what happened

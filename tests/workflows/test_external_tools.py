@@ -112,6 +112,7 @@ async def test_the_lead_analysis_consults_the_configured_tool_and_shows_its_answ
     assert json.loads(call.arguments_json) == {"text": COMPANY}
     assert not result.error
     assert json.loads(result.result_json) == {"text": f"enrich:{COMPANY}"}
+    assert result.duration.ToMicroseconds() > 0  # the round trip to the MCP server
     prompts = [json.dumps(r.body) for r in llm_server.requests if r.path.endswith("/completions")]
     assert any("Company profile (from an external tool" in p for p in prompts)
     assert any(f"enrich:{COMPANY}" in p for p in prompts)

@@ -123,7 +123,8 @@ async def call_tool(
     run: Callable[[], Awaitable[_T]],
     shown: Callable[[_T], object] = lambda value: value,
 ) -> tuple[_T | None, bool]:
-    """Run one tool with ``tool_call`` / ``tool_result`` events; (result, ok).
+    """Run one tool with ``tool_call`` / ``tool_result`` events (the result with the call's
+    duration) and an ``execute_tool`` span; (result, ok).
 
     ``shown`` turns the result into the JSON of its ``tool_result`` event. A failing tool is
     reported (``error: true``) and gives ``(None, False)``: the agent goes on without it.
@@ -139,6 +140,18 @@ async def call_tool(
         "gen_ai.tool.call.id": call_id,
         "crm.run_id": context.run.run_id,
     }
+    started = time.perf_counter()
+
+    def finished(shown_json: str, error: bool) -> JsonDoc:
+        duration = round((time.perf_counter() - started) * 1000, 3)
+        return {
+            "step": step_name,
+            "call_id": call_id,
+            "result_json": shown_json,
+            "error": error,
+            "duration_ms": duration,
+        }
+
     try:
         with context.deps.tracer.start_as_current_span(
             f"execute_tool {tool}", attributes=attributes, set_status_on_exception=False
@@ -152,20 +165,9 @@ async def call_tool(
     except TOOL_ERRORS as err:
         _log.warning("tool %s of run %s failed: %s", tool, context.run.run_id, err)
         failure = {"error": type(err).__name__, "message": str(err)[:500]}
-        await context.events.emit(
-            EventKind.TOOL_RESULT,
-            {"step": step_name, "call_id": call_id, "result_json": _dumps(failure), "error": True},
-        )
+        await context.events.emit(EventKind.TOOL_RESULT, finished(_dumps(failure), True))
         return None, False
-    await context.events.emit(
-        EventKind.TOOL_RESULT,
-        {
-            "step": step_name,
-            "call_id": call_id,
-            "result_json": _dumps(shown(result)),
-            "error": False,
-        },
-    )
+    await context.events.emit(EventKind.TOOL_RESULT, finished(_dumps(shown(result)), False))
     return result, True
 
 

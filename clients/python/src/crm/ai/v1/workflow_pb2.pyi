@@ -1822,6 +1822,7 @@ class ToolResult(_message.Message):
     CALL_ID_FIELD_NUMBER: _builtins.int
     RESULT_JSON_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
     step: _builtins.str
     """Node name."""
     call_id: _builtins.str
@@ -1830,6 +1831,10 @@ class ToolResult(_message.Message):
     """Result as JSON."""
     error: _builtins.bool
     """True when the tool failed; result_json then holds the error."""
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long the tool took, from the call to its answer or its failure."""
+
     def __init__(
         self,
         *,
@@ -1837,10 +1842,11 @@ class ToolResult(_message.Message):
         call_id: _builtins.str = ...,
         result_json: _builtins.str = ...,
         error: _builtins.bool = ...,
+        duration: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "error", b"error", "result_json", b"result_json", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "duration", b"duration", "error", b"error", "result_json", b"result_json", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
