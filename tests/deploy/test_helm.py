@@ -22,6 +22,8 @@ import yaml
 from ai_orchestration import cli
 from ai_orchestration.config import Settings
 from ai_orchestration.llm import parse_config
+from ai_orchestration.tools import parse_servers
+from ai_orchestration.workflows.graphs import parse_tool_uses
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "ai-orchestration"
@@ -162,6 +164,7 @@ def test_scale_out_renders_the_whole_topology(scale_out: Release) -> None:
             f"ConfigMap/{FULLNAME}",
             f"ConfigMap/{FULLNAME}-envoy",
             f"ConfigMap/{FULLNAME}-llm",
+            f"ConfigMap/{FULLNAME}-mcp",
             f"Deployment/{FULLNAME}",
             f"Deployment/{FULLNAME}-envoy",
             f"HorizontalPodAutoscaler/{FULLNAME}",
@@ -235,7 +238,7 @@ def test_probes_use_the_grpc_health_service_on_the_grpc_port(scale_out: Release)
     grpc_port = next(p["containerPort"] for p in server["ports"] if p["name"] == "grpc")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert server[probe]["grpc"] == {"port": grpc_port, "service": ""}, probe
-    assert {p["name"] for p in server["ports"]} == {"grpc", "metrics"}
+    assert {p["name"] for p in server["ports"]} == {"grpc", "metrics", "mcp"}
     assert server["command"] == ["ai-orchestration", "serve"]
 
 
@@ -354,6 +357,23 @@ def test_routing_file_is_valid_for_the_gateway(scale_out: Release) -> None:
     assert {d.model_name for d in config.deployments} >= {"fast", "smart"}
     assert config.fallbacks["fast"] == ("smart",)
     assert config.default_fallbacks == ("local",)
+
+
+def test_mcp_servers_file_is_valid_for_the_pool_and_the_agents(scale_out: Release) -> None:
+    env = scale_out.environment()
+    path = Path(env["AIO_MCP_SERVERS_FILE"])
+    mount = next(m for m in scale_out.server["volumeMounts"] if m["name"] == "mcp-servers")
+    assert path.parent == Path(mount["mountPath"])
+    text = scale_out.get("ConfigMap", f"{FULLNAME}-mcp")["data"][path.name]
+    secrets = {"ENRICHMENT_AUTHORIZATION": "Bearer x"}  # from secretEnv at run time
+    (server,) = parse_servers(text, environ=secrets)
+    uses = parse_tool_uses(
+        yaml.safe_load(text),
+        allows=lambda name: name == server.exposed_name("lookup_company"),
+    )
+    assert [use.tool for use in uses["lead_analysis"]] == ["enrich__lookup_company"]
+    ports = {p["name"]: p for p in scale_out.get("Service", FULLNAME)["spec"]["ports"]}
+    assert ports["mcp"]["port"] == int(env["AIO_MCP_PORT"]) == 8081
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,7 @@ app.kubernetes.io/component: envoy
 {{/* Mount points of the files the chart hands the service. */}}
 {{- define "aio.authDir" -}}/etc/ai-orchestration/auth{{- end -}}
 {{- define "aio.llmDir" -}}/etc/ai-orchestration/llm{{- end -}}
+{{- define "aio.mcpDir" -}}/etc/ai-orchestration/mcp{{- end -}}
 
 {{/* Whether the chart mounts a JWT public key / JWKS file (inline value or existing Secret). */}}
 {{- define "aio.hasPublicKey" -}}
@@ -82,6 +83,9 @@ app.kubernetes.io/component: envoy
 {{- end -}}
 {{- define "aio.hasLlmConfig" -}}
 {{- if or .Values.llm.routing .Values.llm.existingConfigMap -}}true{{- end -}}
+{{- end -}}
+{{- define "aio.hasMcpServers" -}}
+{{- if or .Values.mcp.servers .Values.mcp.existingConfigMap -}}true{{- end -}}
 {{- end -}}
 
 {{/* Whether a shared database is configured: a URL in values, or an existing Secret (which
@@ -115,7 +119,7 @@ install and kept on upgrades, so `helm install` with no values yields a server t
 
 {{/* Settings the chart derives from other values; `config` may not set them. */}}
 {{- define "aio.managedSettings" -}}
-host port metrics_port data_dir database_url redis_url auth_hs256_secret auth_public_key_file auth_jwks_file llm_config_file
+host port metrics_port data_dir database_url redis_url auth_hs256_secret auth_public_key_file auth_jwks_file llm_config_file mcp_servers_file
 {{- end -}}
 
 {{/* Checks that fail the render with a message saying what to change. */}}
@@ -123,7 +127,7 @@ host port metrics_port data_dir database_url redis_url auth_hs256_secret auth_pu
 {{- $managed := splitList " " (include "aio.managedSettings" .) -}}
 {{- range $key, $_ := .Values.config -}}
 {{- if has $key $managed -}}
-{{- fail (printf "config.%s is set by the chart: use ports.grpc, ports.metrics, dataVolume, database.url, redis.url, auth.* or llm.* instead" $key) -}}
+{{- fail (printf "config.%s is set by the chart: use ports.grpc, ports.metrics, dataVolume, database.url, redis.url, auth.*, llm.* or mcp.* instead" $key) -}}
 {{- end -}}
 {{- if ne $key (lower $key) -}}
 {{- fail (printf "config.%s: keys are the service's setting names in lower case (see ai_orchestration/config.py), e.g. workflow_concurrency" $key) -}}
