@@ -8,6 +8,7 @@ another tenant, or none at all, is ``NOT_FOUND``, as a run of another tenant is 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Final, Literal, Protocol
@@ -47,6 +48,8 @@ TASK_CHANNEL: Final = "TASK"
 """Ledger channel of a follow-up task (the CRM's task list, not an outgoing message)."""
 ESCALATION_CHANNEL: Final = "ESCALATION"
 """Ledger channel of an escalation (the CRM's support escalation queue)."""
+_ESCALATIONS: Final = uuid.UUID("5c0a9d3e-2f4b-4e61-9a57-0d1b6e8f3c21")
+"""Namespace of the escalation alerts' ids (uuid5 of the tenant and the caller's key)."""
 
 CustomerId = Annotated[
     str, Field(min_length=1, max_length=128, description="The CRM's id of the customer.")
@@ -249,25 +252,25 @@ class CustomerTools:
             level = Severity[severity.upper()]
             document = {"reason": reason, "severity": severity}
             ledger_key = f"mcp:escalation:{key}"
-            first = await self._ledger.deliver(
+            # The alert first, under an id made of the key: a retry after a crash anywhere
+            # raises it once, and the ledger row (idempotent too) is written after it.
+            message = f"Escalated by {principal.subject}: {reason}"
+            kind = AlertKind.ESCALATION.value
+            alert = NewAlert("", customer_id, kind, int(level), message, ())
+            alert_id = str(uuid.uuid5(_ESCALATIONS, f"{tenant}:{key}"))
+            raised = await self._alerts.append_once(tenant, alert, alert_id=alert_id)
+            if raised is not None:
+                await self._bus.publish("alert", tenant, raised.sequence)
+            await self._ledger.deliver(
                 DeliveryRequest(
                     ledger_key,
                     tenant,
                     ledger_key,
                     ESCALATION_CHANNEL,
-                    {"customer_id": customer_id},
+                    {"customer_id": customer_id, "alert_id": alert_id},
                     document,
                 )
             )
-            if first:
-                # The key decided who raises the alert: a retry finds it taken and does not.
-                # The ledger row and the alert are two commits: a crash between them keeps
-                # the hand-off and loses the alert (never raises it twice).
-                message = f"Escalated by {principal.subject}: {reason}"
-                kind = AlertKind.ESCALATION.value
-                alert = NewAlert("", customer_id, kind, int(level), message, ())
-                raised = await self._alerts.append(tenant, [alert])
-                await self._bus.publish("alert", tenant, raised[-1].sequence)
             return _result(await self._stored(tenant, ledger_key))
 
     async def _hand_over(

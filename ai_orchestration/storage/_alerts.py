@@ -131,6 +131,26 @@ class AlertRepository:
                 )
         return [_stored(row) for row in rows]
 
+    async def append_once(
+        self, tenant_id: str, alert: NewAlert, *, alert_id: str
+    ) -> StoredAlert | None:
+        """Append ``alert`` as ``alert_id`` unless the tenant's log holds that id already (a
+        retried caller's); None when it did. The id is the caller's idempotency key, made an
+        id (e.g. a uuid5 of it), so a retry after a crash raises the alert once."""
+        require_tenant(tenant_id)
+        now = self._clock()
+        async with self._database.core_transaction(immediate=True) as conn:
+            last = await self._locked_log(conn, tenant_id)  # serialises the tenant's appends
+            held = select(_A.alert_id).where(_A.tenant_id == tenant_id, _A.alert_id == alert_id)
+            if (await conn.execute(held)).first() is not None:
+                return None
+            row = {**_alert_row(tenant_id, last + 1, alert, now), "alert_id": alert_id}
+            await conn.execute(insert(_A), [row])
+            await conn.execute(
+                update(_L).where(_L.tenant_id == tenant_id).values(last_sequence=last + 1)
+            )
+        return _stored(row)
+
     async def without_run(
         self,
         *,

@@ -117,3 +117,34 @@ async def test_support_actions_happen_once_per_key(mcp_server: Server, token: To
     ]
     assert len(escalations) == 1
     assert escalations[0].customer_id == "cust-1"
+
+
+async def test_an_escalation_retried_after_a_crash_raises_its_alert_once(
+    mcp_server: Server, token: TokenFactory
+) -> None:
+    """The alert is written first, under an id made of the caller's key; a crash before the
+    ledger row leaves the alert, and the caller's retry adds the row without a second alert."""
+    await _seed(mcp_server, token)
+    escalation = {"key": "crash-7", "customer_id": "cust-1", "reason": "Legal threat."}
+    async with session(mcp_server, token(roles=["insight.writer"])) as client:
+        first = structured(await client.call_tool("escalate_customer", escalation))
+    ledger = DeliveryLedger(database=mcp_server.database)
+    alerts = AlertRepository(database=mcp_server.database)
+    (row,) = await ledger.list_for_run("acme", "mcp:escalation:crash-7")
+    # The crash: the ledger row is lost, the alert stays.
+    async with mcp_server.database.engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "DELETE FROM workflow_deliveries WHERE idempotency_key = 'mcp:escalation:crash-7'"
+        )
+    assert await ledger.list_for_run("acme", "mcp:escalation:crash-7") == []
+    async with session(mcp_server, token(roles=["insight.writer"])) as client:
+        retried = structured(await client.call_tool("escalate_customer", escalation))
+    assert retried["key"] == first["key"] == "crash-7"
+    assert len(await ledger.list_for_run("acme", "mcp:escalation:crash-7")) == 1
+    raised = [
+        a
+        for a in await alerts.read("acme", after=0, limit=100)
+        if a.kind == AlertKind.ESCALATION.value and "Legal threat" in a.message
+    ]
+    assert len(raised) == 1
+    assert row.recipient["alert_id"] == raised[0].alert_id

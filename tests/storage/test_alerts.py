@@ -106,3 +106,23 @@ async def test_erasure_removes_the_customers_alerts(
     )
     assert counts.alerts == 1
     assert await alerts.read("acme", after=0, limit=10) == []
+
+
+async def test_an_alert_appended_once_under_its_id_is_not_appended_again(
+    alerts: AlertRepository,
+) -> None:
+    first = await alerts.append_once("t1", _alert("", kind="escalation"), alert_id="esc-1")
+    again = await alerts.append_once("t1", _alert("", kind="escalation"), alert_id="esc-1")
+    other = await alerts.append_once("t2", _alert("", kind="escalation"), alert_id="esc-1")
+    assert first is not None and first.alert_id == "esc-1" and first.sequence == 1
+    assert again is None
+    assert other is not None and other.sequence == 1  # another tenant's log
+    assert [a.alert_id for a in await alerts.read("t1", after=0, limit=10)] == ["esc-1"]
+    racing = await asyncio.gather(
+        *(
+            alerts.append_once("t1", _alert("", kind="escalation"), alert_id="esc-2")
+            for _ in range(4)
+        )
+    )
+    assert sum(r is not None for r in racing) == 1
+    assert [a.sequence for a in await alerts.read("t1", after=0, limit=10)] == [1, 2]
