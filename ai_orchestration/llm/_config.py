@@ -47,6 +47,8 @@ from typing import Final, TypeVar
 
 import yaml
 
+from ai_orchestration._config_files import ConfigFileError, DocumentReader
+
 __all__ = [
     "LOCAL_MODEL",
     "BreakerPolicy",
@@ -64,7 +66,6 @@ LOCAL_MODEL: Final[str] = "local/smollm2"
 """litellm model string of the bundled local model (provider ``local``)."""
 LOCAL_LOGICAL_NAME: Final[str] = "local"
 """Logical name under which the default config lists the local model."""
-ENV_PREFIX: Final[str] = "os.environ/"
 # Keys litellm's Router reads from litellm_params that must not reach a provider call.
 _ROUTER_ONLY_KEYS: Final[frozenset[str]] = frozenset(
     {
@@ -86,17 +87,9 @@ _ROUTER_ONLY_KEYS: Final[frozenset[str]] = frozenset(
 _T = TypeVar("_T")
 
 
-class LlmConfigError(ValueError):
-    """A routing config is invalid; the message names the file and the path of the bad key."""
-
-    def __init__(self, source: str, path: str, problem: str) -> None:
-        super().__init__(f"{source}: {path}: {problem}")
-        self.source = source
-        """The file (or ``<default>`` / ``<string>``) the config came from."""
-        self.path = path
-        """Dotted path of the offending key, e.g. ``model_list[2].litellm_params.api_key``."""
-        self.problem = problem
-        """What is wrong."""
+class LlmConfigError(ConfigFileError):
+    """A routing config is invalid; the message names the file and the path of the bad key
+    (e.g. ``model_list[2].litellm_params.api_key``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,40 +275,16 @@ def _with_unique_ids(deployments: list[Deployment], source: str) -> tuple[Deploy
 
 
 @dataclass(frozen=True, slots=True)
-class _Reader:
-    """Typed access to the YAML document that reports the path of every bad value."""
-
-    source: str
-    environ: Mapping[str, str]
+class _Reader(DocumentReader):
+    """The routing file's reads."""
 
     def fail(self, path: str, problem: str) -> LlmConfigError:
         return LlmConfigError(self.source, path or "<root>", problem)
-
-    def mapping(self, value: object, path: str) -> dict[str, object]:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise self.fail(path, f"expected a mapping, got {type(value).__name__}")
-        return value
-
-    def sequence(self, value: object, path: str) -> list[object]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(path, f"expected a list, got {type(value).__name__}")
-        return value
 
     def text(self, value: object, path: str) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(path, "expected a non-empty string")
         return self.resolve(value, path)
-
-    def resolve(self, value: str, path: str) -> str:
-        if not value.startswith(ENV_PREFIX):
-            return value
-        name = value.removeprefix(ENV_PREFIX)
-        resolved = self.environ.get(name)
-        if not resolved:
-            raise self.fail(path, f"environment variable {name} is not set")
-        return resolved
 
     def optional(
         self, table: Mapping[str, object], key: str, path: str, read: Callable[[object, str], _T]

@@ -37,6 +37,7 @@ from typing import Final, Literal
 
 import yaml
 
+from ai_orchestration._config_files import ConfigFileError, DocumentReader
 from ai_orchestration.llm import BreakerPolicy
 
 __all__ = [
@@ -55,7 +56,6 @@ ALL_TOOLS: Final[str] = "*"
 TOOL_SEPARATOR: Final[str] = "__"
 """Between a server's prefix and its tool's name: ``enrich__lookup_company`` (LLM function
 names allow no dots, so the separator is one MCP and every provider accept)."""
-_ENV_PREFIX: Final[str] = "os.environ/"
 _NAME: Final = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]|_(?!_))*$")
 _TRANSPORTS: Final = ("stdio", "streamable_http")
 _KEYS: Final = frozenset(
@@ -80,17 +80,9 @@ _KEYS: Final = frozenset(
 Transport = Literal["stdio", "streamable_http"]
 
 
-class McpConfigError(ValueError):
-    """The MCP servers file is invalid; the message names the file and the bad key."""
-
-    def __init__(self, source: str, path: str, problem: str) -> None:
-        super().__init__(f"{source}: {path}: {problem}")
-        self.source = source
-        """The file (or ``<string>``) the config came from."""
-        self.path = path
-        """Dotted path of the offending key, e.g. ``servers[1].headers.Authorization``."""
-        self.problem = problem
-        """What is wrong."""
+class McpConfigError(ConfigFileError):
+    """The MCP servers file is invalid; the message names the file and the bad key (e.g.
+    ``servers[1].headers.Authorization``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,38 +201,16 @@ def _check_unique(servers: tuple[McpServerConfig, ...], source: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Reader:
-    """Typed access to the YAML document that reports the path of every bad value."""
-
-    source: str
-    environ: Mapping[str, str]
+class _Reader(DocumentReader):
+    """The MCP servers file's reads."""
 
     def fail(self, path: str, problem: str) -> McpConfigError:
         return McpConfigError(self.source, path or "<root>", problem)
 
-    def mapping(self, value: object, path: str) -> dict[str, object]:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise self.fail(path, f"expected a mapping, got {type(value).__name__}")
-        return value
-
-    def sequence(self, value: object, path: str) -> list[object]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(path, f"expected a list, got {type(value).__name__}")
-        return value
-
     def text(self, value: object, path: str) -> str:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self.fail(path, "expected a string")
-        text = str(value)
-        if not text.startswith(_ENV_PREFIX):
-            return text
-        name = text.removeprefix(_ENV_PREFIX)
-        resolved = self.environ.get(name)
-        if resolved is None:
-            raise self.fail(path, f"environment variable {name} is not set")
-        return resolved
+        return self.resolve(str(value), path)
 
     def required(self, table: Mapping[str, object], key: str, path: str) -> str:
         value = table.get(key)
