@@ -13,9 +13,6 @@ from mcp.server.auth.provider import AccessToken
 from ai_orchestration.errors import AuthenticationError, PermissionDeniedError
 from ai_orchestration.security import Authenticator, Principal
 
-_ANY_RPC = "/crm.ai.v1.ScoringService/ScoreLead"
-"""An RPC of the role table, asked about only to verify a token (its role is not needed)."""
-
 
 class BearerTokens:
     """The SDK's ``TokenVerifier`` over the server's :class:`Authenticator`."""
@@ -25,19 +22,13 @@ class BearerTokens:
 
     async def verify_token(self, token: str) -> AccessToken | None:
         """The token as the SDK keeps it, or ``None`` (HTTP 401) when it does not verify."""
-        metadata = [("authorization", f"Bearer {token}")]
         try:
-            principal = self._authenticator.authenticate(_ANY_RPC, metadata)
+            # Signature, expiry and claims; roles are checked per tool call.
+            principal = self._authenticator.identify([("authorization", f"Bearer {token}")])
         except AuthenticationError:
             return None
-        except PermissionDeniedError:
-            # Signature, expiry and claims passed; roles are checked per tool call.
-            principal = None
         return AccessToken(
-            token=token,
-            client_id=principal.subject if principal is not None else "",
-            subject=principal.subject if principal is not None else None,
-            scopes=[],
+            token=token, client_id=principal.subject, subject=principal.subject, scopes=[]
         )
 
 

@@ -31,6 +31,18 @@ class Authenticator:
         """True when no token verification is configured."""
         return self._verifier is None
 
+    def identify(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal:
+        """The caller the metadata's bearer token names (signature, expiry, issuer, audience
+        checked), whatever it may call: roles are checked per method by :meth:`authenticate`.
+        In dev mode, the ``dev`` tenant.
+
+        Raises AuthenticationError (bad or missing token).
+        """
+        if self._verifier is None:
+            return dev_principal()
+        header = next((str(value) for key, value in metadata if key == "authorization"), None)
+        return self._verifier.verify(header)
+
     def authenticate(
         self, method: str, metadata: Iterable[tuple[str, str | bytes]]
     ) -> Principal | None:
@@ -40,11 +52,7 @@ class Authenticator:
         """
         if is_public(method):
             return None
-        if self._verifier is None:
-            principal = dev_principal()
-        else:
-            header = next((str(value) for key, value in metadata if key == "authorization"), None)
-            principal = self._verifier.verify(header)
+        principal = self.identify(metadata)
         required = self._required_roles.get(method)
         if required is None:
             raise PermissionDeniedError(
