@@ -200,9 +200,10 @@ class ToolPool:
         connection, spec = self._resolve(name)
         server = connection.config.name
         with self._tracer.start_as_current_span(
-            f"execute_tool {name}",
-            kind=SpanKind.INTERNAL,
+            f"tools/call {name}",
+            kind=SpanKind.CLIENT,
             attributes={
+                "mcp.method.name": "tools/call",
                 "gen_ai.operation.name": "execute_tool",
                 "gen_ai.tool.name": name,
                 "crm.mcp.server": server,

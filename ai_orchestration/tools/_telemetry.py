@@ -1,8 +1,10 @@
-"""What tool calls tell the operators: Prometheus series and an ``execute_tool`` span per call.
+"""What tool calls tell the operators: Prometheus series and a span per call.
 
-The span follows the OpenTelemetry GenAI conventions for tool execution (``execute_tool
-{name}``, kind INTERNAL, ``gen_ai.operation.name``, ``gen_ai.tool.name``) and names the server
-in ``crm.mcp.server``. Both parts are optional; nothing is global.
+The span is the MCP request, as the OpenTelemetry MCP conventions name it (``tools/call
+{name}``, kind CLIENT, ``mcp.method.name``), with the GenAI tool attributes
+(``gen_ai.operation.name`` ``execute_tool``, ``gen_ai.tool.name``) and the server in
+``crm.mcp.server``. An agent's call wraps it in its own ``execute_tool`` span (the step's view:
+events and the guard). Both parts are optional; nothing is global.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -266,12 +267,14 @@ async def test_metrics_and_spans_of_calls(tmp_path: Path) -> None:
     )
     assert count == 1.0
     spans = {span.name: span for span in exporter.get_finished_spans()}
-    echo = spans["execute_tool alpha__echo"]
+    echo = spans["tools/call alpha__echo"]
     assert echo.attributes is not None
+    assert echo.kind is SpanKind.CLIENT
+    assert echo.attributes["mcp.method.name"] == "tools/call"
     assert echo.attributes["gen_ai.operation.name"] == "execute_tool"
     assert echo.attributes["gen_ai.tool.name"] == "alpha__echo"
     assert echo.attributes["crm.mcp.server"] == "alpha"
-    slow = spans["execute_tool alpha__slow"]
+    slow = spans["tools/call alpha__slow"]
     assert slow.attributes is not None
     assert slow.attributes["error.type"] == "timeout"
     closed = registry.get_sample_value(
