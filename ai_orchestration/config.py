@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     replicas, no claim polling of the run table; needs ``redis_url``). ``auto``: ``redis`` when
     ``redis_url`` is set."""
 
+    alert_watch_poll_seconds: float = Field(default=0.0, ge=0.0, le=3600.0)
+    """How often a WatchAlerts stream reads the alert log when no wake-up came (the safety net
+    under the bus's wake-ups); 0: 5 s when Redis carries the wake-ups between replicas, else
+    1 s."""
+
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Port for the Prometheus ``/metrics`` endpoint on ``host``; 0 disables it."""
     mcp_port: int = Field(default=-1, ge=-1, le=65535)
@@ -145,6 +150,13 @@ class Settings(BaseSettings):
         if self.workflow_queue == "redis" and not self.redis_url:
             raise ValueError("workflow_queue=redis needs redis_url (AIO_REDIS_URL)")
         return self
+
+    @property
+    def alert_poll_seconds(self) -> float:
+        """The alert watchers' poll interval (``alert_watch_poll_seconds``, resolved)."""
+        if self.alert_watch_poll_seconds:
+            return self.alert_watch_poll_seconds
+        return 5.0 if self.redis_url else 1.0
 
     @property
     def uses_stream_queue(self) -> bool:

@@ -188,7 +188,7 @@ async def start_insights(
         answers=answers,
         alerts=stores.alerts,
         watcher=AlertWatcher(
-            log=stores.alerts, wakeups=bus, poll_seconds=5.0 if settings.redis_url else 1.0
+            log=stores.alerts, wakeups=bus, poll_seconds=settings.alert_poll_seconds
         ),
         generator=InsightGenerator(
             histories=interactions, insights=stores.insights, gateway=llm.gateway

@@ -5,7 +5,6 @@ poll interval), and a watcher that reads slowly loses nothing."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,8 +25,13 @@ ANGRY = (
 
 @pytest.fixture
 def replicas(tmp_path: Path, postgres_database_url: str, redis_url: str) -> Iterator[list[Replica]]:
+    # The watchers' safety-net poll is an hour: an alert that arrives at all was woken through
+    # Redis, the mechanism under test (no timing is asserted).
     with replicas_running(
-        tmp_path, database_url=postgres_database_url, redis_url=redis_url
+        tmp_path,
+        database_url=postgres_database_url,
+        redis_url=redis_url,
+        AIO_ALERT_WATCH_POLL_SECONDS="3600",
     ) as started:
         yield started
 
@@ -54,14 +58,11 @@ async def test_ingest_on_one_replica_alert_on_the_other(
         first = asyncio.ensure_future(anext(aiter(watch)))
         await asyncio.sleep(0.5)  # B follows the log from its current end
         reply = await on_a.IngestInteractions(_requests(interaction("r-1", ANGRY)), metadata=md)
-        acked = time.monotonic()
         assert reply.alerts_raised >= 1
-        alert = await asyncio.wait_for(first, 10)
-        seconds = time.monotonic() - acked
+        # B polls its log once an hour here: only A's wake-up through Redis can bring it.
+        alert = await asyncio.wait_for(first, 30)
         watch.cancel()
     assert alert.evidence[0].interaction_id == "r-1"
-    # Woken through Redis: B's watcher polls only every 5 s when Redis carries the bus.
-    assert seconds < 2.5
 
 
 async def test_a_slow_watcher_loses_nothing(
