@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -175,17 +174,14 @@ async def test_ten_thousand_records_insert_in_a_few_statements(
             inserts.append(statement)
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", record)
-    started = time.perf_counter()
     try:
         await repo.add_many(TENANT, records)
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", record)
-    elapsed = time.perf_counter() - started
 
-    # One executemany (possibly split into pages by the driver), not one statement per row.
+    # One executemany (possibly split into pages by the driver), not one statement per row:
+    # the statement count guards against a per-row regression (the speed is bench's business).
     assert 1 <= len(inserts) <= 20
-    # Generous bound against a per-row regression; typically well under a second.
-    assert elapsed < 10, elapsed
     assert await _row_count(database) == 10_000
     page, _ = await repo.list_for_lead(TENANT, "lead-42", page_size=1)
     assert page == [records[9942]]
