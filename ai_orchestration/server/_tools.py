@@ -14,7 +14,6 @@ from ai_orchestration.errors import InvalidArgumentError
 from ai_orchestration.llm import BreakerStore, RedisBreakerStore
 from ai_orchestration.observability import Tracing
 from ai_orchestration.tools import (
-    ALL_TOOLS,
     MCP_BREAKER_PREFIX,
     TOOL_SEPARATOR,
     McpConfigError,
@@ -33,9 +32,7 @@ ExternalToolsSetup = tuple[ToolPool | None, Mapping[str, tuple[ExternalToolUse, 
 def _allowed(servers: tuple[McpServerConfig, ...], name: str) -> bool:
     prefix, separator, tool = name.partition(TOOL_SEPARATOR)
     return bool(separator) and any(
-        server.tool_prefix == prefix
-        and (tool in server.allowed_tools or ALL_TOOLS in server.allowed_tools)
-        for server in servers
+        server.tool_prefix == prefix and server.allows(tool) for server in servers
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.conftest import SECRET
 
-__all__ = ["Replica", "replicas_running", "start_replica"]
+__all__ = ["Replica", "replicas_running", "start_replica", "start_server_process"]
 
 CLI = [sys.executable, "-m", "ai_orchestration.cli", "serve", "--port", "0"]
 Replica = tuple[subprocess.Popen[str], str]
@@ -22,6 +22,13 @@ Replica = tuple[subprocess.Popen[str], str]
 
 def start_replica(env: dict[str, str]) -> Replica:
     """Start one server process with ``env``; returns once it listens."""
+    proc, address, _ = start_server_process(env)
+    return proc, address
+
+
+def start_server_process(env: dict[str, str]) -> tuple[subprocess.Popen[str], str, list[str]]:
+    """Start one server process with ``env``; returns once it listens, with its address and
+    what it wrote until then (stdout and stderr, merged)."""
     proc = subprocess.Popen(
         CLI, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -34,7 +41,7 @@ def start_replica(env: dict[str, str]) -> Replica:
             break
         lines.append(line)
         if match := re.search(r"listening on (\S+)", line):
-            return proc, match.group(1)
+            return proc, match.group(1), lines
     proc.kill()
     raise AssertionError("server did not start:\n" + "".join(lines[-30:]))
 

@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -28,19 +27,13 @@ from tests.api._leads import hot_lead, metadata
 from tests.api.conftest import write_llm_config
 from tests.conftest import SECRET, make_token
 from tests.fixtures.llm_server import LlmTestServer
+from tests.fixtures.ports import free_port
+from tests.integration._replicas import start_server_process
 
-CLI = [sys.executable, "-m", "ai_orchestration.cli", "serve", "--port", "0"]
 ROTEL = Path(rotel.__file__).with_name("rotel-agent")
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_ID = "b7ad6b7169203331"
 SCORE_LEAD = "/crm.ai.v1.ScoringService/ScoreLead"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[str], seconds: float = 20) -> None:
@@ -57,7 +50,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen[str], seconds: float = 20) 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """rotel on a free OTLP/gRPC port, printing every span it receives to a file."""
-    port, printed = _free_port(), tmp_path / "rotel.out"
+    port, printed = free_port(), tmp_path / "rotel.out"
     with printed.open("w") as out:
         proc = subprocess.Popen(
             [
@@ -66,7 +59,7 @@ def receiver(tmp_path: Path) -> Iterator[tuple[int, Path]]:
                 "--otlp-grpc-endpoint",
                 f"127.0.0.1:{port}",
                 "--otlp-http-endpoint",
-                f"127.0.0.1:{_free_port()}",
+                f"127.0.0.1:{free_port()}",
                 "--exporter",
                 "blackhole",
                 "--debug-log",
@@ -104,21 +97,7 @@ def _serve(
         OTEL_BSP_SCHEDULE_DELAY="100",
         **extra,
     )
-    proc = subprocess.Popen(
-        CLI, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 90
-    lines: list[str] = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if match := re.search(r"listening on (\S+)", line):
-            return proc, match.group(1), lines
-    proc.kill()
-    raise AssertionError("the server did not start")
+    return start_server_process(env)
 
 
 def _json_lines(output: str) -> list[dict[str, Any]]:
@@ -144,7 +123,7 @@ def test_json_logs_metrics_and_otlp_traces_of_one_call(
     tmp_path: Path, receiver: tuple[int, Path]
 ) -> None:
     otlp_port, printed = receiver
-    metrics_port = _free_port()
+    metrics_port = free_port()
     proc, address, before = _serve(tmp_path, otlp_port, metrics_port)
     try:
         md = (
@@ -236,7 +215,7 @@ def test_a_stream_run_reaches_the_receiver_as_one_span_tree(
     otlp_port, printed = receiver
     config = write_llm_config(tmp_path / "llm.yaml", llm_server)
     proc, address, before = _serve(
-        tmp_path, otlp_port, _free_port(), AIO_LLM_CONFIG_FILE=str(config),
+        tmp_path, otlp_port, free_port(), AIO_LLM_CONFIG_FILE=str(config),
         AIO_LLM_CACHE_TTL_SECONDS="0",
     )  # fmt: skip
     trace_id = "5b8efff798038103d269b633813fc60c"

@@ -50,6 +50,7 @@ async def _start(
     priority: int = 0,
     body: bytes | None = None,
     appended: list[RunEvent] | None = None,
+    trace_parent: str = "",
 ) -> RunRecord:
     created = await runs.create(
         tenant,
@@ -61,6 +62,7 @@ async def _start(
         labels={"source": "test"},
         input=LEAD_INPUT,
         timeout_seconds=60.0,
+        trace_parent=trace_parent,
     )
     if appended is not None:  # what the call reports it wrote
         appended.extend(created.events)
@@ -95,20 +97,9 @@ async def test_the_starting_calls_trace_is_kept_with_the_run_for_every_claimer(
     runs: RunRepository,
 ) -> None:
     traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    created = await runs.create(
-        TENANT,
-        workflow="lead_qualification",
-        workflow_version="1",
-        priority=0,
-        request_id="traced",
-        request_digest=compute_request_digest(b"traced"),
-        labels={},
-        input=LEAD_INPUT,
-        timeout_seconds=60.0,
-        trace_parent=traceparent,
-    )
-    assert created.run.trace_parent == traceparent
-    assert (await runs.get(TENANT, created.run.run_id)).trace_parent == traceparent
+    created = await _start(runs, "traced", trace_parent=traceparent)
+    assert created.trace_parent == traceparent
+    assert (await runs.get(TENANT, created.run_id)).trace_parent == traceparent
     claimed = await runs.claim("w1", lease_seconds=LEASE)
     assert claimed is not None and claimed.trace_parent == traceparent
     untraced = await _start(runs, "untraced")

@@ -5,21 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ai_orchestration import errors
-from ai_orchestration.llm import PromptInjectionError
 from ai_orchestration.workflows._types import JsonDoc
 from ai_orchestration.workflows.graphs._context import RunContext
-from ai_orchestration.workflows.graphs._steps import call_tool
+from ai_orchestration.workflows.graphs._steps import call_tool, flagged
 from ai_orchestration.workflows.graphs._tool_uses import ExternalToolUse
 
 __all__ = ["consult", "context_lines"]
-
-
-async def _withheld(context: RunContext, text: str) -> bool:
-    try:
-        verdict = await context.deps.guard.check(context.run.tenant_id, text, field="tool.answer")
-    except PromptInjectionError:
-        return True
-    return verdict.flagged
 
 
 async def consult(
@@ -63,7 +54,7 @@ async def consult(
         )
         if not answered or text is None:
             ok = False
-        elif text.strip() and not await _withheld(context, text):
+        elif text.strip() and not await flagged(context, text, "tool.answer"):
             shown.append({"tool": use.tool, "label": use.label or use.tool, "text": text})
     return shown, ok
 

@@ -44,7 +44,6 @@ from ai_orchestration.insights import (
     StoredInteraction,
     select_insights,
 )
-from ai_orchestration.llm import PromptInjectionError
 from ai_orchestration.workflows._types import JsonDoc
 from ai_orchestration.workflows.graphs._content import DraftSpec
 from ai_orchestration.workflows.graphs._context import RunContext
@@ -56,7 +55,7 @@ from ai_orchestration.workflows.graphs._follow_up_rules import (
     legal_threats,
 )
 from ai_orchestration.workflows.graphs._review import add_review_and_delivery
-from ai_orchestration.workflows.graphs._steps import call_tool, json_doc, step
+from ai_orchestration.workflows.graphs._steps import call_tool, flagged, json_doc, step
 from ai_orchestration.workflows.graphs._writing import write_draft
 
 __all__ = [
@@ -146,16 +145,6 @@ def _located(passages: Sequence[Passage] | None) -> list[JsonDoc]:
     ]
 
 
-async def _flagged(context: RunContext, text: str) -> bool:
-    try:
-        verdict = await context.deps.guard.check(
-            context.run.tenant_id, text, field="interaction.body"
-        )
-    except PromptInjectionError:
-        return True
-    return verdict.flagged
-
-
 async def _history(context: RunContext, name: str, customer: str) -> list[StoredInteraction]:
     histories = context.deps.histories
     if histories is None:
@@ -200,13 +189,13 @@ async def _passages(
         shown=_located,
     )
     shown: list[JsonDoc] = []
-    flagged = 0
+    withheld = 0
     for passage in found or []:
-        if await _flagged(context, passage.text):
-            flagged += 1
+        if await flagged(context, passage.text, "interaction.body"):
+            withheld += 1
         else:
             shown.append(_passage_document(passage))
-    return shown, flagged, ok
+    return shown, withheld, ok
 
 
 async def customer_insights_step(

@@ -29,13 +29,24 @@ from ai_orchestration.llm import (
     ChatMessage,
     Completion,
     CompletionRequest,
+    PromptInjectionError,
     TokenDelta,
 )
 from ai_orchestration.workflows._types import EventKind, JsonDoc
 from ai_orchestration.workflows.graphs._context import RunContext
 from ai_orchestration.workflows.graphs._json_text import JsonTextStream
 
-__all__ = ["TOOL_ERRORS", "Body", "Generation", "Node", "ask", "call_tool", "json_doc", "step"]
+__all__ = [
+    "TOOL_ERRORS",
+    "Body",
+    "Generation",
+    "Node",
+    "ask",
+    "call_tool",
+    "flagged",
+    "json_doc",
+    "step",
+]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -169,6 +180,17 @@ async def call_tool(
         return None, False
     await context.events.emit(EventKind.TOOL_RESULT, finished(_dumps(shown(result)), False))
     return result, True
+
+
+async def flagged(context: RunContext, text: str, field: str) -> bool:
+    """Whether the injection guard flags ``text`` (untrusted text from ``field``: a customer's
+    passage, a tool's answer), so that it is withheld from the model; refused under the BLOCK
+    policy counts as flagged."""
+    try:
+        verdict = await context.deps.guard.check(context.run.tenant_id, text, field=field)
+    except PromptInjectionError:
+        return True
+    return verdict.flagged
 
 
 async def _usage(context: RunContext, completion: Completion) -> None:
